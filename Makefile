@@ -1,0 +1,62 @@
+# The two commands of the README: `make demo` and `make test`. Both install missing Debian
+# packages first, so they work on a fresh Debian 12 machine.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+DEBIAN_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libboost-url1.81-dev \
+    nlohmann-json3-dev doctest-dev libssl-dev libsimdjson-dev libcli11-dev \
+    json-schema-test-suite curl ca-certificates openssl
+
+.PHONY: all deps build test unit-test asan-test install-test demo bench format clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWAFER_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Every test: the suite, the suite again under ASan+UBSan, then an install + find_package consumer.
+test: unit-test asan-test install-test
+
+unit-test: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+asan-test: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+	    -DWAFER_WERROR=ON -DWAFER_SANITIZE=address,undefined \
+	    -DWAFER_BUILD_EXAMPLES=OFF -DWAFER_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target wafer_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest --test-dir $(ASAN_BUILD) --output-on-failure
+
+install-test: build
+	rm -rf $(BUILD)/prefix $(BUILD)/consumer
+	cmake --install $(BUILD) --prefix $(CURDIR)/$(BUILD)/prefix
+	cmake -S tests/cmake_install_test -B $(BUILD)/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/$(BUILD)/prefix
+	cmake --build $(BUILD)/consumer -j$(JOBS)
+	$(BUILD)/consumer/wafer_consumer
+
+demo: build
+	$(BUILD)/examples/wafer-demo
+
+bench: build
+	bash bench/run.sh $(BUILD)
+
+format:
+	find agent tools tests examples bench -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
