@@ -1,0 +1,97 @@
+// The tool registry: registration (with schema compilation) and parallel dispatch of tool calls.
+#pragma once
+
+#include <wafer/tools/blocking_pool.hpp>
+#include <wafer/tools/dispatch.hpp>
+#include <wafer/tools/schema.hpp>
+#include <wafer/tools/tool.hpp>
+#include <wafer/tools/tool_result.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wafer::tools {
+
+/// Construction parameters of a registry.
+struct registry_params {
+    /// Threads of the blocking pool, created on the first blocking tool (0: hardware threads).
+    std::size_t blocking_threads = 4;
+    /// Use this pool instead of creating one (may be shared between registries).
+    std::shared_ptr<blocking_pool> pool;
+};
+
+/// A set of tools, and the dispatcher that runs a batch of calls against them.
+///
+/// Thread safety: distinct objects are independent. add() must not run concurrently with
+/// anything else on the same registry; once populated, const member functions (including
+/// async_dispatch) may be used concurrently from several coroutines.
+///
+/// Object lifetimes: the registry must outlive every dispatch it runs. Handlers that outlive
+/// their dispatch (an async handler that ignores cancellation, a blocking handler that ignores
+/// its stop token) keep the tool alive themselves; the blocking pool's destructor waits for
+/// running blocking handlers.
+class registry {
+public:
+    explicit registry(registry_params params = {});
+    ~registry();
+    registry(registry&&) noexcept;
+    registry& operator=(registry&&) noexcept;
+
+    /// Registers `t` and compiles its parameter schema.
+    ///
+    /// Errors: throws schema_error if the schema is malformed or uses an unsupported keyword,
+    /// std::invalid_argument if the name is empty, already registered, or not of the form
+    /// [A-Za-z0-9_-]{1,64} (what Chat Completions accepts), or if the handler is empty.
+    void add(tool t);
+
+    /// Tool definitions in registration order, for the request's `tools` array.
+    std::vector<tool_definition> definitions() const;
+    /// Registered names in registration order.
+    std::vector<std::string> names() const;
+    /// The tool named `name`, or nullptr.
+    const tool* find(std::string_view name) const;
+    /// The compiled schema of `name`, or nullptr.
+    const schema* find_schema(std::string_view name) const;
+    std::size_t size() const noexcept;
+    bool empty() const noexcept { return size() == 0; }
+
+    /// Runs the calls of one assistant message and returns their results in emission order.
+    ///
+    /// Every call starts as soon as the concurrency cap and sequential barriers allow, in
+    /// emission order. Each call is parsed, validated against its schema, then handled; every
+    /// failure (malformed JSON, schema violations with their paths, unknown tool with the list of
+    /// available ones, handler exception, timeout, cancellation) becomes a result with
+    /// `is_error == true` and a text the model can act on. This function does not throw for
+    /// tool failures.
+    ///
+    /// The dispatch completes on time even if a handler ignores cancellation: a timed-out or
+    /// cancelled call gets its result at once; the straggler's eventual output is dropped.
+    /// Async stragglers keep running on the executor; blocking stragglers keep their pool
+    /// thread (and an outstanding-work count on the executor, so io_context::run() returns only
+    /// after they end).
+    ///
+    /// Cancellation: terminal cancellation of the awaiting coroutine (its co_spawn slot)
+    /// cancels every running call (async handlers through their cancellation slot, blocking ones
+    /// through their stop token) and still *returns* a complete result: unfinished calls get a
+    /// `cancelled` result and dispatch_result::cancelled is set. Nothing is thrown.
+    ///
+    /// Thread safety: the awaiting coroutine's executor must not run handlers concurrently
+    /// (a single-threaded io_context or a strand); async handlers run on it too.
+    boost::asio::awaitable<dispatch_result>
+    async_dispatch(std::vector<tool_call_request> calls, dispatch_options options = {}) const;
+
+    /// Runs one call (a batch of one). Same error and cancellation rules as async_dispatch.
+    boost::asio::awaitable<tool_result>
+    async_call(tool_call_request call, dispatch_options options = {}) const;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace wafer::tools

@@ -1,0 +1,621 @@
+// Tool registration and batch dispatch.
+//
+// Dispatch design: one shared `batch` object per async_dispatch, touched only on the caller's
+// executor. Each call's result is *settled* exactly once, by whichever comes first: the handler
+// finishing, the call deadline, the batch deadline or the caller's cancellation. Handlers run
+// detached (co_spawn / pool post) and report back to the batch; a report for an already settled
+// call is dropped. This is what lets a dispatch complete on time even when a handler ignores
+// cancellation. The dispatching coroutine itself only waits on one timer, which doubles as the
+// batch deadline and as the "all calls settled" notification.
+#include <wafer/tools/registry.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <utility>
+
+namespace wafer::tools {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct registered {
+    tool t;
+    schema compiled;
+};
+
+bool valid_tool_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) {
+        return false;
+    }
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+bool handler_empty(const handler& h) {
+    return std::visit([](const auto& x) { return !static_cast<bool>(x.fn); }, h);
+}
+
+std::string quote_name(const std::string& s) {
+    return json(s).dump();
+}
+
+std::string ms_text(std::chrono::milliseconds d) {
+    return std::to_string(d.count()) + " ms";
+}
+
+// Runs a synchronous handler body and turns every outcome into a result; used inline and on
+// the blocking pool.
+tool_result run_sync(const sync_handler_fn& fn, const json& args, const call_context& ctx) {
+    tool_result r;
+    try {
+        tool_output out = fn(args, ctx);
+        r.content = std::move(out.content);
+        r.is_error = out.is_error;
+        r.status = out.is_error ? result_status::tool_error : result_status::ok;
+    } catch (const argument_error& e) {
+        r.content = "invalid arguments for tool " + quote_name(ctx.tool_name) + ": " + e.what();
+        r.is_error = true;
+        r.status = result_status::invalid_arguments;
+    } catch (const std::exception& e) {
+        r.content = "tool " + quote_name(ctx.tool_name) + " failed: " + e.what();
+        r.is_error = true;
+        r.status = result_status::handler_exception;
+    } catch (...) {
+        r.content = "tool " + quote_name(ctx.tool_name) + " failed with an unknown exception";
+        r.is_error = true;
+        r.status = result_status::handler_exception;
+    }
+    return r;
+}
+
+tool_result result_from_exception(std::exception_ptr e, const std::string& name) {
+    try {
+        std::rethrow_exception(std::move(e));
+    } catch (const argument_error& ex) {
+        return {
+            {},
+            {},
+            "invalid arguments for tool " + quote_name(name) + ": " + ex.what(),
+            true,
+            result_status::invalid_arguments,
+            false};
+    } catch (const std::exception& ex) {
+        return {
+            {},
+            {},
+            "tool " + quote_name(name) + " failed: " + ex.what(),
+            true,
+            result_status::handler_exception,
+            false};
+    } catch (...) {
+        return {
+            {},
+            {},
+            "tool " + quote_name(name) + " failed with an unknown exception",
+            true,
+            result_status::handler_exception,
+            false};
+    }
+}
+
+// A named coroutine (cpp-style P9) that keeps the registered tool alive while its handler runs.
+asio::awaitable<tool_output>
+run_async_handler(std::shared_ptr<const registered> t, json args, call_context ctx) {
+    const auto& h = std::get<async_handler>(t->t.fn);
+    co_return co_await h.fn(std::move(args), std::move(ctx));
+}
+
+enum class phase { waiting, running, done };
+
+struct call_state {
+    tool_call_request req;
+    std::shared_ptr<const registered> tool; // null: unknown tool
+    phase ph = phase::waiting;
+    tool_result result;
+    call_timing timing;
+    std::optional<asio::steady_timer> deadline;
+    std::optional<std::chrono::milliseconds> timeout;
+    asio::cancellation_signal cancel;
+    std::stop_source stop;
+    bool async_outstanding = false;
+};
+
+class batch : public std::enable_shared_from_this<batch> {
+public:
+    batch(
+        asio::any_io_executor ex,
+        dispatch_options opts,
+        std::shared_ptr<blocking_pool> pool,
+        std::string available
+    )
+        : ex_(std::move(ex)), opts_(std::move(opts)), pool_(std::move(pool)),
+          available_(std::move(available)), wake_(ex_) {}
+
+    void add(tool_call_request req, std::shared_ptr<const registered> t) {
+        auto& c = calls_.emplace_back(std::make_unique<call_state>());
+        c->req = std::move(req);
+        c->tool = std::move(t);
+        if (c->tool) {
+            c->timeout =
+                c->tool->t.options.timeout ? c->tool->t.options.timeout : opts_.call_timeout;
+        }
+    }
+
+    std::size_t size() const noexcept { return calls_.size(); }
+    bool all_done() const noexcept { return done_ == calls_.size(); }
+    asio::steady_timer& wake() noexcept { return wake_; }
+
+    // Starts every call the concurrency cap and the sequential barriers allow, in order.
+    void pump() {
+        if (pumping_) {
+            return; // the loop below re-reads the counters after each start
+        }
+        pumping_ = true;
+        while (!closed_ && next_ < calls_.size() && !barrier_) {
+            const call_state& c = *calls_[next_];
+            const bool seq = c.tool && c.tool->t.options.sequential;
+            if (seq && running_ > 0) {
+                break;
+            }
+            if (opts_.max_concurrency != 0 && running_ >= opts_.max_concurrency) {
+                break;
+            }
+            start(next_++);
+        }
+        pumping_ = false;
+    }
+
+    // Settles every unsettled call with a timeout or cancelled result and interrupts it.
+    void close_all(result_status why) {
+        closed_ = true;
+        for (std::size_t i = 0; i < calls_.size(); ++i) {
+            call_state& c = *calls_[i];
+            if (c.ph == phase::done) {
+                continue;
+            }
+            const bool started = c.ph == phase::running;
+            std::string text;
+            const std::string name = quote_name(c.req.name);
+            if (why == result_status::timeout) {
+                text = "tool " + name +
+                       (started ? " did not finish before the batch deadline ("
+                                : " did not start before the batch deadline (") +
+                       ms_text(*opts_.batch_timeout) + "); its result is lost";
+            } else {
+                text = "tool " + name +
+                       (started ? " was cancelled before it finished"
+                                : " was cancelled before it started");
+            }
+            settle(i, {{}, {}, std::move(text), true, why, false});
+            interrupt(c);
+        }
+    }
+
+    dispatch_result take_results() {
+        dispatch_result out;
+        out.results.reserve(calls_.size());
+        out.timings.reserve(calls_.size());
+        for (auto& c : calls_) {
+            out.results.push_back(std::move(c->result));
+            out.timings.push_back(c->timing);
+        }
+        return out;
+    }
+
+private:
+    void start(std::size_t i) {
+        call_state& c = *calls_[i];
+        c.ph = phase::running;
+        c.timing.started = clock_type::now();
+        c.timing.ran = true;
+        ++running_;
+        if (c.tool && c.tool->t.options.sequential) {
+            barrier_ = true;
+        }
+        notify_start(i);
+
+        if (!c.tool) {
+            std::string text = "unknown tool " + quote_name(c.req.name) + ". ";
+            text += available_.empty() ? std::string("No tools are available.")
+                                       : "Available tools: " + available_ + ".";
+            settle(i, {{}, {}, std::move(text), true, result_status::unknown_tool, false});
+            return;
+        }
+        json args;
+        if (!parse_and_validate(c, i, args)) {
+            return;
+        }
+        call_context ctx{c.req.id, c.req.name, c.stop.get_token()};
+        const handler& h = c.tool->t.fn;
+        if (const auto* inl = std::get_if<inline_handler>(&h)) {
+            // Inline handlers cannot be interrupted, so no deadline is armed for them.
+            settle(i, run_sync(inl->fn, args, ctx));
+            return;
+        }
+        arm_deadline(c, i);
+        if (std::holds_alternative<async_handler>(h)) {
+            c.async_outstanding = true;
+            asio::co_spawn(
+                ex_,
+                run_async_handler(c.tool, std::move(args), std::move(ctx)),
+                asio::bind_cancellation_slot(c.cancel.slot(), async_done{shared_from_this(), i})
+            );
+        } else {
+            // The work guard keeps the executor's io_context from running out of work before
+            // the pool posts the result back, even if the call was settled long before.
+            asio::post(
+                pool_->get_executor(),
+                blocking_job{
+                    c.tool,
+                    std::move(args),
+                    std::move(ctx),
+                    asio::prefer(ex_, asio::execution::outstanding_work.tracked),
+                    shared_from_this(),
+                    i}
+            );
+        }
+    }
+
+    bool parse_and_validate(call_state& c, std::size_t i, json& args) {
+        const std::string prefix = "invalid arguments for tool " + quote_name(c.req.name) + ": ";
+        const auto& text = c.req.arguments;
+        // Models send "" for tools without parameters; read it as an empty object.
+        if (std::all_of(text.begin(), text.end(), [](char ch) {
+                return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+            })) {
+            args = json::object();
+        } else {
+            try {
+                args = json::parse(text);
+            } catch (const json::parse_error& e) {
+                settle(
+                    i,
+                    {{},
+                     {},
+                     prefix + "the arguments are not valid JSON (" + e.what() +
+                         "). Send one JSON object that matches the tool's parameters schema.",
+                     true,
+                     result_status::invalid_arguments,
+                     false}
+                );
+                return false;
+            }
+        }
+        auto errors = c.tool->compiled.validate(args, opts_.max_reported_violations + 1);
+        if (errors.empty()) {
+            return true;
+        }
+        std::string text_out = prefix + "the arguments do not match the parameters schema:";
+        const std::size_t shown = std::min(errors.size(), opts_.max_reported_violations);
+        for (std::size_t k = 0; k < shown; ++k) {
+            text_out += "\n- " + errors[k].to_string();
+        }
+        if (errors.size() > shown) {
+            text_out += "\n- (more violations not shown)";
+        }
+        settle(i, {{}, {}, std::move(text_out), true, result_status::invalid_arguments, false});
+        return false;
+    }
+
+    void arm_deadline(call_state& c, std::size_t i) {
+        if (!c.timeout) {
+            return;
+        }
+        c.deadline.emplace(ex_, *c.timeout);
+        c.deadline->async_wait([self = shared_from_this(), i](boost::system::error_code ec) {
+            if (!ec) {
+                self->on_call_deadline(i);
+            }
+        });
+    }
+
+    void on_call_deadline(std::size_t i) {
+        call_state& c = *calls_[i];
+        if (c.ph != phase::running) {
+            return;
+        }
+        settle(
+            i,
+            {{},
+             {},
+             "tool " + quote_name(c.req.name) + " timed out after " + ms_text(*c.timeout) +
+                 " and was abandoned",
+             true,
+             result_status::timeout,
+             false}
+        );
+        interrupt(c);
+    }
+
+    // Asks a running handler to stop: stop token for everyone, cancellation slot for async ones.
+    static void interrupt(call_state& c) {
+        c.stop.request_stop();
+        if (c.async_outstanding) {
+            c.cancel.emit(asio::cancellation_type::terminal);
+        }
+    }
+
+    struct async_done {
+        std::shared_ptr<batch> self;
+        std::size_t i;
+
+        void operator()(std::exception_ptr e, tool_output out) {
+            call_state& c = *self->calls_[i];
+            c.async_outstanding = false;
+            if (c.ph != phase::done) {
+                tool_result r;
+                if (e) {
+                    r = result_from_exception(e, c.req.name);
+                } else {
+                    r.content = std::move(out.content);
+                    r.is_error = out.is_error;
+                    r.status = out.is_error ? result_status::tool_error : result_status::ok;
+                }
+                self->settle(i, std::move(r));
+            }
+            // co_spawn (1.81) still touches the cancellation state living in our signal's
+            // slot after this handler returns: release the batch later, not here.
+            asio::post(self->ex_, [keep = std::move(self)] {});
+        }
+    };
+
+    struct blocking_job {
+        std::shared_ptr<const registered> tool;
+        json args;
+        call_context ctx;
+        asio::any_io_executor home; // tracks outstanding work
+        std::shared_ptr<batch> self;
+        std::size_t i;
+
+        void operator()() {
+            tool_result r;
+            // Settled (timed out or cancelled) while queued behind busy threads: do not run.
+            if (!ctx.stop.stop_requested()) {
+                r = run_sync(std::get<blocking_handler>(tool->t.fn).fn, args, ctx);
+            }
+            // Hand everything back to the caller's executor; nothing of the batch is released
+            // on the pool thread.
+            auto ex = home;
+            asio::post(
+                ex,
+                [self_ = std::move(self), i_ = i, r_ = std::move(r), w = std::move(home)](
+                ) mutable { self_->on_blocking_done(i_, std::move(r_)); }
+            );
+        }
+    };
+
+    void on_blocking_done(std::size_t i, tool_result r) {
+        if (calls_[i]->ph != phase::done) {
+            settle(i, std::move(r));
+        }
+    }
+
+    void settle(std::size_t i, tool_result r) {
+        call_state& c = *calls_[i];
+        if (c.ph == phase::done) {
+            return;
+        }
+        const bool was_running = c.ph == phase::running;
+        c.ph = phase::done;
+        c.timing.finished = clock_type::now();
+        if (!was_running) {
+            c.timing.started = c.timing.finished;
+            c.timing.ran = false;
+        }
+        if (c.deadline) {
+            c.deadline->cancel();
+        }
+        r.tool_call_id = c.req.id;
+        r.name = c.req.name;
+        std::size_t cap = opts_.output_cap;
+        if (c.tool && c.tool->t.options.output_cap != 0) {
+            cap = c.tool->t.options.output_cap;
+        }
+        r.truncated = truncate_output(r.content, cap);
+        c.result = std::move(r);
+        ++done_;
+        if (was_running) {
+            --running_;
+            if (c.tool && c.tool->t.options.sequential) {
+                barrier_ = false;
+            }
+        }
+        notify_finish(i, c.result);
+        if (all_done()) {
+            wake_.cancel(); // wakes the dispatching coroutine
+        } else {
+            pump();
+        }
+    }
+
+    void notify_start(std::size_t i) noexcept {
+        if (opts_.observer.on_start) {
+            try {
+                opts_.observer.on_start(i);
+            } catch (...) { // NOLINT(bugprone-empty-catch): documented as swallowed
+            }
+        }
+    }
+
+    void notify_finish(std::size_t i, const tool_result& r) noexcept {
+        if (opts_.observer.on_finish) {
+            try {
+                opts_.observer.on_finish(i, r);
+            } catch (...) { // NOLINT(bugprone-empty-catch): documented as swallowed
+            }
+        }
+    }
+
+    asio::any_io_executor ex_;
+    dispatch_options opts_;
+    std::shared_ptr<blocking_pool> pool_;
+    std::string available_;
+    asio::steady_timer wake_;
+    std::vector<std::unique_ptr<call_state>> calls_;
+    std::size_t next_ = 0;
+    std::size_t running_ = 0;
+    std::size_t done_ = 0;
+    bool barrier_ = false; // a sequential call is running
+    bool closed_ = false;  // batch deadline or cancellation: start nothing more
+    bool pumping_ = false;
+};
+
+} // namespace
+
+struct registry::impl {
+    registry_params params;
+    std::vector<std::shared_ptr<const registered>> tools; // registration order
+    std::map<std::string, std::shared_ptr<const registered>, std::less<>> by_name;
+    std::shared_ptr<blocking_pool> pool;
+};
+
+registry::registry(registry_params params) : impl_(std::make_shared<impl>()) {
+    impl_->pool = params.pool;
+    impl_->params = std::move(params);
+}
+
+registry::~registry() = default;
+registry::registry(registry&&) noexcept = default;
+registry& registry::operator=(registry&&) noexcept = default;
+
+void registry::add(tool t) {
+    if (!valid_tool_name(t.name)) {
+        throw std::invalid_argument(
+            "tool name " + quote_name(t.name) + " must match [A-Za-z0-9_-]{1,64}"
+        );
+    }
+    if (impl_->by_name.count(t.name) != 0) {
+        throw std::invalid_argument("tool " + quote_name(t.name) + " is already registered");
+    }
+    if (handler_empty(t.fn)) {
+        throw std::invalid_argument("tool " + quote_name(t.name) + " has no handler");
+    }
+    schema compiled;
+    try {
+        compiled = schema::compile(t.parameters);
+    } catch (const schema_error& e) {
+        throw schema_error("tool " + quote_name(t.name) + ": parameters schema: " + e.what());
+    }
+    if (std::holds_alternative<blocking_handler>(t.fn) && !impl_->pool) {
+        impl_->pool = std::make_shared<blocking_pool>(impl_->params.blocking_threads);
+    }
+    auto entry = std::make_shared<const registered>(registered{std::move(t), std::move(compiled)});
+    impl_->by_name.emplace(entry->t.name, entry);
+    impl_->tools.push_back(std::move(entry));
+}
+
+std::vector<tool_definition> registry::definitions() const {
+    std::vector<tool_definition> out;
+    out.reserve(impl_->tools.size());
+    for (const auto& r : impl_->tools) {
+        out.push_back(r->t.definition());
+    }
+    return out;
+}
+
+std::vector<std::string> registry::names() const {
+    std::vector<std::string> out;
+    out.reserve(impl_->tools.size());
+    for (const auto& r : impl_->tools) {
+        out.push_back(r->t.name);
+    }
+    return out;
+}
+
+const tool* registry::find(std::string_view name) const {
+    auto it = impl_->by_name.find(name);
+    return it == impl_->by_name.end() ? nullptr : &it->second->t;
+}
+
+const schema* registry::find_schema(std::string_view name) const {
+    auto it = impl_->by_name.find(name);
+    return it == impl_->by_name.end() ? nullptr : &it->second->compiled;
+}
+
+std::size_t registry::size() const noexcept {
+    return impl_->tools.size();
+}
+
+asio::awaitable<dispatch_result>
+registry::async_dispatch(std::vector<tool_call_request> calls, dispatch_options options) const {
+    // We always return a result, so cancellation must not turn our own waits into exceptions.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    auto ex = co_await asio::this_coro::executor;
+
+    std::string available;
+    for (const auto& r : impl_->tools) {
+        available += (available.empty() ? "" : ", ") + r->t.name;
+    }
+    const auto batch_timeout = options.batch_timeout;
+    auto b = std::make_shared<batch>(ex, std::move(options), impl_->pool, std::move(available));
+    for (auto& c : calls) {
+        auto it = impl_->by_name.find(c.name);
+        b->add(std::move(c), it == impl_->by_name.end() ? nullptr : it->second);
+    }
+    if (batch_timeout) {
+        b->wake().expires_after(*batch_timeout);
+    } else {
+        b->wake().expires_at(clock_type::time_point::max());
+    }
+
+    bool cancelled = false;
+    bool timed_out = false;
+    b->pump();
+    while (!b->all_done()) {
+        if (cs.cancelled() != asio::cancellation_type::none) {
+            cancelled = true;
+            b->close_all(result_status::cancelled);
+            break;
+        }
+        auto [ec] = co_await b->wake().async_wait(asio::as_tuple(asio::use_awaitable));
+        if (cs.cancelled() != asio::cancellation_type::none) {
+            cancelled = true;
+            b->close_all(result_status::cancelled);
+            break;
+        }
+        if (!ec) { // the timer expired: batch deadline
+            timed_out = true;
+            b->close_all(result_status::timeout);
+            break;
+        }
+        // operation_aborted without cancellation: a notification; re-check.
+    }
+    dispatch_result out = b->take_results();
+    out.cancelled = cancelled;
+    out.batch_timed_out = timed_out;
+    co_return out;
+}
+
+asio::awaitable<tool_result>
+registry::async_call(tool_call_request call, dispatch_options options) const {
+    std::vector<tool_call_request> one;
+    one.push_back(std::move(call));
+    auto r = co_await async_dispatch(std::move(one), std::move(options));
+    co_return std::move(r.results.front());
+}
+
+} // namespace wafer::tools
