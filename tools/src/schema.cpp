@@ -54,6 +54,7 @@ struct node {
 
     std::uint8_t types = 0; // 0: any type
     std::map<std::string, const node*, std::less<>> properties;
+    std::vector<std::pair<std::regex, const node*>> pattern_properties;
     std::vector<std::string> required;
     const node* additional_properties = nullptr;
     std::vector<const node*> prefix_items;
@@ -262,6 +263,16 @@ private:
                         name, compile_sub(sub, kloc + "/" + escape_token(name), in_resource)
                     );
                 }
+            } else if (kw == "patternProperties") {
+                if (!v.is_object()) {
+                    fail(kloc, "patternProperties must be an object");
+                }
+                for (const auto& [re, sub] : v.items()) {
+                    const std::string sloc = kloc + "/" + escape_token(re);
+                    n.pattern_properties.emplace_back(
+                        compile_regex(re, sloc), compile_sub(sub, sloc, in_resource)
+                    );
+                }
             } else if (kw == "required") {
                 if (!v.is_array()) {
                     fail(kloc, "required must be an array of strings");
@@ -354,16 +365,20 @@ private:
                     fail(kloc, "pattern must be a string");
                 }
                 n.pattern_source = v.get<std::string>();
-                try {
-                    n.pattern.emplace(n.pattern_source, std::regex::ECMAScript);
-                } catch (const std::regex_error& e) {
-                    fail(kloc, "pattern is not a valid ECMAScript regex: " + std::string(e.what()));
-                }
+                n.pattern = compile_regex(n.pattern_source, kloc);
             } else {
                 fail(kloc, "unsupported keyword '" + kw + "'");
             }
         }
         return &n;
+    }
+
+    static std::regex compile_regex(const std::string& re, const std::string& loc) {
+        try {
+            return std::regex(re, std::regex::ECMAScript);
+        } catch (const std::regex_error& e) {
+            fail(loc, "not a valid ECMAScript regex " + json(re).dump() + ": " + e.what());
+        }
     }
 
     std::uint8_t parse_types(const json& v, const std::string& loc) {
@@ -640,14 +655,32 @@ private:
             }
         }
         for (const auto& [key, value] : v.items()) {
+            bool matched = false;
             if (auto it = n.properties.find(key); it != n.properties.end()) {
+                matched = true;
                 if (!check_child(*it->second, value, key, depth)) {
                     ok = false;
                     if (!collecting()) {
                         return false;
                     }
                 }
-            } else if (n.additional_properties != nullptr) {
+            }
+            for (const auto& [re, sub] : n.pattern_properties) {
+                if (!std::regex_search(key, re)) {
+                    continue;
+                }
+                matched = true;
+                if (!check_child(*sub, value, key, depth)) {
+                    ok = false;
+                    if (!collecting()) {
+                        return false;
+                    }
+                }
+            }
+            if (matched) {
+                continue;
+            }
+            if (n.additional_properties != nullptr) {
                 const node& ap = *n.additional_properties;
                 if (ap.boolean && !*ap.boolean) {
                     // Friendlier than "no value is allowed here" on the property itself.
