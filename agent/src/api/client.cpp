@@ -1,0 +1,528 @@
+// api::client: request building, the retry loop, and the non-streaming operations.
+#include <wafer/api/client.hpp>
+#include <wafer/api/error_body.hpp>
+#include <wafer/api/retry_policy.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <random>
+
+#include "detail/http_connection.hpp"
+#include "detail/http_pool.hpp"
+#include "detail/http_stream_state.hpp"
+#include "detail/proxy.hpp"
+#include "detail/tls_context.hpp"
+
+// GCC 12 reports a false -Wmismatched-new-delete on asio's coroutine frame allocator for some
+// coroutines (GCC bug 109224); the frame's operator new/delete do match.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace wafer::api {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t max_error_body = 1024 * 1024;
+
+asio::awaitable<void> default_sleep(std::chrono::milliseconds d) {
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec; // cancellation is checked by the caller
+}
+
+asio::awaitable<bool> cancelled_now() {
+    auto cs = co_await asio::this_coro::cancellation_state;
+    co_return cs.cancelled() != asio::cancellation_type::none;
+}
+
+// A request as the retry loop sees it.
+struct request_spec {
+    std::string method;
+    std::string path; // e.g. "/v1/chat/completions"
+    std::string body; // empty for GET
+    bool stream = false;
+    std::chrono::milliseconds connect_timeout{};
+    std::chrono::milliseconds read_timeout{};
+    int max_retries = 0;
+};
+
+} // namespace
+
+struct client::impl {
+    asio::any_io_executor ex;
+    client_config cfg;
+    endpoint ep;
+    std::string pool_key;
+    std::optional<detail::proxy_target> proxy;
+    std::shared_ptr<asio::ssl::context> tls;
+    std::shared_ptr<detail::http_pool> pool;
+    std::mt19937_64 rng{std::random_device{}()};
+
+    impl(asio::any_io_executor e, client_config c) : ex(std::move(e)), cfg(std::move(c)) {
+        error_code ec;
+        ep = parse_base_url(cfg.base_url, ec);
+        if (ec) {
+            diagnostics d;
+            d.detail = "malformed base_url";
+            throw wafer::error(ec, d);
+        }
+        pool_key =
+            std::string(ep.tls ? "https://" : "http://") + ep.host + ":" + std::to_string(ep.port);
+        if (cfg.proxy && !cfg.proxy->url.empty()) {
+            const bool applies =
+                cfg.proxy->from_environment ? ep.tls && !is_loopback_host(ep.host) : true;
+            if (applies && !bypasses_proxy(ep.host, ep.port, cfg.no_proxy)) {
+                proxy = detail::parse_proxy_url(cfg.proxy->url);
+                if (!proxy) {
+                    diagnostics d;
+                    d.detail = "malformed proxy URL";
+                    throw wafer::error(make_error_code(errc::invalid_request), d);
+                }
+            }
+        }
+        tls = detail::make_tls_context(cfg.verify_tls, cfg.ca_file, ec);
+        if (ec) {
+            diagnostics d;
+            d.detail = "TLS setup: " + ec.message();
+            throw wafer::error(make_error_code(errc::tls_failed), d);
+        }
+        pool = std::make_shared<detail::http_pool>(
+            cfg.max_idle_connections, cfg.idle_connection_timeout
+        );
+        if (!cfg.sleep) {
+            cfg.sleep = default_sleep;
+        }
+        if (!cfg.random) {
+            cfg.random = [this] {
+                return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+            };
+        }
+        if (!cfg.now) {
+            cfg.now = [] {
+                return std::chrono::system_clock::now();
+            };
+        }
+        if (cfg.read_buffer_bytes < 4096) {
+            cfg.read_buffer_bytes = 4096;
+        }
+    }
+
+    std::string build_request(const request_spec& spec, int retries) const {
+        std::string r;
+        r.reserve(512 + spec.body.size());
+        r += spec.method;
+        r += ' ';
+        r += ep.path_prefix;
+        r += spec.path;
+        r += " HTTP/1.1\r\nHost: ";
+        const bool v6 = ep.host.find(':') != std::string::npos;
+        r += v6 ? "[" + ep.host + "]" : ep.host;
+        if (ep.port != (ep.tls ? 443 : 80)) {
+            r += ':' + std::to_string(ep.port);
+        }
+        r += "\r\nUser-Agent: wafer/" WAFER_VERSION_STRING "\r\nAccept: ";
+        r += spec.stream ? "text/event-stream" : "application/json";
+        r += "\r\n";
+        if (!cfg.api_key.empty()) {
+            r += "Authorization: Bearer " + cfg.api_key + "\r\n";
+        }
+        if (cfg.send_retry_count) {
+            r += "x-stainless-retry-count: " + std::to_string(retries) + "\r\n";
+        }
+        for (const auto& [name, value] : cfg.headers) {
+            r += name + ": " + value + "\r\n";
+        }
+        if (spec.method != "GET") {
+            r += "Content-Type: application/json\r\nContent-Length: " +
+                 std::to_string(spec.body.size()) + "\r\n";
+        }
+        r += "\r\n";
+        r += spec.body;
+        return r;
+    }
+
+    // Reads a whole body into `out` (cap `cap`).
+    static asio::awaitable<error_code> read_body(
+        detail::http_connection& conn,
+        const detail::response_head& head,
+        std::string& out,
+        std::size_t cap,
+        std::chrono::milliseconds timeout
+    ) {
+        detail::http_body_decoder body;
+        body.reset(head.framing, head.content_length);
+        for (;;) {
+            if (conn.size() > 0 && !body.done()) {
+                error_code bec;
+                auto n = body.feed(
+                    conn.data(), conn.size(), [&out](std::string_view d) { out += d; }, bec
+                );
+                conn.consume(n);
+                if (bec) {
+                    co_return bec;
+                }
+                if (out.size() > cap) {
+                    co_return make_error_code(errc::response_too_large);
+                }
+            }
+            if (body.done()) {
+                co_return error_code{};
+            }
+            auto ec = co_await conn.async_fill(timeout);
+            if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+                if (body.on_eof()) {
+                    co_return error_code{};
+                }
+                co_return make_error_code(errc::connection_failed);
+            }
+            if (ec) {
+                co_return detail::map_io_error(ec, false);
+            }
+        }
+    }
+
+    // One attempt up to the response head. On success `conn` holds the connection.
+    static asio::awaitable<error_code> attempt(
+        std::shared_ptr<impl> self,
+        const request_spec& spec,
+        int retries,
+        std::unique_ptr<detail::http_connection>& conn,
+        detail::response_head& head,
+        diagnostics& diag
+    ) {
+        const std::string bytes = self->build_request(spec, retries);
+        conn = self->pool->take(self->pool_key);
+        for (int tries = 0;; ++tries) {
+            if (!conn) {
+                conn = std::make_unique<detail::http_connection>(
+                    self->ex, self->tls, self->cfg.read_buffer_bytes
+                );
+                conn->key = self->pool_key;
+                detail::connect_params p{
+                    self->ep.tls,
+                    self->ep.host,
+                    self->ep.port,
+                    self->cfg.verify_tls,
+                    self->proxy,
+                    spec.connect_timeout};
+                std::string why;
+                auto cec = co_await conn->async_connect(std::move(p), why);
+                if (cec) {
+                    conn.reset();
+                    diag.detail = std::move(why);
+                    co_return cec;
+                }
+                self->pool->note_connect();
+            }
+            bool got_bytes = false;
+            auto ec = co_await conn->async_write(bytes, spec.read_timeout);
+            const char* phase = "write request";
+            if (!ec) {
+                phase = "read response head";
+                ec = co_await conn->async_read_head(head, spec.read_timeout, got_bytes);
+            }
+            if (!ec) {
+                co_return error_code{};
+            }
+            const bool stale =
+                conn->reused && !got_bytes && tries == 0 && ec != boost::beast::error::timeout &&
+                ec != asio::error::operation_aborted && ec.category() != error_category();
+            conn.reset(); // an errored connection is never reused
+            if (stale) {
+                continue; // the server closed an idle keep-alive connection: retry on a fresh one
+            }
+            if (ec.category() != error_category()) {
+                diag.detail = std::string(phase) + ": " + ec.message();
+                co_return detail::map_io_error(ec, false);
+            }
+            diag.detail = phase;
+            co_return ec;
+        }
+    }
+
+    // The retry loop. On success (2xx head) returns with `conn` and `head` set.
+    static asio::awaitable<error_code> exchange(
+        std::shared_ptr<impl> self,
+        request_spec spec,
+        std::unique_ptr<detail::http_connection>& conn,
+        detail::response_head& head,
+        diagnostics& diag
+    ) {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        for (int retries = 0;; ++retries) {
+            diag = diagnostics{};
+            diag.attempts = retries + 1;
+            head = detail::response_head{};
+            auto ec = co_await attempt(self, spec, retries, conn, head, diag);
+            if (ec == errc::cancelled || co_await cancelled_now()) {
+                conn.reset();
+                diag.detail = "cancelled";
+                co_return make_error_code(errc::cancelled);
+            }
+            attempt_outcome outcome;
+            if (ec) {
+                if (ec == errc::invalid_request || ec == errc::response_too_large) {
+                    co_return ec;
+                }
+                outcome.transport_error = true;
+            } else if (head.status >= 200 && head.status < 300) {
+                co_return error_code{};
+            } else {
+                std::string body;
+                auto bec = co_await read_body(
+                    *conn,
+                    head,
+                    body,
+                    std::min(self->cfg.max_response_bytes, max_error_body),
+                    spec.read_timeout
+                );
+                if (!bec && head.keep_alive &&
+                    head.framing != detail::http_body_decoder::framing::until_eof) {
+                    self->pool->put(std::move(conn));
+                }
+                conn.reset();
+                if (co_await cancelled_now()) {
+                    co_return make_error_code(errc::cancelled);
+                }
+                ec = make_error_code(
+                    read_error_response(head.status, head.headers, body, diag, self->cfg.now())
+                );
+                outcome.status = head.status;
+                outcome.should_retry = find_header(head.headers, "x-should-retry");
+                outcome.retry_after_ms = find_header(head.headers, "retry-after-ms");
+                outcome.retry_after = find_header(head.headers, "retry-after");
+            }
+            retry_config rc = self->cfg.retry;
+            rc.max_retries = spec.max_retries;
+            const auto decision =
+                decide_retry(rc, retries, outcome, self->cfg.random(), self->cfg.now());
+            redact(diag, self->cfg.api_key);
+            if (!decision.retry) {
+                co_return ec;
+            }
+            co_await self->cfg.sleep(decision.delay);
+            if (co_await cancelled_now()) {
+                diag.detail = "cancelled";
+                co_return make_error_code(errc::cancelled);
+            }
+        }
+    }
+
+    request_spec spec(std::string method, std::string path, std::string body, bool stream) const {
+        return request_spec{
+            std::move(method),
+            std::move(path),
+            std::move(body),
+            stream,
+            cfg.timeouts.connect,
+            cfg.timeouts.read,
+            cfg.retry.max_retries};
+    }
+
+    // Runs a request and reads its whole 2xx body.
+    static asio::awaitable<error_code>
+    fetch(std::shared_ptr<impl> self, request_spec s, std::string& body, diagnostics& diag) {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        std::unique_ptr<detail::http_connection> conn;
+        detail::response_head head;
+        const auto read_timeout = s.read_timeout;
+        auto ec = co_await exchange(self, std::move(s), conn, head, diag);
+        if (ec) {
+            co_return ec;
+        }
+        ec = co_await read_body(*conn, head, body, self->cfg.max_response_bytes, read_timeout);
+        if (ec) {
+            conn.reset();
+            if (co_await cancelled_now()) {
+                co_return make_error_code(errc::cancelled);
+            }
+            diag.detail = "read response body";
+            co_return ec.category() == error_category() ? ec
+                                                        : make_error_code(errc::connection_failed);
+        }
+        if (head.keep_alive && head.framing != detail::http_body_decoder::framing::until_eof) {
+            conn->reused = false;
+            self->pool->put(std::move(conn));
+        }
+        diag.http_status = head.status;
+        read_error_headers(head.headers, diag, self->cfg.now()); // request id, rate limits
+        co_return error_code{};
+    }
+
+    static asio::awaitable<error_code>
+    create(std::shared_ptr<impl> self, chat_request req, chat_response& out, diagnostics& diag) {
+        req.stream.reset();
+        req.stream_options.reset();
+        std::string body;
+        auto ec = co_await fetch(
+            self, self->spec("POST", "/v1/chat/completions", serialize(req), false), body, diag
+        );
+        if (ec) {
+            co_return ec;
+        }
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) {
+            diag.detail = "response body is not a JSON object";
+            co_return make_error_code(errc::invalid_response);
+        }
+        try {
+            out = j.get<chat_response>();
+        } catch (const std::exception& e) {
+            diag.detail = std::string("unexpected response shape: ") + e.what();
+            redact(diag, self->cfg.api_key);
+            co_return make_error_code(errc::invalid_response);
+        }
+        co_return error_code{};
+    }
+
+    static asio::awaitable<error_code>
+    stream(std::shared_ptr<impl> self, chat_request req, chat_stream& out, diagnostics& diag) {
+        req.stream = true;
+        if (!req.stream_options) {
+            req.stream_options = api::stream_options{};
+        }
+        req.stream_options->include_usage = true;
+        auto st = std::make_unique<detail::http_stream_state>();
+        auto ec = co_await exchange(
+            self,
+            self->spec("POST", "/v1/chat/completions", serialize(req), true),
+            st->conn,
+            st->head,
+            diag
+        );
+        if (ec) {
+            co_return ec;
+        }
+        st->pool = self->pool;
+        st->body.reset(st->head.framing, st->head.content_length);
+        st->diag.http_status = st->head.status;
+        st->diag.attempts = diag.attempts;
+        read_error_headers(st->head.headers, st->diag, self->cfg.now());
+        st->secret = self->cfg.api_key;
+        st->read_timeout = self->cfg.timeouts.read;
+        st->max_bytes = self->cfg.max_response_bytes;
+        diag = st->diag;
+        out = chat_stream(std::move(st));
+        co_return error_code{};
+    }
+
+    static asio::awaitable<error_code>
+    models(std::shared_ptr<impl> self, std::vector<model_info>& out, diagnostics& diag) {
+        std::string body;
+        auto ec = co_await fetch(self, self->spec("GET", "/v1/models", {}, false), body, diag);
+        if (ec) {
+            co_return ec;
+        }
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        const nlohmann::json* data = nullptr;
+        if (!j.is_discarded() && j.is_object()) {
+            if (auto it = j.find("data"); it != j.end() && it->is_array()) {
+                data = &*it;
+            }
+        }
+        if (!data) {
+            diag.detail = "models response has no data array";
+            co_return make_error_code(errc::invalid_response);
+        }
+        out.clear();
+        for (const auto& m : *data) {
+            if (!m.is_object()) {
+                continue;
+            }
+            model_info info;
+            info.id = m.value("id", std::string());
+            info.object = m.value("object", std::string());
+            if (auto c = m.find("created"); c != m.end() && c->is_number_integer()) {
+                info.created = c->get<std::int64_t>();
+            }
+            info.owned_by = m.value("owned_by", std::string());
+            out.push_back(std::move(info));
+        }
+        co_return error_code{};
+    }
+
+    static asio::awaitable<void> warm(std::shared_ptr<impl> self) {
+        request_spec s = self->spec("GET", "/v1/tcp_warming", {}, false);
+        s.connect_timeout = std::min(s.connect_timeout, std::chrono::milliseconds(1000));
+        s.read_timeout = std::min(s.read_timeout, std::chrono::milliseconds(1000));
+        s.max_retries = 0;
+        std::string body;
+        diagnostics diag;
+        co_await fetch(self, std::move(s), body, diag); // errors are swallowed by design
+    }
+};
+
+client::client(asio::any_io_executor ex, client_config cfg)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(cfg))) {}
+client::~client() = default;
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+
+asio::any_io_executor client::get_executor() const noexcept {
+    return impl_->ex;
+}
+const client_config& client::config() const noexcept {
+    return impl_->cfg;
+}
+
+asio::awaitable<error_code>
+client::async_create(chat_request req, chat_response& out, diagnostics& diag) {
+    return impl::create(impl_, std::move(req), out, diag);
+}
+
+asio::awaitable<chat_response> client::async_create(chat_request req) {
+    chat_response out;
+    diagnostics diag;
+    auto ec = co_await impl::create(impl_, std::move(req), out, diag);
+    throw_on_error(ec, diag);
+    co_return out;
+}
+
+asio::awaitable<error_code>
+client::async_stream(chat_request req, chat_stream& out, diagnostics& diag) {
+    return impl::stream(impl_, std::move(req), out, diag);
+}
+
+asio::awaitable<chat_stream> client::async_stream(chat_request req) {
+    chat_stream out;
+    diagnostics diag;
+    auto ec = co_await impl::stream(impl_, std::move(req), out, diag);
+    throw_on_error(ec, diag);
+    co_return out;
+}
+
+asio::awaitable<error_code> client::async_models(std::vector<model_info>& out, diagnostics& diag) {
+    return impl::models(impl_, out, diag);
+}
+
+asio::awaitable<std::vector<model_info>> client::async_models() {
+    std::vector<model_info> out;
+    diagnostics diag;
+    auto ec = co_await impl::models(impl_, out, diag);
+    throw_on_error(ec, diag);
+    co_return out;
+}
+
+void client::warm_up() {
+    asio::co_spawn(impl_->ex, impl::warm(impl_), asio::detached);
+}
+
+std::size_t client::idle_connections() const noexcept {
+    return impl_->pool->idle_count();
+}
+std::size_t client::connections_opened() const noexcept {
+    return impl_->pool->opened();
+}
+
+} // namespace wafer::api

@@ -1,0 +1,281 @@
+#include "detail/http_connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <cstring>
+
+namespace wafer::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+asio::awaitable<bool> cancelled_now() {
+    auto cs = co_await asio::this_coro::cancellation_state;
+    co_return cs.cancelled() != asio::cancellation_type::none;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c + 32);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+error_code map_io_error(const error_code& ec, bool during_tls) noexcept {
+    if (ec == beast::error::timeout) {
+        return make_error_code(errc::timeout);
+    }
+    if (ec == asio::error::operation_aborted) {
+        return make_error_code(errc::cancelled);
+    }
+    if (during_tls && (ec.category() == asio::error::get_ssl_category() ||
+                       ec == asio::ssl::error::stream_truncated)) {
+        return make_error_code(errc::tls_failed);
+    }
+    return make_error_code(errc::connection_failed);
+}
+
+http_connection::http_connection(
+    asio::any_io_executor ex, std::shared_ptr<asio::ssl::context> ctx, std::size_t buffer_size
+)
+    : ctx_(std::move(ctx)), stream_(std::move(ex), *ctx_), buf_(buffer_size) {}
+
+http_connection::~http_connection() {
+    close();
+}
+
+void http_connection::close() noexcept {
+    error_code ignored;
+    auto& sock = beast::get_lowest_layer(stream_).socket();
+    if (sock.is_open()) {
+        sock.shutdown(tcp::socket::shutdown_both, ignored);
+        sock.close(ignored);
+    }
+}
+
+bool http_connection::is_open() const noexcept {
+    return beast::get_lowest_layer(stream_).socket().is_open();
+}
+
+void http_connection::park() noexcept {
+    beast::get_lowest_layer(stream_).expires_never();
+}
+
+asio::awaitable<error_code> http_connection::async_connect(connect_params p, std::string& detail) {
+    tls_ = p.tls;
+    const std::string& dial_host = p.proxy ? p.proxy->host : p.host;
+    const unsigned short dial_port = p.proxy ? p.proxy->port : p.port;
+    const auto deadline = std::chrono::steady_clock::now() + p.timeout;
+
+    // Resolution has no deadline of its own: race it against a timer.
+    tcp::resolver resolver(stream_.get_executor());
+    asio::steady_timer timer(stream_.get_executor(), deadline);
+    auto [order, rec, results, tec] =
+        co_await asio::experimental::make_parallel_group(
+            resolver.async_resolve(dial_host, std::to_string(dial_port), asio::deferred),
+            timer.async_wait(asio::deferred)
+        )
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    (void)tec;
+    if (co_await cancelled_now()) {
+        co_return make_error_code(errc::cancelled);
+    }
+    if (order[0] == 1) {
+        detail = "resolve " + dial_host + ": timed out";
+        co_return make_error_code(errc::timeout);
+    }
+    if (rec) {
+        detail = "resolve " + dial_host + ": " + rec.message();
+        co_return make_error_code(errc::resolve_failed);
+    }
+
+    auto& lowest = beast::get_lowest_layer(stream_);
+    lowest.expires_at(deadline);
+    auto [cec, ep] = co_await lowest.async_connect(results, use_nothrow);
+    (void)ep;
+    if (cec) {
+        detail = "connect " + dial_host + ":" + std::to_string(dial_port) + ": " + cec.message();
+        co_return map_io_error(cec, false);
+    }
+    error_code ignored;
+    lowest.socket().set_option(tcp::no_delay(true), ignored);
+
+    if (p.proxy) {
+        lowest.expires_at(deadline);
+        auto [wec, wn] = co_await asio::async_write(
+            lowest, asio::buffer(connect_request(*p.proxy, p.host, p.port)), use_nothrow
+        );
+        (void)wn;
+        if (wec) {
+            detail = "proxy CONNECT: " + wec.message();
+            co_return wec == beast::error::timeout || wec == asio::error::operation_aborted
+                ? map_io_error(wec, false)
+                : make_error_code(errc::proxy_failed);
+        }
+        // Read the proxy's reply head byte-exactly up to the blank line; nothing beyond it may be
+        // consumed because the TLS handshake starts right after.
+        std::string head;
+        while (head.find("\r\n\r\n") == std::string::npos) {
+            if (head.size() > 16 * 1024) {
+                detail = "proxy CONNECT: reply head too large";
+                co_return make_error_code(errc::proxy_failed);
+            }
+            char c = 0;
+            lowest.expires_at(deadline);
+            auto [rec2, n] = co_await lowest.async_read_some(asio::buffer(&c, 1), use_nothrow);
+            if (rec2 || n == 0) {
+                detail = "proxy CONNECT: " + rec2.message();
+                co_return rec2 == beast::error::timeout || rec2 == asio::error::operation_aborted
+                    ? map_io_error(rec2, false)
+                    : make_error_code(errc::proxy_failed);
+            }
+            head += c;
+        }
+        const int status = parse_status_line(head);
+        if (status < 200 || status > 299) {
+            detail = "proxy CONNECT: " + head.substr(0, head.find("\r\n"));
+            co_return make_error_code(errc::proxy_failed);
+        }
+    }
+
+    if (tls_) {
+        error_code pec;
+        prepare_tls(stream_, p.host, p.verify, pec);
+        if (pec) {
+            detail = "TLS setup: " + pec.message();
+            co_return make_error_code(errc::tls_failed);
+        }
+        lowest.expires_at(deadline);
+        auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+        if (hec) {
+            detail = "TLS handshake with " + p.host + ": " + hec.message();
+            co_return map_io_error(hec, true);
+        }
+    }
+    lowest.expires_never();
+    co_return error_code{};
+}
+
+asio::awaitable<error_code>
+http_connection::async_write(std::string data, std::chrono::milliseconds timeout) {
+    beast::get_lowest_layer(stream_).expires_after(timeout);
+    error_code ec;
+    if (tls_) {
+        auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(data), use_nothrow);
+        (void)n;
+        ec = wec;
+    } else {
+        auto [wec, n] =
+            co_await asio::async_write(stream_.next_layer(), asio::buffer(data), use_nothrow);
+        (void)n;
+        ec = wec;
+    }
+    co_return ec;
+}
+
+asio::awaitable<error_code> http_connection::async_fill(std::chrono::milliseconds timeout) {
+    if (end_ == buf_.size()) {
+        if (begin_ == 0) {
+            co_return make_error_code(errc::response_too_large); // caller must consume first
+        }
+        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    beast::get_lowest_layer(stream_).expires_after(timeout);
+    auto space = asio::buffer(buf_.data() + end_, buf_.size() - end_);
+    std::size_t n = 0;
+    error_code ec;
+    if (tls_) {
+        std::tie(ec, n) = co_await stream_.async_read_some(space, use_nothrow);
+    } else {
+        std::tie(ec, n) = co_await stream_.next_layer().async_read_some(space, use_nothrow);
+    }
+    end_ += n;
+    if (!ec && n == 0) {
+        ec = asio::error::eof;
+    }
+    co_return ec;
+}
+
+asio::awaitable<error_code> http_connection::async_read_head(
+    response_head& out, std::chrono::milliseconds timeout, bool& got_bytes
+) {
+    got_bytes = size() > 0;
+    for (;;) {
+        http::response_parser<http::empty_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(buf_.size(), 64 * 1024)
+        ));
+        while (!parser.is_header_done()) {
+            if (size() > 0) {
+                error_code pec;
+                const auto n = parser.put(asio::buffer(data(), size()), pec);
+                consume(n);
+                if (pec == http::error::need_more) {
+                    pec = {};
+                } else if (pec) {
+                    co_return make_error_code(errc::invalid_response);
+                }
+                if (parser.is_header_done()) {
+                    break;
+                }
+            }
+            auto ec = co_await async_fill(timeout);
+            if (ec) {
+                co_return ec == errc::response_too_large ? make_error_code(errc::invalid_response)
+                                                         : ec;
+            }
+            got_bytes = true;
+        }
+        const auto& msg = parser.get();
+        const int status = static_cast<int>(msg.result_int());
+        if (status >= 100 && status < 200 && status != 101) {
+            continue; // interim response (100 Continue, 103 Early Hints): the real one follows
+        }
+        out.status = status;
+        out.headers.clear();
+        for (const auto& f : msg) {
+            out.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+        }
+        out.keep_alive = parser.keep_alive();
+        if (status == 204 || status == 304) {
+            out.framing = http_body_decoder::framing::length;
+            out.content_length = 0;
+        } else if (parser.chunked()) {
+            out.framing = http_body_decoder::framing::chunked;
+        } else if (auto len = parser.content_length()) {
+            out.framing = http_body_decoder::framing::length;
+            out.content_length = *len;
+        } else {
+            out.framing = http_body_decoder::framing::until_eof;
+            out.keep_alive = false;
+        }
+        co_return error_code{};
+    }
+}
+
+} // namespace wafer::detail

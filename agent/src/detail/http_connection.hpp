@@ -1,0 +1,108 @@
+// One HTTP/1.1 connection (plain or TLS, direct or through a CONNECT proxy) with its own read
+// buffer, plus the response-head reader. Used only through the client; not thread-safe.
+#pragma once
+
+#include <wafer/api/error_body.hpp>
+#include <wafer/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "detail/http_body.hpp"
+#include "detail/proxy.hpp"
+#include "detail/tls_context.hpp"
+
+namespace wafer::detail {
+
+/// What a connection attempt needs to know.
+struct connect_params {
+    bool tls = true;
+    std::string host;
+    unsigned short port = 443;
+    bool verify = true;
+    std::optional<proxy_target> proxy;
+    std::chrono::milliseconds timeout{5'000};
+};
+
+/// The parsed status line and header fields of a response.
+struct response_head {
+    int status = 0;
+    api::header_list headers;
+    bool keep_alive = false;
+    http_body_decoder::framing framing = http_body_decoder::framing::until_eof;
+    std::uint64_t content_length = 0;
+};
+
+class http_connection {
+public:
+    http_connection(
+        boost::asio::any_io_executor ex,
+        std::shared_ptr<boost::asio::ssl::context> ctx,
+        std::size_t buffer_size
+    );
+    ~http_connection();
+    http_connection(const http_connection&) = delete;
+    http_connection& operator=(const http_connection&) = delete;
+
+    /// Resolve, TCP connect, proxy CONNECT and TLS handshake, all within p.timeout. Failures map to
+    /// resolve_failed, connection_failed, proxy_failed, tls_failed, timeout or cancelled;
+    /// `detail` receives a human-readable reason.
+    boost::asio::awaitable<boost::system::error_code>
+    async_connect(connect_params p, std::string& detail);
+
+    /// Writes all of `data` within `timeout`.
+    boost::asio::awaitable<boost::system::error_code>
+    async_write(std::string data, std::chrono::milliseconds timeout);
+
+    /// Reads at least one byte into the buffer's free space within `timeout` (the idle timeout).
+    /// Returns eof when the peer closed the connection.
+    boost::asio::awaitable<boost::system::error_code> async_fill(std::chrono::milliseconds timeout);
+
+    /// Reads and parses a response head (1xx responses are skipped). `got_bytes` tells whether any
+    /// response byte arrived (a reused connection that closes without one is merely stale).
+    boost::asio::awaitable<boost::system::error_code>
+    async_read_head(response_head& out, std::chrono::milliseconds timeout, bool& got_bytes);
+
+    /// Buffered, unconsumed bytes.
+    const char* data() const noexcept { return buf_.data() + begin_; }
+    std::size_t size() const noexcept { return end_ - begin_; }
+    void consume(std::size_t n) noexcept {
+        begin_ += n;
+        if (begin_ == end_) {
+            begin_ = end_ = 0;
+        }
+    }
+
+    /// Closes the socket immediately (no TLS close_notify: a discarded connection needs none).
+    void close() noexcept;
+    bool is_open() const noexcept;
+    /// Prepares for a stay in the pool: no deadline armed.
+    void park() noexcept;
+
+    /// Pool bookkeeping.
+    std::string key;
+    bool reused = false;
+    std::chrono::steady_clock::time_point idle_since{};
+
+private:
+    std::shared_ptr<boost::asio::ssl::context> ctx_; // must outlive stream_
+    tls_stream stream_;
+    bool tls_ = false;
+    std::vector<char> buf_;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+};
+
+/// Maps an I/O error to wafer's codes: timeouts to errc::timeout, operation_aborted to cancelled,
+/// SSL errors to tls_failed, anything else to connection_failed.
+boost::system::error_code
+map_io_error(const boost::system::error_code& ec, bool during_tls) noexcept;
+
+} // namespace wafer::detail

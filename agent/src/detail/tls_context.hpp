@@ -1,0 +1,27 @@
+// The client-side TLS context and the per-connection TLS setup (SNI, host name verification).
+#pragma once
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <memory>
+#include <string>
+
+namespace wafer::detail {
+
+using tls_stream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
+
+/// A tls_client context: TLS 1.2 minimum, 1.3 allowed (pitfall P3), the system CA store plus
+/// `ca_file` if given, and peer verification unless `verify` is false.
+std::shared_ptr<boost::asio::ssl::context>
+make_tls_context(bool verify, const std::string& ca_file, boost::system::error_code& ec);
+
+/// Prepares a stream for the handshake with `host`: SNI (omitted for IP literals, RFC 6066) and
+/// host name verification (DNS name or IP address) when `verify` is set.
+void prepare_tls(
+    tls_stream& s, const std::string& host, bool verify, boost::system::error_code& ec
+);
+
+} // namespace wafer::detail
