@@ -367,7 +367,7 @@ private:
                 n.pattern_source = v.get<std::string>();
                 n.pattern = compile_regex(n.pattern_source, kloc);
             } else {
-                fail(kloc, "unsupported keyword '" + kw + "'");
+                fail(loc, "unsupported keyword '" + kw + "'");
             }
         }
         return &n;
