@@ -2,7 +2,9 @@
 add_library(wafer_warnings INTERFACE)
 target_compile_options(wafer_warnings INTERFACE
     -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast
-    -Wnon-virtual-dtor -Woverloaded-virtual -Wno-missing-field-initializers)
+    -Wnon-virtual-dtor -Woverloaded-virtual
+    # Designated initializers that leave members defaulted are idiomatic C++20.
+    -Wno-missing-field-initializers)
 if(WAFER_WERROR)
     target_compile_options(wafer_warnings INTERFACE -Werror)
 endif()

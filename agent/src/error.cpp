@@ -9,26 +9,46 @@ public:
 
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {
-        case errc::invalid_request: return "invalid request";
-        case errc::bad_request: return "bad request (HTTP 400)";
-        case errc::authentication_failed: return "authentication failed (HTTP 401)";
-        case errc::permission_denied: return "permission denied (HTTP 403)";
-        case errc::not_found: return "not found (HTTP 404)";
-        case errc::request_timeout: return "request timeout (HTTP 408)";
-        case errc::conflict: return "conflict (HTTP 409)";
-        case errc::unprocessable_entity: return "unprocessable entity (HTTP 422)";
-        case errc::rate_limited: return "rate limited (HTTP 429)";
-        case errc::server_error: return "server error (HTTP 5xx)";
-        case errc::http_status: return "unexpected HTTP status";
-        case errc::resolve_failed: return "host name resolution failed";
-        case errc::connection_failed: return "connection failed";
-        case errc::tls_failed: return "TLS handshake or certificate verification failed";
-        case errc::timeout: return "timed out";
-        case errc::stream_truncated: return "stream ended before completion";
-        case errc::invalid_response: return "invalid response from server";
-        case errc::response_too_large: return "response exceeds the size limit";
-        case errc::cancelled: return "operation cancelled";
-        case errc::proxy_failed: return "proxy CONNECT failed";
+        case errc::invalid_request:
+            return "invalid request";
+        case errc::bad_request:
+            return "bad request (HTTP 400)";
+        case errc::authentication_failed:
+            return "authentication failed (HTTP 401)";
+        case errc::permission_denied:
+            return "permission denied (HTTP 403)";
+        case errc::not_found:
+            return "not found (HTTP 404)";
+        case errc::request_timeout:
+            return "request timeout (HTTP 408)";
+        case errc::conflict:
+            return "conflict (HTTP 409)";
+        case errc::unprocessable_entity:
+            return "unprocessable entity (HTTP 422)";
+        case errc::rate_limited:
+            return "rate limited (HTTP 429)";
+        case errc::server_error:
+            return "server error (HTTP 5xx)";
+        case errc::http_status:
+            return "unexpected HTTP status";
+        case errc::resolve_failed:
+            return "host name resolution failed";
+        case errc::connection_failed:
+            return "connection failed";
+        case errc::tls_failed:
+            return "TLS handshake or certificate verification failed";
+        case errc::timeout:
+            return "timed out";
+        case errc::stream_truncated:
+            return "stream ended before completion";
+        case errc::invalid_response:
+            return "invalid response from server";
+        case errc::response_too_large:
+            return "response exceeds the size limit";
+        case errc::cancelled:
+            return "operation cancelled";
+        case errc::proxy_failed:
+            return "proxy CONNECT failed";
         }
         return "unknown wafer error";
     }
@@ -43,15 +63,24 @@ const boost::system::error_category& error_category() noexcept {
 
 errc errc_from_http_status(int status) noexcept {
     switch (status) {
-    case 400: return errc::bad_request;
-    case 401: return errc::authentication_failed;
-    case 403: return errc::permission_denied;
-    case 404: return errc::not_found;
-    case 408: return errc::request_timeout;
-    case 409: return errc::conflict;
-    case 422: return errc::unprocessable_entity;
-    case 429: return errc::rate_limited;
-    default: return status >= 500 ? errc::server_error : errc::http_status;
+    case 400:
+        return errc::bad_request;
+    case 401:
+        return errc::authentication_failed;
+    case 403:
+        return errc::permission_denied;
+    case 404:
+        return errc::not_found;
+    case 408:
+        return errc::request_timeout;
+    case 409:
+        return errc::conflict;
+    case 422:
+        return errc::unprocessable_entity;
+    case 429:
+        return errc::rate_limited;
+    default:
+        return status >= 500 ? errc::server_error : errc::http_status;
     }
 }
 

@@ -1,8 +1,8 @@
 #include <wafer/api/chat_request.hpp>
 
-#include "detail/json_util.hpp"
-
 #include <set>
+
+#include "detail/json_util.hpp"
 
 namespace wafer::api {
 
@@ -28,7 +28,9 @@ constexpr std::array<std::string_view, 4> tier_names{"auto", "default", "flex", 
 
 template <class Enum, std::size_t N>
 void read_enum(
-    const json& j, std::string_view key, const std::array<std::string_view, N>& names,
+    const json& j,
+    std::string_view key,
+    const std::array<std::string_view, N>& names,
     std::optional<Enum>& out
 ) {
     if (auto* v = member(j, key); v && v->is_string()) {
@@ -87,7 +89,8 @@ std::string validate(const chat_request& req) {
     if (req.prompt_cache_key && req.prompt_cache_key->size() > 1024) {
         return "prompt_cache_key: at most 1024 characters";
     }
-    if (req.tool_choice && req.tools.empty() && req.tool_choice->choice != tool_choice::mode::none) {
+    if (req.tool_choice && req.tools.empty() &&
+        req.tool_choice->choice != tool_choice::mode::none) {
         return "tool_choice: requires tools";
     }
     if (req.response_format && req.response_format->type == response_format::kind::json_schema &&
@@ -141,9 +144,15 @@ void from_json(const json& j, function_tool& t) {
 
 void to_json(json& j, const tool_choice& c) {
     switch (c.choice) {
-    case tool_choice::mode::none: j = "none"; return;
-    case tool_choice::mode::auto_: j = "auto"; return;
-    case tool_choice::mode::required: j = "required"; return;
+    case tool_choice::mode::none:
+        j = "none";
+        return;
+    case tool_choice::mode::auto_:
+        j = "auto";
+        return;
+    case tool_choice::mode::required:
+        j = "required";
+        return;
     case tool_choice::mode::function:
         j = {{"type", "function"}, {"function", {{"name", c.function_name}}}};
         return;
@@ -167,8 +176,12 @@ void from_json(const json& j, tool_choice& c) {
 
 void to_json(json& j, const response_format& f) {
     switch (f.type) {
-    case response_format::kind::text: j = {{"type", "text"}}; return;
-    case response_format::kind::json_object: j = {{"type", "json_object"}}; return;
+    case response_format::kind::text:
+        j = {{"type", "text"}};
+        return;
+    case response_format::kind::json_object:
+        j = {{"type", "json_object"}};
+        return;
     case response_format::kind::json_schema: {
         json spec = {{"name", f.name}};
         detail::write_optional(spec, "description", f.description);

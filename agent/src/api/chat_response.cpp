@@ -9,27 +9,38 @@ using nlohmann::json;
 
 std::string_view to_string(finish_reason f) noexcept {
     switch (f) {
-    case finish_reason::none: return "";
-    case finish_reason::stop: return "stop";
-    case finish_reason::length: return "length";
-    case finish_reason::content_filter: return "content_filter";
-    case finish_reason::tool_calls: return "tool_calls";
-    case finish_reason::other: return "other";
+    case finish_reason::none:
+        return "";
+    case finish_reason::stop:
+        return "stop";
+    case finish_reason::length:
+        return "length";
+    case finish_reason::content_filter:
+        return "content_filter";
+    case finish_reason::tool_calls:
+        return "tool_calls";
+    case finish_reason::other:
+        return "other";
     }
     return "";
 }
 
 finish_reason finish_reason_from_string(std::string_view s) noexcept {
-    if (s.empty()) return finish_reason::none;
-    if (s == "stop") return finish_reason::stop;
-    if (s == "length") return finish_reason::length;
-    if (s == "content_filter") return finish_reason::content_filter;
-    if (s == "tool_calls") return finish_reason::tool_calls;
+    if (s.empty())
+        return finish_reason::none;
+    if (s == "stop")
+        return finish_reason::stop;
+    if (s == "length")
+        return finish_reason::length;
+    if (s == "content_filter")
+        return finish_reason::content_filter;
+    if (s == "tool_calls")
+        return finish_reason::tool_calls;
     return finish_reason::other;
 }
 
 const message& chat_response::first_message() const {
-    static const message empty{.role = role::assistant};
+    static const message empty = empty_message(role::assistant);
     return choices.empty() ? empty : choices.front().message;
 }
 

@@ -1,8 +1,8 @@
 #include <wafer/api/message.hpp>
 
-#include "detail/json_util.hpp"
-
 #include <nlohmann/json.hpp>
+
+#include "detail/json_util.hpp"
 
 namespace wafer::api {
 
@@ -10,21 +10,31 @@ using detail::member;
 
 std::string_view to_string(role r) noexcept {
     switch (r) {
-    case role::system: return "system";
-    case role::developer: return "developer";
-    case role::user: return "user";
-    case role::assistant: return "assistant";
-    case role::tool: return "tool";
+    case role::system:
+        return "system";
+    case role::developer:
+        return "developer";
+    case role::user:
+        return "user";
+    case role::assistant:
+        return "assistant";
+    case role::tool:
+        return "tool";
     }
     return "user";
 }
 
 std::optional<role> role_from_string(std::string_view s) noexcept {
-    if (s == "system") return role::system;
-    if (s == "developer") return role::developer;
-    if (s == "user") return role::user;
-    if (s == "assistant") return role::assistant;
-    if (s == "tool") return role::tool;
+    if (s == "system")
+        return role::system;
+    if (s == "developer")
+        return role::developer;
+    if (s == "user")
+        return role::user;
+    if (s == "assistant")
+        return role::assistant;
+    if (s == "tool")
+        return role::tool;
     return std::nullopt;
 }
 
@@ -55,9 +65,10 @@ std::string message::text() const {
 }
 
 void to_json(nlohmann::json& j, const tool_call& c) {
-    j = {{"id", c.id},
-         {"type", "function"},
-         {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
+    j = {
+        {"id", c.id},
+        {"type", "function"},
+        {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
 }
 
 void from_json(const nlohmann::json& j, tool_call& c) {

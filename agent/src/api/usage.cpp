@@ -1,10 +1,10 @@
 #include <wafer/api/usage.hpp>
 
-#include "detail/json_util.hpp"
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+
+#include "detail/json_util.hpp"
 
 namespace wafer::api {
 
@@ -29,14 +29,15 @@ time_info& time_info::operator+=(const time_info& o) noexcept {
 }
 
 void to_json(nlohmann::json& j, const usage& u) {
-    j = {{"prompt_tokens", u.prompt_tokens},
-         {"completion_tokens", u.completion_tokens},
-         {"total_tokens", u.total_tokens},
-         {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}},
-         {"completion_tokens_details",
-          {{"accepted_prediction_tokens", u.accepted_prediction_tokens},
-           {"rejected_prediction_tokens", u.rejected_prediction_tokens},
-           {"reasoning_tokens", u.reasoning_tokens}}}};
+    j = {
+        {"prompt_tokens", u.prompt_tokens},
+        {"completion_tokens", u.completion_tokens},
+        {"total_tokens", u.total_tokens},
+        {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}},
+        {"completion_tokens_details",
+         {{"accepted_prediction_tokens", u.accepted_prediction_tokens},
+          {"rejected_prediction_tokens", u.rejected_prediction_tokens},
+          {"reasoning_tokens", u.reasoning_tokens}}}};
 }
 
 void from_json(const nlohmann::json& j, usage& u) {
@@ -55,11 +56,12 @@ void from_json(const nlohmann::json& j, usage& u) {
 }
 
 void to_json(nlohmann::json& j, const time_info& t) {
-    j = {{"queue_time", t.queue_time},
-         {"prompt_time", t.prompt_time},
-         {"completion_time", t.completion_time},
-         {"total_time", t.total_time},
-         {"created", t.created}};
+    j = {
+        {"queue_time", t.queue_time},
+        {"prompt_time", t.prompt_time},
+        {"completion_time", t.completion_time},
+        {"total_time", t.total_time},
+        {"created", t.created}};
 }
 
 void from_json(const nlohmann::json& j, time_info& t) {

@@ -38,7 +38,7 @@ public:
     void reset();
 
 private:
-    api::message message_{.role = role::assistant};
+    api::message message_ = empty_message(role::assistant);
     std::vector<int> call_index_; // call_index_[i] = wire index of message_.tool_calls[i]
     api::finish_reason finish_ = finish_reason::none;
     std::optional<api::usage> usage_;

@@ -45,7 +45,8 @@ struct response_format {
     std::optional<nlohmann::json> schema;
     std::optional<bool> strict;
 
-    static response_format json_schema_of(std::string name, nlohmann::json schema, bool strict = true);
+    static response_format
+    json_schema_of(std::string name, nlohmann::json schema, bool strict = true);
     friend bool operator==(const response_format&, const response_format&) = default;
 };
 

@@ -22,7 +22,7 @@ finish_reason finish_reason_from_string(std::string_view s) noexcept;
 
 struct choice {
     int index = 0;
-    api::message message{.role = role::assistant};
+    api::message message = empty_message(role::assistant);
     api::finish_reason finish_reason = finish_reason::none;
 
     friend bool operator==(const choice&, const choice&) = default;

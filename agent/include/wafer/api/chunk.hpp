@@ -35,11 +35,11 @@ struct chunk_view {
     std::string_view model;
     std::string_view system_fingerprint;
     std::int64_t created = 0;
-    std::string_view role;       ///< delta.role, empty if absent
-    std::string_view content;    ///< delta.content piece, empty if absent
-    std::string_view reasoning;  ///< delta.reasoning piece, empty if absent
-    bool has_content = false;    ///< delta.content present (even if "")
-    bool has_reasoning = false;  ///< delta.reasoning present (even if "")
+    std::string_view role;      ///< delta.role, empty if absent
+    std::string_view content;   ///< delta.content piece, empty if absent
+    std::string_view reasoning; ///< delta.reasoning piece, empty if absent
+    bool has_content = false;   ///< delta.content present (even if "")
+    bool has_reasoning = false; ///< delta.reasoning present (even if "")
     /// Tool-call deltas of this chunk (views into the decoder; at most `tool_call_count`).
     const tool_call_delta* tool_calls = nullptr;
     std::size_t tool_call_count = 0;

@@ -63,6 +63,13 @@ struct message {
     friend bool operator==(const message&, const message&) = default;
 };
 
+/// An empty message of the given role.
+inline message empty_message(role r) {
+    message m;
+    m.role = r;
+    return m;
+}
+
 void to_json(nlohmann::json& j, const tool_call& c);
 void from_json(const nlohmann::json& j, tool_call& c);
 void to_json(nlohmann::json& j, const content_part& p);

@@ -47,16 +47,21 @@ public:
     void set_max_event_size(std::size_t bytes) noexcept { max_event_size_ = bytes; }
 
 private:
-    std::string buffer_;      // unconsumed input
-    std::size_t pos_ = 0;     // read position in buffer_
-    bool skip_lf_ = false;    // last line ended in CR at the end of input: skip a leading LF
-    std::string data_;        // data of the event being assembled
-    std::string event_type_;  // event field of the event being assembled
-    std::string last_id_;     // last event id
-    std::string out_data_;    // storage behind the returned views
+    std::string buffer_;     // unconsumed input
+    std::size_t pos_ = 0;    // read position in buffer_
+    bool skip_lf_ = false;   // last line ended in CR at the end of input: skip a leading LF
+    std::string data_;       // data of the event being assembled
+    std::string event_type_; // event field of the event being assembled
+    std::string last_id_;    // last event id
+    std::string out_data_;   // storage behind the returned views
     std::string out_event_;
     std::optional<unsigned long> retry_;
     bool has_data_ = false;
+    bool bom_checked_ = false;
+    // The first data line of the current event, referenced in buffer_ instead of copied.
+    bool single_line_pending_ = false;
+    std::size_t single_line_off_ = 0;
+    std::size_t single_line_len_ = 0;
     std::size_t max_event_size_ = 16 * 1024 * 1024;
 };
 

@@ -1,0 +1,411 @@
+// The streaming hot path: one call per SSE event. simdjson's on-demand API walks the chunk once,
+// in whatever field order the server used, and only the fields we need are materialised.
+#include <wafer/api/chunk_decoder.hpp>
+#include <wafer/error.hpp>
+
+#include <simdjson.h>
+
+#include <string>
+#include <vector>
+
+namespace wafer::api {
+
+namespace od = simdjson::ondemand;
+
+struct chunk_decoder::impl {
+    od::parser parser;
+    std::string padded; // payload copy with SIMDJSON_PADDING spare bytes
+    std::vector<tool_call_delta> calls;
+    chunk_view view;
+};
+
+namespace {
+
+using simdjson::error_code;
+using simdjson::SUCCESS;
+
+bool is_null(od::value& v) {
+    od::json_type t;
+    return v.type().get(t) == SUCCESS && t == od::json_type::null;
+}
+
+// Reads a string value; null or absent leave `out` empty. Returns false on a type error.
+bool read_string(od::value v, std::string_view& out) {
+    if (is_null(v)) {
+        return true;
+    }
+    return v.get_string().get(out) == SUCCESS;
+}
+
+// Reads a string, number or null as text (error codes may be numbers on some servers).
+void read_text_loose(od::value v, std::string_view& out) {
+    od::json_type t;
+    if (v.type().get(t) != SUCCESS) {
+        return;
+    }
+    if (t == od::json_type::string) {
+        if (v.get_string().get(out) != SUCCESS) {
+            out = {};
+        }
+    } else if (t == od::json_type::number) {
+        out = v.raw_json_token();
+        while (!out.empty() && (out.back() == ' ' || out.back() == '\n' || out.back() == '\r' ||
+                                out.back() == '\t' || out.back() == ',' || out.back() == '}')) {
+            out.remove_suffix(1);
+        }
+    }
+}
+
+std::int64_t read_int(od::value v) {
+    double d = 0;
+    if (is_null(v) || v.get_double().get(d) != SUCCESS) {
+        return 0;
+    }
+    return static_cast<std::int64_t>(d);
+}
+
+double read_double(od::value v) {
+    double d = 0;
+    if (is_null(v) || v.get_double().get(d) != SUCCESS) {
+        return 0;
+    }
+    return d;
+}
+
+bool decode_usage(od::value v, usage& u) {
+    od::object obj;
+    if (v.get_object().get(obj) != SUCCESS) {
+        return false;
+    }
+    for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != SUCCESS) {
+            return false;
+        }
+        od::value val = field.value();
+        if (key == "prompt_tokens") {
+            u.prompt_tokens = read_int(val);
+        } else if (key == "completion_tokens") {
+            u.completion_tokens = read_int(val);
+        } else if (key == "total_tokens") {
+            u.total_tokens = read_int(val);
+        } else if (key == "prompt_tokens_details" || key == "completion_tokens_details") {
+            od::object details;
+            if (is_null(val)) {
+                continue;
+            }
+            if (val.get_object().get(details) != SUCCESS) {
+                return false;
+            }
+            for (auto d : details) {
+                std::string_view dk;
+                if (d.unescaped_key().get(dk) != SUCCESS) {
+                    return false;
+                }
+                if (dk == "cached_tokens") {
+                    u.cached_tokens = read_int(d.value());
+                } else if (dk == "reasoning_tokens") {
+                    u.reasoning_tokens = read_int(d.value());
+                } else if (dk == "accepted_prediction_tokens") {
+                    u.accepted_prediction_tokens = read_int(d.value());
+                } else if (dk == "rejected_prediction_tokens") {
+                    u.rejected_prediction_tokens = read_int(d.value());
+                }
+            }
+        }
+    }
+    return true;
+}
+
+bool decode_time_info(od::value v, time_info& t) {
+    od::object obj;
+    if (v.get_object().get(obj) != SUCCESS) {
+        return false;
+    }
+    for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != SUCCESS) {
+            return false;
+        }
+        if (key == "queue_time") {
+            t.queue_time = read_double(field.value());
+        } else if (key == "prompt_time") {
+            t.prompt_time = read_double(field.value());
+        } else if (key == "completion_time") {
+            t.completion_time = read_double(field.value());
+        } else if (key == "total_time") {
+            t.total_time = read_double(field.value());
+        } else if (key == "created") {
+            t.created = read_double(field.value());
+        }
+    }
+    return true;
+}
+
+bool decode_tool_calls(od::value v, std::vector<tool_call_delta>& calls) {
+    od::array arr;
+    if (is_null(v)) {
+        return true;
+    }
+    if (v.get_array().get(arr) != SUCCESS) {
+        return false;
+    }
+    int position = 0;
+    for (auto element : arr) {
+        od::object obj;
+        if (element.get_object().get(obj) != SUCCESS) {
+            return false;
+        }
+        tool_call_delta d;
+        d.index = position++;
+        for (auto field : obj) {
+            std::string_view key;
+            if (field.unescaped_key().get(key) != SUCCESS) {
+                return false;
+            }
+            if (key == "index") {
+                d.index = static_cast<int>(read_int(field.value()));
+            } else if (key == "id") {
+                if (!read_string(field.value(), d.id)) {
+                    return false;
+                }
+            } else if (key == "function") {
+                od::object fn;
+                od::value fv = field.value();
+                if (is_null(fv)) {
+                    continue;
+                }
+                if (fv.get_object().get(fn) != SUCCESS) {
+                    return false;
+                }
+                for (auto f : fn) {
+                    std::string_view fk;
+                    if (f.unescaped_key().get(fk) != SUCCESS) {
+                        return false;
+                    }
+                    if (fk == "name") {
+                        if (!read_string(f.value(), d.name)) {
+                            return false;
+                        }
+                    } else if (fk == "arguments") {
+                        if (!read_string(f.value(), d.arguments)) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        calls.push_back(d);
+    }
+    return true;
+}
+
+bool decode_delta(od::value v, chunk_view& view, std::vector<tool_call_delta>& calls) {
+    od::object obj;
+    if (is_null(v)) {
+        return true;
+    }
+    if (v.get_object().get(obj) != SUCCESS) {
+        return false;
+    }
+    for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != SUCCESS) {
+            return false;
+        }
+        od::value val = field.value();
+        if (key == "content") {
+            if (!is_null(val)) {
+                view.has_content = true;
+                if (val.get_string().get(view.content) != SUCCESS) {
+                    return false;
+                }
+            }
+        } else if (key == "reasoning") {
+            if (!is_null(val)) {
+                view.has_reasoning = true;
+                if (val.get_string().get(view.reasoning) != SUCCESS) {
+                    return false;
+                }
+            }
+        } else if (key == "role") {
+            if (!read_string(val, view.role)) {
+                return false;
+            }
+        } else if (key == "tool_calls") {
+            if (!decode_tool_calls(val, calls)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+bool decode_choices(od::value v, chunk_view& view, std::vector<tool_call_delta>& calls) {
+    od::array arr;
+    if (is_null(v)) {
+        return true;
+    }
+    if (v.get_array().get(arr) != SUCCESS) {
+        return false;
+    }
+    bool first = true;
+    for (auto element : arr) {
+        if (!first) {
+            continue; // wafer never asks for n > 1; later choices are skipped
+        }
+        first = false;
+        od::object obj;
+        if (element.get_object().get(obj) != SUCCESS) {
+            return false;
+        }
+        for (auto field : obj) {
+            std::string_view key;
+            if (field.unescaped_key().get(key) != SUCCESS) {
+                return false;
+            }
+            if (key == "delta") {
+                if (!decode_delta(field.value(), view, calls)) {
+                    return false;
+                }
+            } else if (key == "finish_reason") {
+                std::string_view reason;
+                if (!read_string(field.value(), reason)) {
+                    return false;
+                }
+                view.finish_reason = finish_reason_from_string(reason);
+            }
+        }
+    }
+    return true;
+}
+
+bool decode_error(od::value v, stream_error& e) {
+    od::json_type t;
+    if (v.type().get(t) != SUCCESS) {
+        return false;
+    }
+    if (t == od::json_type::string) {
+        return v.get_string().get(e.message) == SUCCESS;
+    }
+    od::object obj;
+    if (v.get_object().get(obj) != SUCCESS) {
+        return false;
+    }
+    for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != SUCCESS) {
+            return false;
+        }
+        if (key == "message") {
+            read_text_loose(field.value(), e.message);
+        } else if (key == "type") {
+            read_text_loose(field.value(), e.type);
+        } else if (key == "code") {
+            read_text_loose(field.value(), e.code);
+        } else if (key == "param") {
+            read_text_loose(field.value(), e.param);
+        } else if (key == "status_code" && e.status_code == 0) {
+            e.status_code = static_cast<int>(read_int(field.value()));
+        }
+    }
+    return true;
+}
+
+bool decode_chunk(od::document& doc, chunk_view& view, std::vector<tool_call_delta>& calls) {
+    od::object obj;
+    if (doc.get_object().get(obj) != SUCCESS) {
+        return false;
+    }
+    int status_code = 0;
+    for (auto field : obj) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != SUCCESS) {
+            return false;
+        }
+        od::value val;
+        if (field.value().get(val) != SUCCESS) {
+            return false;
+        }
+        if (key == "choices") {
+            if (!decode_choices(val, view, calls)) {
+                return false;
+            }
+        } else if (key == "id") {
+            if (!read_string(val, view.id)) {
+                return false;
+            }
+        } else if (key == "model") {
+            if (!read_string(val, view.model)) {
+                return false;
+            }
+        } else if (key == "system_fingerprint") {
+            if (!read_string(val, view.system_fingerprint)) {
+                return false;
+            }
+        } else if (key == "created") {
+            view.created = read_int(val);
+        } else if (key == "usage") {
+            if (!is_null(val)) {
+                view.usage.emplace();
+                if (!decode_usage(val, *view.usage)) {
+                    return false;
+                }
+            }
+        } else if (key == "time_info") {
+            if (!is_null(val)) {
+                view.time_info.emplace();
+                if (!decode_time_info(val, *view.time_info)) {
+                    return false;
+                }
+            }
+        } else if (key == "error") {
+            if (!is_null(val)) {
+                view.error.emplace();
+                if (!decode_error(val, *view.error)) {
+                    return false;
+                }
+            }
+        } else if (key == "status_code") {
+            status_code = static_cast<int>(read_int(val));
+        }
+    }
+    if (view.error && status_code != 0) {
+        view.error->status_code = status_code;
+    }
+    // Nothing may follow the object: current_location() fails only at the end of the document.
+    const char* trailing = nullptr;
+    return doc.current_location().get(trailing) != SUCCESS;
+}
+
+} // namespace
+
+chunk_decoder::chunk_decoder() : impl_(std::make_unique<impl>()) {
+    impl_->calls.reserve(8);
+}
+chunk_decoder::~chunk_decoder() = default;
+chunk_decoder::chunk_decoder(chunk_decoder&&) noexcept = default;
+chunk_decoder& chunk_decoder::operator=(chunk_decoder&&) noexcept = default;
+
+const chunk_view& chunk_decoder::decode(std::string_view payload, boost::system::error_code& ec) {
+    impl& s = *impl_;
+    s.view = chunk_view{};
+    s.calls.clear();
+    ec.clear();
+
+    s.padded.assign(payload);
+    s.padded.resize(payload.size() + simdjson::SIMDJSON_PADDING, ' ');
+    od::document doc;
+    if (s.parser.iterate(s.padded.data(), payload.size(), s.padded.size()).get(doc) != SUCCESS ||
+        !decode_chunk(doc, s.view, s.calls)) {
+        s.view = chunk_view{};
+        s.calls.clear();
+        ec = errc::invalid_response;
+        return s.view;
+    }
+    s.view.tool_calls = s.calls.data();
+    s.view.tool_call_count = s.calls.size();
+    return s.view;
+}
+
+} // namespace wafer::api
