@@ -378,7 +378,8 @@ private:
             }
             // co_spawn (1.81) still touches the cancellation state living in our signal's
             // slot after this handler returns: release the batch later, not here.
-            asio::post(self->ex_, [keep = std::move(self)] {});
+            auto ex = self->ex_;
+            asio::post(ex, [keep = std::move(self)] {});
         }
     };
 
