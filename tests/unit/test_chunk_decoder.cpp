@@ -163,6 +163,9 @@ TEST_SUITE("unit/chunk_decoder") {
                 continue;
             }
             const auto& v = decode_ok(d, line);
+            if (!acc.id().empty() && v.id != acc.id()) {
+                break; // the file holds several streams; the first is enough here
+            }
             reasoning.append(v.reasoning);
             acc.add(v);
             ++chunks;
