@@ -1,0 +1,117 @@
+// The model interface the agent loop talks to: one awaitable completion per request.
+#pragma once
+
+#include <wafer/api/chat_request.hpp>
+#include <wafer/api/chat_response.hpp>
+#include <wafer/api/message.hpp>
+#include <wafer/api/usage.hpp>
+#include <wafer/model_family.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace wafer {
+
+namespace detail {
+// Not a designated initializer: consumers may build with -Wmissing-field-initializers.
+inline api::message empty_assistant_message() {
+    api::message m;
+    m.role = api::role::assistant;
+    return m;
+}
+} // namespace detail
+
+/// One completed model reply: the assistant message (reasoning verbatim, content, tool calls)
+/// and what the server reported about it.
+struct model_reply {
+    api::message message = detail::empty_assistant_message();
+    api::finish_reason finish_reason = api::finish_reason::none;
+    std::optional<api::usage> usage;
+    std::optional<api::time_info> time_info;
+    /// The model that answered, as the server named it (may differ from the requested id).
+    std::string model_id;
+    /// The server's completion id (chatcmpl-…), if any.
+    std::string response_id;
+
+    friend bool operator==(const model_reply&, const model_reply&) = default;
+};
+
+/// Static facts about a model.
+struct model_info {
+    /// The id sent in requests (e.g. "zai-glm-4.7").
+    std::string id;
+    /// How it reasons; detect_model_family(id) unless overridden.
+    model_family family = model_family::unknown;
+    /// Context window in tokens, when known.
+    std::optional<std::int64_t> context_window;
+
+    /// Info for an id, with its family detected.
+    static model_info for_id(std::string id) {
+        model_info i;
+        i.family = detect_model_family(id);
+        i.id = std::move(id);
+        return i;
+    }
+};
+
+/// Receives a reply's pieces while it streams, so the loop can forward them as events.
+///
+/// The model awaits each call before reading on, so a slow observer slows the stream
+/// (backpressure). Calls happen on the model's executor, in stream order; the default
+/// implementations do nothing.
+class model_observer {
+public:
+    virtual ~model_observer() = default;
+    /// A piece of reasoning text.
+    virtual boost::asio::awaitable<void> on_reasoning_delta(std::string text);
+    /// A piece of answer text.
+    virtual boost::asio::awaitable<void> on_content_delta(std::string text);
+
+protected:
+    model_observer() = default;
+    model_observer(const model_observer&) = default;
+    model_observer& operator=(const model_observer&) = default;
+};
+
+/// What the agent loop talks to. Implementations: `scripted_model` (canned turns, for tests) and
+/// the Cerebras model over `api::client`.
+///
+/// One model object serves many concurrent runs on one io_context: async_complete may be called
+/// again before an earlier call finished. Implementations hold no per-run state.
+///
+/// Thread safety: as documented by each implementation.
+class model {
+public:
+    virtual ~model() = default;
+
+    /// The model's id and family.
+    virtual const model_info& info() const noexcept = 0;
+    model_family family() const noexcept { return info().family; }
+    const std::string& id() const noexcept { return info().id; }
+
+    /// Completes one chat request.
+    ///
+    /// `req.model`, when empty, is filled with `info().id`. Streaming implementations call
+    /// `observer` (may be null) for every reasoning and content piece as it arrives; the returned
+    /// reply holds the whole message either way.
+    ///
+    /// Errors: throws wafer::error (code wafer::errc, with diagnostics) for transport and
+    /// protocol failures after the implementation's retries; errc::cancelled on cancellation.
+    ///
+    /// Cancellation: honours terminal cancellation from the caller's cancellation slot (e.g. the
+    /// `co_spawn` token's); the in-flight request is abandoned and its connection not reused.
+    ///
+    /// Object lifetimes: `observer` must outlive the returned awaitable.
+    virtual boost::asio::awaitable<model_reply>
+    async_complete(api::chat_request req, model_observer* observer) = 0;
+
+protected:
+    model() = default;
+    model(const model&) = default;
+    model& operator=(const model&) = default;
+};
+
+} // namespace wafer

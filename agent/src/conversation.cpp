@@ -1,0 +1,341 @@
+#include <wafer/conversation.hpp>
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "detail/json_util.hpp"
+
+namespace wafer {
+
+using nlohmann::json;
+
+std::string_view to_string(history_repair::kind k) noexcept {
+    switch (k) {
+    case history_repair::kind::missing_result:
+        return "missing_result";
+    case history_repair::kind::orphan_result:
+        return "orphan_result";
+    case history_repair::kind::duplicate_result:
+        return "duplicate_result";
+    case history_repair::kind::moved_result:
+        return "moved_result";
+    case history_repair::kind::duplicate_call:
+        return "duplicate_call";
+    }
+    return "missing_result";
+}
+
+std::string history_repair::to_string() const {
+    std::string out(wafer::to_string(what));
+    out += ' ';
+    out += call_id;
+    out += " at #";
+    out += std::to_string(index);
+    return out;
+}
+
+// ---- conversation -----------------------------------------------------------------------------
+
+void conversation::append(api::message m, bool is_error) {
+    if (m.role == api::role::user) {
+        ++turn_;
+    }
+    message_meta meta{.turn = turn_, .is_error = is_error, .synthetic = false};
+    messages_.push_back(std::move(m));
+    meta_.push_back(meta);
+}
+
+void conversation::append(api::message m, message_meta meta) {
+    turn_ = std::max(turn_, meta.turn);
+    messages_.push_back(std::move(m));
+    meta_.push_back(meta);
+}
+
+std::vector<history_repair> conversation::repair() {
+    return repair_history(messages_, &meta_);
+}
+
+void conversation::clear() {
+    messages_.clear();
+    meta_.clear();
+    turn_ = 0;
+}
+
+void to_json(json& j, const conversation& c) {
+    json meta = json::array();
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        const auto& m = c.meta()[i];
+        json e = {{"turn", m.turn}};
+        if (m.is_error) {
+            e["is_error"] = true;
+        }
+        if (m.synthetic) {
+            e["synthetic"] = true;
+        }
+        // The wire form drops string content when there are parts; keep it for an exact restore.
+        const auto& msg = c.messages()[i];
+        if (!msg.parts.empty() && msg.content) {
+            e["content"] = *msg.content;
+        }
+        meta.push_back(std::move(e));
+    }
+    j = {
+        {"version", conversation::format_version},
+        {"turn", c.turn()},
+        {"messages", c.messages()},
+        {"meta", std::move(meta)},
+        {"metadata", c.metadata()}};
+}
+
+void from_json(const json& j, conversation& c) {
+    const int version = j.at("version").get<int>();
+    if (version != conversation::format_version) {
+        throw std::invalid_argument(
+            "conversation: unsupported state version " + std::to_string(version)
+        );
+    }
+    conversation out;
+    const json& msgs = j.at("messages");
+    const json* meta = detail::member(j, "meta");
+    for (std::size_t i = 0; i < msgs.size(); ++i) {
+        auto m = msgs.at(i).get<api::message>();
+        message_meta mm;
+        if (meta && i < meta->size()) {
+            const json& e = meta->at(i);
+            detail::read_value(e, "turn", mm.turn);
+            detail::read_value(e, "is_error", mm.is_error);
+            detail::read_value(e, "synthetic", mm.synthetic);
+            detail::read_optional(e, "content", m.content);
+        }
+        out.append(std::move(m), mm);
+    }
+    // An explicit turn counter survives repairs that removed the latest messages.
+    if (auto* t = detail::member(j, "turn")) {
+        out.turn_ = t->get<std::size_t>();
+    }
+    if (auto* md = detail::member(j, "metadata"); md && md->is_object()) {
+        out.metadata_ = *md;
+    }
+    c = std::move(out);
+}
+
+// ---- repair -----------------------------------------------------------------------------------
+
+std::vector<history_repair>
+repair_history(std::vector<api::message>& messages, std::vector<message_meta>* meta) {
+    using kind = history_repair::kind;
+    std::vector<history_repair> repairs;
+    const std::size_t n = messages.size();
+    if (meta && meta->size() != n) {
+        meta->resize(n);
+    }
+
+    // 1. Call ids must be unique across the history: a reused id makes results ambiguous.
+    std::unordered_set<std::string> call_ids;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto& calls = messages[i].tool_calls;
+        if (messages[i].role != api::role::assistant || calls.empty()) {
+            continue;
+        }
+        auto keep = calls.begin();
+        for (auto it = calls.begin(); it != calls.end(); ++it) {
+            if (call_ids.insert(it->id).second) {
+                if (keep != it) {
+                    *keep = std::move(*it);
+                }
+                ++keep;
+            } else {
+                repairs.push_back({kind::duplicate_call, it->id, i});
+            }
+        }
+        calls.erase(keep, calls.end());
+    }
+
+    // 2. Where each id's tool messages are, in history order.
+    std::map<std::string, std::vector<std::size_t>, std::less<>> results_by_id;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (messages[i].role == api::role::tool && messages[i].tool_call_id) {
+            results_by_id[*messages[i].tool_call_id].push_back(i);
+        }
+    }
+
+    // 3. Rebuild: every non-tool message in order, each assistant's results right after it.
+    std::vector<bool> consumed(n, false);
+    std::vector<api::message> out;
+    std::vector<message_meta> out_meta;
+    out.reserve(n);
+    out_meta.reserve(n);
+    auto emit = [&](std::size_t i) {
+        out.push_back(std::move(messages[i]));
+        if (meta) {
+            out_meta.push_back((*meta)[i]);
+        }
+    };
+
+    for (std::size_t i = 0; i < n; ++i) {
+        if (messages[i].role == api::role::tool) {
+            continue;
+        }
+        // Copy what we need before the message is moved out.
+        const bool is_assistant = messages[i].role == api::role::assistant;
+        const std::vector<api::tool_call> calls =
+            is_assistant ? messages[i].tool_calls : std::vector<api::tool_call>{};
+        const message_meta owner_meta = meta ? (*meta)[i] : message_meta{};
+        emit(i);
+        if (calls.empty()) {
+            continue;
+        }
+        // The contiguous block of tool messages right after the assistant message.
+        std::size_t block_end = i + 1;
+        while (block_end < n && messages[block_end].role == api::role::tool) {
+            ++block_end;
+        }
+        std::size_t last_in_place = i;
+        for (const auto& call : calls) {
+            std::size_t found = n;
+            if (auto it = results_by_id.find(call.id); it != results_by_id.end()) {
+                for (std::size_t j : it->second) {
+                    if (j > i && !consumed[j]) {
+                        found = j;
+                        break;
+                    }
+                }
+            }
+            if (found == n) {
+                out.push_back(api::message::tool_result(call.id, std::string(not_run_result)));
+                if (meta) {
+                    out_meta.push_back(
+                        {.turn = owner_meta.turn, .is_error = true, .synthetic = true}
+                    );
+                }
+                repairs.push_back({kind::missing_result, call.id, i});
+                continue;
+            }
+            consumed[found] = true;
+            if (found < block_end && found > last_in_place) {
+                last_in_place = found;
+            } else {
+                repairs.push_back({kind::moved_result, call.id, found});
+            }
+            emit(found);
+        }
+    }
+
+    // 4. Whatever tool message was not used is dropped: a duplicate if an earlier call had its id.
+    for (std::size_t i = 0; i < n; ++i) {
+        if (messages[i].role != api::role::tool || consumed[i]) {
+            continue;
+        }
+        const auto& id = messages[i].tool_call_id;
+        bool duplicate = false;
+        if (id) {
+            if (auto it = results_by_id.find(*id); it != results_by_id.end()) {
+                duplicate = std::any_of(it->second.begin(), it->second.end(), [&](std::size_t j) {
+                    return j < i && consumed[j];
+                });
+            }
+        }
+        repairs.push_back(
+            {duplicate ? kind::duplicate_result : kind::orphan_result, id.value_or(""), i}
+        );
+    }
+
+    messages = std::move(out);
+    if (meta) {
+        *meta = std::move(out_meta);
+    }
+    return repairs;
+}
+
+// ---- request building -------------------------------------------------------------------------
+
+namespace {
+
+void prefix_think(api::message& m, const std::string& reasoning) {
+    std::string tagged = "<think>" + reasoning + "</think>";
+    if (!m.parts.empty()) {
+        auto first = m.parts.begin();
+        if (first->type == api::content_part::kind::text) {
+            first->text.insert(0, tagged);
+        } else {
+            m.parts.insert(
+                first,
+                api::content_part{.type = api::content_part::kind::text, .text = std::move(tagged)}
+            );
+        }
+        return;
+    }
+    m.content = std::move(tagged) + m.content.value_or(std::string{});
+}
+
+} // namespace
+
+std::vector<api::message> build_request_messages(
+    std::vector<api::message> messages,
+    const replay_options& opts,
+    std::vector<history_repair>* repairs
+) {
+    auto fixed = repair_history(messages);
+    if (repairs) {
+        *repairs = std::move(fixed);
+    }
+
+    std::size_t first_current = 0; // assistant messages at or after this index are "current turn"
+    for (std::size_t i = messages.size(); i-- > 0;) {
+        if (messages[i].role == api::role::user) {
+            first_current = i + 1;
+            break;
+        }
+    }
+    const reasoning_carrier carrier = opts.effective_carrier();
+
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        auto& m = messages[i];
+        if (m.role != api::role::assistant) {
+            m.reasoning.reset();
+            m.tool_calls.clear();
+        }
+        if (m.role != api::role::tool) {
+            m.tool_call_id.reset();
+        } else if (!m.content && m.parts.empty()) {
+            m.content.emplace(); // content is required on tool messages
+        }
+        if (m.role != api::role::assistant) {
+            continue;
+        }
+
+        std::optional<std::string> reasoning = std::move(m.reasoning);
+        m.reasoning.reset();
+        const bool keep = reasoning && !reasoning->empty() && carrier != reasoning_carrier::none &&
+                          (opts.mode == replay_mode::preserve_all ||
+                           (opts.mode == replay_mode::current_turn && i >= first_current));
+
+        if (!m.tool_calls.empty()) {
+            // An assistant turn that only calls tools has no content key at all.
+            if (m.parts.empty() && m.content && m.content->empty()) {
+                m.content.reset();
+            }
+        }
+        if (keep) {
+            if (carrier == reasoning_carrier::field) {
+                m.reasoning = std::move(reasoning);
+            } else {
+                prefix_think(m, *reasoning);
+            }
+        }
+        if (m.tool_calls.empty() && m.parts.empty() && !m.content) {
+            m.content.emplace(); // without tool calls an assistant message needs content
+        }
+    }
+    return messages;
+}
+
+std::vector<api::message> build_request_messages(
+    const conversation& c, const replay_options& opts, std::vector<history_repair>* repairs
+) {
+    return build_request_messages(c.messages(), opts, repairs);
+}
+
+} // namespace wafer
