@@ -15,7 +15,8 @@ namespace wafer::tools {
 /// executor, in the order things happen (starts follow emission order; finishes follow
 /// completion order). They must not throw (an exception is swallowed) and must not block.
 struct dispatch_observer {
-    /// Call `index` (position in the request vector) is about to run.
+    /// Call `index` (position in the request vector) is about to run. Not called for calls that
+    /// never start (batch deadline or cancellation while waiting for their turn).
     std::function<void(std::size_t index)> on_start;
     /// Call `index` has its final result (including failures, timeouts and cancellation).
     std::function<void(std::size_t index, const tool_result& result)> on_finish;
@@ -25,7 +26,9 @@ struct dispatch_observer {
 struct dispatch_options {
     /// At most this many calls run at once (0: no cap). Calls start in emission order.
     std::size_t max_concurrency = 0;
-    /// Deadline per call, for tools without tool_options::timeout. Unset: none.
+    /// Deadline per call, for tools without tool_options::timeout. Unset: none. It runs from the
+    /// call's start, so a blocking call queued behind busy pool threads spends it waiting.
+    /// Inline handlers run to completion (they cannot be interrupted).
     std::optional<std::chrono::milliseconds> call_timeout;
     /// Deadline for the whole batch: calls still running or waiting when it expires get a
     /// timeout result. Unset: none.

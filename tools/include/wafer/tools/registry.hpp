@@ -78,7 +78,8 @@ public:
     /// Cancellation: terminal cancellation of the awaiting coroutine (its co_spawn slot)
     /// cancels every running call (async handlers through their cancellation slot, blocking ones
     /// through their stop token) and still *returns* a complete result: unfinished calls get a
-    /// `cancelled` result and dispatch_result::cancelled is set. Nothing is thrown.
+    /// `cancelled` result and dispatch_result::cancelled is set. Nothing is thrown. Only
+    /// terminal cancellation is honoured (the default filter of co_spawn's cancellation state).
     ///
     /// Thread safety: the awaiting coroutine's executor must not run handlers concurrently
     /// (a single-threaded io_context or a strand); async handlers run on it too.

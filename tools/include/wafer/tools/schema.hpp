@@ -40,9 +40,10 @@ std::ostream& operator<<(std::ostream& os, const validation_error& e);
 /// A compiled JSON Schema.
 ///
 /// The supported vocabulary (2020-12 semantics; also checked against the draft-7 suite):
-/// boolean schemas, `type` (string or array), `properties`, `patternProperties`, `required`, `additionalProperties`,
-/// `items` (schema, or the draft-7 array form), `prefixItems`, `additionalItems`, `enum`,
-/// `const`, `anyOf`, `oneOf`, `allOf`, `not`, `$ref` (same-document JSON pointers such as
+/// boolean schemas, `type` (string or array), `properties`, `patternProperties`, `required`,
+/// `additionalProperties`, `items` (schema, or the draft-7 array form), `prefixItems`,
+/// `additionalItems`, `enum`, `const`, `anyOf`, `oneOf`, `allOf`, `not`, `$ref` (same-document JSON
+/// pointers such as
 /// "#", "#/$defs/x", "#/definitions/x"), `$defs`/`definitions`, `minimum`, `maximum`,
 /// `exclusiveMinimum`, `exclusiveMaximum` (numeric form), `minLength`, `maxLength`, `minItems`,
 /// `maxItems`, `pattern`. Annotation-only keywords are accepted and ignored: `title`,

@@ -65,7 +65,10 @@ using async_handler_fn =
 struct inline_handler {
     sync_handler_fn fn;
 };
-/// Runs on the registry's bounded blocking pool, never on the io_context thread.
+/// Runs on the registry's bounded blocking pool, never on the io_context thread. Several calls
+/// of the same tool may run at once on different threads, so `fn` must be thread-safe.
+/// A handler that ignores its stop token past its deadline keeps its pool thread until it
+/// returns; the dispatch does not wait for it and drops its result.
 struct blocking_handler {
     sync_handler_fn fn;
 };
