@@ -149,7 +149,7 @@ public:
         asio::any_io_executor ex,
         dispatch_options opts,
         std::shared_ptr<blocking_pool> pool,
-        std::string available
+        std::shared_ptr<const std::string> available
     )
         : ex_(std::move(ex)), opts_(std::move(opts)), pool_(std::move(pool)),
           available_(std::move(available)), wake_(ex_) {}
@@ -239,8 +239,8 @@ private:
 
         if (!c.tool) {
             std::string text = "unknown tool " + quote_name(c.req.name) + ". ";
-            text += available_.empty() ? std::string("No tools are available.")
-                                       : "Available tools: " + available_ + ".";
+            text += available_->empty() ? std::string("No tools are available.")
+                                        : "Available tools: " + *available_ + ".";
             settle(i, {{}, {}, std::move(text), true, result_status::unknown_tool, false});
             return;
         }
@@ -473,7 +473,7 @@ private:
     asio::any_io_executor ex_;
     dispatch_options opts_;
     std::shared_ptr<blocking_pool> pool_;
-    std::string available_;
+    std::shared_ptr<const std::string> available_; // "a, b, c": for unknown-tool results
     asio::steady_timer wake_;
     std::vector<std::unique_ptr<call_state>> calls_;
     std::size_t next_ = 0;
@@ -491,6 +491,8 @@ struct registry::impl {
     std::vector<std::shared_ptr<const registered>> tools; // registration order
     std::map<std::string, std::shared_ptr<const registered>, std::less<>> by_name;
     std::shared_ptr<blocking_pool> pool;
+    // Registered names joined by ", ", rebuilt by add(); shared so a dispatch does not copy it.
+    std::shared_ptr<const std::string> available = std::make_shared<const std::string>();
 };
 
 registry::registry(registry_params params) : impl_(std::make_shared<impl>()) {
@@ -524,6 +526,9 @@ void registry::add(tool t) {
         impl_->pool = std::make_shared<blocking_pool>(impl_->params.blocking_threads);
     }
     auto entry = std::make_shared<const registered>(registered{std::move(t), std::move(compiled)});
+    impl_->available = std::make_shared<const std::string>(
+        impl_->available->empty() ? entry->t.name : *impl_->available + ", " + entry->t.name
+    );
     impl_->by_name.emplace(entry->t.name, entry);
     impl_->tools.push_back(std::move(entry));
 }
@@ -567,12 +572,8 @@ registry::async_dispatch(std::vector<tool_call_request> calls, dispatch_options 
     auto cs = co_await asio::this_coro::cancellation_state;
     auto ex = co_await asio::this_coro::executor;
 
-    std::string available;
-    for (const auto& r : impl_->tools) {
-        available += (available.empty() ? "" : ", ") + r->t.name;
-    }
     const auto batch_timeout = options.batch_timeout;
-    auto b = std::make_shared<batch>(ex, std::move(options), impl_->pool, std::move(available));
+    auto b = std::make_shared<batch>(ex, std::move(options), impl_->pool, impl_->available);
     for (auto& c : calls) {
         auto it = impl_->by_name.find(c.name);
         b->add(std::move(c), it == impl_->by_name.end() ? nullptr : it->second);
