@@ -1,7 +1,5 @@
 #include <wafer/testing/fake_server.hpp>
 
-#include "detail/render.hpp"
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -21,6 +19,8 @@
 #include <map>
 #include <random>
 #include <stdexcept>
+
+#include "detail/render.hpp"
 
 namespace wafer::testing {
 
@@ -260,8 +260,7 @@ write_chunked_header(conn_ptr<Stream> c, std::string content_type, delivery how,
 }
 
 template <class Stream>
-asio::awaitable<after>
-send_error(conn_ptr<Stream> c, scripted_error e, delivery how, bool keep) {
+asio::awaitable<after> send_error(conn_ptr<Stream> c, scripted_error e, delivery how, bool keep) {
     auto res = json_response(static_cast<unsigned>(e.status), detail::render_error_body(e), keep);
     add_headers(res, how);
     add_retry_headers(res, e);
@@ -271,7 +270,8 @@ send_error(conn_ptr<Stream> c, scripted_error e, delivery how, bool keep) {
 template <class Stream>
 asio::awaitable<after> send_raw(conn_ptr<Stream> c, raw_reply raw, delivery how, bool keep) {
     if (!raw.content_type.starts_with("text/event-stream")) {
-        auto res = make_response(static_cast<unsigned>(raw.status), raw.content_type, raw.body, keep);
+        auto res =
+            make_response(static_cast<unsigned>(raw.status), raw.content_type, raw.body, keep);
         add_headers(res, how);
         co_return co_await send_simple(c, std::move(res), keep);
     }
@@ -396,7 +396,9 @@ check_auth(const server_state& st, const http::request<http::string_body>& req, 
     }
     if (it->value() != "Bearer " + *st.cfg.api_key) {
         return json_response(
-            401, flat_error("Wrong API Key", "invalid_request_error", "api_key", "wrong_api_key"), keep
+            401,
+            flat_error("Wrong API Key", "invalid_request_error", "api_key", "wrong_api_key"),
+            keep
         );
     }
     return std::nullopt;
@@ -431,13 +433,17 @@ asio::awaitable<after> handle_chat(conn_ptr<Stream> c, http::request<http::strin
     auto bad_request = [&](std::string message, std::string param) {
         return json_response(
             400,
-            flat_error(std::move(message), "invalid_request_error", std::move(param), "bad_request"),
+            flat_error(
+                std::move(message), "invalid_request_error", std::move(param), "bad_request"
+            ),
             keep
         );
     };
     const auto j = nlohmann::json::parse(req.body(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-        co_return co_await send_simple(c, bad_request("Request body is not valid JSON.", "body"), keep);
+        co_return co_await send_simple(
+            c, bad_request("Request body is not valid JSON.", "body"), keep
+        );
     }
     for (const char* required : {"model", "messages"}) {
         if (!j.contains(required)) {
@@ -468,7 +474,8 @@ asio::awaitable<after> handle_chat(conn_ptr<Stream> c, http::request<http::strin
         co_return co_await send_error(c, std::move(r.error), std::move(r.how), keep);
     case reply::kind::raw:
         co_return co_await send_raw(c, std::move(r.raw), std::move(r.how), keep);
-    case reply::kind::turn: break;
+    case reply::kind::turn:
+        break;
     }
     auto rt = detail::resolve(std::move(r.turn), request, st.rng);
     if (request.stream.value_or(false)) {
@@ -518,7 +525,9 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
                 co_return co_await send_simple(c, std::move(*denied), keep);
             }
         }
-        co_return co_await send_simple(c, json_response(200, models_body(st, is_public), keep), keep);
+        co_return co_await send_simple(
+            c, json_response(200, models_body(st, is_public), keep), keep
+        );
     }
     if (path == "/v1/tcp_warming") {
         if (!is_get) {
@@ -526,7 +535,9 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
         }
         co_return co_await send_simple(c, json_response(200, "{}", keep), keep);
     }
-    co_return co_await send_simple(c, make_response(404, "text/plain; charset=utf-8", {}, keep), keep);
+    co_return co_await send_simple(
+        c, make_response(404, "text/plain; charset=utf-8", {}, keep), keep
+    );
 }
 
 template <class Stream>
@@ -545,8 +556,9 @@ asio::awaitable<void> serve(conn_ptr<Stream> c) {
         const auto expect = parser.get()[http::field::expect];
         if (beast::iequals(expect, "100-continue")) {
             static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-            auto [wec, wn] =
-                co_await asio::async_write(c->stream, asio::buffer(cont.data(), cont.size()), nothrow);
+            auto [wec, wn] = co_await asio::async_write(
+                c->stream, asio::buffer(cont.data(), cont.size()), nothrow
+            );
             if (wec) {
                 co_return;
             }
@@ -554,7 +566,9 @@ asio::awaitable<void> serve(conn_ptr<Stream> c) {
         auto [rec, rn] = co_await http::async_read(c->stream, c->buffer, parser, nothrow);
         if (rec) {
             if (rec == http::error::body_limit) {
-                co_await write_response(c, make_response(413, "text/plain; charset=utf-8", {}, false));
+                co_await write_response(
+                    c, make_response(413, "text/plain; charset=utf-8", {}, false)
+                );
             }
             co_return;
         }
@@ -577,9 +591,9 @@ asio::awaitable<void> run_session(std::shared_ptr<server_state> st, tcp::socket 
     error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     if (!st->tls) {
-        co_await serve(std::make_shared<connection<beast::tcp_stream>>(
-            st, beast::tcp_stream(std::move(sock))
-        ));
+        co_await serve(
+            std::make_shared<connection<beast::tcp_stream>>(st, beast::tcp_stream(std::move(sock)))
+        );
         co_return;
     }
     auto c = std::make_shared<connection<tls_stream>>(
@@ -657,7 +671,9 @@ fake_server::fake_server(asio::any_io_executor ex, fake_server_config cfg)
     : impl_(std::make_shared<impl>(std::move(ex), std::move(cfg))) {
     auto& st = *impl_;
     if (st.cfg.tls_cert_file.empty() != st.cfg.tls_key_file.empty()) {
-        throw std::invalid_argument("fake_server: give both tls_cert_file and tls_key_file, or neither");
+        throw std::invalid_argument(
+            "fake_server: give both tls_cert_file and tls_key_file, or neither"
+        );
     }
     if (!st.cfg.tls_cert_file.empty()) {
         st.tls.emplace(ssl::context::tls_server);

@@ -122,8 +122,10 @@ const api::function_tool* pick_tool(const api::chat_request& req, std::string_vi
     using mode = api::tool_choice::mode;
     const auto choice = req.tool_choice.value_or(api::tool_choice::automatic());
     switch (choice.choice) {
-    case mode::none: return nullptr;
-    case mode::required: return &req.tools.front();
+    case mode::none:
+        return nullptr;
+    case mode::required:
+        return &req.tools.front();
     case mode::function:
         for (const auto& t : req.tools) {
             if (t.name == choice.function_name) {
@@ -131,7 +133,8 @@ const api::function_tool* pick_tool(const api::chat_request& req, std::string_vi
             }
         }
         return &req.tools.front();
-    case mode::auto_: break;
+    case mode::auto_:
+        break;
     }
     const auto text = lower(user_text);
     for (const auto& t : req.tools) {

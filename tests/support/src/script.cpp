@@ -18,7 +18,9 @@ using nlohmann::json;
     throw std::invalid_argument("script: " + std::string(where) + ": " + std::string(what));
 }
 
-void check_keys(const json& j, std::string_view where, std::initializer_list<std::string_view> known) {
+void check_keys(
+    const json& j, std::string_view where, std::initializer_list<std::string_view> known
+) {
     if (!j.is_object()) {
         fail(where, "expected an object");
     }
@@ -58,7 +60,14 @@ scripted_error error_from_json(const json& j, std::string_view where) {
     check_keys(
         j,
         where,
-        {"status", "shape", "message", "type", "code", "param", "retry_after", "retry_after_ms",
+        {"status",
+         "shape",
+         "message",
+         "type",
+         "code",
+         "param",
+         "retry_after",
+         "retry_after_ms",
          "should_retry"}
     );
     scripted_error e;
@@ -108,8 +117,14 @@ delivery delivery_from_json(const json& j, std::string_view where) {
     check_keys(
         j,
         where,
-        {"chunk_chars", "chunk_delay_ms", "header_delay_ms", "done_marker",
-         "disconnect_after_chunks", "malformed_chunk_at", "error_after_chunks", "stream_error",
+        {"chunk_chars",
+         "chunk_delay_ms",
+         "header_delay_ms",
+         "done_marker",
+         "disconnect_after_chunks",
+         "malformed_chunk_at",
+         "error_after_chunks",
+         "stream_error",
          "headers"}
     );
     delivery d;
@@ -210,8 +225,16 @@ reply reply_from_json(const json& j) {
     check_keys(
         j,
         where,
-        {"reasoning", "content", "tool_calls", "finish_reason", "model", "usage", "time_info",
-         "error", "raw", "delivery"}
+        {"reasoning",
+         "content",
+         "tool_calls",
+         "finish_reason",
+         "model",
+         "usage",
+         "time_info",
+         "error",
+         "raw",
+         "delivery"}
     );
     delivery how;
     if (j.contains("delivery")) {

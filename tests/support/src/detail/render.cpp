@@ -103,13 +103,27 @@ void append_json_string(std::string& out, std::string_view s) {
         out.append(s.data() + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
+        case '"':
+            out.append("\\\"");
+            break;
+        case '\\':
+            out.append("\\\\");
+            break;
+        case '\n':
+            out.append("\\n");
+            break;
+        case '\r':
+            out.append("\\r");
+            break;
+        case '\t':
+            out.append("\\t");
+            break;
+        case '\b':
+            out.append("\\b");
+            break;
+        case '\f':
+            out.append("\\f");
+            break;
         default:
             out.append("\\u00");
             out.push_back(hex[c >> 4U]);
@@ -189,7 +203,7 @@ resolved_turn resolve(scripted_turn t, const api::chat_request& req, std::mt1993
     r.id = make_completion_id(rng);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     r.created = std::chrono::duration_cast<std::chrono::seconds>(now).count();
-    r.model = !t.model.empty()      ? t.model
+    r.model = !t.model.empty()     ? t.model
               : !req.model.empty() ? req.model
                                    : std::string("zai-glm-4.7");
     r.system_fingerprint = "fp_7afe5e4e0c0ffee00000";
@@ -306,7 +320,8 @@ void sse_plan::append_event(std::size_t i, std::string& out) const {
 
 std::string render_error_body(const scripted_error& e) {
     switch (e.shape) {
-    case error_shape::flat: return error_object(e).dump();
+    case error_shape::flat:
+        return error_object(e).dump();
     case error_shape::nested: {
         ojson inner = error_object(e);
         inner["id"] = "";
@@ -315,7 +330,8 @@ std::string render_error_body(const scripted_error& e) {
         j["error"] = std::move(inner);
         return j.dump();
     }
-    case error_shape::detail: return ojson{{"detail", e.message}}.dump();
+    case error_shape::detail:
+        return ojson{{"detail", e.message}}.dump();
     }
     return error_object(e).dump();
 }

@@ -131,9 +131,9 @@ struct received_request {
 
 /// A model listed by GET /v1/models and GET /public/v1/models.
 struct model_info {
-    model_info(std::string model_id,
-               std::int64_t context = 131072,
-               std::int64_t max_completion = 40000)
+    model_info(
+        std::string model_id, std::int64_t context = 131072, std::int64_t max_completion = 40000
+    )
         : id(std::move(model_id)), max_context_length(context),
           max_completion_tokens(max_completion) {}
     model_info(const char* model_id) : model_info(std::string(model_id)) {}
