@@ -136,7 +136,7 @@ exchange_all(std::shared_ptr<Stream> s, std::vector<http::request<http::string_b
         parser.body_limit(boost::none);
         auto [ec, n] = co_await http::async_read(*s, buf, parser, nothrow);
         const auto& res = parser.get();
-        r.status = res.result_int();
+        r.status = parser.is_header_done() ? res.result_int() : 0;
         for (const auto& f : res) {
             r.headers.emplace_back(lower(std::string(f.name_string())), std::string(f.value()));
         }

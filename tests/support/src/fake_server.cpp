@@ -382,7 +382,9 @@ send_stream(conn_ptr<Stream> c, detail::resolved_turn rt, delivery how, bool kee
         c->out += end == ending::error_event ? detail::render_stream_error(how.stream_error)
                                              : std::string(detail::done_event);
     }
-    co_return co_await flush_chunk(c, true) ? (keep ? after::keep : after::close) : after::abort;
+    const bool ok = co_await flush_chunk(c, true);
+    std::string().swap(c->out); // idle keep-alive connections should not hold 64 KiB each
+    co_return ok ? (keep ? after::keep : after::close) : after::abort;
 }
 
 std::optional<http::response<http::string_body>>

@@ -166,7 +166,8 @@ std::vector<std::string_view> split_pieces(std::string_view text, std::size_t ch
 
 std::string make_completion_id(std::mt19937_64& rng) {
     std::string hex = random_hex(rng, 32);
-    hex[12] = '4'; // UUID version 4, as the real ids are
+    hex[12] = '4'; // UUID version 4 and RFC 4122 variant, as the real ids are
+    hex[16] = "89ab"[rng() & 3U];
     return "chatcmpl-" + hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' +
            hex.substr(16, 4) + '-' + hex.substr(20, 12);
 }
