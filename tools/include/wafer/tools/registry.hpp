@@ -73,7 +73,8 @@ public:
     /// cancelled call gets its result at once; the straggler's eventual output is dropped.
     /// Async stragglers keep running on the executor; blocking stragglers keep their pool
     /// thread (and an outstanding-work count on the executor, so io_context::run() returns only
-    /// after they end).
+    /// after they end). Do not destroy the io_context while blocking handlers still run: they
+    /// post their (dropped) result to it when they return.
     ///
     /// Cancellation: terminal cancellation of the awaiting coroutine (its co_spawn slot)
     /// cancels every running call (async handlers through their cancellation slot, blocking ones
