@@ -78,7 +78,10 @@ int main(int argc, char** argv) {
         }
     }
     boost::asio::io_context ioc(1);
-    wafer::api::client c(ioc.get_executor(), wafer::api::client_config{.base_url = base});
+    wafer::api::client c(
+        ioc.get_executor(),
+        wafer::api::client_config{.base_url = base, .max_response_bytes = std::size_t(1) << 40}
+    );
     result r;
     std::exception_ptr failure;
     boost::asio::co_spawn(ioc, run(c, model, fast, r), [&failure](std::exception_ptr e) {

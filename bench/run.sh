@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Streaming CPU benchmark: wafer's client vs curl, side by side, against wafer-fake.
+# usage: bench/run.sh <builddir> [chunks]
+set -euo pipefail
+
+build=${1:?usage: bench/run.sh <builddir> [chunks]}
+chunks=${2:-100000}
+fake="$build/tests/support/wafer-fake"
+bench="$build/bench/wafer_stream_bench"
+
+command -v curl >/dev/null 2>&1 || { echo "bench: curl is required (apt-get install curl)" >&2; exit 1; }
+[[ -x "$fake" ]] || { echo "bench: $fake not built (cmake --build $build --target wafer-fake)" >&2; exit 1; }
+[[ -x "$bench" ]] || { echo "bench: $bench not built (cmake --build $build --target wafer_stream_bench)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+"$fake" --bench-chunks "$chunks" >"$tmp/fake.out" 2>"$tmp/fake.err" &
+server_pid=$!
+url=""
+for _ in $(seq 1 100); do
+    url=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$tmp/fake.out" | head -n1)
+    [[ -n "$url" ]] && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "bench: wafer-fake exited:" >&2; cat "$tmp/fake.err" >&2; exit 1; }
+    sleep 0.05
+done
+[[ -n "$url" ]] || { echo "bench: wafer-fake did not report its port" >&2; exit 1; }
+echo "server: $url, $chunks chunks per stream"
+
+body='{"model":"zai-glm-4.7","messages":[{"role":"user","content":"bench"}],"stream":true,"stream_options":{"include_usage":true}}'
+
+# (a) curl -sN consuming the stream; its CPU (user+sys) from GNU time or bash's `times`.
+curl_cpu_us() {
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%U %S' -o "$tmp/time" curl -sN -H 'Content-Type: application/json' \
+            -d "$body" "$url/v1/chat/completions" >"$tmp/curl.out"
+        awk '{printf "%.0f", ($1 + $2) * 1e6}' "$tmp/time"
+    else
+        # bash: children's user/sys times before and after (via a subshell's `times`).
+        ( curl -sN -H 'Content-Type: application/json' -d "$body" "$url/v1/chat/completions" >"$tmp/curl.out"; times ) \
+            | tail -n1 | awk '{
+                split($1, u, /[ms]/); split($2, s, /[ms]/);
+                printf "%.0f", ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * 1e6 }'
+    fi
+}
+curl_us=$(curl_cpu_us)
+curl_events=$(grep -c '^data: ' "$tmp/curl.out" || true)
+
+# (b) wafer's client (async_stream + next loop), CPU via getrusage(RUSAGE_SELF) around the stream.
+best=""
+for mode in next try_next; do
+    line=$("$bench" "$url" --mode "$mode")
+    echo "wafer ($mode): $line"
+    per=$(sed -n 's/.*client_cpu_us_per_chunk=\([0-9.]*\).*/\1/p' <<<"$line")
+    got=$(sed -n 's/^chunks=\([0-9]*\).*/\1/p' <<<"$line")
+    if [[ -z "$best" ]] || awk -v a="$per" -v b="$best" 'BEGIN{exit !(a < b)}'; then best=$per; fi
+done
+
+curl_per=$(awk -v t="$curl_us" -v n="$curl_events" 'BEGIN{ printf "%.3f", (n > 0 ? t / n : 0) }')
+ratio=$(awk -v a="$best" -v b="$curl_per" 'BEGIN{ printf "%.2f", (b > 0 ? a / b : 0) }')
+echo "curl: events=$curl_events cpu_us=$curl_us"
+echo "client_cpu_us_per_chunk=$best  curl_cpu_us_per_chunk=$curl_per  ratio=$ratio  (target <= 0.5 us; chunks=$got)"
