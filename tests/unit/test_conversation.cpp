@@ -85,6 +85,10 @@ TEST_SUITE("unit/conversation") {
             CHECK(model_family_from_string(to_string(f)) == f);
         }
         CHECK_FALSE(model_family_from_string("glm5").has_value());
+        for (auto m : {replay_mode::preserve_all, replay_mode::current_turn, replay_mode::drop}) {
+            CHECK(replay_mode_from_string(to_string(m)) == m);
+        }
+        CHECK_FALSE(replay_mode_from_string("keep").has_value());
     }
 
     TEST_CASE("turns count user messages") {

@@ -79,6 +79,15 @@ protected:
 /// What the agent loop talks to. Implementations: `scripted_model` (canned turns, for tests) and
 /// the Cerebras model over `api::client`.
 ///
+/// An implementation over `api::client` (one client, hence one connection pool, shared by every
+/// run) takes the request by value, fills `model` and sets `stream = true` with
+/// `stream_options.include_usage`, calls `client.async_stream(req)`, and for every chunk from
+/// `co_await stream.next()` forwards `reasoning` then `content` pieces to the observer (copied
+/// into std::string: the views die at the next chunk). At the end, the stream's accumulator
+/// gives the reply: message, finish_reason, usage, time_info, model and id. Errors from the
+/// client are already wafer::error; it maps Asio's operation_aborted to errc::cancelled as
+/// scripted_model does.
+///
 /// One model object serves many concurrent runs on one io_context: async_complete may be called
 /// again before an earlier call finished. Implementations hold no per-run state.
 ///

@@ -35,8 +35,9 @@ namespace wafer {
 /// 3. if `check_requests` is on, throws errc::invalid_request when api::validate rejects the
 ///    request (catches malformed histories in tests);
 /// 4. waits the turn's `delay` on a timer;
-/// 5. streams reasoning then content to the observer (whole, or in `delta_chars` pieces with
-///    `delta_delay` between them);
+/// 5. if an observer was given, streams reasoning then content to it (whole, or in
+///    `delta_chars` pieces with `delta_delay` between them; without an observer there are no
+///    pieces and no pauses);
 /// 6. throws the turn's `error` if it has one, else returns the reply.
 ///
 /// Errors: as above; a scripted error is thrown as wafer::error with its code and diagnostics.
