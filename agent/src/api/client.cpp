@@ -67,7 +67,6 @@ struct client::impl {
     std::optional<detail::proxy_target> proxy;
     std::shared_ptr<asio::ssl::context> tls;
     std::shared_ptr<detail::http_pool> pool;
-    std::mt19937_64 rng{std::random_device{}()};
 
     impl(asio::any_io_executor e, client_config c) : ex(std::move(e)), cfg(std::move(c)) {
         error_code ec;
@@ -104,8 +103,10 @@ struct client::impl {
             cfg.sleep = default_sleep;
         }
         if (!cfg.random) {
-            cfg.random = [this] {
-                return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+            // Shared, not captured by `this`: config() copies must stay valid after the client.
+            auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+            cfg.random = [rng] {
+                return std::uniform_real_distribution<double>(0.0, 1.0)(*rng);
             };
         }
         if (!cfg.now) {
