@@ -18,4 +18,3 @@ install(FILES
     ${CMAKE_CURRENT_BINARY_DIR}/wafer-config.cmake
     ${CMAKE_CURRENT_BINARY_DIR}/wafer-config-version.cmake
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/wafer)
-export(EXPORT wafer-targets NAMESPACE wafer:: FILE ${CMAKE_CURRENT_BINARY_DIR}/wafer-targets.cmake)

@@ -4,7 +4,9 @@ target_compile_options(wafer_warnings INTERFACE
     -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast
     -Wnon-virtual-dtor -Woverloaded-virtual
     # Designated initializers that leave members defaulted are idiomatic C++20.
-    -Wno-missing-field-initializers)
+    -Wno-missing-field-initializers
+    # GCC 12 false positive on Asio's recycling allocator for awaitable frames.
+    $<$<CXX_COMPILER_ID:GNU>:-Wno-mismatched-new-delete>)
 if(WAFER_WERROR)
     target_compile_options(wafer_warnings INTERFACE -Werror)
 endif()

@@ -3,6 +3,9 @@
 namespace wafer {
 namespace {
 
+// boost::system::error_category's destructor is non-virtual by design (categories are static).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class category_impl final : public boost::system::error_category {
 public:
     const char* name() const noexcept override { return "wafer"; }
@@ -53,6 +56,7 @@ public:
         return "unknown wafer error";
     }
 };
+#pragma GCC diagnostic pop
 
 } // namespace
 
