@@ -148,10 +148,8 @@ TEST_SUITE("unit/chunk_decoder") {
     }
 
     TEST_CASE("the recorded GLM-4.7 stream accumulates to reasoning, content and usage") {
-        std::ifstream in(
-            std::string(WAFER_FIXTURES_DIR) +
-            "/vercel-ai-glm-4.7/cererebras-structured-output-tools.1.chunks.txt"
-        );
+        std::ifstream in(WAFER_FIXTURES_DIR
+                         "/vercel-ai-glm-4.7/cererebras-structured-output-tools.1.chunks.txt");
         REQUIRE(in);
         chunk_decoder d;
         accumulator acc;

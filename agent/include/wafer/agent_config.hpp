@@ -1,0 +1,85 @@
+// Configuration of an agent and of one run.
+#pragma once
+
+#include <wafer/api/chat_request.hpp>
+#include <wafer/conversation.hpp>
+#include <wafer/event.hpp>
+#include <wafer/event_channel.hpp>
+#include <wafer/model.hpp>
+#include <wafer/replay_policy.hpp>
+#include <wafer/tools/dispatch.hpp>
+#include <wafer/tools/registry.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace wafer {
+
+/// What happens when a run reaches max_turns with the model still calling tools.
+enum class max_turns_policy {
+    /// One more request without tools, asking for the final answer (stop_reason::max_turns, with
+    /// that answer as final_text).
+    final_answer,
+    /// Stop at once with stop_reason::max_turns and no final answer.
+    stop,
+};
+
+struct agent_limits {
+    /// Model requests that may call tools (the final-answer turn of max_turns_policy::final_answer
+    /// comes on top).
+    std::size_t max_turns = 16;
+    max_turns_policy on_max_turns = max_turns_policy::final_answer;
+    /// Wall-clock deadline for the whole run.
+    std::optional<std::chrono::milliseconds> run_timeout;
+    /// Deadline for one model call (all its HTTP attempts).
+    std::optional<std::chrono::milliseconds> turn_timeout;
+    /// Stop once prompt + completion tokens of the run reach this many.
+    std::optional<std::int64_t> token_budget;
+    /// Tool dispatch: concurrency cap, per-call and per-batch deadlines, output cap.
+    std::size_t max_tool_concurrency = 0;
+    std::optional<std::chrono::milliseconds> tool_call_timeout;
+    std::optional<std::chrono::milliseconds> tool_batch_timeout;
+    std::size_t tool_output_cap = 64 * 1024;
+};
+
+/// Reasoning replay ("preserved thinking"); see replay_policy.hpp.
+struct reasoning_config {
+    replay_mode mode = replay_mode::preserve_all;
+    /// How reasoning goes back; default by the model's family.
+    std::optional<reasoning_carrier> carrier;
+};
+
+struct agent_config {
+    /// Names the agent in events.
+    std::string name = "agent";
+    /// The model (required). Share one between many agents and runs.
+    std::shared_ptr<wafer::model> model;
+    /// The system message of a fresh conversation (none if empty).
+    std::string system_prompt;
+    /// Tools offered to the model (none if null).
+    std::shared_ptr<const tools::registry> tools;
+    agent_limits limits;
+    reasoning_config reasoning;
+    /// Request parameters sent on every turn (temperature, top_p, max_completion_tokens,
+    /// response_format, tool_choice, parallel_tool_calls, reasoning_effort, ...). The loop sets
+    /// model, messages and tools; clear_thinking is set by the replay policy unless given here.
+    api::chat_request request;
+};
+
+/// Per-run options.
+struct run_options {
+    /// Called for every event, in order, on the run's executor. Must not block.
+    std::function<void(const event&)> on_event;
+    /// Pull consumers: events are also sent here (the run waits while it is full).
+    std::shared_ptr<event_channel> events;
+    /// Continue an earlier conversation (its system message is kept as is).
+    std::optional<wafer::conversation> history;
+    /// Identifies the run in events (generated if empty).
+    std::string run_id;
+};
+
+} // namespace wafer

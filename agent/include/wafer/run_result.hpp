@@ -1,0 +1,72 @@
+// What a run returns: the answer, the conversation, usage, and why it stopped.
+#pragma once
+
+#include <wafer/api/usage.hpp>
+#include <wafer/conversation.hpp>
+#include <wafer/error.hpp>
+
+#include <boost/system/error_code.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wafer {
+
+enum class stop_reason {
+    /// The model gave a final answer (a reply without tool calls).
+    completed,
+    /// agent_limits::max_turns was reached.
+    max_turns,
+    /// agent_limits::run_timeout expired.
+    deadline,
+    /// agent_limits::token_budget was reached.
+    token_budget,
+    /// The caller cancelled the run.
+    cancelled,
+    /// A model or transport failure ended the run (see run_result::error).
+    error,
+};
+
+std::string_view to_string(stop_reason r) noexcept;
+
+/// Usage of one model request.
+struct turn_usage {
+    std::size_t turn = 0;
+    api::usage usage;
+    std::optional<api::time_info> time_info;
+    std::chrono::microseconds duration{0};
+};
+
+/// A failure that ended a run.
+struct run_error {
+    boost::system::error_code code;
+    wafer::diagnostics diagnostics;
+};
+
+struct run_result {
+    wafer::stop_reason stop_reason = stop_reason::completed;
+    /// The last assistant message's text (the answer), empty if none.
+    std::string final_text;
+    /// final_text parsed as JSON when the request asked for json_object/json_schema output and
+    /// it parses.
+    std::optional<nlohmann::json> final_json;
+    /// The whole conversation, including the input, tool calls and results, with reasoning.
+    wafer::conversation conversation;
+    /// Usage per model request, and totals.
+    std::vector<turn_usage> turns;
+    api::usage usage;
+    api::time_info time_info;
+    /// Set when stop_reason is error.
+    std::optional<run_error> error;
+    std::string run_id;
+    std::chrono::microseconds duration{0};
+
+    std::size_t turn_count() const noexcept { return turns.size(); }
+};
+
+} // namespace wafer
