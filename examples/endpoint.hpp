@@ -1,0 +1,37 @@
+// Shared by the examples: use the real endpoint when CEREBRAS_API_KEY (or CEREBRAS_BASE_URL) is
+// set, else start the offline stand-in (wafer's fake server with a built-in scripted session) on
+// 127.0.0.1 in the same io_context, and say so on stderr.
+#pragma once
+
+#include <wafer/api/client_config.hpp>
+#include <wafer/testing/fake_server.hpp>
+#include <wafer/testing/offline_model.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+namespace examples {
+
+struct endpoint {
+    wafer::api::client_config config;
+    std::unique_ptr<wafer::testing::fake_server> offline; // set when running offline
+};
+
+inline endpoint choose_endpoint(boost::asio::any_io_executor ex) {
+    endpoint e;
+    e.config = wafer::api::client_config::from_env();
+    const char* base = std::getenv("CEREBRAS_BASE_URL");
+    if (!e.config.api_key.empty() || (base && *base)) {
+        return e;
+    }
+    e.offline = std::make_unique<wafer::testing::fake_server>(ex);
+    e.offline->set_responder(&wafer::testing::offline_reply);
+    e.config.base_url = e.offline->base_url();
+    e.config.api_key = "offline";
+    std::cerr << "wafer: no CEREBRAS_API_KEY set; using the offline stand-in model at "
+              << e.config.base_url << "\n";
+    return e;
+}
+
+} // namespace examples
