@@ -65,3 +65,12 @@ curl_per=$(awk -v t="$curl_us" -v n="$curl_events" 'BEGIN{ printf "%.3f", (n > 0
 ratio=$(awk -v a="$best" -v b="$curl_per" 'BEGIN{ printf "%.2f", (b > 0 ? a / b : 0) }')
 echo "curl: events=$curl_events cpu_us=$curl_us"
 echo "client_cpu_us_per_chunk=$best  curl_cpu_us_per_chunk=$curl_per  ratio=$ratio  (target <= 0.5 us; chunks=$got)"
+
+# Agent benchmarks (bench/agent_bench.cpp): 8 x 100 ms tools in one turn, CPU per turn over loopback,
+# memory per concurrent run (starts its own wafer-fake).
+agent_bench="$build/bench/wafer_agent_bench"
+if [[ -x "$agent_bench" ]]; then
+    "$agent_bench" --fake "$fake"
+else
+    echo "bench: $agent_bench not built (cmake --build $build --target wafer_agent_bench wafer-fake)" >&2
+fi
