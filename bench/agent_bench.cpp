@@ -68,13 +68,21 @@ double ms_between(clock_type::time_point a, clock_type::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+double tv_us(const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
+}
+
 double thread_cpu_us() {
     rusage ru{};
     getrusage(RUSAGE_THREAD, &ru);
-    auto us = [](const timeval& tv) {
-        return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec);
-    };
-    return us(ru.ru_utime) + us(ru.ru_stime);
+    return tv_us(ru.ru_utime) + tv_us(ru.ru_stime);
+}
+
+// Kernel share (system calls: loopback TCP, epoll, timers) of the calling thread's CPU.
+double thread_sys_us() {
+    rusage ru{};
+    getrusage(RUSAGE_THREAD, &ru);
+    return tv_us(ru.ru_stime);
 }
 
 // A "VmRSS:" / "VmHWM:" value from /proc/self/status, in kB (0 if unreadable).
@@ -275,6 +283,38 @@ asio::awaitable<void> sequential_runs(const wafer::agent* a, int n, cpu_outcome*
     }
 }
 
+// The same 2-turn runs against the scripted model (no HTTP, no JSON on the wire): the loop's own
+// share of the CPU per turn, to split the figure above into framework and client.
+double loop_only_cpu_us_per_turn(int runs) {
+    asio::io_context ioc(1);
+    auto model = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
+    model->check_requests(false);
+    model->set_responder([](const api::chat_request& req, std::size_t) {
+        if (!req.messages.empty() && req.messages.back().role == api::role::tool) {
+            return wafer::scripted_model::turn::text(
+                "2 + 3 = " + req.messages.back().text() + ".", "The tool says 5."
+            );
+        }
+        return wafer::scripted_model::turn::calls(
+            {{"call_1", "add", R"({"a":2,"b":3})"}}, "I should use the add tool."
+        );
+    });
+    const wafer::agent a = make_agent(model);
+    cpu_outcome warm;
+    asio::co_spawn(ioc, sequential_runs(&a, std::min(runs, 100), &warm), &rethrow);
+    ioc.run();
+    ioc.restart();
+    cpu_outcome out;
+    const double c0 = thread_cpu_us();
+    asio::co_spawn(ioc, sequential_runs(&a, runs, &out), &rethrow);
+    ioc.run();
+    const double cpu = thread_cpu_us() - c0;
+    if (out.failed > 0 || out.turns == 0) {
+        return -1;
+    }
+    return cpu / static_cast<double>(out.turns);
+}
+
 int bench_cpu(int runs) {
     // The server: its own io_context on its own thread (constructed here, before that thread runs).
     asio::io_context server_ioc(1);
@@ -293,8 +333,10 @@ int bench_cpu(int runs) {
         const wafer::agent a =
             make_agent(std::make_shared<wafer::cerebras_model>(client, "zai-glm-4.7"));
 
+        double sys = 0;
         auto measure = [&](int n, cpu_outcome& out, double& cpu, double& wall_ms) {
             bool finished = false;
+            const double s0 = thread_sys_us();
             const double c0 = thread_cpu_us();
             const auto t0 = clock_type::now();
             asio::co_spawn(ioc, sequential_runs(&a, n, &out), [&finished](std::exception_ptr e) {
@@ -305,6 +347,7 @@ int bench_cpu(int runs) {
                 ioc, [&finished] { return finished; }, std::chrono::seconds(120)
             );
             cpu = thread_cpu_us() - c0;
+            sys = thread_sys_us() - s0;
             wall_ms = ms_between(t0, clock_type::now());
             return in_time;
         };
@@ -328,15 +371,18 @@ int bench_cpu(int runs) {
             std::printf(
                 "name=cpu_per_turn runs=%d turns=%zu client_thread_cpu_us=%.0f "
                 "cpu_us_per_turn=%.1f "
-                "cpu_us_per_run=%.1f wall_ms=%.0f connections_opened=%zu target_us=50 "
-                "peer_openai_agents_js_us=2700 peer_node_request_us=330\n",
+                "sys_us_per_turn=%.1f cpu_us_per_run=%.1f wall_ms=%.0f connections_opened=%zu "
+                "loop_only_cpu_us_per_turn=%.1f target_us=50 peer_openai_agents_js_us=2700 "
+                "peer_node_request_us=330\n",
                 runs,
                 out.turns,
                 cpu,
                 cpu / static_cast<double>(out.turns),
+                sys / static_cast<double>(out.turns),
                 cpu / runs,
                 wall,
-                client->connections_opened()
+                client->connections_opened(),
+                loop_only_cpu_us_per_turn(runs)
             );
         }
     }
