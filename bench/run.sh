@@ -74,3 +74,8 @@ if [[ -x "$agent_bench" ]]; then
 else
     echo "bench: $agent_bench not built (cmake --build $build --target wafer_agent_bench wafer-fake)" >&2
 fi
+
+# Tool dispatch alone (bench/dispatch_bench.cpp).
+if [[ -x "$build/bench/wafer_dispatch_bench" ]]; then
+    "$build/bench/wafer_dispatch_bench"
+fi

@@ -1,5 +1,6 @@
 // The streaming hot path: one call per SSE event. simdjson's on-demand API walks the chunk once,
-// in whatever field order the server used, and only the fields we need are materialised.
+// in whatever field order the server used, and only the fields we need are materialised. Keys are
+// compared raw (no unescaping copy): the names we look for contain no escapes.
 #include <wafer/api/chunk_decoder.hpp>
 #include <wafer/error.hpp>
 
@@ -29,12 +30,17 @@ bool is_null(od::value& v) {
     return v.type().get(t) == SUCCESS && t == od::json_type::null;
 }
 
-// Reads a string value; null or absent leave `out` empty. Returns false on a type error.
-bool read_string(od::value v, std::string_view& out) {
-    if (is_null(v)) {
+// Reads a string value; null leaves `out` empty and `present` false. Returns false on a type
+// error. The string is tried first: it is the common case, and a failed get_string() only peeks.
+bool read_string(od::value v, std::string_view& out, bool* present = nullptr) {
+    auto err = v.get_string().get(out);
+    if (err == SUCCESS) {
+        if (present) {
+            *present = true;
+        }
         return true;
     }
-    return v.get_string().get(out) == SUCCESS;
+    return err == simdjson::INCORRECT_TYPE && is_null(v);
 }
 
 // Reads a string, number or null as text (error codes may be numbers on some servers).
@@ -57,7 +63,11 @@ void read_text_loose(od::value v, std::string_view& out) {
 }
 
 std::int64_t read_int(od::value v) {
-    double d = 0;
+    std::int64_t i = 0;
+    if (v.get_int64().get(i) == SUCCESS) {
+        return i;
+    }
+    double d = 0; // some servers send counts as floats
     if (is_null(v) || v.get_double().get(d) != SUCCESS) {
         return 0;
     }
@@ -78,8 +88,8 @@ bool decode_usage(od::value v, usage& u) {
         return false;
     }
     for (auto field : obj) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != SUCCESS) {
+        od::raw_json_string key;
+        if (field.key().get(key) != SUCCESS) {
             return false;
         }
         od::value val = field.value();
@@ -98,8 +108,8 @@ bool decode_usage(od::value v, usage& u) {
                 return false;
             }
             for (auto d : details) {
-                std::string_view dk;
-                if (d.unescaped_key().get(dk) != SUCCESS) {
+                od::raw_json_string dk;
+                if (d.key().get(dk) != SUCCESS) {
                     return false;
                 }
                 if (dk == "cached_tokens") {
@@ -123,8 +133,8 @@ bool decode_time_info(od::value v, time_info& t) {
         return false;
     }
     for (auto field : obj) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != SUCCESS) {
+        od::raw_json_string key;
+        if (field.key().get(key) != SUCCESS) {
             return false;
         }
         if (key == "queue_time") {
@@ -159,8 +169,8 @@ bool decode_tool_calls(od::value v, std::vector<tool_call_delta>& calls) {
         tool_call_delta d;
         d.index = position++;
         for (auto field : obj) {
-            std::string_view key;
-            if (field.unescaped_key().get(key) != SUCCESS) {
+            od::raw_json_string key;
+            if (field.key().get(key) != SUCCESS) {
                 return false;
             }
             if (key == "index") {
@@ -179,8 +189,8 @@ bool decode_tool_calls(od::value v, std::vector<tool_call_delta>& calls) {
                     return false;
                 }
                 for (auto f : fn) {
-                    std::string_view fk;
-                    if (f.unescaped_key().get(fk) != SUCCESS) {
+                    od::raw_json_string fk;
+                    if (f.key().get(fk) != SUCCESS) {
                         return false;
                     }
                     if (fk == "name") {
@@ -209,24 +219,18 @@ bool decode_delta(od::value v, chunk_view& view, std::vector<tool_call_delta>& c
         return false;
     }
     for (auto field : obj) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != SUCCESS) {
+        od::raw_json_string key;
+        if (field.key().get(key) != SUCCESS) {
             return false;
         }
         od::value val = field.value();
         if (key == "content") {
-            if (!is_null(val)) {
-                view.has_content = true;
-                if (val.get_string().get(view.content) != SUCCESS) {
-                    return false;
-                }
+            if (!read_string(val, view.content, &view.has_content)) {
+                return false;
             }
         } else if (key == "reasoning") {
-            if (!is_null(val)) {
-                view.has_reasoning = true;
-                if (val.get_string().get(view.reasoning) != SUCCESS) {
-                    return false;
-                }
+            if (!read_string(val, view.reasoning, &view.has_reasoning)) {
+                return false;
             }
         } else if (key == "role") {
             if (!read_string(val, view.role)) {
@@ -260,8 +264,8 @@ bool decode_choices(od::value v, chunk_view& view, std::vector<tool_call_delta>&
             return false;
         }
         for (auto field : obj) {
-            std::string_view key;
-            if (field.unescaped_key().get(key) != SUCCESS) {
+            od::raw_json_string key;
+            if (field.key().get(key) != SUCCESS) {
                 return false;
             }
             if (key == "delta") {
@@ -293,8 +297,8 @@ bool decode_error(od::value v, stream_error& e) {
         return false;
     }
     for (auto field : obj) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != SUCCESS) {
+        od::raw_json_string key;
+        if (field.key().get(key) != SUCCESS) {
             return false;
         }
         if (key == "message") {
@@ -319,8 +323,8 @@ bool decode_chunk(od::document& doc, chunk_view& view, std::vector<tool_call_del
     }
     int status_code = 0;
     for (auto field : obj) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != SUCCESS) {
+        od::raw_json_string key;
+        if (field.key().get(key) != SUCCESS) {
             return false;
         }
         od::value val;
