@@ -26,20 +26,5 @@ int main() {
     asio::io_context ioc;
     auto ep = examples::choose_endpoint(ioc.get_executor());
     wafer::api::client client(ioc.get_executor(), ep.config);
-    int status = 0;
-    asio::co_spawn(ioc, ask(client), [&](std::exception_ptr e) {
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                std::cerr << "error: " << ex.what() << "\n";
-                status = 1;
-            }
-        }
-        if (ep.offline) {
-            ep.offline->stop();
-        }
-    });
-    ioc.run();
-    return status;
+    return examples::run_example(ioc, ep, ask(client));
 }

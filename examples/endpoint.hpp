@@ -7,7 +7,11 @@
 #include <wafer/testing/fake_server.hpp>
 #include <wafer/testing/offline_model.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <memory>
 
@@ -32,6 +36,28 @@ inline endpoint choose_endpoint(boost::asio::any_io_executor ex) {
     std::cerr << "wafer: no CEREBRAS_API_KEY set; using the offline stand-in model at "
               << e.config.base_url << "\n";
     return e;
+}
+
+/// Runs `main_task` to completion, prints what it throws, stops the offline server; returns the
+/// process exit status.
+inline int
+run_example(boost::asio::io_context& ioc, endpoint& ep, boost::asio::awaitable<void> main_task) {
+    int status = 0;
+    boost::asio::co_spawn(ioc, std::move(main_task), [&](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                std::cerr << "error: " << ex.what() << "\n";
+                status = 1;
+            }
+        }
+        if (ep.offline) {
+            ep.offline->stop();
+        }
+    });
+    ioc.run();
+    return status;
 }
 
 } // namespace examples

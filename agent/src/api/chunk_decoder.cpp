@@ -82,17 +82,41 @@ double read_double(od::value v) {
     return d;
 }
 
-bool decode_usage(od::value v, usage& u) {
+// Calls f(key, value) for each member of the object `v`; a null `v` has no members. Returns false
+// if `v` is neither, a member is malformed, or f reports a type error (returns false).
+template <class F>
+bool for_each_member(od::value v, F&& f) {
+    if (is_null(v)) {
+        return true;
+    }
     od::object obj;
     if (v.get_object().get(obj) != SUCCESS) {
         return false;
     }
     for (auto field : obj) {
         od::raw_json_string key;
-        if (field.key().get(key) != SUCCESS) {
+        od::value val;
+        if (field.key().get(key) != SUCCESS || field.value().get(val) != SUCCESS || !f(key, val)) {
             return false;
         }
-        od::value val = field.value();
+    }
+    return true;
+}
+
+bool decode_usage(od::value v, usage& u) {
+    auto details = [&u](od::raw_json_string key, od::value val) {
+        if (key == "cached_tokens") {
+            u.cached_tokens = read_int(val);
+        } else if (key == "reasoning_tokens") {
+            u.reasoning_tokens = read_int(val);
+        } else if (key == "accepted_prediction_tokens") {
+            u.accepted_prediction_tokens = read_int(val);
+        } else if (key == "rejected_prediction_tokens") {
+            u.rejected_prediction_tokens = read_int(val);
+        }
+        return true;
+    };
+    return for_each_member(v, [&](od::raw_json_string key, od::value val) {
         if (key == "prompt_tokens") {
             u.prompt_tokens = read_int(val);
         } else if (key == "completion_tokens") {
@@ -100,56 +124,27 @@ bool decode_usage(od::value v, usage& u) {
         } else if (key == "total_tokens") {
             u.total_tokens = read_int(val);
         } else if (key == "prompt_tokens_details" || key == "completion_tokens_details") {
-            od::object details;
-            if (is_null(val)) {
-                continue;
-            }
-            if (val.get_object().get(details) != SUCCESS) {
-                return false;
-            }
-            for (auto d : details) {
-                od::raw_json_string dk;
-                if (d.key().get(dk) != SUCCESS) {
-                    return false;
-                }
-                if (dk == "cached_tokens") {
-                    u.cached_tokens = read_int(d.value());
-                } else if (dk == "reasoning_tokens") {
-                    u.reasoning_tokens = read_int(d.value());
-                } else if (dk == "accepted_prediction_tokens") {
-                    u.accepted_prediction_tokens = read_int(d.value());
-                } else if (dk == "rejected_prediction_tokens") {
-                    u.rejected_prediction_tokens = read_int(d.value());
-                }
-            }
+            return for_each_member(val, details);
         }
-    }
-    return true;
+        return true;
+    });
 }
 
 bool decode_time_info(od::value v, time_info& t) {
-    od::object obj;
-    if (v.get_object().get(obj) != SUCCESS) {
-        return false;
-    }
-    for (auto field : obj) {
-        od::raw_json_string key;
-        if (field.key().get(key) != SUCCESS) {
-            return false;
-        }
+    return for_each_member(v, [&t](od::raw_json_string key, od::value val) {
         if (key == "queue_time") {
-            t.queue_time = read_double(field.value());
+            t.queue_time = read_double(val);
         } else if (key == "prompt_time") {
-            t.prompt_time = read_double(field.value());
+            t.prompt_time = read_double(val);
         } else if (key == "completion_time") {
-            t.completion_time = read_double(field.value());
+            t.completion_time = read_double(val);
         } else if (key == "total_time") {
-            t.total_time = read_double(field.value());
+            t.total_time = read_double(val);
         } else if (key == "created") {
-            t.created = read_double(field.value());
+            t.created = read_double(val);
         }
-    }
-    return true;
+        return true;
+    });
 }
 
 bool decode_tool_calls(od::value v, std::vector<tool_call_delta>& calls) {
@@ -162,48 +157,33 @@ bool decode_tool_calls(od::value v, std::vector<tool_call_delta>& calls) {
     }
     int position = 0;
     for (auto element : arr) {
-        od::object obj;
-        if (element.get_object().get(obj) != SUCCESS) {
+        od::value call;
+        if (element.get(call) != SUCCESS) {
             return false;
         }
         tool_call_delta d;
         d.index = position++;
-        for (auto field : obj) {
-            od::raw_json_string key;
-            if (field.key().get(key) != SUCCESS) {
-                return false;
+        auto function = [&d](od::raw_json_string key, od::value val) {
+            if (key == "name") {
+                return read_string(val, d.name);
             }
+            if (key == "arguments") {
+                return read_string(val, d.arguments);
+            }
+            return true;
+        };
+        bool ok = for_each_member(call, [&](od::raw_json_string key, od::value val) {
             if (key == "index") {
-                d.index = static_cast<int>(read_int(field.value()));
+                d.index = static_cast<int>(read_int(val));
             } else if (key == "id") {
-                if (!read_string(field.value(), d.id)) {
-                    return false;
-                }
+                return read_string(val, d.id);
             } else if (key == "function") {
-                od::object fn;
-                od::value fv = field.value();
-                if (is_null(fv)) {
-                    continue;
-                }
-                if (fv.get_object().get(fn) != SUCCESS) {
-                    return false;
-                }
-                for (auto f : fn) {
-                    od::raw_json_string fk;
-                    if (f.key().get(fk) != SUCCESS) {
-                        return false;
-                    }
-                    if (fk == "name") {
-                        if (!read_string(f.value(), d.name)) {
-                            return false;
-                        }
-                    } else if (fk == "arguments") {
-                        if (!read_string(f.value(), d.arguments)) {
-                            return false;
-                        }
-                    }
-                }
+                return for_each_member(val, function);
             }
+            return true;
+        });
+        if (!ok) {
+            return false;
         }
         calls.push_back(d);
     }
@@ -211,38 +191,21 @@ bool decode_tool_calls(od::value v, std::vector<tool_call_delta>& calls) {
 }
 
 bool decode_delta(od::value v, chunk_view& view, std::vector<tool_call_delta>& calls) {
-    od::object obj;
-    if (is_null(v)) {
-        return true;
-    }
-    if (v.get_object().get(obj) != SUCCESS) {
-        return false;
-    }
-    for (auto field : obj) {
-        od::raw_json_string key;
-        if (field.key().get(key) != SUCCESS) {
-            return false;
-        }
-        od::value val = field.value();
+    return for_each_member(v, [&](od::raw_json_string key, od::value val) {
         if (key == "content") {
-            if (!read_string(val, view.content, &view.has_content)) {
-                return false;
-            }
-        } else if (key == "reasoning") {
-            if (!read_string(val, view.reasoning, &view.has_reasoning)) {
-                return false;
-            }
-        } else if (key == "role") {
-            if (!read_string(val, view.role)) {
-                return false;
-            }
-        } else if (key == "tool_calls") {
-            if (!decode_tool_calls(val, calls)) {
-                return false;
-            }
+            return read_string(val, view.content, &view.has_content);
         }
-    }
-    return true;
+        if (key == "reasoning") {
+            return read_string(val, view.reasoning, &view.has_reasoning);
+        }
+        if (key == "role") {
+            return read_string(val, view.role);
+        }
+        if (key == "tool_calls") {
+            return decode_tool_calls(val, calls);
+        }
+        return true;
+    });
 }
 
 bool decode_choices(od::value v, chunk_view& view, std::vector<tool_call_delta>& calls) {
@@ -259,26 +222,25 @@ bool decode_choices(od::value v, chunk_view& view, std::vector<tool_call_delta>&
             continue; // wafer never asks for n > 1; later choices are skipped
         }
         first = false;
-        od::object obj;
-        if (element.get_object().get(obj) != SUCCESS) {
+        od::value choice;
+        if (element.get(choice) != SUCCESS) {
             return false;
         }
-        for (auto field : obj) {
-            od::raw_json_string key;
-            if (field.key().get(key) != SUCCESS) {
-                return false;
-            }
+        bool ok = for_each_member(choice, [&](od::raw_json_string key, od::value val) {
             if (key == "delta") {
-                if (!decode_delta(field.value(), view, calls)) {
-                    return false;
-                }
-            } else if (key == "finish_reason") {
+                return decode_delta(val, view, calls);
+            }
+            if (key == "finish_reason") {
                 std::string_view reason;
-                if (!read_string(field.value(), reason)) {
+                if (!read_string(val, reason)) {
                     return false;
                 }
                 view.finish_reason = finish_reason_from_string(reason);
             }
+            return true;
+        });
+        if (!ok) {
+            return false;
         }
     }
     return true;
@@ -292,28 +254,20 @@ bool decode_error(od::value v, stream_error& e) {
     if (t == od::json_type::string) {
         return v.get_string().get(e.message) == SUCCESS;
     }
-    od::object obj;
-    if (v.get_object().get(obj) != SUCCESS) {
-        return false;
-    }
-    for (auto field : obj) {
-        od::raw_json_string key;
-        if (field.key().get(key) != SUCCESS) {
-            return false;
-        }
+    return for_each_member(v, [&e](od::raw_json_string key, od::value val) {
         if (key == "message") {
-            read_text_loose(field.value(), e.message);
+            read_text_loose(val, e.message);
         } else if (key == "type") {
-            read_text_loose(field.value(), e.type);
+            read_text_loose(val, e.type);
         } else if (key == "code") {
-            read_text_loose(field.value(), e.code);
+            read_text_loose(val, e.code);
         } else if (key == "param") {
-            read_text_loose(field.value(), e.param);
+            read_text_loose(val, e.param);
         } else if (key == "status_code" && e.status_code == 0) {
-            e.status_code = static_cast<int>(read_int(field.value()));
+            e.status_code = static_cast<int>(read_int(val));
         }
-    }
-    return true;
+        return true;
+    });
 }
 
 bool decode_chunk(od::document& doc, chunk_view& view, std::vector<tool_call_delta>& calls) {
