@@ -1,0 +1,105 @@
+// Running a shell command with a deadline, an output cap and clean-up of its whole process group.
+#pragma once
+
+#include <wafer/tools/tool.hpp>
+#include <wafer/tools/workspace.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+namespace wafer::tools {
+
+/// How one command runs.
+struct command_params {
+    /// Deadline from spawn; on expiry the process group is terminated.
+    std::chrono::milliseconds timeout{60'000};
+    /// Time between SIGTERM and SIGKILL when the group is terminated (timeout, cancellation).
+    std::chrono::milliseconds kill_grace{1'000};
+    /// After the shell exits, how long to keep reading output that background processes still
+    /// write to the inherited pipe before they are killed and the pipe is closed.
+    std::chrono::milliseconds drain_timeout{250};
+    /// Bytes of output kept: the first half and the last half of the output; the middle is
+    /// replaced by a marker. Output beyond the cap is still read (and dropped), so the command
+    /// never blocks on a full pipe.
+    std::size_t output_cap = 32 * 1024;
+    /// The shell, run as `shell -c command`.
+    std::string shell = "/bin/sh";
+};
+
+/// What happened to a command.
+struct command_result {
+    /// Exit status, if the shell exited normally.
+    std::optional<int> exit_code;
+    /// The signal that ended the shell, or 0.
+    int signal = 0;
+    /// The deadline expired and the group was terminated.
+    bool timed_out = false;
+    /// The caller cancelled and the group was terminated.
+    bool cancelled = false;
+    /// Merged stdout and stderr, raw bytes, cut to the cap (see truncated).
+    std::string output;
+    /// Bytes the command wrote in total (including dropped ones).
+    std::size_t output_bytes = 0;
+    /// True if output bytes were dropped; `output` then contains an omission marker.
+    bool truncated = false;
+    std::chrono::steady_clock::duration elapsed{};
+};
+
+/// Runs `shell -c command` in `cwd` and waits for it.
+///
+/// The shell runs in a new process group with stdin from /dev/null and stdout and stderr
+/// merged into one pipe. The call completes once the shell has exited and the pipe is closed;
+/// background processes the command leaves behind are killed then (SIGKILL to the group), and
+/// a pipe still held open after `drain_timeout` (by a process that left the group) is closed.
+/// The shell is always reaped: no zombies remain, including when the coroutine is destroyed
+/// early (the destructor kills the group and waits).
+///
+/// No thread per command: the pipe and the exit (a pidfd; a polling timer where pidfd_open is
+/// not available) are waited on through the awaiting coroutine's executor.
+///
+/// Errors: throws std::system_error if the pipe or the process cannot be created (for example
+/// `cwd` does not exist). A non-zero exit, a signal or a timeout is reported in the result.
+///
+/// Cancellation: terminal cancellation of the awaiting coroutine, or `stop`, terminates the
+/// group (SIGTERM, then SIGKILL after kill_grace); the call then completes with
+/// `cancelled == true` once the shell is reaped, at most about kill_grace + drain_timeout later.
+///
+/// Thread safety: the executor must not run the call's handlers concurrently (a
+/// single-threaded io_context or a strand). Any number of calls may run at once.
+boost::asio::awaitable<command_result> async_run_command(
+    std::string command,
+    std::filesystem::path cwd,
+    command_params params = {},
+    std::stop_token stop = {}
+);
+
+/// Options of the `run_command` tool.
+struct run_command_options {
+    /// Timeout, grace, drain and output cap of each run; `run.timeout` is the default when the
+    /// model gives no timeout_ms.
+    command_params run;
+    /// Upper bound for the model's timeout_ms (larger values are clamped, and the result says so).
+    std::chrono::milliseconds max_timeout{600'000};
+};
+
+/// The `run_command {command, timeout_ms?}` tool: runs the command with /bin/sh in the workspace
+/// root (see async_run_command). The result text starts with the exit status ("exit code: 0",
+/// "killed by signal 9", "timed out after ...") followed by the output; it is an error result
+/// unless the exit code is 0.
+///
+/// The tool's tool_options::timeout is left unset: the dispatch's call_timeout (if any) also
+/// applies and cancels the run, killing its group, without the output. Its output_cap is set
+/// a little above `run.output_cap` so the dispatcher does not cut the status text.
+///
+/// Cancellation: honours the dispatch's cancellation (slot and stop token); see
+/// async_run_command.
+tool make_run_command_tool(std::shared_ptr<const workspace> ws, run_command_options options = {});
+
+} // namespace wafer::tools
