@@ -1,11 +1,16 @@
 #include <wafer/agent.hpp>
 #include <wafer/event_emitter.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 
+#include "detail/critic_review.hpp"
 #include "detail/deadline.hpp"
 
 namespace wafer {
@@ -27,6 +32,10 @@ std::string_view to_string(stop_reason r) noexcept {
         return "cancelled";
     case stop_reason::error:
         return "error";
+    case stop_reason::critic_denied:
+        return "critic_denied";
+    case stop_reason::revisions_exhausted:
+        return "revisions_exhausted";
     }
     return "error";
 }
@@ -61,19 +70,50 @@ bool is_cancelled(const asio::cancellation_state& st) {
 // Per-run state shared by the steps of async_run.
 struct run_state {
     const agent_config& cfg;
+    const std::vector<agent>& critic_agents;
     run_options& options;
     event_emitter emitter;
     run_result result;
     clock_type::time_point started = clock_type::now();
     std::optional<clock_type::time_point> deadline;
+    // The run's input: what critics review the steps against.
+    std::string task;
+    // Events of concurrent steps (tools, reviews) reach the callback at once and the channel
+    // afterwards, in seq order: observers inside a dispatch cannot wait for channel room.
+    std::vector<event> pending;
 
-    run_state(const agent_config& c, run_options& o, std::string run_id)
-        : cfg(c), options(o), emitter(std::move(run_id), c.name, o.on_event, o.events) {}
+    run_state(
+        const agent_config& c, const std::vector<agent>& critics, run_options& o, std::string run_id
+    )
+        : cfg(c), critic_agents(critics), options(o),
+          emitter(std::move(run_id), c.name, o.on_event, o.events) {}
 
     bool budget_exhausted() const {
         return cfg.limits.token_budget &&
                result.usage.prompt_tokens + result.usage.completion_tokens >=
                    *cfg.limits.token_budget;
+    }
+
+    void deliver(event_data data) {
+        event e = emitter.stamp(std::move(data));
+        if (options.on_event) {
+            options.on_event(e);
+        }
+        if (emitter.channel()) {
+            pending.push_back(std::move(e));
+        }
+    }
+
+    asio::awaitable<void> flush() {
+        std::vector<event> out = std::move(pending);
+        pending.clear();
+        for (auto& e : out) {
+            if (!emitter.channel()) {
+                break;
+            }
+            event queued = std::move(e);
+            co_await emitter.channel()->async_send(std::move(queued));
+        }
     }
 };
 
@@ -95,52 +135,323 @@ std::vector<api::function_tool> tool_definitions(const tools::registry* registry
     return out;
 }
 
-// Runs one batch of tool calls and appends the results in the model's order. Tool events go to
-// the callback as they happen and to the channel once the batch is done (dispatch observers
-// cannot wait).
-asio::awaitable<bool> run_tools(
-    run_state& st, const api::message& reply, std::size_t turn, tools::dispatch_options opts
+using tool_slots = std::vector<std::optional<tools::tool_result>>;
+
+// Runs the calls of `reply` at `indices` as one dispatch and stores their results in `out` (by
+// position in the reply). Tool events go out as they happen. Returns true if cancelled.
+asio::awaitable<bool> dispatch_calls(
+    run_state* st,
+    const api::message* reply,
+    std::vector<std::size_t> indices,
+    std::size_t turn,
+    tools::dispatch_options opts,
+    tool_slots* out
 ) {
-    // `calls` moves into the dispatch; the observers read the names from `reply`.
     std::vector<tools::tool_call_request> calls;
-    calls.reserve(reply.tool_calls.size());
-    for (const auto& c : reply.tool_calls) {
+    calls.reserve(indices.size());
+    for (std::size_t i : indices) {
+        const api::tool_call& c = reply->tool_calls[i];
         calls.push_back({c.id, c.name, c.arguments});
     }
-    std::vector<event> pending;
-    auto deliver = [&st, &pending](event_data data) {
-        event e = st.emitter.stamp(std::move(data));
-        if (st.options.on_event) {
-            st.options.on_event(e);
-        }
-        if (st.options.events) {
-            pending.push_back(std::move(e));
-        }
+    std::vector<clock_type::time_point> starts(indices.size());
+    opts.observer.on_start = [&](std::size_t k) {
+        starts[k] = clock_type::now();
+        const api::tool_call& c = reply->tool_calls[indices[k]];
+        st->deliver(events::tool_call_started{turn, c.id, c.name, c.arguments});
     };
-    std::vector<clock_type::time_point> starts(reply.tool_calls.size());
-    opts.observer.on_start = [&](std::size_t i) {
-        starts[i] = clock_type::now();
-        const api::tool_call& c = reply.tool_calls[i];
-        deliver(events::tool_call_started{turn, c.id, c.name, c.arguments});
-    };
-    opts.observer.on_finish = [&](std::size_t i, const tools::tool_result& r) {
-        auto begun = starts[i] == clock_type::time_point{} ? clock_type::now() : starts[i];
-        const api::tool_call& c = reply.tool_calls[i];
-        deliver(events::tool_call_finished{turn, c.id, c.name, since(begun), r.is_error, r.content}
-        );
+    opts.observer.on_finish = [&](std::size_t k, const tools::tool_result& r) {
+        auto begun = starts[k] == clock_type::time_point{} ? clock_type::now() : starts[k];
+        const api::tool_call& c = reply->tool_calls[indices[k]];
+        st->deliver(events::tool_call_finished{
+            turn, c.id, c.name, since(begun), r.is_error, r.content});
     };
     tools::dispatch_result done =
-        co_await st.cfg.tools->async_dispatch(std::move(calls), std::move(opts));
-    for (auto& e : pending) {
-        event queued = std::move(e);
-        co_await st.options.events->async_send(std::move(queued));
-    }
-    for (auto& r : done.results) {
-        st.result.conversation.add_tool_result(
-            std::move(r.tool_call_id), std::move(r.content), r.is_error
-        );
+        co_await st->cfg.tools->async_dispatch(std::move(calls), std::move(opts));
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+        (*out)[indices[k]] = std::move(done.results[k]);
     }
     co_return done.cancelled;
+}
+
+// One review to run: which critic, what it reads, which call.
+struct review_job {
+    std::size_t critic_index = 0;
+    std::string input;
+    std::optional<std::string> call_id;
+};
+
+// Runs one review bounded by the run deadline, then reports it (event, result, usage).
+asio::awaitable<critic_review>
+review_and_report(run_state* st, gate g, std::size_t turn, review_job job) {
+    const critic& c = st->cfg.critics[job.critic_index];
+    const agent& sub = st->critic_agents[job.critic_index];
+    asio::awaitable<critic_review> review =
+        detail::run_review(sub, c, g, turn, std::move(job.input), job.call_id);
+    std::optional<critic_review> r;
+    if (st->deadline) {
+        const auto started = clock_type::now();
+        r = co_await detail::async_with_deadline(std::move(review), *st->deadline);
+        if (!r) {
+            r.emplace();
+            r->critic = c.name;
+            r->gate = g;
+            r->turn = turn;
+            r->call_id = std::move(job.call_id);
+            r->error = "the run's deadline passed during the review";
+            r->verdict.decision = c.fail_closed ? critic_decision::deny : critic_decision::approve;
+            r->latency = since(started);
+        }
+    } else {
+        r = co_await std::move(review);
+    }
+    st->result.critic_usage += r->usage;
+    st->result.reviews.push_back(*r);
+    st->deliver(events::critic_verdict{
+        turn,
+        r->critic,
+        std::string(to_string(g)),
+        r->call_id,
+        r->verdict.decision,
+        r->verdict.reasons,
+        r->error,
+        r->latency,
+        r->usage});
+    co_return std::move(*r);
+}
+
+// Runs `jobs` concurrently; returns the reviews in the order of `jobs`. Verdict events go out
+// in the order the verdicts arrive.
+asio::awaitable<std::vector<critic_review>>
+run_reviews(run_state* st, gate g, std::size_t turn, std::vector<review_job> jobs) {
+    std::vector<critic_review> out;
+    if (jobs.size() == 1) {
+        // No group needed for one review.
+        critic_review r = co_await review_and_report(st, g, turn, std::move(jobs.front()));
+        out.push_back(std::move(r));
+        co_return out;
+    }
+    auto ex = co_await asio::this_coro::executor;
+    using op_type =
+        decltype(asio::co_spawn(ex, std::declval<asio::awaitable<critic_review>>(), asio::deferred)
+        );
+    std::vector<op_type> ops;
+    ops.reserve(jobs.size());
+    for (auto& job : jobs) {
+        ops.push_back(
+            asio::co_spawn(ex, review_and_report(st, g, turn, std::move(job)), asio::deferred)
+        );
+    }
+    // The group is a named object: no temporaries with destructors inside co_await (GCC 12).
+    auto group = asio::experimental::make_parallel_group(std::move(ops));
+    auto [order, failures, values] =
+        co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    (void)order;
+    for (auto& f : failures) {
+        if (f) {
+            std::rethrow_exception(f);
+        }
+    }
+    co_return std::move(values);
+}
+
+// The gated half of a tool step: reviews every covered call, then dispatches the approved ones.
+// Refused calls get a result explaining why and never start.
+asio::awaitable<bool> review_then_dispatch(
+    run_state* st,
+    const api::message* reply,
+    std::vector<std::size_t> covered,
+    const std::vector<std::vector<std::size_t>>* covering,
+    std::size_t turn,
+    tools::dispatch_options opts,
+    std::optional<clock_type::time_point> batch_deadline,
+    tool_slots* out
+) {
+    std::vector<review_job> jobs;
+    for (std::size_t i : covered) {
+        for (std::size_t ci : (*covering)[i]) {
+            jobs.push_back(
+                {ci, detail::before_tools_input(st->task, *reply, i), reply->tool_calls[i].id}
+            );
+        }
+    }
+    std::vector<critic_review> reviews =
+        co_await run_reviews(st, gate::before_tools, turn, std::move(jobs));
+
+    asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+    std::vector<std::size_t> approved;
+    std::size_t next = 0;
+    for (std::size_t i : covered) {
+        const std::size_t n = (*covering)[i].size();
+        std::vector<critic_decision> decisions;
+        std::vector<const critic_review*> mine;
+        for (std::size_t k = 0; k < n; ++k) {
+            decisions.push_back(reviews[next + k].verdict.decision);
+            mine.push_back(&reviews[next + k]);
+        }
+        next += n;
+        const critic_decision d = combine_decisions(decisions, st->cfg.critic_policy.combine);
+        const api::tool_call& c = reply->tool_calls[i];
+        if (d == critic_decision::approve && !is_cancelled(cs)) {
+            approved.push_back(i);
+            continue;
+        }
+        tools::tool_result r;
+        r.tool_call_id = c.id;
+        r.name = c.name;
+        r.is_error = true;
+        if (d == critic_decision::approve) {
+            r.status = tools::result_status::cancelled;
+            r.content = "cancelled: the run was cancelled before this call started";
+        } else {
+            r.status = tools::result_status::refused;
+            r.content = detail::refusal_text(d, mine);
+        }
+        // No tool_call_started: the call never ran.
+        st->deliver(events::tool_call_finished{
+            turn, c.id, c.name, std::chrono::microseconds(0), true, r.content});
+        (*out)[i] = std::move(r);
+    }
+    if (approved.empty()) {
+        co_return is_cancelled(cs);
+    }
+    if (batch_deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            *batch_deadline - clock_type::now()
+        );
+        opts.batch_timeout = std::max(left, std::chrono::milliseconds(0));
+    }
+    co_return co_await dispatch_calls(st, reply, std::move(approved), turn, std::move(opts), out);
+}
+
+// Runs the tool calls of one assistant message and appends the results in the model's order.
+// Calls that before_tools critics cover wait for their verdicts; the others start at once, while
+// the critics deliberate. Returns true if the run was cancelled meanwhile.
+asio::awaitable<bool> run_tool_step(
+    run_state& st, const api::message& reply, std::size_t turn, tools::dispatch_options opts
+) {
+    const std::size_t n = reply.tool_calls.size();
+    std::vector<std::vector<std::size_t>> covering(n);
+    bool gated = false;
+    for (std::size_t ci = 0; ci < st.cfg.critics.size(); ++ci) {
+        const critic& c = st.cfg.critics[ci];
+        if (!c.gates.contains(gate::before_tools)) {
+            continue;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            const tools::tool* t = st.cfg.tools->find(reply.tool_calls[i].name);
+            if (t && c.covers(t->name, t->options.read_only)) {
+                covering[i].push_back(ci);
+                gated = true;
+            }
+        }
+    }
+    tool_slots slots(n);
+    bool cancelled = false;
+    std::vector<std::size_t> free_calls, covered;
+    for (std::size_t i = 0; i < n; ++i) {
+        (covering[i].empty() ? free_calls : covered).push_back(i);
+    }
+    if (!gated) {
+        cancelled = co_await dispatch_calls(
+            &st, &reply, std::move(free_calls), turn, std::move(opts), &slots
+        );
+    } else {
+        std::optional<clock_type::time_point> batch_deadline;
+        if (opts.batch_timeout) {
+            batch_deadline = clock_type::now() + *opts.batch_timeout;
+        }
+        auto ex = co_await asio::this_coro::executor;
+        asio::awaitable<bool> gated_part = review_then_dispatch(
+            &st, &reply, std::move(covered), &covering, turn, opts, batch_deadline, &slots
+        );
+        if (free_calls.empty()) {
+            cancelled = co_await std::move(gated_part);
+        } else {
+            asio::awaitable<bool> free_part =
+                dispatch_calls(&st, &reply, std::move(free_calls), turn, opts, &slots);
+            auto group = asio::experimental::make_parallel_group(
+                asio::co_spawn(ex, std::move(free_part), asio::deferred),
+                asio::co_spawn(ex, std::move(gated_part), asio::deferred)
+            );
+            auto [order, e1, c1, e2, c2] =
+                co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+            (void)order;
+            if (e1) {
+                std::rethrow_exception(e1);
+            }
+            if (e2) {
+                std::rethrow_exception(e2);
+            }
+            cancelled = c1 || c2;
+        }
+    }
+    co_await st.flush();
+    for (auto& r : slots) {
+        st.result.conversation.add_tool_result(
+            std::move(r->tool_call_id), std::move(r->content), r->is_error
+        );
+    }
+    co_return cancelled;
+}
+
+// The outcome of an after_step or final_answer gate.
+struct gate_outcome {
+    critic_decision decision = critic_decision::approve;
+    // The feedback to send when the decision is revise.
+    std::string feedback;
+};
+
+// Runs the critics on gate `g` (after_step or final_answer) concurrently and combines them.
+asio::awaitable<gate_outcome>
+run_step_gate(run_state& st, gate g, std::size_t turn, std::string_view answer) {
+    gate_outcome out;
+    std::vector<review_job> jobs;
+    const auto& msgs = st.result.conversation.messages();
+    for (std::size_t ci = 0; ci < st.cfg.critics.size(); ++ci) {
+        if (!st.cfg.critics[ci].gates.contains(g)) {
+            continue;
+        }
+        std::string input;
+        if (g == gate::after_step) {
+            // The last assistant message with calls, and the tool messages after it.
+            std::size_t a = msgs.size();
+            while (a > 0 && msgs[a - 1].role != api::role::assistant) {
+                --a;
+            }
+            if (a == 0) {
+                continue;
+            }
+            input = detail::after_step_input(
+                st.task, msgs[a - 1], std::span<const api::message>(msgs).subspan(a)
+            );
+        } else {
+            // Everything since the task (the last user message that is not wafer's feedback).
+            input = detail::final_answer_input(st.task, msgs, answer);
+        }
+        jobs.push_back({ci, std::move(input), std::nullopt});
+    }
+    if (jobs.empty()) {
+        co_return out;
+    }
+    std::vector<critic_review> reviews = co_await run_reviews(&st, g, turn, std::move(jobs));
+    co_await st.flush();
+    std::vector<critic_decision> decisions;
+    std::vector<const critic_review*> all;
+    for (const auto& r : reviews) {
+        decisions.push_back(r.verdict.decision);
+        all.push_back(&r);
+    }
+    out.decision = combine_decisions(decisions, st.cfg.critic_policy.combine);
+    if (out.decision == critic_decision::revise) {
+        out.feedback = detail::revision_feedback(g, all);
+    }
+    co_return out;
+}
+
+bool has_gate(const agent_config& cfg, gate g) {
+    return std::any_of(cfg.critics.begin(), cfg.critics.end(), [g](const critic& c) {
+        return c.gates.contains(g);
+    });
 }
 
 } // namespace
@@ -149,6 +460,37 @@ agent::agent(agent_config cfg) : cfg_(std::move(cfg)) {
     if (!cfg_.model) {
         throw std::invalid_argument("wafer::agent: agent_config::model is required");
     }
+    auto critics = std::make_shared<std::vector<agent>>();
+    critics->reserve(cfg_.critics.size());
+    for (std::size_t i = 0; i < cfg_.critics.size(); ++i) {
+        const critic& c = cfg_.critics[i];
+        const std::string where = "wafer::agent: critic '" + c.name + "': ";
+        if (c.name.empty()) {
+            throw std::invalid_argument("wafer::agent: every critic needs a name");
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (cfg_.critics[j].name == c.name) {
+                throw std::invalid_argument(where + "the name is used twice");
+            }
+        }
+        if (!c.model) {
+            throw std::invalid_argument(where + "a model is required");
+        }
+        if (c.gates.empty()) {
+            throw std::invalid_argument(where + "it is attached to no gate");
+        }
+        if (c.tools) {
+            for (const auto& name : c.tools->names()) {
+                if (!c.tools->find(name)->options.read_only) {
+                    throw std::invalid_argument(
+                        where + "tool '" + name + "' is not read_only; critics may only look"
+                    );
+                }
+            }
+        }
+        critics->emplace_back(detail::critic_agent_config(c));
+    }
+    critic_agents_ = std::move(critics);
 }
 
 asio::awaitable<run_result> agent::async_run(std::string input, run_options options) const {
@@ -157,7 +499,10 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
     co_await asio::this_coro::throw_if_cancelled(false);
     asio::cancellation_state cancel_state = co_await asio::this_coro::cancellation_state;
 
-    run_state st(cfg_, options, options.run_id.empty() ? make_run_id() : options.run_id);
+    run_state st(
+        cfg_, *critic_agents_, options, options.run_id.empty() ? make_run_id() : options.run_id
+    );
+    st.task = input;
     st.result.run_id = st.emitter.run_id();
     if (cfg_.limits.run_timeout) {
         st.deadline = st.started + *cfg_.limits.run_timeout;
@@ -306,13 +651,38 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
         co_await st.emitter.async_emit(std::move(finished_ev));
         const bool has_calls = !msg.tool_calls.empty();
         if (!has_calls) {
-            st.result.final_text = msg.text();
+            std::string answer = msg.text();
+            conv.append(std::move(msg));
+            st.result.stop_reason = final_turn ? stop_reason::max_turns : stop_reason::completed;
+            st.result.final_text = answer;
+            if (!has_gate(cfg_, gate::final_answer)) {
+                break;
+            }
+            gate_outcome verdict = co_await run_step_gate(st, gate::final_answer, turn, answer);
+            if (is_cancelled(cancel_state)) {
+                st.result.stop_reason = stop_reason::cancelled;
+                break;
+            }
+            if (verdict.decision == critic_decision::deny) {
+                st.result.final_text.clear();
+                st.result.stop_reason = stop_reason::critic_denied;
+                break;
+            }
+            if (verdict.decision == critic_decision::approve) {
+                break;
+            }
+            // Revise: another turn with the feedback, if the budget and the turn limit allow.
+            if (st.result.revisions >= cfg_.critic_policy.max_revisions || final_turn) {
+                if (cfg_.critic_policy.on_exhausted == revisions_exhausted_policy::stop) {
+                    st.result.stop_reason = stop_reason::revisions_exhausted;
+                }
+                break;
+            }
+            ++st.result.revisions;
+            conv.add_user(std::move(verdict.feedback));
+            continue;
         }
         conv.append(std::move(msg));
-        if (!has_calls) {
-            st.result.stop_reason = final_turn ? stop_reason::max_turns : stop_reason::completed;
-            break;
-        }
         if (st.budget_exhausted()) {
             st.result.stop_reason = stop_reason::token_budget;
             break;
@@ -341,10 +711,32 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
         }
         // Copy: the stored message must not move while the dispatch reads it.
         api::message calls_msg = conv.messages().back();
-        if (co_await run_tools(st, calls_msg, turn, std::move(opts)) ||
+        if (co_await run_tool_step(st, calls_msg, turn, std::move(opts)) ||
             is_cancelled(cancel_state)) {
             st.result.stop_reason = stop_reason::cancelled;
             break;
+        }
+        if (has_gate(cfg_, gate::after_step)) {
+            gate_outcome verdict = co_await run_step_gate(st, gate::after_step, turn, {});
+            if (is_cancelled(cancel_state)) {
+                st.result.stop_reason = stop_reason::cancelled;
+                break;
+            }
+            if (verdict.decision == critic_decision::deny) {
+                st.result.stop_reason = stop_reason::critic_denied;
+                break;
+            }
+            if (verdict.decision == critic_decision::revise) {
+                if (st.result.revisions >= cfg_.critic_policy.max_revisions) {
+                    if (cfg_.critic_policy.on_exhausted == revisions_exhausted_policy::stop) {
+                        st.result.stop_reason = stop_reason::revisions_exhausted;
+                        break;
+                    }
+                } else {
+                    ++st.result.revisions;
+                    conv.add_user(std::move(verdict.feedback));
+                }
+            }
         }
     }
 

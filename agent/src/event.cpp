@@ -174,10 +174,13 @@ void write(json& j, const turn_finished& e) {
     j["duration_ms"] = to_ms(e.duration);
 }
 void write(json& j, const critic_verdict& e) {
+    j["turn"] = e.turn;
     j["critic"] = e.critic;
     j["gate"] = e.gate;
+    write_opt(j, "call_id", e.call_id);
     j["decision"] = to_string(e.decision);
     j["reasons"] = e.reasons;
+    write_opt(j, "error", e.error);
     j["latency_ms"] = to_ms(e.latency);
     write_opt(j, "usage", e.usage);
 }
@@ -239,8 +242,10 @@ void read(const json& j, turn_finished& e) {
     e.duration = from_ms(j, "duration_ms");
 }
 void read(const json& j, critic_verdict& e) {
+    detail::read_value(j, "turn", e.turn);
     detail::read_value(j, "critic", e.critic);
     detail::read_value(j, "gate", e.gate);
+    detail::read_optional(j, "call_id", e.call_id);
     std::string d;
     detail::read_value(j, "decision", d);
     auto decision = critic_decision_from_string(d);
@@ -249,6 +254,7 @@ void read(const json& j, critic_verdict& e) {
     }
     e.decision = *decision;
     detail::read_value(j, "reasons", e.reasons);
+    detail::read_optional(j, "error", e.error);
     e.latency = from_ms(j, "latency_ms");
     detail::read_optional(j, "usage", e.usage);
 }

@@ -22,6 +22,8 @@ std::string_view to_string(result_status s) noexcept {
         return "timeout";
     case result_status::cancelled:
         return "cancelled";
+    case result_status::refused:
+        return "refused";
     }
     return "unknown";
 }

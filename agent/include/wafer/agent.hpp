@@ -6,7 +6,9 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace wafer {
 
@@ -23,7 +25,14 @@ namespace wafer {
 /// Errors: async_run does not throw for model, tool or transport failures: they end the run with
 /// stop_reason::error and run_result::error set (usage and turns so far are still reported).
 /// Tool failures never end a run; they are tool results the model reads. Invalid configuration
-/// (no model) throws std::invalid_argument.
+/// (no model; a critic without name, model or gate, a duplicate critic name, or a critic tool
+/// that is not read_only) throws std::invalid_argument.
+///
+/// Critics (agent_config::critics) review the run at their gates: before_tools (a covered call
+/// starts only once every verdict on it is in; uncovered calls start at once), after_step and
+/// final_answer (revise sends feedback as a user message and the loop goes on, within
+/// critic_policy::max_revisions; deny ends the run with stop_reason::critic_denied). Every
+/// verdict is an events::critic_verdict and a run_result::reviews entry.
 ///
 /// Cancellation: terminal cancellation from the caller's slot (co_spawn with
 /// bind_cancellation_slot) stops the run at the next step: a model call in flight is abandoned
@@ -43,6 +52,8 @@ public:
 
 private:
     agent_config cfg_;
+    // One sub-agent per critic, built with the agent (immutable, shared by copies).
+    std::shared_ptr<const std::vector<agent>> critic_agents_;
 };
 
 } // namespace wafer

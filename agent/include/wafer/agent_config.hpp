@@ -3,6 +3,7 @@
 
 #include <wafer/api/chat_request.hpp>
 #include <wafer/conversation.hpp>
+#include <wafer/critic.hpp>
 #include <wafer/event.hpp>
 #include <wafer/event_channel.hpp>
 #include <wafer/model.hpp>
@@ -62,6 +63,10 @@ struct agent_config {
     std::string system_prompt;
     /// Tools offered to the model (none if null).
     std::shared_ptr<const tools::registry> tools;
+    /// Critics that review the run at their gates (see critic.hpp), and how their verdicts
+    /// combine.
+    std::vector<critic> critics;
+    wafer::critic_policy critic_policy;
     agent_limits limits;
     reasoning_config reasoning;
     /// Request parameters sent on every turn (temperature, top_p, max_completion_tokens,

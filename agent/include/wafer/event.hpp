@@ -100,12 +100,20 @@ std::optional<critic_decision> critic_decision_from_string(std::string_view s) n
 
 /// A critic reviewed a step.
 struct critic_verdict {
+    std::size_t turn = 0;
     std::string critic;
-    /// Which gate asked (e.g. "before_tools", "after_step", "final_answer").
+    /// Which gate asked: "before_tools", "after_step" or "final_answer".
     std::string gate;
+    /// The tool call under review (before_tools only).
+    std::optional<std::string> call_id;
     critic_decision decision = critic_decision::approve;
     std::vector<std::string> reasons;
+    /// Set when the critic failed (error, deadline, no valid verdict); `decision` is then what
+    /// the failure counts as (deny when fail-closed).
+    std::optional<std::string> error;
+    /// Wall time of the review, including the critic's model time.
     std::chrono::microseconds latency{0};
+    /// The critic's own token usage (not part of the run's usage).
     std::optional<api::usage> usage;
     friend bool operator==(const critic_verdict&, const critic_verdict&) = default;
 };

@@ -3,6 +3,7 @@
 
 #include <wafer/api/usage.hpp>
 #include <wafer/conversation.hpp>
+#include <wafer/critic.hpp>
 #include <wafer/error.hpp>
 
 #include <boost/system/error_code.hpp>
@@ -30,6 +31,10 @@ enum class stop_reason {
     cancelled,
     /// A model or transport failure ended the run (see run_result::error).
     error,
+    /// Critics denied a step after it ran, or the final answer (see run_result::reviews).
+    critic_denied,
+    /// Critics asked for more revisions than critic_policy::max_revisions allows.
+    revisions_exhausted,
 };
 
 std::string_view to_string(stop_reason r) noexcept;
@@ -50,7 +55,9 @@ struct run_error {
 
 struct run_result {
     wafer::stop_reason stop_reason = stop_reason::completed;
-    /// The last assistant message's text (the answer), empty if none.
+    /// The last assistant message's text (the answer), empty if none. With
+    /// stop_reason::revisions_exhausted it is the last, unaccepted answer; with critic_denied
+    /// it is empty.
     std::string final_text;
     /// final_text parsed as JSON when the request asked for json_object/json_schema output and
     /// it parses.
@@ -61,6 +68,12 @@ struct run_result {
     std::vector<turn_usage> turns;
     api::usage usage;
     api::time_info time_info;
+    /// Every critic review, in the order the verdicts arrived.
+    std::vector<critic_review> reviews;
+    /// Token usage of the critics (not included in `usage`).
+    api::usage critic_usage;
+    /// Revisions the critics asked for at after_step and final_answer.
+    std::size_t revisions = 0;
     /// Set when stop_reason is error.
     std::optional<run_error> error;
     std::string run_id;

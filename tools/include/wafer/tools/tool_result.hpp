@@ -36,6 +36,8 @@ enum class result_status {
     timeout,
     /// The dispatch was cancelled by its caller before the call finished.
     cancelled,
+    /// A reviewer (an agent's critic) stopped the call before it started.
+    refused,
 };
 
 /// A short stable name for a status ("ok", "timeout", ...), for logs and events.
