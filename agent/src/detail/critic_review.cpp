@@ -137,9 +137,12 @@ std::string final_answer_input(
             calls.append("- ");
             calls.append(c.name);
             calls.push_back(' ');
-            calls.append(
-                c.arguments.size() > 200 ? c.arguments.substr(0, 200) + "..." : c.arguments
-            );
+            // Appended piecewise: string + literal trips GCC 12's -Warray-bounds.
+            const std::string_view args(c.arguments);
+            calls.append(args.substr(0, 200));
+            if (args.size() > 200) {
+                calls.append("...");
+            }
             calls.push_back('\n');
         }
     }
