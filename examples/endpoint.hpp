@@ -22,11 +22,17 @@ struct endpoint {
     std::unique_ptr<wafer::testing::fake_server> offline; // set when running offline
 };
 
+/// Whether CEREBRAS_API_KEY or CEREBRAS_BASE_URL names a real endpoint.
+inline bool real_endpoint_configured() {
+    const char* key = std::getenv("CEREBRAS_API_KEY");
+    const char* base = std::getenv("CEREBRAS_BASE_URL");
+    return (key && *key) || (base && *base);
+}
+
 inline endpoint choose_endpoint(boost::asio::any_io_executor ex) {
     endpoint e;
     e.config = wafer::api::client_config::from_env();
-    const char* base = std::getenv("CEREBRAS_BASE_URL");
-    if (!e.config.api_key.empty() || (base && *base)) {
+    if (real_endpoint_configured()) {
         return e;
     }
     e.offline = std::make_unique<wafer::testing::fake_server>(ex);
@@ -38,12 +44,20 @@ inline endpoint choose_endpoint(boost::asio::any_io_executor ex) {
     return e;
 }
 
+namespace detail {
+inline boost::asio::awaitable<int> as_status(boost::asio::awaitable<void> task) {
+    co_await std::move(task);
+    co_return 0;
+}
+} // namespace detail
+
 /// Runs `main_task` to completion, prints what it throws, stops the offline server; returns the
-/// process exit status.
+/// exit status the task returned (1 if it threw).
 inline int
-run_example(boost::asio::io_context& ioc, endpoint& ep, boost::asio::awaitable<void> main_task) {
-    int status = 0;
-    boost::asio::co_spawn(ioc, std::move(main_task), [&](std::exception_ptr e) {
+run_example(boost::asio::io_context& ioc, endpoint& ep, boost::asio::awaitable<int> main_task) {
+    int status = 1;
+    boost::asio::co_spawn(ioc, std::move(main_task), [&](std::exception_ptr e, int rc) {
+        status = rc;
         if (e) {
             try {
                 std::rethrow_exception(e);
@@ -58,6 +72,12 @@ run_example(boost::asio::io_context& ioc, endpoint& ep, boost::asio::awaitable<v
     });
     ioc.run();
     return status;
+}
+
+/// As above, for a task that returns nothing (exit status 0 unless it throws).
+inline int
+run_example(boost::asio::io_context& ioc, endpoint& ep, boost::asio::awaitable<void> main_task) {
+    return run_example(ioc, ep, detail::as_status(std::move(main_task)));
 }
 
 } // namespace examples
