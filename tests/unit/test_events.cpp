@@ -465,11 +465,16 @@ TEST_SUITE("unit/events") {
         CHECK(cv.at("decision") == "revise");
         CHECK(cv.at("reasons").size() == 2);
         CHECK(cv.at("latency_ms") == 0.085);
+        CHECK(cv.at("call_id") == "c1");
+        CHECK_FALSE(cv.contains("error"));
+        const json failed = json(sample(all[9]));
+        CHECK(failed.at("error") == "timed out");
+        CHECK_FALSE(failed.contains("call_id"));
         const json tc = json(sample(all[6]));
         CHECK(tc.at("is_error") == true);
         CHECK(tc.at("duration_ms") == 1.234);
-        CHECK_FALSE(json(sample(all[9])).contains("error"));
-        CHECK(json(sample(all[10])).at("error") == "HTTP 429 too_many_requests_error");
+        CHECK_FALSE(json(sample(all[10])).contains("error"));
+        CHECK(json(sample(all[11])).at("error") == "HTTP 429 too_many_requests_error");
 
         json bad = json(sample(all[0]));
         bad["type"] = "no_such_event";
