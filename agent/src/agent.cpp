@@ -86,7 +86,18 @@ struct run_state {
         const agent_config& c, const std::vector<agent>& critics, run_options& o, std::string run_id
     )
         : cfg(c), critic_agents(critics), options(o),
-          emitter(std::move(run_id), c.name, o.on_event, o.events) {}
+          emitter(std::move(run_id), c.name, forward_to(o), o.events) {}
+
+    // The emitter calls the caller's callback object itself, not a copy: a stateful callback
+    // must see every event, whichever path delivered it.
+    static event_emitter::callback forward_to(run_options& o) {
+        if (!o.on_event) {
+            return {};
+        }
+        return [&o](const event& e) {
+            o.on_event(e);
+        };
+    }
 
     bool budget_exhausted() const {
         return cfg.limits.token_budget &&

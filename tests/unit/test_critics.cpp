@@ -539,6 +539,41 @@ TEST_SUITE("unit/critics") {
         CHECK(wafer::conversation(r.conversation).repair().empty());
     }
 
+    TEST_CASE("a stateful event callback sees every event once, in order, whichever path sent it") {
+        // Tool and verdict events of concurrent steps take a different path from the others.
+        // A callback whose state is held by value must still see one unbroken sequence: two
+        // diverging copies would each see gaps.
+        struct sequence_checker {
+            std::uint64_t last = 0;
+            std::shared_ptr<bool> broken = std::make_shared<bool>(false);
+            std::shared_ptr<std::size_t> seen = std::make_shared<std::size_t>(0);
+            void operator()(const event& e) {
+                if (e.seq != last + 1) {
+                    *broken = true;
+                }
+                last = e.seq;
+                ++*seen;
+            }
+        };
+        fixture f;
+        auto guard = std::make_shared<scripted_model>("llama3.1-8b");
+        guard->push(verdict_turn("approve"));
+        f.model->push(turn::calls({call("c1", "peek"), call("c2", "write_file")}));
+        f.model->push(turn::text("done"));
+        agent_config cfg = f.config();
+        cfg.critics.push_back(f.gate_critic("guard", guard, gate::before_tools));
+        const agent a(std::move(cfg));
+        sequence_checker checker;
+        auto broken = checker.broken;
+        auto seen = checker.seen;
+        run_options opts;
+        opts.on_event = checker;
+        const run_result r = run_coro(f.ioc, a.async_run("go", std::move(opts)));
+        CHECK(r.stop_reason == stop_reason::completed);
+        CHECK_FALSE(*broken);
+        CHECK(*seen > 8);
+    }
+
     TEST_CASE("invalid critic configurations are refused when the agent is built") {
         fixture f;
         auto m = std::make_shared<scripted_model>("llama3.1-8b");

@@ -48,7 +48,14 @@ public:
     const agent_config& config() const noexcept { return cfg_; }
 
     /// Runs the loop for `input`. See the class comment.
-    boost::asio::awaitable<run_result> async_run(std::string input, run_options options = {}) const;
+    boost::asio::awaitable<run_result> async_run(std::string input, run_options options) const;
+
+    /// async_run with default options. An overload rather than a default argument, so that
+    /// `co_await a.async_run(text)` holds no temporary options object across the suspension
+    /// (GCC 12 may destroy such temporaries twice).
+    boost::asio::awaitable<run_result> async_run(std::string input) const {
+        return async_run(std::move(input), run_options{});
+    }
 
 private:
     agent_config cfg_;
