@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <random>
 
 #include "detail/http_connection.hpp"
@@ -67,6 +68,7 @@ struct client::impl {
     std::optional<detail::proxy_target> proxy;
     std::shared_ptr<asio::ssl::context> tls;
     std::shared_ptr<detail::http_pool> pool;
+    std::string fixed_headers;
 
     impl(asio::any_io_executor e, client_config c) : ex(std::move(e)), cfg(std::move(c)) {
         error_code ec;
@@ -90,7 +92,11 @@ struct client::impl {
                 }
             }
         }
-        tls = detail::make_tls_context(cfg.verify_tls, cfg.ca_file, ec);
+        // Loading the system CA store costs tens of milliseconds and a few hundred KB; a plain
+        // http endpoint never needs it.
+        if (ep.tls) {
+            tls = detail::make_tls_context(cfg.verify_tls, cfg.ca_file, ec);
+        }
         if (ec) {
             diagnostics d;
             d.detail = "TLS setup: " + ec.message();
@@ -117,40 +123,62 @@ struct client::impl {
         if (cfg.read_buffer_bytes < 4096) {
             cfg.read_buffer_bytes = 4096;
         }
+        fixed_headers = build_fixed_headers();
     }
 
-    std::string build_request(const request_spec& spec, int retries) const {
-        std::string r;
-        r.reserve(512 + spec.body.size());
+    // The request head lines that never change for this client (everything but the request
+    // line, Accept, the retry count and the body's headers), built once.
+    std::string build_fixed_headers() const {
+        std::string r = "Host: ";
+        const bool v6 = ep.host.find(':') != std::string::npos;
+        r += v6 ? "[" + ep.host + "]" : ep.host;
+        if (ep.port != (ep.tls ? 443 : 80)) {
+            r += ':';
+            r += std::to_string(ep.port);
+        }
+        r += "\r\nUser-Agent: wafer/" WAFER_VERSION_STRING "\r\n";
+        if (!cfg.api_key.empty()) {
+            r += "Authorization: Bearer ";
+            r += cfg.api_key;
+            r += "\r\n";
+        }
+        for (const auto& [name, value] : cfg.headers) {
+            r += name;
+            r += ": ";
+            r += value;
+            r += "\r\n";
+        }
+        return r;
+    }
+
+    // Serialises the request into `r` (the connection's reused buffer): head and body go out in
+    // one write.
+    void build_request(const request_spec& spec, int retries, std::string& r) const {
+        char num[24];
+        r.clear();
+        r.reserve(fixed_headers.size() + spec.path.size() + 192 + spec.body.size());
         r += spec.method;
         r += ' ';
         r += ep.path_prefix;
         r += spec.path;
-        r += " HTTP/1.1\r\nHost: ";
-        const bool v6 = ep.host.find(':') != std::string::npos;
-        r += v6 ? "[" + ep.host + "]" : ep.host;
-        if (ep.port != (ep.tls ? 443 : 80)) {
-            r += ':' + std::to_string(ep.port);
-        }
-        r += "\r\nUser-Agent: wafer/" WAFER_VERSION_STRING "\r\nAccept: ";
-        r += spec.stream ? "text/event-stream" : "application/json";
-        r += "\r\n";
-        if (!cfg.api_key.empty()) {
-            r += "Authorization: Bearer " + cfg.api_key + "\r\n";
-        }
+        r += " HTTP/1.1\r\n";
+        r += fixed_headers;
+        r += spec.stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n";
         if (cfg.send_retry_count) {
-            r += "x-stainless-retry-count: " + std::to_string(retries) + "\r\n";
-        }
-        for (const auto& [name, value] : cfg.headers) {
-            r += name + ": " + value + "\r\n";
+            r += "x-stainless-retry-count: ";
+            r.append(num, static_cast<std::size_t>(std::snprintf(num, sizeof num, "%d", retries)));
+            r += "\r\n";
         }
         if (spec.method != "GET") {
-            r += "Content-Type: application/json\r\nContent-Length: " +
-                 std::to_string(spec.body.size()) + "\r\n";
+            r += "Content-Type: application/json\r\nContent-Length: ";
+            r.append(
+                num,
+                static_cast<std::size_t>(std::snprintf(num, sizeof num, "%zu", spec.body.size()))
+            );
+            r += "\r\n";
         }
         r += "\r\n";
         r += spec.body;
-        return r;
     }
 
     // Reads a whole body into `out` (cap `cap`).
@@ -202,12 +230,11 @@ struct client::impl {
         detail::response_head& head,
         diagnostics& diag
     ) {
-        const std::string bytes = self->build_request(spec, retries);
         conn = self->pool->take(self->pool_key);
         for (int tries = 0;; ++tries) {
             if (!conn) {
                 conn = std::make_unique<detail::http_connection>(
-                    self->ex, self->tls, self->cfg.read_buffer_bytes
+                    self->ex, self->tls, self->ep.tls, self->cfg.read_buffer_bytes
                 );
                 conn->key = self->pool_key;
                 detail::connect_params p{
@@ -227,7 +254,8 @@ struct client::impl {
                 self->pool->note_connect();
             }
             bool got_bytes = false;
-            auto ec = co_await conn->async_write(bytes, spec.read_timeout);
+            self->build_request(spec, retries, conn->request_buffer());
+            auto ec = co_await conn->async_write(spec.read_timeout);
             const char* phase = "write request";
             if (!ec) {
                 phase = "read response head";

@@ -14,7 +14,9 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace wafer::detail {
 
@@ -60,17 +62,43 @@ error_code map_io_error(const error_code& ec, bool during_tls) noexcept {
 }
 
 http_connection::http_connection(
-    asio::any_io_executor ex, std::shared_ptr<asio::ssl::context> ctx, std::size_t buffer_size
+    asio::any_io_executor ex,
+    std::shared_ptr<asio::ssl::context> ctx,
+    bool tls,
+    std::size_t max_buffer
 )
-    : ctx_(std::move(ctx)), stream_(std::move(ex), *ctx_), buf_(buffer_size) {}
+    : ctx_(tls ? std::move(ctx) : nullptr),
+      stream_(
+          tls ? std::variant<beast::tcp_stream, tls_stream>(
+                    std::in_place_type<tls_stream>, std::move(ex), *ctx_
+                )
+              : std::variant<beast::tcp_stream, tls_stream>(
+                    std::in_place_type<beast::tcp_stream>, std::move(ex)
+                )
+      ),
+      max_(std::max(max_buffer, initial_buffer)) {}
 
 http_connection::~http_connection() {
     close();
 }
 
+beast::tcp_stream& http_connection::lowest() noexcept {
+    if (auto* s = std::get_if<tls_stream>(&stream_)) {
+        return s->next_layer();
+    }
+    return std::get<beast::tcp_stream>(stream_);
+}
+
+const beast::tcp_stream& http_connection::lowest() const noexcept {
+    if (auto* s = std::get_if<tls_stream>(&stream_)) {
+        return s->next_layer();
+    }
+    return std::get<beast::tcp_stream>(stream_);
+}
+
 void http_connection::close() noexcept {
     error_code ignored;
-    auto& sock = beast::get_lowest_layer(stream_).socket();
+    auto& sock = lowest().socket();
     if (sock.is_open()) {
         sock.shutdown(tcp::socket::shutdown_both, ignored);
         sock.close(ignored);
@@ -78,22 +106,59 @@ void http_connection::close() noexcept {
 }
 
 bool http_connection::is_open() const noexcept {
-    return beast::get_lowest_layer(stream_).socket().is_open();
+    return lowest().socket().is_open();
 }
 
 void http_connection::park() noexcept {
-    beast::get_lowest_layer(stream_).expires_never();
+    lowest().expires_never();
+    // An idle connection keeps at most the initial read buffer; a fast stream's grown one is not
+    // held while nothing happens.
+    if (cap_ > initial_buffer && size() == 0) {
+        buf_.reset();
+        cap_ = 0;
+        begin_ = end_ = 0;
+    }
+    last_read_filled_ = false;
+}
+
+bool http_connection::prepare_read() noexcept {
+    const std::size_t pending = end_ - begin_;
+    if (cap_ < max_ && (cap_ == 0 || last_read_filled_ || pending == cap_)) {
+        // Grow: either nothing is allocated yet, or the previous read filled the free space (a
+        // bigger buffer saves system calls on a fast stream), or unconsumed bytes fill it all.
+        const std::size_t want = cap_ == 0 ? initial_buffer : cap_ * 2;
+        const std::size_t next = std::min(max_, std::max(want, initial_buffer));
+        std::unique_ptr<char[]> fresh(new (std::nothrow) char[next]);
+        if (fresh) {
+            if (pending > 0) {
+                std::memcpy(fresh.get(), buf_.get() + begin_, pending);
+            }
+            buf_ = std::move(fresh);
+            cap_ = next;
+            begin_ = 0;
+            end_ = pending;
+        }
+    }
+    if (end_ == cap_) {
+        if (begin_ == 0) {
+            return false; // full of unconsumed bytes at the maximum size
+        }
+        std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    return cap_ > end_;
 }
 
 asio::awaitable<error_code> http_connection::async_connect(connect_params p, std::string& detail) {
-    tls_ = p.tls;
     const std::string& dial_host = p.proxy ? p.proxy->host : p.host;
     const unsigned short dial_port = p.proxy ? p.proxy->port : p.port;
     const auto deadline = std::chrono::steady_clock::now() + p.timeout;
 
     // Resolution has no deadline of its own: race it against a timer.
-    tcp::resolver resolver(stream_.get_executor());
-    asio::steady_timer timer(stream_.get_executor(), deadline);
+    auto& layer = lowest();
+    tcp::resolver resolver(layer.get_executor());
+    asio::steady_timer timer(layer.get_executor(), deadline);
     auto [order, rec, results, tec] =
         co_await asio::experimental::make_parallel_group(
             resolver.async_resolve(dial_host, std::to_string(dial_port), asio::deferred),
@@ -113,22 +178,20 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
         co_return make_error_code(errc::resolve_failed);
     }
 
-    auto& lowest = beast::get_lowest_layer(stream_);
-    lowest.expires_at(deadline);
-    auto [cec, ep] = co_await lowest.async_connect(results, use_nothrow);
+    layer.expires_at(deadline);
+    auto [cec, ep] = co_await layer.async_connect(results, use_nothrow);
     (void)ep;
     if (cec) {
         detail = "connect " + dial_host + ":" + std::to_string(dial_port) + ": " + cec.message();
         co_return map_io_error(cec, false);
     }
     error_code ignored;
-    lowest.socket().set_option(tcp::no_delay(true), ignored);
+    layer.socket().set_option(tcp::no_delay(true), ignored);
 
     if (p.proxy) {
-        lowest.expires_at(deadline);
-        auto [wec, wn] = co_await asio::async_write(
-            lowest, asio::buffer(connect_request(*p.proxy, p.host, p.port)), use_nothrow
-        );
+        layer.expires_at(deadline);
+        const std::string connect = connect_request(*p.proxy, p.host, p.port);
+        auto [wec, wn] = co_await asio::async_write(layer, asio::buffer(connect), use_nothrow);
         (void)wn;
         if (wec) {
             detail = "proxy CONNECT: " + wec.message();
@@ -145,8 +208,8 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
                 co_return make_error_code(errc::proxy_failed);
             }
             char c = 0;
-            lowest.expires_at(deadline);
-            auto [rec2, n] = co_await lowest.async_read_some(asio::buffer(&c, 1), use_nothrow);
+            layer.expires_at(deadline);
+            auto [rec2, n] = co_await layer.async_read_some(asio::buffer(&c, 1), use_nothrow);
             if (rec2 || n == 0) {
                 detail = "proxy CONNECT: " + rec2.message();
                 co_return rec2 == beast::error::timeout || rec2 == asio::error::operation_aborted
@@ -162,60 +225,56 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
         }
     }
 
-    if (tls_) {
+    if (auto* tls = std::get_if<tls_stream>(&stream_)) {
         error_code pec;
-        prepare_tls(stream_, p.host, p.verify, pec);
+        prepare_tls(*tls, p.host, p.verify, pec);
         if (pec) {
             detail = "TLS setup: " + pec.message();
             co_return make_error_code(errc::tls_failed);
         }
-        lowest.expires_at(deadline);
-        auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+        layer.expires_at(deadline);
+        auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
         if (hec) {
             detail = "TLS handshake with " + p.host + ": " + hec.message();
             co_return map_io_error(hec, true);
         }
     }
-    lowest.expires_never();
+    layer.expires_never();
     co_return error_code{};
 }
 
-asio::awaitable<error_code>
-http_connection::async_write(std::string data, std::chrono::milliseconds timeout) {
-    beast::get_lowest_layer(stream_).expires_after(timeout);
+asio::awaitable<error_code> http_connection::async_write(std::chrono::milliseconds timeout) {
+    lowest().expires_after(timeout);
     error_code ec;
-    if (tls_) {
-        auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(data), use_nothrow);
-        (void)n;
-        ec = wec;
+    std::size_t n = 0;
+    if (auto* tls = std::get_if<tls_stream>(&stream_)) {
+        std::tie(ec, n) = co_await asio::async_write(*tls, asio::buffer(out_), use_nothrow);
     } else {
-        auto [wec, n] =
-            co_await asio::async_write(stream_.next_layer(), asio::buffer(data), use_nothrow);
-        (void)n;
-        ec = wec;
+        std::tie(ec, n) = co_await asio::async_write(
+            std::get<beast::tcp_stream>(stream_), asio::buffer(out_), use_nothrow
+        );
     }
+    // A streaming response can stay open for minutes: do not hold the request bytes meanwhile.
+    std::string().swap(out_);
     co_return ec;
 }
 
 asio::awaitable<error_code> http_connection::async_fill(std::chrono::milliseconds timeout) {
-    if (end_ == buf_.size()) {
-        if (begin_ == 0) {
-            co_return make_error_code(errc::response_too_large); // caller must consume first
-        }
-        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
+    if (!prepare_read()) {
+        co_return make_error_code(errc::response_too_large); // caller must consume first
     }
-    beast::get_lowest_layer(stream_).expires_after(timeout);
-    auto space = asio::buffer(buf_.data() + end_, buf_.size() - end_);
+    lowest().expires_after(timeout);
+    const auto space = asio::buffer(buf_.get() + end_, cap_ - end_);
     std::size_t n = 0;
     error_code ec;
-    if (tls_) {
-        std::tie(ec, n) = co_await stream_.async_read_some(space, use_nothrow);
+    if (auto* tls = std::get_if<tls_stream>(&stream_)) {
+        std::tie(ec, n) = co_await tls->async_read_some(space, use_nothrow);
     } else {
-        std::tie(ec, n) = co_await stream_.next_layer().async_read_some(space, use_nothrow);
+        std::tie(ec, n) =
+            co_await std::get<beast::tcp_stream>(stream_).async_read_some(space, use_nothrow);
     }
     end_ += n;
+    last_read_filled_ = n == space.size();
     if (!ec && n == 0) {
         ec = asio::error::eof;
     }
@@ -228,8 +287,7 @@ asio::awaitable<error_code> http_connection::async_read_head(
     got_bytes = size() > 0;
     for (;;) {
         http::response_parser<http::empty_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(buf_.size(), 64 * 1024)
-        ));
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(max_, 64 * 1024)));
         while (!parser.is_header_done()) {
             if (size() > 0) {
                 error_code pec;

@@ -13,7 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
+#include <variant>
 
 #include "detail/http_body.hpp"
 #include "detail/proxy.hpp"
@@ -40,12 +40,18 @@ struct response_head {
     std::uint64_t content_length = 0;
 };
 
+/// One connection. Plain http connections are a bare beast::tcp_stream: no SSL object and no TLS
+/// record buffers (about 40 KB per connection). The read buffer starts small and grows only
+/// while reads keep filling it, up to the configured maximum.
 class http_connection {
 public:
+    /// `ctx` is used (and kept alive) only when `tls` is set. `max_buffer` caps the read buffer
+    /// and thus the largest response head.
     http_connection(
         boost::asio::any_io_executor ex,
         std::shared_ptr<boost::asio::ssl::context> ctx,
-        std::size_t buffer_size
+        bool tls,
+        std::size_t max_buffer
     );
     ~http_connection();
     http_connection(const http_connection&) = delete;
@@ -53,16 +59,21 @@ public:
 
     /// Resolve, TCP connect, proxy CONNECT and TLS handshake, all within p.timeout. Failures map to
     /// resolve_failed, connection_failed, proxy_failed, tls_failed, timeout or cancelled;
-    /// `detail` receives a human-readable reason.
+    /// `detail` receives a human-readable reason. p.tls must match the constructor's `tls`.
     boost::asio::awaitable<boost::system::error_code>
     async_connect(connect_params p, std::string& detail);
 
-    /// Writes all of `data` within `timeout`.
-    boost::asio::awaitable<boost::system::error_code>
-    async_write(std::string data, std::chrono::milliseconds timeout);
+    /// The outgoing request: build it here, then async_write() sends it. The connection owns the
+    /// bytes for the whole write (no copy into the operation).
+    std::string& request_buffer() noexcept { return out_; }
+
+    /// Writes request_buffer() in one write within `timeout`, then releases it.
+    boost::asio::awaitable<boost::system::error_code> async_write(std::chrono::milliseconds timeout
+    );
 
     /// Reads at least one byte into the buffer's free space within `timeout` (the idle timeout).
-    /// Returns eof when the peer closed the connection.
+    /// Returns eof when the peer closed the connection, and errc::response_too_large when the
+    /// buffer is at its maximum and holds no consumed bytes to make room.
     boost::asio::awaitable<boost::system::error_code> async_fill(std::chrono::milliseconds timeout);
 
     /// Reads and parses a response head (1xx responses are skipped). `got_bytes` tells whether any
@@ -71,7 +82,7 @@ public:
     async_read_head(response_head& out, std::chrono::milliseconds timeout, bool& got_bytes);
 
     /// Buffered, unconsumed bytes.
-    const char* data() const noexcept { return buf_.data() + begin_; }
+    const char* data() const noexcept { return buf_.get() + begin_; }
     std::size_t size() const noexcept { return end_ - begin_; }
     void consume(std::size_t n) noexcept {
         begin_ += n;
@@ -79,11 +90,13 @@ public:
             begin_ = end_ = 0;
         }
     }
+    /// Bytes currently allocated for reading (for tests and statistics).
+    std::size_t buffer_capacity() const noexcept { return cap_; }
 
     /// Closes the socket immediately (no TLS close_notify: a discarded connection needs none).
     void close() noexcept;
     bool is_open() const noexcept;
-    /// Prepares for a stay in the pool: no deadline armed.
+    /// Prepares for a stay in the pool: no deadline armed, grown buffers released.
     void park() noexcept;
 
     /// Pool bookkeeping.
@@ -91,13 +104,24 @@ public:
     bool reused = false;
     std::chrono::steady_clock::time_point idle_since{};
 
+    /// The read buffer's first allocation; it doubles from here while reads fill it.
+    static constexpr std::size_t initial_buffer = 1024;
+
 private:
+    boost::beast::tcp_stream& lowest() noexcept;
+    const boost::beast::tcp_stream& lowest() const noexcept;
+    // Makes room for a read: compacts, or grows when the last read filled the free space.
+    bool prepare_read() noexcept;
+
     std::shared_ptr<boost::asio::ssl::context> ctx_; // must outlive stream_
-    tls_stream stream_;
-    bool tls_ = false;
-    std::vector<char> buf_;
+    std::variant<boost::beast::tcp_stream, tls_stream> stream_;
+    std::string out_;
+    std::unique_ptr<char[]> buf_; // uninitialised: untouched pages cost no memory
+    std::size_t cap_ = 0;
+    std::size_t max_ = 0;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;
+    bool last_read_filled_ = false;
 };
 
 /// Maps an I/O error to wafer's codes: timeouts to errc::timeout, operation_aborted to cancelled,

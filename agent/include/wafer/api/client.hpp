@@ -53,7 +53,8 @@ struct model_info {
 class client {
 public:
     /// Throws wafer::error(errc::invalid_request) on a malformed base_url or proxy, or
-    /// errc::tls_failed when the TLS context cannot be set up (e.g. unreadable ca_file).
+    /// errc::tls_failed when the TLS context of an https endpoint cannot be set up (e.g.
+    /// unreadable ca_file; http endpoints load no CA store and ignore ca_file).
     client(boost::asio::any_io_executor ex, client_config cfg);
     ~client();
     client(client&&) noexcept;

@@ -83,7 +83,10 @@ struct client_config {
     /// Idle keep-alive connections kept per (scheme, host, port), and how long they stay idle.
     std::size_t max_idle_connections = 16;
     std::chrono::milliseconds idle_connection_timeout{60'000};
-    /// Read buffer per connection (the streaming hot path reads this much per system call).
+    /// Largest read buffer per connection, and so the largest response head (minimum 4 KiB).
+    /// A connection's buffer starts at 1 KiB and doubles while reads keep filling it, so a fast
+    /// stream reads up to this much per system call while a slow one stays small; connections
+    /// parked in the pool give the grown part back.
     std::size_t read_buffer_bytes = 64u * 1024u;
 
     /// Test hooks. sleep(d) waits between retries (default: a steady_timer, cancellable);
