@@ -8,6 +8,58 @@ using namespace wafer::api;
 using nlohmann::json;
 
 TEST_SUITE("unit/wire_types") {
+    TEST_CASE("serialize writes the same JSON as to_json, escapes and all") {
+        // setup: every string kind the direct writer must escape or pass through
+        chat_request r;
+        r.model = "zai-glm-4.7";
+        const char controls[] = "nul \0 unit \x1f del \x7f ";
+        const std::string tricky =
+            std::string("quote \" backslash \\ nl \n cr \r tab \t bs \b ff \f ") +
+            std::string(controls, sizeof controls - 1) + "é 中 😀 </script>";
+        message assistant{.role = role::assistant, .content = tricky, .reasoning = tricky};
+        assistant.tool_calls = {{"c1", "add", R"({"a":"\"x\""})"}};
+        r.messages = {message::system(tricky), assistant, message::tool_result("c1", tricky)};
+        r.tools = {
+            {"add",
+             "Adds",
+             json::parse(
+                 R"({"type":"object","properties":{"a":{"type":"number","minimum":-1.5,"maximum":10}}})"
+             ),
+             true}};
+        r.temperature = 0.7;
+        r.seed = -3;
+        r.stop = {"a", "b"};
+        r.stream_options = stream_options{};
+        // run
+        const std::string body = serialize(r);
+        // check
+        CHECK(json::parse(body) == json(r));
+        CHECK(json::parse(body)["messages"][0]["content"].get<std::string>() == tricky);
+    }
+
+    TEST_CASE("serialize merges extra_body over the typed fields") {
+        chat_request r;
+        r.model = "m";
+        r.messages = {message::user("hi")};
+        r.temperature = 0.5;
+        r.extra_body = {{"temperature", 0.1}, {"x_custom", true}};
+        const json j = json::parse(serialize(r));
+        CHECK(j["temperature"] == 0.1);
+        CHECK(j["x_custom"] == true);
+        CHECK(j.size() == 4);
+    }
+
+    TEST_CASE("serialize rejects invalid UTF-8 as before") {
+        chat_request r;
+        r.model = "m";
+        r.messages = {message::user(std::string("bad \xC3\x28 byte"))};
+        CHECK_THROWS_AS(serialize(r), json::type_error);
+        r.messages = {message::user(std::string("surrogate \xED\xA0\x80"))};
+        CHECK_THROWS_AS(serialize(r), json::type_error);
+        r.messages = {message::user(std::string("truncated \xE4\xB8"))};
+        CHECK_THROWS_AS(serialize(r), json::type_error);
+    }
+
     TEST_CASE("a minimal request sends only model and messages") {
         chat_request r;
         r.model = "zai-glm-4.7";
