@@ -6,6 +6,8 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <bit>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,9 @@ namespace {
 
 using simdjson::error_code;
 using simdjson::SUCCESS;
+
+// Deeper chunks are rejected as malformed.
+constexpr std::size_t max_chunk_depth = 64;
 
 bool is_null(od::value& v) {
     od::json_type t;
@@ -353,6 +358,16 @@ const chunk_view& chunk_decoder::decode(std::string_view payload, boost::system:
 
     s.padded.assign(payload);
     s.padded.resize(payload.size() + simdjson::SIMDJSON_PADDING, ' ');
+    if (s.parser.capacity() < payload.size() || s.parser.capacity() == 0) {
+        // Left to itself the parser reallocates for every longer chunk and sizes its depth
+        // stacks for 1024 levels (about 10 KB per open stream); grow in powers of two instead,
+        // with a depth limit far above any chunk's (about 7 levels).
+        const std::size_t cap = std::max<std::size_t>(512, std::bit_ceil(payload.size()));
+        if (s.parser.allocate(cap, max_chunk_depth) != SUCCESS) {
+            ec = errc::invalid_response;
+            return s.view;
+        }
+    }
     od::document doc;
     if (s.parser.iterate(s.padded.data(), payload.size(), s.padded.size()).get(doc) != SUCCESS ||
         !decode_chunk(doc, s.view, s.calls)) {

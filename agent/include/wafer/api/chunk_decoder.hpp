@@ -18,8 +18,9 @@ public:
     chunk_decoder(chunk_decoder&&) noexcept;
     chunk_decoder& operator=(chunk_decoder&&) noexcept;
 
-    /// Decodes one SSE data payload (a JSON object). On malformed JSON or a payload that is not
-    /// an object, sets ec to errc::invalid_response and returns an empty view. The returned views
+    /// Decodes one SSE data payload (a JSON object). On malformed JSON, a payload that is not an
+    /// object, or one nested deeper than 64 levels, sets ec to errc::invalid_response and returns
+    /// an empty view. The returned views
     /// are valid until the next call.
     const chunk_view& decode(std::string_view payload, boost::system::error_code& ec);
 
