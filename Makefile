@@ -49,8 +49,17 @@ install-test: build
 	cmake --build $(BUILD)/consumer -j$(JOBS)
 	$(BUILD)/consumer/wafer_consumer
 
+# `wafer run` on a copy of examples/sample_repo with the offline stand-in (a key in the environment
+# is ignored): parallel reads, an edit, the tests, a security critic and the summary, then the diff.
+DEMO_TASK ?= Fix the failing test in this repository: find the bug, fix it and run the tests.
 demo: build
-	$(BUILD)/examples/wafer-demo
+	@ws=$$(mktemp -d) && trap 'rm -rf "$$ws"' EXIT && \
+	cp -R examples/sample_repo/. "$$ws" && \
+	env -u CEREBRAS_API_KEY -u CEREBRAS_BASE_URL $(BUILD)/examples/cli/wafer run \
+	    --workspace "$$ws" --critic security --yes "$(DEMO_TASK)" && \
+	echo && echo "== the change, as the agent made it:" && \
+	{ diff -u --label before/stats.sh --label after/stats.sh \
+	    examples/sample_repo/stats.sh "$$ws/stats.sh" || true; }
 
 bench: build
 	bash bench/run.sh $(BUILD)

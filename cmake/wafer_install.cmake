@@ -18,3 +18,7 @@ install(FILES
     ${CMAKE_CURRENT_BINARY_DIR}/wafer-config.cmake
     ${CMAKE_CURRENT_BINARY_DIR}/wafer-config-version.cmake
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/wafer)
+
+if(TARGET wafer_cli)
+    install(TARGETS wafer_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()

@@ -2,6 +2,7 @@
 // tests in other languages. See tests/support/README.md.
 #include <wafer/testing/fake_server.hpp>
 #include <wafer/testing/offline_model.hpp>
+#include <wafer/testing/offline_session.hpp>
 #include <wafer/testing/script.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -19,7 +20,8 @@ namespace {
 
 constexpr std::string_view usage_text =
     "usage: wafer-fake [--port N] [--tls-cert FILE --tls-key FILE] [--api-key KEY]\n"
-    "                  [--script FILE.json] [--done] [--chunk-delay-ms N] [--bench-chunks N]\n"
+    "                  [--script FILE.json | --session] [--done] [--chunk-delay-ms N]\n"
+    "                  [--bench-chunks N]\n"
     "\n"
     "Serves a Cerebras-compatible Chat Completions API on 127.0.0.1 until SIGINT/SIGTERM.\n"
     "Prints one line 'listening on http(s)://127.0.0.1:PORT' when ready.\n"
@@ -27,6 +29,7 @@ constexpr std::string_view usage_text =
     "  --tls-cert/--tls-key  PEM certificate chain and key: serve HTTPS\n"
     "  --api-key KEY       require 'Authorization: Bearer KEY' (401/403 otherwise)\n"
     "  --script FILE       JSON array of replies, used in order; then 500 (see README)\n"
+    "  --session           the offline coding session of `wafer run` (fixes examples/sample_repo)\n"
     "  --done              end every stream with 'data: [DONE]'\n"
     "  --chunk-delay-ms N  pause N ms between streamed chunks (when the reply sets none)\n"
     "  --bench-chunks N    streaming replies are N one-token content chunks (\" tok\")\n"
@@ -36,6 +39,7 @@ struct options {
     wafer::testing::fake_server_config server;
     std::string script;
     bool done = false;
+    bool session = false;
     std::size_t chunk_delay_ms = 0;
     std::size_t bench_chunks = 0;
 };
@@ -67,6 +71,10 @@ options parse(int argc, char** argv) {
             o.done = true;
             continue;
         }
+        if (flag == "--session") {
+            o.session = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             usage_error("missing value after " + std::string(flag));
         }
@@ -92,8 +100,8 @@ options parse(int argc, char** argv) {
     if (o.server.tls_cert_file.empty() != o.server.tls_key_file.empty()) {
         usage_error("--tls-cert and --tls-key go together");
     }
-    if (!o.script.empty() && o.bench_chunks > 0) {
-        usage_error("--script and --bench-chunks exclude each other");
+    if (int{!o.script.empty()} + int{o.bench_chunks > 0} + int{o.session} > 1) {
+        usage_error("--script, --session and --bench-chunks exclude each other");
     }
     return o;
 }
@@ -126,10 +134,16 @@ struct bench_responder {
 
 struct offline_responder {
     bool done = false;
+    bool session = false;
     std::size_t delay_ms = 0;
 
     wafer::testing::reply operator()(const wafer::api::chat_request& req) const {
-        return with_flags(wafer::testing::offline_reply(req), done, delay_ms);
+        return with_flags(
+            session ? wafer::testing::offline_session_reply(req)
+                    : wafer::testing::offline_reply(req),
+            done,
+            delay_ms
+        );
     }
 };
 
@@ -155,7 +169,7 @@ int main(int argc, char** argv) {
             bench.delay_ms = opts.chunk_delay_ms;
             server.set_responder(std::move(bench));
         } else {
-            server.set_responder(offline_responder{opts.done, opts.chunk_delay_ms});
+            server.set_responder(offline_responder{opts.done, opts.session, opts.chunk_delay_ms});
         }
 
         boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);

@@ -1,0 +1,43 @@
+// The wafer CLI's commands and their options (parsed in main.cpp with CLI11).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace wafer::cli {
+
+/// Flags every command that talks to a model shares.
+struct model_flags {
+    std::string model = "zai-glm-4.7";
+    std::string base_url; ///< empty: CEREBRAS_BASE_URL, else the default or the offline stand-in
+    bool json = false;
+};
+
+struct ask_flags : model_flags {
+    bool no_stream = false;
+    bool reasoning = false;
+    std::string prompt;
+};
+
+struct run_flags : model_flags {
+    std::string workspace = ".";
+    std::vector<std::string> critics;
+    std::size_t max_turns = 16;
+    bool yes = false;
+    std::string task;
+};
+
+struct models_flags {
+    std::string base_url;
+    bool json = false;
+};
+
+/// `wafer ask`: one chat completion, streamed. Returns the exit status.
+int ask(const ask_flags& flags);
+/// `wafer run`: the coding agent with the built-in tools. Returns the exit status.
+int run(const run_flags& flags);
+/// `wafer models`: the models the endpoint serves. Returns the exit status.
+int models(const models_flags& flags);
+
+} // namespace wafer::cli

@@ -1,0 +1,105 @@
+#include "failure.hpp"
+
+#include <cstdio>
+#include <string_view>
+
+namespace wafer::cli {
+
+namespace {
+
+bool contains(std::string_view s, std::string_view part) {
+    return s.find(part) != std::string_view::npos;
+}
+
+/// "HTTP 401 (wrong_api_key)" or "HTTP 401".
+std::string status_part(const wafer::diagnostics& d) {
+    if (d.http_status == 0) {
+        return {};
+    }
+    std::string s = "HTTP " + std::to_string(d.http_status);
+    const std::string& what = !d.code.empty() ? d.code : d.type;
+    if (!what.empty()) {
+        s += " " + what;
+    }
+    return s;
+}
+
+/// ": <provider message>" when there is one.
+std::string message_part(const wafer::diagnostics& d) {
+    if (!d.message.empty()) {
+        return ": " + d.message;
+    }
+    if (!d.detail.empty()) {
+        return ": " + d.detail;
+    }
+    return {};
+}
+
+std::string retry_after_part(const wafer::diagnostics& d) {
+    if (!d.retry_after) {
+        return "; try again later";
+    }
+    const auto ms = d.retry_after->count();
+    if (ms < 1000) {
+        return "; retry after " + std::to_string(ms) + " ms";
+    }
+    return "; retry after " + std::to_string((ms + 999) / 1000) + " s";
+}
+
+} // namespace
+
+std::string failure_line(
+    const boost::system::error_code& ec, const wafer::diagnostics& d, const std::string& base_url
+) {
+    if (ec.category() != wafer::error_category()) {
+        return ec.message() + (d.detail.empty() ? "" : " (" + d.detail + ")");
+    }
+    switch (static_cast<errc>(ec.value())) {
+    case errc::authentication_failed:
+    case errc::permission_denied:
+        return "authentication failed (" + status_part(d) + ")" + message_part(d) +
+               "; check CEREBRAS_API_KEY";
+    case errc::rate_limited:
+        return "rate limited (" + status_part(d) + ")" + message_part(d) + retry_after_part(d);
+    case errc::connection_failed:
+        return "cannot connect to " + base_url + (d.detail.empty() ? "" : ": " + d.detail);
+    case errc::resolve_failed:
+        return "cannot resolve the host of " + base_url + (d.detail.empty() ? "" : ": " + d.detail);
+    case errc::tls_failed:
+        if (contains(d.detail, "certificate verify failed") || contains(d.detail, "verify") ||
+            contains(d.detail, "certificate")) {
+            return "TLS verification failed for " + base_url +
+                   ": the server's certificate is not "
+                   "trusted (" +
+                   d.detail + ")";
+        }
+        return "TLS handshake with " + base_url + " failed" +
+               (d.detail.empty() ? "" : ": " + d.detail);
+    case errc::timeout:
+        return "timed out talking to " + base_url + (d.detail.empty() ? "" : ": " + d.detail);
+    case errc::proxy_failed:
+        return "the HTTP proxy failed" + (d.detail.empty() ? "" : ": " + d.detail);
+    case errc::not_found:
+        return "not found (" + status_part(d) + ")" + message_part(d) +
+               " (is the model name right? `wafer models` lists them)";
+    case errc::cancelled:
+        return "interrupted";
+    default:
+        break;
+    }
+    const std::string what = d.to_string();
+    return ec.message() + (what.empty() ? "" : " (" + what + ")");
+}
+
+void print_failure(const std::string& line) {
+    std::string one = line;
+    for (auto& c : one) {
+        if (c == '\n' || c == '\r') {
+            c = ' ';
+        }
+    }
+    std::fprintf(stderr, "wafer: %s\n", one.c_str());
+    std::fflush(stderr);
+}
+
+} // namespace wafer::cli

@@ -1,0 +1,232 @@
+#include "printer.hpp"
+
+#include <wafer/api/message.hpp>
+
+#include <cstdio>
+#include <string_view>
+#include <vector>
+
+namespace wafer::cli {
+
+namespace {
+
+constexpr std::string_view dim = "\x1b[2m";
+constexpr std::string_view reset = "\x1b[0m";
+
+/// At most `limit` bytes of `s`, cut on a UTF-8 boundary, with "..." when cut.
+std::string cut(std::string_view s, std::size_t limit) {
+    if (s.size() <= limit) {
+        return std::string(s);
+    }
+    std::size_t end = limit;
+    while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0U) == 0x80U) {
+        --end;
+    }
+    return std::string(s.substr(0, end)) + "...";
+}
+
+std::string milliseconds(std::chrono::microseconds d) {
+    char buf[32];
+    const double ms = static_cast<double>(d.count()) / 1000.0;
+    std::snprintf(buf, sizeof buf, ms < 10 ? "%.1f ms" : "%.0f ms", ms);
+    return buf;
+}
+
+std::string seconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f s", s);
+    return buf;
+}
+
+} // namespace
+
+std::string preview(
+    const std::string& text, const std::string& indent, std::size_t max_lines, std::size_t max_width
+) {
+    std::vector<std::string_view> lines;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        const std::size_t nl = rest.find('\n');
+        lines.push_back(rest.substr(0, nl));
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    }
+    const auto show = [&](std::string_view line) {
+        std::string shown = cut(line, max_width);
+        for (auto& c : shown) {
+            c = c == '\t' ? ' ' : c; // read_file's "N<tab>line" would jump to the next tab stop
+        }
+        return indent + shown + "\n";
+    };
+    std::string out;
+    if (lines.size() <= max_lines) {
+        for (auto line : lines) {
+            out += show(line);
+        }
+        return out;
+    }
+    // The head says what it is, the tail how it ended (a test summary, an exit status).
+    const std::size_t head = (max_lines + 1) / 2;
+    const std::size_t tail = max_lines - head;
+    for (std::size_t i = 0; i < head; ++i) {
+        out += show(lines[i]);
+    }
+    const std::size_t left = lines.size() - head - tail;
+    out += indent + "... (" + std::to_string(left) + " more line" + (left == 1 ? "" : "s") + ")\n";
+    for (std::size_t i = lines.size() - tail; i < lines.size(); ++i) {
+        out += show(lines[i]);
+    }
+    return out;
+}
+
+event_printer::event_printer(std::ostream& out, printer_options options)
+    : out_(out), opts_(options) {}
+
+void event_printer::end_line() {
+    if (!at_line_start_) {
+        out_ << '\n';
+        at_line_start_ = true;
+    }
+}
+
+void event_printer::enter(block b) {
+    if (b == block_) {
+        return;
+    }
+    if (block_ == block::reasoning) {
+        if (opts_.color) {
+            out_ << reset;
+        }
+        end_line();
+        if (b == block::content) {
+            out_ << '\n'; // a blank line between the reasoning and the answer
+        }
+    }
+    if (b == block::steps || b == block::reasoning) {
+        end_line();
+    }
+    if (b == block::reasoning) {
+        if (opts_.color) {
+            out_ << dim;
+        } else {
+            out_ << "thinking: ";
+            at_line_start_ = false;
+        }
+    }
+    block_ = b;
+}
+
+void event_printer::write_reasoning(const std::string& text) {
+    if (text.empty()) {
+        return;
+    }
+    enter(block::reasoning);
+    out_ << text;
+    at_line_start_ = text.back() == '\n';
+    saw_reasoning_ = true;
+}
+
+void event_printer::write_content(const std::string& text) {
+    if (text.empty()) {
+        return;
+    }
+    enter(block::content);
+    out_ << text;
+    at_line_start_ = text.back() == '\n';
+    saw_content_ = true;
+}
+
+void event_printer::on_event(const wafer::event& e) {
+    using namespace wafer::events;
+    if (opts_.json) {
+        out_ << wafer::to_json_line(e) << '\n' << std::flush;
+        return;
+    }
+    if (const auto* r = e.get_if<reasoning_delta>()) {
+        if (opts_.reasoning) {
+            write_reasoning(r->text);
+            out_.flush();
+        }
+        return;
+    }
+    if (const auto* c = e.get_if<content_delta>()) {
+        write_content(c->text);
+        out_.flush();
+        return;
+    }
+    if (!opts_.steps) {
+        return;
+    }
+    if (const auto* m = e.get_if<model_request>()) {
+        enter(block::steps);
+        out_ << (m->turn > 1 ? "\n" : "") << "[turn " << m->turn << "] " << m->model << "\n";
+    } else if (const auto* s = e.get_if<tool_call_started>()) {
+        enter(block::steps);
+        out_ << "  -> " << s->name << " " << cut(s->arguments, 300) << "\n";
+    } else if (const auto* f = e.get_if<tool_call_finished>()) {
+        enter(block::steps);
+        out_ << "  <- " << f->name << (f->is_error ? " failed" : " ok") << " ("
+             << milliseconds(f->duration) << ")\n"
+             << preview(f->output, "       ", f->is_error ? 6 : 5, 120);
+    } else if (const auto* v = e.get_if<critic_verdict>()) {
+        enter(block::steps);
+        out_ << "  [critic " << v->critic << ", " << v->gate << "] " << to_string(v->decision)
+             << " (" << milliseconds(v->latency) << ")";
+        for (std::size_t i = 0; i < v->reasons.size(); ++i) {
+            out_ << (i == 0 ? ": " : "; ") << v->reasons[i];
+        }
+        out_ << "\n";
+    } else if (const auto* h = e.get_if<history_repaired>()) {
+        enter(block::steps);
+        for (const auto& repair : h->repairs) {
+            out_ << "  (history repaired: " << repair << ")\n";
+        }
+    }
+    out_.flush();
+}
+
+void event_printer::finish(const run_result& r) {
+    if (opts_.json) {
+        out_.flush();
+        return;
+    }
+    // A non-streaming reply arrives whole: show what the deltas would have shown.
+    if (opts_.reasoning && !saw_reasoning_ && !saw_content_) {
+        const auto& msgs = r.conversation.messages();
+        for (auto it = msgs.rbegin(); it != msgs.rend(); ++it) {
+            if (it->role == api::role::assistant) {
+                if (it->reasoning) {
+                    write_reasoning(*it->reasoning);
+                }
+                break;
+            }
+        }
+    }
+    if (!saw_content_ && !r.final_text.empty()) {
+        write_content(r.final_text);
+    }
+    enter(block::none);
+    end_line();
+    out_.flush();
+}
+
+void event_printer::summary(const run_result& r) {
+    if (opts_.json) {
+        return;
+    }
+    const auto& u = r.usage;
+    const double wall = static_cast<double>(r.duration.count()) / 1e6;
+    // Generation speed from the server's completion time when it reports one.
+    const double gen = r.time_info.completion_time > 0 ? r.time_info.completion_time : wall;
+    out_ << "\n== " << to_string(r.stop_reason) << ": " << r.turn_count() << " turn"
+         << (r.turn_count() == 1 ? "" : "s") << ", wall time " << seconds(wall) << "\n"
+         << "   tokens: prompt " << u.prompt_tokens << " (cached " << u.cached_tokens
+         << "), completion " << u.completion_tokens << " (reasoning " << u.reasoning_tokens << ")";
+    if (gen > 0 && u.completion_tokens > 0) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.0f", static_cast<double>(u.completion_tokens) / gen);
+        out_ << ", " << buf << " tokens/s";
+    }
+    out_ << "\n" << std::flush;
+}
+
+} // namespace wafer::cli

@@ -1,0 +1,65 @@
+// How the wafer CLI shows a run: streamed text, reasoning (dimmed on a terminal), tool calls with
+// their outcome, critic verdicts and a closing summary; or every event as one JSON line.
+#pragma once
+
+#include <wafer/event.hpp>
+#include <wafer/run_result.hpp>
+
+#include <cstddef>
+#include <ostream>
+#include <string>
+
+namespace wafer::cli {
+
+struct printer_options {
+    /// One JSON line per event (wafer::to_json_line) and nothing else.
+    bool json = false;
+    /// Show the model's reasoning.
+    bool reasoning = false;
+    /// Dim the reasoning with ANSI escapes (standard output is a terminal).
+    bool color = false;
+    /// Show turns, tool calls and critic verdicts (wafer run).
+    bool steps = false;
+};
+
+/// Prints events as they come (call on_event from the run's observer) and the end of the run.
+///
+/// Thread safety: none; call from the run's executor.
+class event_printer {
+public:
+    event_printer(std::ostream& out, printer_options options);
+
+    void on_event(const wafer::event& e);
+
+    /// Ends the streamed output. Text that never arrived as deltas (a non-streaming reply) is
+    /// printed from the result.
+    void finish(const run_result& r);
+
+    /// The closing summary of `wafer run`: stop reason, turns, tokens (prompt, cached,
+    /// completion, reasoning), tokens/s and wall time.
+    void summary(const run_result& r);
+
+private:
+    enum class block { none, reasoning, content, steps };
+
+    void enter(block b);
+    void write_reasoning(const std::string& text);
+    void write_content(const std::string& text);
+    void end_line();
+
+    std::ostream& out_;
+    printer_options opts_;
+    block block_ = block::none;
+    bool at_line_start_ = true;
+    bool saw_content_ = false;
+    bool saw_reasoning_ = false;
+};
+
+/// A tool's output for display, each line prefixed by `indent` and cut to `max_width` bytes (on
+/// a UTF-8 boundary), tabs shown as spaces. Longer than `max_lines` lines: the first and the last
+/// lines with "... (N more lines)" between them.
+std::string preview(
+    const std::string& text, const std::string& indent, std::size_t max_lines, std::size_t max_width
+);
+
+} // namespace wafer::cli

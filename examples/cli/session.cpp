@@ -1,0 +1,111 @@
+#include "session.hpp"
+
+#include <wafer/model_family.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <iostream>
+
+#include "failure.hpp"
+
+namespace asio = boost::asio;
+
+namespace wafer::cli {
+
+namespace {
+
+int report_exception(std::exception_ptr e, const std::string& base_url) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const cli_error& x) {
+        print_failure(x.what());
+        return x.status();
+    } catch (const wafer::error& x) {
+        print_failure(failure_line(x.code(), x.diag(), base_url));
+        return x.code() == make_error_code(errc::cancelled) ? exit_interrupted : exit_failure;
+    } catch (const std::exception& x) {
+        print_failure(x.what());
+        return exit_failure;
+    }
+}
+
+} // namespace
+
+int run_session(asio::io_context& ioc, endpoint& ep, asio::awaitable<int> task) {
+    int status = exit_failure;
+    asio::cancellation_signal cancel;
+    asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    int interrupts = 0;
+
+    // The first signal cancels the task (it reports what it has); a second one does not wait.
+    std::function<void(const boost::system::error_code&, int)> on_signal;
+    on_signal = [&](const boost::system::error_code& ec, int) {
+        if (ec) {
+            return;
+        }
+        if (++interrupts > 1) {
+            std::_Exit(exit_interrupted);
+        }
+        std::cerr << "\nwafer: interrupted, stopping (Ctrl-C again to quit at once)\n";
+        cancel.emit(asio::cancellation_type::terminal);
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+
+    const std::string base_url = ep.display_url;
+    asio::co_spawn(
+        ioc,
+        std::move(task),
+        asio::bind_cancellation_slot(
+            cancel.slot(),
+            [&](std::exception_ptr e, int rc) {
+                status = e ? report_exception(e, base_url) : rc;
+                boost::system::error_code ignored;
+                signals.cancel(ignored);
+                if (ep.offline) {
+                    ep.offline->stop();
+                }
+            }
+        )
+    );
+    ioc.run();
+    return status;
+}
+
+int run_status(const run_result& r, const std::string& base_url) {
+    switch (r.stop_reason) {
+    case stop_reason::completed:
+        return exit_ok;
+    case stop_reason::error:
+        if (r.error) {
+            print_failure(failure_line(r.error->code, r.error->diagnostics, base_url));
+        } else {
+            print_failure("the run failed");
+        }
+        return exit_failure;
+    case stop_reason::cancelled:
+        print_failure("interrupted");
+        return exit_interrupted;
+    default:
+        print_failure(
+            "the run stopped before a final answer (" + std::string(to_string(r.stop_reason)) + ")"
+        );
+        return exit_incomplete;
+    }
+}
+
+void apply_sampling_defaults(api::chat_request& req, const std::string& model_id) {
+    if (detect_model_family(model_id) == model_family::glm) {
+        req.temperature = 1.0;
+        req.top_p = 0.95;
+    }
+}
+
+} // namespace wafer::cli
