@@ -111,9 +111,9 @@ bool http_connection::is_open() const noexcept {
 
 void http_connection::park() noexcept {
     lowest().expires_never();
-    // An idle connection keeps at most the initial read buffer; a fast stream's grown one is not
-    // held while nothing happens.
-    if (cap_ > initial_buffer && size() == 0) {
+    // A reused connection keeps a moderately grown buffer (the next response likely needs it
+    // too, and regrowing costs reads), but not a fast stream's large one while nothing happens.
+    if (cap_ > kept_buffer && size() == 0) {
         buf_.reset();
         cap_ = 0;
         begin_ = end_ = 0;

@@ -96,7 +96,8 @@ public:
     /// Closes the socket immediately (no TLS close_notify: a discarded connection needs none).
     void close() noexcept;
     bool is_open() const noexcept;
-    /// Prepares for a stay in the pool: no deadline armed, grown buffers released.
+    /// Prepares for a stay in the pool: no deadline armed, a read buffer above kept_buffer
+    /// released.
     void park() noexcept;
 
     /// Pool bookkeeping.
@@ -106,6 +107,8 @@ public:
 
     /// The read buffer's first allocation; it doubles from here while reads fill it.
     static constexpr std::size_t initial_buffer = 1024;
+    /// The largest read buffer a parked connection keeps.
+    static constexpr std::size_t kept_buffer = 8192;
 
 private:
     boost::beast::tcp_stream& lowest() noexcept;

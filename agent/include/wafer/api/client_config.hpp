@@ -86,7 +86,7 @@ struct client_config {
     /// Largest read buffer per connection, and so the largest response head (minimum 4 KiB).
     /// A connection's buffer starts at 1 KiB and doubles while reads keep filling it, so a fast
     /// stream reads up to this much per system call while a slow one stays small; connections
-    /// parked in the pool give the grown part back.
+    /// parked in the pool keep at most 8 KiB.
     std::size_t read_buffer_bytes = 64u * 1024u;
 
     /// Test hooks. sleep(d) waits between retries (default: a steady_timer, cancellable);
