@@ -179,6 +179,16 @@ TEST_SUITE("integration/run_command") {
         CHECK(fs::exists(f.root / "made.txt"));
     }
 
+    TEST_CASE("wafer's API keys are not passed to the command") {
+        fixture f;
+        ::setenv("CEREBRAS_API_KEY", "sk-must-not-leak", 1);
+        ::setenv("WAFER_TEST_VISIBLE", "visible", 1);
+        auto r = f.run("echo \"k=$CEREBRAS_API_KEY v=$WAFER_TEST_VISIBLE\"");
+        ::unsetenv("CEREBRAS_API_KEY");
+        ::unsetenv("WAFER_TEST_VISIBLE");
+        CHECK(r.content == "exit code: 0\nk= v=visible\n");
+    }
+
     TEST_CASE("invalid arguments are reported, not run") {
         fixture f;
         tools::tool_call_request req{"c1", "run_command", R"({"command":"true","shell":"bash"})"};

@@ -25,11 +25,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <string_view>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
 #include <utility>
+#include <vector>
 
 #include "detail/text.hpp"
 
@@ -125,8 +127,21 @@ public:
         std::string dash_c = "-c";
         std::string cmd = command;
         char* argv[] = {shell.data(), dash_c.data(), cmd.data(), nullptr};
+        std::vector<char*> envp;
+        for (char** e = environ; *e != nullptr; ++e) {
+            const std::string_view entry(*e);
+            const bool drop =
+                std::any_of(params_.unset_env.begin(), params_.unset_env.end(), [&](const auto& n) {
+                    return entry.size() > n.size() && entry.compare(0, n.size(), n) == 0 &&
+                           entry[n.size()] == '=';
+                });
+            if (!drop) {
+                envp.push_back(*e);
+            }
+        }
+        envp.push_back(nullptr);
         pid_t pid = -1;
-        const int rc = ::posix_spawn(&pid, shell.c_str(), &s.fa, &s.attr, argv, environ);
+        const int rc = ::posix_spawn(&pid, shell.c_str(), &s.fa, &s.attr, argv, envp.data());
         ::close(fds[1]);
         if (rc != 0) {
             ::close(fds[0]);

@@ -13,6 +13,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 namespace wafer::tools {
 
@@ -31,6 +32,9 @@ struct command_params {
     std::size_t output_cap = 32 * 1024;
     /// The shell, run as `shell -c command`.
     std::string shell = "/bin/sh";
+    /// Environment variables removed from the inherited environment, so a model that runs `env`
+    /// does not read wafer's own credentials.
+    std::vector<std::string> unset_env{"CEREBRAS_API_KEY", "OPENAI_API_KEY"};
 };
 
 /// What happened to a command.
@@ -54,12 +58,12 @@ struct command_result {
 
 /// Runs `shell -c command` in `cwd` and waits for it.
 ///
-/// The shell runs in a new process group with stdin from /dev/null and stdout and stderr
-/// merged into one pipe. The call completes once the shell has exited and the pipe is closed;
-/// background processes the command leaves behind are killed then (SIGKILL to the group), and
-/// a pipe still held open after `drain_timeout` (by a process that left the group) is closed.
-/// The shell is always reaped: no zombies remain, including when the coroutine is destroyed
-/// early (the destructor kills the group and waits).
+/// The shell runs in a new process group with stdin from /dev/null, stdout and stderr merged
+/// into one pipe, and this process's environment minus `params.unset_env`. The call completes once
+/// the shell has exited and the pipe is closed; background processes the command leaves behind are
+/// killed then (SIGKILL to the group), and a pipe still held open after `drain_timeout` (by a
+/// process that left the group) is closed. The shell is always reaped: no zombies remain, including
+/// when the coroutine is destroyed early (the destructor kills the group and waits).
 ///
 /// No thread per command: the pipe and the exit (a pidfd; a polling timer where pidfd_open is
 /// not available) are waited on through the awaiting coroutine's executor.
