@@ -24,10 +24,14 @@ std::string status_part(const wafer::diagnostics& d) {
     return s;
 }
 
-/// ": <provider message>" when there is one.
+/// ": <provider message>" when there is one (without a final period: more may follow).
 std::string message_part(const wafer::diagnostics& d) {
     if (!d.message.empty()) {
-        return ": " + d.message;
+        std::string m = d.message;
+        while (!m.empty() && (m.back() == '.' || m.back() == ' ')) {
+            m.pop_back();
+        }
+        return ": " + m;
     }
     if (!d.detail.empty()) {
         return ": " + d.detail;
@@ -66,12 +70,9 @@ std::string failure_line(
     case errc::resolve_failed:
         return "cannot resolve the host of " + base_url + (d.detail.empty() ? "" : ": " + d.detail);
     case errc::tls_failed:
-        if (contains(d.detail, "certificate verify failed") || contains(d.detail, "verify") ||
-            contains(d.detail, "certificate")) {
+        if (contains(d.detail, "certificate") || contains(d.detail, "verify")) {
             return "TLS verification failed for " + base_url +
-                   ": the server's certificate is not "
-                   "trusted (" +
-                   d.detail + ")";
+                   ": the server's certificate is not trusted (" + d.detail + ")";
         }
         return "TLS handshake with " + base_url + " failed" +
                (d.detail.empty() ? "" : ": " + d.detail);

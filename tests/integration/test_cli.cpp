@@ -1,0 +1,559 @@
+// The wafer program end to end: each test spawns the built binary (posix_spawn, stdout and stderr
+// captured through pipes, stdin from /dev/null) against a fake server running in this process on
+// its own thread, and checks what a user sees: the output, the one-line failures, the exit
+// status, the requests that went over the wire and the files the agent changed.
+#ifdef WAFER_CLI_PATH
+
+#include <wafer/event.hpp>
+#include <wafer/testing/fake_server.hpp>
+#include <wafer/testing/offline_session.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <poll.h>
+#include <random>
+#include <spawn.h>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+extern char** environ;
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using wafer::testing::delivery;
+using wafer::testing::fake_server;
+using wafer::testing::fake_server_config;
+using wafer::testing::reply;
+using wafer::testing::scripted_error;
+using wafer::testing::scripted_turn;
+
+namespace {
+
+struct process_result {
+    int status = -1; ///< exit status, or 128 + signal
+    std::string out;
+    std::string err;
+    bool timed_out = false;
+};
+
+/// The environment of the child: ours without anything that would change the endpoint, plus
+/// `extra` ("NAME=value").
+std::vector<std::string> child_env(const std::vector<std::string>& extra) {
+    static const char* const drop[] = {
+        "CEREBRAS_API_KEY=",
+        "CEREBRAS_BASE_URL=",
+        "HTTPS_PROXY=",
+        "https_proxy=",
+        "HTTP_PROXY=",
+        "http_proxy=",
+        "NO_PROXY=",
+        "no_proxy="};
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string_view v = *e;
+        const bool dropped = std::any_of(std::begin(drop), std::end(drop), [&](const char* d) {
+            return v.starts_with(d);
+        });
+        if (!dropped) {
+            env.emplace_back(v);
+        }
+    }
+    env.insert(env.end(), extra.begin(), extra.end());
+    return env;
+}
+
+/// Runs `wafer args...` and collects its output; kills it after `deadline`.
+process_result run_wafer(
+    std::vector<std::string> args,
+    const std::vector<std::string>& env_extra = {},
+    std::chrono::seconds deadline = 60s
+) {
+    process_result r;
+    int out_pipe[2];
+    int err_pipe[2];
+    REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
+    // No controlling terminal either: approval prompts must see "nobody to ask".
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+
+    args.insert(args.begin(), WAFER_CLI_PATH);
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    std::vector<std::string> env = child_env(env_extra);
+    std::vector<char*> envp;
+    for (auto& e : env) {
+        envp.push_back(e.data());
+    }
+    envp.push_back(nullptr);
+
+    pid_t pid = 0;
+    const int rc = ::posix_spawn(&pid, WAFER_CLI_PATH, &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    REQUIRE_MESSAGE(rc == 0, "posix_spawn: ", std::strerror(rc));
+
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    std::string* sinks[2] = {&r.out, &r.err};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            end - std::chrono::steady_clock::now()
+        );
+        if (left <= 0ms) {
+            r.timed_out = true;
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        if (::poll(fds, 2, static_cast<int>(left.count())) < 0) {
+            continue;
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || fds[i].revents == 0) {
+                continue;
+            }
+            char buf[4096];
+            const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                sinks[i]->append(buf, static_cast<std::size_t>(n));
+            } else {
+                ::close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    for (auto& f : fds) {
+        if (f.fd >= 0) {
+            ::close(f.fd);
+        }
+    }
+    int wstatus = 0;
+    ::waitpid(pid, &wstatus, 0);
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    return r;
+}
+
+/// A fake server served from a background thread while a child runs.
+struct served {
+    asio::io_context ioc;
+    fake_server server;
+
+    explicit served(fake_server_config cfg = {}) : server(ioc.get_executor(), std::move(cfg)) {}
+
+    /// Runs `f` (which spawns wafer) while the server answers; the server is idle again after.
+    process_result while_serving(const std::function<process_result()>& f) {
+        auto guard = asio::make_work_guard(ioc);
+        std::thread t([this] { ioc.run(); });
+        process_result r = f();
+        ioc.stop();
+        t.join();
+        ioc.restart();
+        return r;
+    }
+
+    std::vector<json> chat_bodies() const {
+        std::vector<json> out;
+        for (const auto& r : server.requests()) {
+            if (r.method == "POST" && r.target == "/v1/chat/completions") {
+                out.push_back(json::parse(r.body));
+            }
+        }
+        return out;
+    }
+};
+
+std::size_t count(std::string_view s, std::string_view part) {
+    std::size_t n = 0;
+    for (auto pos = s.find(part); pos != std::string_view::npos; pos = s.find(part, pos + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+bool contains(std::string_view s, std::string_view part) {
+    return s.find(part) != std::string_view::npos;
+}
+
+/// A failure as the issue asks: exactly one line on stderr, non-zero exit.
+void check_one_failure_line(const process_result& r) {
+    CHECK(r.status != 0);
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.err.starts_with("wafer: "));
+    CHECK(count(r.err, "\n") == 1);
+    CHECK(r.err.ends_with("\n"));
+}
+
+/// A fresh copy of examples/sample_repo in a temporary directory, removed at the end.
+struct sample_workspace {
+    fs::path dir;
+    sample_workspace() {
+        std::random_device rd;
+        dir = fs::temp_directory_path() / ("wafer-cli-test-" + std::to_string(rd()));
+        fs::copy(WAFER_SAMPLE_REPO_DIR, dir, fs::copy_options::recursive);
+    }
+    ~sample_workspace() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    std::string read(const std::string& name) const {
+        std::ifstream in(dir / name);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+};
+
+std::vector<json> json_lines(const std::string& out) {
+    std::vector<json> lines;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        lines.push_back(json::parse(line));
+    }
+    return lines;
+}
+
+const std::string secret = "sk-CLI-TEST-SECRET-9f8e7d";
+
+} // namespace
+
+TEST_SUITE("integration/cli") {
+
+    TEST_CASE("ask streams the answer to stdout and sends a GLM request with preserved thinking") {
+        // setup
+        served s;
+        delivery how;
+        how.chunk_chars = 3;
+        s.server.enqueue(
+            reply::of({.reasoning = "The user greets me.", .content = "Hello from wafer!"}, how)
+        );
+        // run
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"ask", "--base-url", s.server.base_url() + "/v1", "Say hello"},
+                {"CEREBRAS_API_KEY=" + secret}
+            );
+        });
+        // check
+        CHECK(r.status == 0);
+        CHECK(r.out == "Hello from wafer!\n"); // no reasoning without --reasoning
+        CHECK(r.err.empty());
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 1);
+        CHECK(bodies[0]["model"] == "zai-glm-4.7");
+        CHECK(bodies[0]["stream"] == true);
+        CHECK(bodies[0]["clear_thinking"] == false);
+        CHECK(bodies[0]["messages"].back()["content"] == "Say hello");
+        CHECK(s.server.requests().at(0).header("authorization") == "Bearer " + secret);
+    }
+
+    TEST_CASE("ask --reasoning shows the reasoning before the answer; a bare host works") {
+        served s;
+        s.server.enqueue(reply::of({.reasoning = "Thinking it over.", .content = "Done."}));
+        const std::string bare = s.server.base_url().substr(std::string("http://").size());
+        auto r = s.while_serving([&] {
+            return run_wafer({"ask", "--reasoning", "--base-url", bare, "q"});
+        });
+        CHECK(r.status == 0);
+        // Not a terminal: no escape codes, the reasoning labelled and separated from the answer.
+        CHECK(r.out == "thinking: Thinking it over.\n\nDone.\n");
+        CHECK_FALSE(contains(r.out, "\x1b["));
+    }
+
+    TEST_CASE("ask --no-stream sends a non-streaming request and prints the whole answer") {
+        served s;
+        s.server.enqueue(reply::of({.reasoning = "r", .content = "All at once."}));
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"ask", "--no-stream", "--base-url", s.server.base_url(), "q"},
+                {"CEREBRAS_API_KEY=" + secret}
+            );
+        });
+        CHECK(r.status == 0);
+        CHECK(r.out == "All at once.\n");
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 1);
+        CHECK(bodies[0].value("stream", false) == false);
+    }
+
+    TEST_CASE("ask --json prints every event as one JSON line") {
+        served s;
+        s.server.enqueue(reply::of({.reasoning = "Hmm.", .content = "one two three"}));
+        auto r = s.while_serving([&] {
+            return run_wafer({"ask", "--json", "--base-url", s.server.base_url(), "count"});
+        });
+        CHECK(r.status == 0);
+        const auto lines = json_lines(r.out);
+        REQUIRE(lines.size() >= 4);
+        std::string text;
+        std::vector<std::string> types;
+        for (const auto& j : lines) {
+            wafer::event e;
+            from_json(j, e); // each line is a complete event
+            types.push_back(j.at("type").get<std::string>());
+            if (auto* c = e.get_if<wafer::events::content_delta>()) {
+                text += c->text;
+            }
+        }
+        CHECK(types.front() == "run_started");
+        CHECK(types.back() == "run_finished");
+        CHECK(std::count(types.begin(), types.end(), "reasoning_delta") >= 1);
+        CHECK(text == "one two three");
+        CHECK(lines.back()["final_text"] == "one two three");
+    }
+
+    TEST_CASE("models lists the endpoint's models") {
+        served s;
+        auto r = s.while_serving([&] {
+            return run_wafer({"models", "--base-url", s.server.base_url()});
+        });
+        CHECK(r.status == 0);
+        CHECK(r.out == "zai-glm-4.7\ngpt-oss-120b\n");
+    }
+
+    TEST_CASE("without a key or base URL the offline stand-in answers and says so on stderr") {
+        auto r = run_wafer({"ask", "hello there"});
+        CHECK(r.status == 0);
+        CHECK(contains(r.err, "offline stand-in"));
+        CHECK(contains(r.out, "offline stand-in"));
+        CHECK(contains(r.out, "hello there"));
+    }
+
+    TEST_CASE("run: parallel reads, an edit, the tests, a security critic and a summary") {
+        // setup: the offline coding session, served in-process
+        sample_workspace ws;
+        served s;
+        s.server.set_responder(wafer::testing::offline_session());
+        // run
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "--critic",
+                 "security",
+                 "--yes",
+                 "Fix the failing test"}
+            );
+        });
+        // check: what the user sees
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        CHECK(count(r.out, "-> read_file ") == 2);
+        CHECK(count(r.out, "-> list_dir ") == 1);
+        CHECK(contains(r.out, "-> edit_file "));
+        CHECK(contains(r.out, "-> run_command "));
+        CHECK(contains(r.out, "6 passed, 0 failed"));
+        CHECK(contains(r.out, "[critic security, before_tools] approve"));
+        CHECK(contains(r.out, "== completed: 4 turns"));
+        CHECK(contains(r.out, "tokens: prompt "));
+        CHECK(contains(r.out, "tokens/s"));
+        // the workspace: the bug is fixed
+        CHECK(contains(ws.read("stats.sh"), "NR == 1 { min = $1; max = $1 }"));
+        CHECK_FALSE(contains(ws.read("stats.sh"), "BEGIN { min = 0; max = 0 }"));
+        // the wire: turn 2 answered all three calls of turn 1; the critic asked with a json_schema
+        std::size_t critic_requests = 0;
+        std::size_t agent_requests = 0;
+        for (const auto& b : s.chat_bodies()) {
+            if (b.contains("response_format")) {
+                ++critic_requests;
+                CHECK(b["response_format"]["type"] == "json_schema");
+                continue;
+            }
+            ++agent_requests;
+            if (agent_requests == 2) {
+                std::size_t tool_messages = 0;
+                for (const auto& m : b["messages"]) {
+                    tool_messages += m["role"] == "tool" ? 1U : 0U;
+                }
+                CHECK(tool_messages == 3);
+            }
+        }
+        CHECK(agent_requests == 4);
+        CHECK(critic_requests == 2); // edit_file and run_command; the reads are not gated
+    }
+
+    TEST_CASE("run --json: the three reads of turn 1 all start before any finishes") {
+        sample_workspace ws;
+        served s;
+        s.server.set_responder(wafer::testing::offline_session());
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--json",
+                 "--yes",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "Fix the failing test"}
+            );
+        });
+        CHECK(r.status == 0);
+        std::vector<std::string> turn1;
+        for (const auto& j : json_lines(r.out)) {
+            const auto type = j.at("type").get<std::string>();
+            if ((type == "tool_call_started" || type == "tool_call_finished") && j["turn"] == 1) {
+                turn1.push_back(type);
+            }
+        }
+        CHECK(
+            turn1 ==
+            std::vector<std::string>{
+                "tool_call_started",
+                "tool_call_started",
+                "tool_call_started",
+                "tool_call_finished",
+                "tool_call_finished",
+                "tool_call_finished"}
+        );
+    }
+
+    TEST_CASE("run without --yes and without a terminal: changes are denied, the model is told") {
+        sample_workspace ws;
+        const std::string before = ws.read("stats.sh");
+        served s;
+        s.server.set_responder(wafer::testing::offline_session());
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "Fix the failing test"}
+            );
+        });
+        INFO("stdout:\n" << r.out);
+        CHECK(r.status == 0);
+        CHECK(contains(r.out, "<- edit_file failed"));
+        CHECK(contains(r.out, "denied: edit_file"));
+        CHECK(ws.read("stats.sh") == before);
+        // The model read the denial as the tool's result.
+        bool denial_sent = false;
+        for (const auto& b : s.chat_bodies()) {
+            for (const auto& m : b["messages"]) {
+                if (m["role"] == "tool" && contains(m.value("content", ""), "denied: edit_file")) {
+                    denial_sent = true;
+                }
+            }
+        }
+        CHECK(denial_sent);
+    }
+
+    TEST_CASE("failure: a real endpoint without an API key") {
+        auto r = run_wafer({"ask", "--base-url", "https://api.example.invalid/v1", "hi"});
+        check_one_failure_line(r);
+        CHECK(contains(r.err, "no API key"));
+        CHECK(contains(r.err, "CEREBRAS_API_KEY"));
+    }
+
+    TEST_CASE("failure: 401 names the problem and never prints the key") {
+        fake_server_config cfg;
+        cfg.api_key = "the-right-key";
+        served s(cfg);
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"ask", "--base-url", s.server.base_url(), "hi"}, {"CEREBRAS_API_KEY=" + secret}
+            );
+        });
+        check_one_failure_line(r);
+        CHECK(contains(r.err, "authentication failed"));
+        CHECK(contains(r.err, "401"));
+        CHECK_FALSE(contains(r.err + r.out, secret));
+    }
+
+    TEST_CASE("failure: 429 with the retry-after") {
+        served s;
+        scripted_error e;
+        e.status = 429;
+        e.type = "too_many_requests_error";
+        e.code = "request_quota_exceeded";
+        e.message = "Requests per minute limit exceeded - too many requests sent.";
+        e.retry_after = "7";
+        e.should_retry = "false"; // the server says: do not retry now, so the CLI reports at once
+        s.server.enqueue(reply::failure(e));
+        auto r = s.while_serving([&] {
+            return run_wafer({"run", "--base-url", s.server.base_url(), "--yes", "do it"});
+        });
+        check_one_failure_line(r);
+        CHECK(contains(r.err, "rate limited"));
+        CHECK(contains(r.err, "429"));
+        CHECK(contains(r.err, "Requests per minute limit exceeded"));
+        CHECK(contains(r.err, "retry after 7 s"));
+    }
+
+    TEST_CASE("failure: connection refused") {
+        // A port that was free a moment ago and has no listener now.
+        unsigned short port = 0;
+        {
+            asio::io_context ioc;
+            asio::ip::tcp::acceptor a(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+            port = a.local_endpoint().port();
+        }
+        auto r = run_wafer({"models", "--base-url", "http://127.0.0.1:" + std::to_string(port)});
+        check_one_failure_line(r);
+        CHECK(contains(r.err, "cannot connect"));
+        CHECK(contains(r.err, "refused"));
+    }
+
+    TEST_CASE("failure: TLS verification against a certificate the client does not trust") {
+        fake_server_config cfg;
+        cfg.tls_cert_file = std::string(WAFER_TEST_DATA_DIR) + "/tls/server.pem";
+        cfg.tls_key_file = std::string(WAFER_TEST_DATA_DIR) + "/tls/server.key";
+        served s(cfg);
+        REQUIRE(s.server.base_url().starts_with("https://"));
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"ask", "--base-url", s.server.base_url(), "hi"}, {"CEREBRAS_API_KEY=" + secret}
+            );
+        });
+        check_one_failure_line(r);
+        CHECK(contains(r.err, "TLS verification failed"));
+        CHECK_FALSE(contains(r.err, secret));
+    }
+
+    TEST_CASE("usage errors exit with 2") {
+        auto r = run_wafer({"run", "--critic", "nonsense", "task"});
+        CHECK(r.status == 2);
+        auto none = run_wafer({});
+        CHECK(none.status == 2);
+    }
+
+} // TEST_SUITE
+
+#endif // WAFER_CLI_PATH
