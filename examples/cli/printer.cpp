@@ -174,6 +174,9 @@ void event_printer::on_event(const wafer::event& e) {
         for (std::size_t i = 0; i < v->reasons.size(); ++i) {
             out_ << (i == 0 ? ": " : "; ") << v->reasons[i];
         }
+        if (v->error) {
+            out_ << " [the review failed: " << cut(*v->error, 200) << "]";
+        }
         out_ << "\n";
     } else if (const auto* h = e.get_if<history_repaired>()) {
         enter(block::steps);
