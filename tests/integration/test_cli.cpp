@@ -24,6 +24,7 @@
 #include <fstream>
 #include <functional>
 #include <poll.h>
+#include <pty.h>
 #include <random>
 #include <spawn.h>
 #include <sstream>
@@ -47,6 +48,18 @@ using wafer::testing::scripted_error;
 using wafer::testing::scripted_turn;
 
 namespace {
+
+std::size_t count(std::string_view s, std::string_view part) {
+    std::size_t n = 0;
+    for (auto pos = s.find(part); pos != std::string_view::npos; pos = s.find(part, pos + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+bool contains(std::string_view s, std::string_view part) {
+    return s.find(part) != std::string_view::npos;
+}
 
 struct process_result {
     int status = -1; ///< exit status, or 128 + signal
@@ -166,6 +179,67 @@ process_result run_wafer(
     return r;
 }
 
+/// Runs `wafer args...` on a pseudo-terminal (stdin, stdout and stderr), answering each
+/// "[y/N]" prompt with the next of `answers`; returns everything the terminal showed.
+process_result run_wafer_on_terminal(
+    std::vector<std::string> args,
+    std::vector<std::string> answers,
+    std::chrono::seconds deadline = 60s
+) {
+    process_result r;
+    args.insert(args.begin(), WAFER_CLI_PATH);
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    std::vector<std::string> env = child_env({});
+    std::vector<char*> envp;
+    for (auto& e : env) {
+        envp.push_back(e.data());
+    }
+    envp.push_back(nullptr);
+
+    int master = -1;
+    const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::execve(WAFER_CLI_PATH, argv.data(), envp.data());
+        ::_exit(127);
+    }
+    std::size_t answered = 0;
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            end - std::chrono::steady_clock::now()
+        );
+        if (left <= 0ms) {
+            r.timed_out = true;
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        pollfd p{master, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) < 0) {
+            continue;
+        }
+        char buf[4096];
+        const ssize_t n = ::read(master, buf, sizeof buf);
+        if (n <= 0) {
+            break; // EIO once the child has exited and closed the terminal
+        }
+        r.out.append(buf, static_cast<std::size_t>(n));
+        if (count(r.out, "[y/N]") > answered && answered < answers.size()) {
+            const std::string& a = answers[answered++];
+            REQUIRE(::write(master, a.data(), a.size()) == static_cast<ssize_t>(a.size()));
+        }
+    }
+    ::close(master);
+    int wstatus = 0;
+    ::waitpid(pid, &wstatus, 0);
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    return r;
+}
+
 /// A fake server served from a background thread while a child runs.
 struct served {
     asio::io_context ioc;
@@ -194,18 +268,6 @@ struct served {
         return out;
     }
 };
-
-std::size_t count(std::string_view s, std::string_view part) {
-    std::size_t n = 0;
-    for (auto pos = s.find(part); pos != std::string_view::npos; pos = s.find(part, pos + 1)) {
-        ++n;
-    }
-    return n;
-}
-
-bool contains(std::string_view s, std::string_view part) {
-    return s.find(part) != std::string_view::npos;
-}
 
 /// A failure as the issue asks: exactly one line on stderr, non-zero exit.
 void check_one_failure_line(const process_result& r) {
@@ -473,6 +535,33 @@ TEST_SUITE("integration/cli") {
             }
         }
         CHECK(denial_sent);
+    }
+
+    TEST_CASE("run without --yes on a terminal asks: y runs the edit, n refuses the command") {
+        sample_workspace ws;
+        served s;
+        s.server.set_responder(wafer::testing::offline_session());
+        auto r = s.while_serving([&] {
+            return run_wafer_on_terminal(
+                {"run",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "Fix the failing test"},
+                {"y\n", "n\n"}
+            );
+        });
+        INFO("terminal:\n" << r.out);
+        CHECK(r.status == 0);
+        CHECK_FALSE(r.timed_out);
+        CHECK(count(r.out, "[y/N]") == 2); // the reads were not asked about
+        CHECK(contains(r.out, "allow edit_file stats.sh: replace"));
+        CHECK(contains(r.out, "allow run_command: sh tests/run_tests.sh?"));
+        CHECK(contains(r.out, "<- edit_file ok"));
+        CHECK(contains(r.out, "denied: the user declined this run_command call"));
+        CHECK_FALSE(contains(r.out, "6 passed")); // the tests never ran
+        CHECK(contains(ws.read("stats.sh"), "NR == 1 { min = $1; max = $1 }"));
     }
 
     TEST_CASE("failure: a real endpoint without an API key") {

@@ -280,8 +280,9 @@ scripted_turn summarise(const finished_call& tests) {
                       "did not run. I must not claim success; I will report what it returned.";
         t.content = "I could not run the tests, so the fix is not verified. `" +
                     std::string(test_command) + "` returned:\n\n" + excerpt(tests.result) +
-                    "\n\nThe intended fix is to replace `" + std::string(buggy_line) + "` with `" +
-                    std::string(fixed_line) + "` in stats.sh.";
+                    "\n\nThe fix replaces `" + std::string(buggy_line) + "` with `" +
+                    std::string(fixed_line) + "` in stats.sh; run `" + std::string(test_command) +
+                    "` to check it.";
     } else {
         t.reasoning = "The tests still fail. I must not claim success; I will report exactly "
                       "what the command returned.";
