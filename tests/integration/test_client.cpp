@@ -436,6 +436,66 @@ TEST_SUITE("integration/client") {
         CHECK(h.sleeps->empty());
     }
 
+    TEST_CASE("a server that accepts but never answers the TLS handshake: timeout") {
+        asio::io_context ioc;
+        asio::ip::tcp::acceptor silent(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+        asio::ip::tcp::socket held(ioc); // accepted, read from by nobody, never written to
+        silent.async_accept(held, [](boost::system::error_code) {});
+        client_config cfg;
+        cfg.api_key = secret;
+        cfg.base_url = "https://127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+        cfg.timeouts.connect = 150ms;
+        cfg.retry.max_retries = 0;
+        client c(ioc.get_executor(), cfg);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto o = run_coro(ioc, do_create(c, hello()));
+        CHECK(o.ec == errc::timeout);
+        CHECK(o.diag.detail.find("TLS handshake") != std::string::npos);
+        CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+        check_no_secret(o);
+    }
+
+    TEST_CASE("TLS: the idle timeout between chunks holds over TLS too") {
+        const std::string dir = WAFER_TEST_DATA_DIR "/tls/";
+        wafer::testing::fake_server_config sc;
+        sc.tls_cert_file = dir + "server.pem";
+        sc.tls_key_file = dir + "server.key";
+        harness h(sc);
+        delivery d;
+        d.chunk_delay = 400ms;
+        h.server->enqueue(reply::of(scripted_turn{.content = "a b c"}, d));
+        auto cfg = h.config();
+        cfg.ca_file = dir + "ca.pem";
+        cfg.timeouts.read = 100ms;
+        client c(h.ioc.get_executor(), cfg);
+        auto o = run_coro(h.ioc, do_stream(c, hello()));
+        CHECK(o.ec == errc::timeout);
+        CHECK(h.sleeps->empty());
+    }
+
+    TEST_CASE("a stream slower than the idle timeout in total, but never idle that long, completes"
+    ) {
+        // 12 chunks 40 ms apart: 480 ms in all, against a 150 ms idle timeout.
+        harness h;
+        delivery d;
+        d.chunk_delay = 40ms;
+        h.server->enqueue(reply::of(scripted_turn{.content = "a b c d e f g h i j"}, d));
+        h.server->enqueue(reply::text("again"));
+        auto cfg = h.config();
+        cfg.timeouts.read = 150ms;
+        client c(h.ioc.get_executor(), cfg);
+        auto o = run_coro(h.ioc, do_stream(c, hello()));
+        CHECK_MESSAGE(!o.ec, o.diag.to_string());
+        CHECK(o.text == "a b c d e f g h i j");
+        // The connection went back to the pool with no deadline left armed: after longer than the
+        // idle timeout, the next request reuses it and succeeds.
+        asio::steady_timer pause(h.ioc, 300ms);
+        run_coro(h.ioc, pause.async_wait(asio::use_awaitable));
+        auto o2 = run_coro(h.ioc, do_create(c, hello()));
+        CHECK_MESSAGE(!o2.ec, o2.diag.to_string());
+        CHECK(c.connections_opened() == 1);
+    }
+
     TEST_CASE("connection refused: connection_failed after retries") {
         asio::io_context ioc;
         unsigned short port = 0;

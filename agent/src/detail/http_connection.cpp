@@ -61,6 +61,46 @@ error_code map_io_error(const error_code& ec, bool during_tls) noexcept {
     return make_error_code(errc::connection_failed);
 }
 
+// The connection's timeout keeper, shared with its timer's handler so that a handler already
+// queued when the connection goes away finds `socket` null instead of a dangling connection.
+struct http_connection::watchdog {
+    using clock = std::chrono::steady_clock;
+
+    explicit watchdog(asio::any_io_executor ex) : timer(std::move(ex)) {}
+
+    asio::steady_timer timer;
+    tcp::socket* socket = nullptr;                         // null once the connection is gone
+    clock::time_point deadline = clock::time_point::max(); // max: no operation pending
+    std::uint64_t generation = 0; // tells a re-armed wait from a superseded one
+    bool waiting = false;         // a wait is pending on `timer`
+    bool expired = false;         // the pending operation was cancelled for its deadline
+
+    static void start(const std::shared_ptr<watchdog>& self) {
+        self->waiting = true;
+        const std::uint64_t gen = ++self->generation;
+        self->timer.expires_at(self->deadline);
+        self->timer.async_wait([self, gen](const error_code&) { self->on_timer(self, gen); });
+    }
+
+    void on_timer(const std::shared_ptr<watchdog>& self, std::uint64_t gen) {
+        if (gen != generation) {
+            return; // superseded by an earlier deadline: that wait is the live one
+        }
+        waiting = false;
+        if (!socket || deadline == clock::time_point::max()) {
+            return; // connection gone, or idle: the next operation starts a new wait
+        }
+        if (clock::now() >= deadline) {
+            expired = true;
+            deadline = clock::time_point::max();
+            error_code ignored;
+            socket->cancel(ignored); // the pending operation completes with operation_aborted
+            return;
+        }
+        start(self); // operations since the last arm moved the deadline: wait for the new one
+    }
+};
+
 http_connection::http_connection(
     asio::any_io_executor ex,
     std::shared_ptr<asio::ssl::context> ctx,
@@ -69,36 +109,58 @@ http_connection::http_connection(
 )
     : ctx_(tls ? std::move(ctx) : nullptr),
       stream_(
-          tls ? std::variant<beast::tcp_stream, tls_stream>(
-                    std::in_place_type<tls_stream>, std::move(ex), *ctx_
-                )
-              : std::variant<beast::tcp_stream, tls_stream>(
-                    std::in_place_type<beast::tcp_stream>, std::move(ex)
-                )
+          tls ? std::variant<tcp::socket, tls_stream>(std::in_place_type<tls_stream>, ex, *ctx_)
+              : std::variant<tcp::socket, tls_stream>(std::in_place_type<tcp::socket>, ex)
       ),
-      max_(std::max(max_buffer, initial_buffer)) {}
+      watch_(std::make_shared<watchdog>(std::move(ex))),
+      max_(std::max(max_buffer, initial_buffer)) {
+    watch_->socket = &lowest();
+}
 
 http_connection::~http_connection() {
     close();
+    watch_->socket = nullptr;
+    watch_->deadline = watchdog::clock::time_point::max();
+    watch_->timer.cancel();
 }
 
-beast::tcp_stream& http_connection::lowest() noexcept {
+tcp::socket& http_connection::lowest() noexcept {
     if (auto* s = std::get_if<tls_stream>(&stream_)) {
         return s->next_layer();
     }
-    return std::get<beast::tcp_stream>(stream_);
+    return std::get<tcp::socket>(stream_);
 }
 
-const beast::tcp_stream& http_connection::lowest() const noexcept {
+const tcp::socket& http_connection::lowest() const noexcept {
     if (auto* s = std::get_if<tls_stream>(&stream_)) {
         return s->next_layer();
     }
-    return std::get<beast::tcp_stream>(stream_);
+    return std::get<tcp::socket>(stream_);
+}
+
+void http_connection::arm(std::chrono::steady_clock::time_point deadline) {
+    watchdog& w = *watch_;
+    w.deadline = deadline;
+    w.expired = false;
+    // Usually a wait is already pending for an earlier operation's (later) deadline; it re-arms
+    // itself when it fires. Only an earlier deadline needs the timer moved now.
+    if (!w.waiting || deadline < w.timer.expiry()) {
+        watchdog::start(watch_);
+    }
+}
+
+error_code http_connection::settle(error_code ec) noexcept {
+    watchdog& w = *watch_;
+    w.deadline = watchdog::clock::time_point::max();
+    if (std::exchange(w.expired, false) && ec == asio::error::operation_aborted) {
+        return beast::error::timeout;
+    }
+    return ec;
 }
 
 void http_connection::close() noexcept {
     error_code ignored;
-    auto& sock = lowest().socket();
+    auto& sock = lowest();
     if (sock.is_open()) {
         sock.shutdown(tcp::socket::shutdown_both, ignored);
         sock.close(ignored);
@@ -106,11 +168,18 @@ void http_connection::close() noexcept {
 }
 
 bool http_connection::is_open() const noexcept {
-    return lowest().socket().is_open();
+    return lowest().is_open();
 }
 
 void http_connection::park() noexcept {
-    lowest().expires_never();
+    // A pending wait would keep io_context::run() from returning while the connection idles.
+    watchdog& w = *watch_;
+    w.deadline = watchdog::clock::time_point::max();
+    if (w.waiting) {
+        w.waiting = false;
+        ++w.generation; // the cancelled wait's handler then does nothing
+        w.timer.cancel();
+    }
     // A reused connection keeps a moderately grown buffer (the next response likely needs it
     // too, and regrowing costs reads), but not a fast stream's large one while nothing happens.
     if (cap_ > kept_buffer && size() == 0) {
@@ -178,20 +247,36 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
         co_return make_error_code(errc::resolve_failed);
     }
 
-    layer.expires_at(deadline);
-    auto [cec, ep] = co_await layer.async_connect(results, use_nothrow);
+    // A range connect may move on to the next address after a cancelled attempt, so it is raced
+    // against the timer (cancelled as a whole) rather than left to the watchdog.
+    auto [corder, cec, ep, ctec] =
+        co_await asio::experimental::make_parallel_group(
+            asio::async_connect(layer, results, asio::deferred), timer.async_wait(asio::deferred)
+        )
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
     (void)ep;
+    (void)ctec;
+    if (co_await cancelled_now()) {
+        co_return make_error_code(errc::cancelled);
+    }
+    if (corder[0] == 1) {
+        detail = "connect " + dial_host + ":" + std::to_string(dial_port) + ": timed out";
+        co_return make_error_code(errc::timeout);
+    }
     if (cec) {
         detail = "connect " + dial_host + ":" + std::to_string(dial_port) + ": " + cec.message();
         co_return map_io_error(cec, false);
     }
     error_code ignored;
-    layer.socket().set_option(tcp::no_delay(true), ignored);
+    layer.set_option(tcp::no_delay(true), ignored);
+    // Reads and writes try the socket directly and wait for readiness only when it would block.
+    layer.non_blocking(true, ignored);
 
     if (p.proxy) {
-        layer.expires_at(deadline);
+        arm(deadline);
         const std::string connect = connect_request(*p.proxy, p.host, p.port);
-        auto [wec, wn] = co_await asio::async_write(layer, asio::buffer(connect), use_nothrow);
+        auto [wec0, wn] = co_await asio::async_write(layer, asio::buffer(connect), use_nothrow);
+        const error_code wec = settle(wec0);
         (void)wn;
         if (wec) {
             detail = "proxy CONNECT: " + wec.message();
@@ -208,8 +293,9 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
                 co_return make_error_code(errc::proxy_failed);
             }
             char c = 0;
-            layer.expires_at(deadline);
-            auto [rec2, n] = co_await layer.async_read_some(asio::buffer(&c, 1), use_nothrow);
+            arm(deadline);
+            auto [rec1, n] = co_await layer.async_read_some(asio::buffer(&c, 1), use_nothrow);
+            const error_code rec2 = settle(rec1);
             if (rec2 || n == 0) {
                 detail = "proxy CONNECT: " + rec2.message();
                 co_return rec2 == beast::error::timeout || rec2 == asio::error::operation_aborted
@@ -232,27 +318,39 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
             detail = "TLS setup: " + pec.message();
             co_return make_error_code(errc::tls_failed);
         }
-        layer.expires_at(deadline);
-        auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+        arm(deadline);
+        auto [hec0] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+        const error_code hec = settle(hec0);
         if (hec) {
             detail = "TLS handshake with " + p.host + ": " + hec.message();
             co_return map_io_error(hec, true);
         }
     }
-    layer.expires_never();
     co_return error_code{};
 }
 
 asio::awaitable<error_code> http_connection::async_write(std::chrono::milliseconds timeout) {
-    lowest().expires_after(timeout);
     error_code ec;
-    std::size_t n = 0;
     if (auto* tls = std::get_if<tls_stream>(&stream_)) {
-        std::tie(ec, n) = co_await asio::async_write(*tls, asio::buffer(out_), use_nothrow);
+        arm(std::chrono::steady_clock::now() + timeout);
+        auto [wec, n] = co_await asio::async_write(*tls, asio::buffer(out_), use_nothrow);
+        (void)n;
+        ec = settle(wec);
     } else {
-        std::tie(ec, n) = co_await asio::async_write(
-            std::get<beast::tcp_stream>(stream_), asio::buffer(out_), use_nothrow
-        );
+        // A request fits the socket's send buffer almost always: one send, no wait, no handler.
+        auto& sock = std::get<tcp::socket>(stream_);
+        std::size_t done = 0;
+        while (done < out_.size()) {
+            done += sock.write_some(asio::buffer(out_.data() + done, out_.size() - done), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                arm(std::chrono::steady_clock::now() + timeout);
+                auto [wec] = co_await sock.async_wait(tcp::socket::wait_write, use_nothrow);
+                ec = settle(wec);
+            }
+            if (ec) {
+                break;
+            }
+        }
     }
     // A streaming response can stay open for minutes: do not hold the request bytes meanwhile.
     std::string().swap(out_);
@@ -263,15 +361,22 @@ asio::awaitable<error_code> http_connection::async_fill(std::chrono::millisecond
     if (!prepare_read()) {
         co_return make_error_code(errc::response_too_large); // caller must consume first
     }
-    lowest().expires_after(timeout);
     const auto space = asio::buffer(buf_.get() + end_, cap_ - end_);
     std::size_t n = 0;
     error_code ec;
     if (auto* tls = std::get_if<tls_stream>(&stream_)) {
-        std::tie(ec, n) = co_await tls->async_read_some(space, use_nothrow);
+        arm(std::chrono::steady_clock::now() + timeout);
+        auto [rec, got] = co_await tls->async_read_some(space, use_nothrow);
+        ec = settle(rec);
+        n = got;
     } else {
-        std::tie(ec, n) =
-            co_await std::get<beast::tcp_stream>(stream_).async_read_some(space, use_nothrow);
+        // Asio's reactor reads speculatively only while the socket may hold more (a short read
+        // marks it drained), so this costs no failed read after a request or a drained socket.
+        auto& sock = std::get<tcp::socket>(stream_);
+        arm(std::chrono::steady_clock::now() + timeout);
+        auto [rec, got] = co_await sock.async_read_some(space, use_nothrow);
+        ec = settle(rec);
+        n = got;
     }
     end_ += n;
     last_read_filled_ = n == space.size();

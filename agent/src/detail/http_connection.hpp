@@ -40,9 +40,16 @@ struct response_head {
     std::uint64_t content_length = 0;
 };
 
-/// One connection. Plain http connections are a bare beast::tcp_stream: no SSL object and no TLS
-/// record buffers (about 40 KB per connection). The read buffer starts small and grows only
-/// while reads keep filling it, up to the configured maximum.
+/// One connection. Plain http connections are a bare socket: no SSL object and no TLS record
+/// buffers (about 40 KB per connection). The read buffer starts small and grows only while reads
+/// keep filling it, up to the configured maximum.
+///
+/// Timeouts cost no system call per read or write: each operation only records its deadline,
+/// and one watchdog timer per connection, started by the first operation of a request and
+/// re-armed only when it fires, cancels the pending operation of a connection whose deadline
+/// passed. park() stops it, so an idle pooled connection keeps no wait pending (Beast's
+/// tcp_stream re-arms a timer, one timerfd_settime, per operation). A plain request is written
+/// straight to the non-blocking socket, waiting for room only when the socket has none.
 class http_connection {
 public:
     /// `ctx` is used (and kept alive) only when `tls` is set. `max_buffer` caps the read buffer
@@ -96,8 +103,8 @@ public:
     /// Closes the socket immediately (no TLS close_notify: a discarded connection needs none).
     void close() noexcept;
     bool is_open() const noexcept;
-    /// Prepares for a stay in the pool: no deadline armed, a read buffer above kept_buffer
-    /// released.
+    /// Prepares for a stay in the pool: no deadline armed and no timer wait pending (it would
+    /// keep io_context::run() from returning), a read buffer above kept_buffer released.
     void park() noexcept;
 
     /// Pool bookkeeping.
@@ -111,13 +118,20 @@ public:
     static constexpr std::size_t kept_buffer = 8192;
 
 private:
-    boost::beast::tcp_stream& lowest() noexcept;
-    const boost::beast::tcp_stream& lowest() const noexcept;
+    struct watchdog;
+
+    boost::asio::ip::tcp::socket& lowest() noexcept;
+    const boost::asio::ip::tcp::socket& lowest() const noexcept;
+    // Sets the deadline of the operation about to start.
+    void arm(std::chrono::steady_clock::time_point deadline);
+    // Clears the deadline after an operation; an abort the watchdog caused becomes a timeout.
+    boost::system::error_code settle(boost::system::error_code ec) noexcept;
     // Makes room for a read: compacts, or grows when the last read filled the free space.
     bool prepare_read() noexcept;
 
     std::shared_ptr<boost::asio::ssl::context> ctx_; // must outlive stream_
-    std::variant<boost::beast::tcp_stream, tls_stream> stream_;
+    std::variant<boost::asio::ip::tcp::socket, tls_stream> stream_;
+    std::shared_ptr<watchdog> watch_;
     std::string out_;
     std::unique_ptr<char[]> buf_; // uninitialised: untouched pages cost no memory
     std::size_t cap_ = 0;
@@ -127,8 +141,8 @@ private:
     bool last_read_filled_ = false;
 };
 
-/// Maps an I/O error to wafer's codes: timeouts to errc::timeout, operation_aborted to cancelled,
-/// SSL errors to tls_failed, anything else to connection_failed.
+/// Maps an I/O error to wafer's codes: timeouts (beast::error::timeout) to errc::timeout,
+/// operation_aborted to cancelled, SSL errors to tls_failed, anything else to connection_failed.
 boost::system::error_code
 map_io_error(const boost::system::error_code& ec, bool during_tls) noexcept;
 

@@ -1,9 +1,9 @@
 // The client-side TLS context and the per-connection TLS setup (SNI, host name verification).
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <memory>
@@ -11,7 +11,7 @@
 
 namespace wafer::detail {
 
-using tls_stream = boost::asio::ssl::stream<boost::beast::tcp_stream>;
+using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
 
 /// A tls_client context: TLS 1.2 minimum, 1.3 allowed (pitfall P3), the system CA store plus
 /// `ca_file` if given, and peer verification unless `verify` is false.
