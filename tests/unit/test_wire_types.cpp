@@ -144,6 +144,39 @@ TEST_SUITE("unit/wire_types") {
         CHECK(back == r);
     }
 
+    TEST_CASE("tool schemas: copies share one value, rendered once as the request sends it") {
+        const json schema = json::parse(
+            R"({"type":"object","properties":{"q":{"type":"string","description":"say \"hi\""}},
+                "required":["q"]})"
+        );
+        function_tool t{"find", "Find", schema, true};
+        function_tool copy = t;
+        REQUIRE(copy.parameters);
+        CHECK(&*copy.parameters == &*t.parameters); // shared, not copied
+        CHECK(copy == t);
+        CHECK(json::parse(t.parameters.wire_text()) == schema);
+        CHECK(t.parameters.wire_text() == schema.dump());
+        chat_request r;
+        r.model = "m";
+        r.messages = {message::user("x")};
+        r.tools = {t};
+        CHECK(json::parse(serialize(r))["tools"][0]["function"]["parameters"] == schema);
+        // Equal values compare equal even when not shared.
+        CHECK(function_tool{"find", "Find", schema, true} == t);
+        CHECK(!(function_tool{"find", "Find", json::object(), true} == t));
+        CHECK(!function_tool{}.parameters);
+        CHECK(function_tool{}.parameters.value_or(json::object()) == json::object());
+    }
+
+    TEST_CASE("a tool schema with a string that is not UTF-8 cannot be sent") {
+        chat_request r;
+        r.model = "m";
+        r.messages = {message::user("x")};
+        r.tools = {function_tool{"bad", std::nullopt, json{{"description", "\xff"}}, std::nullopt}};
+        CHECK(r.tools[0].parameters.wire_text().empty());
+        CHECK_THROWS_AS(serialize(r), json::type_error);
+    }
+
     TEST_CASE("several stop sequences are an array; more than four are rejected") {
         chat_request r;
         r.model = "m";

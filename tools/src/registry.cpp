@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <map>
@@ -493,6 +494,12 @@ struct registry::impl {
     std::shared_ptr<blocking_pool> pool;
     // Registered names joined by ", ", rebuilt by add(); shared so a dispatch does not copy it.
     std::shared_ptr<const std::string> available = std::make_shared<const std::string>();
+    std::uint64_t revision = next_revision();
+
+    static std::uint64_t next_revision() noexcept {
+        static std::atomic<std::uint64_t> counter{0};
+        return ++counter;
+    }
 };
 
 registry::registry(registry_params params) : impl_(std::make_shared<impl>()) {
@@ -531,6 +538,11 @@ void registry::add(tool t) {
     );
     impl_->by_name.emplace(entry->t.name, entry);
     impl_->tools.push_back(std::move(entry));
+    impl_->revision = impl::next_revision();
+}
+
+std::uint64_t registry::revision() const noexcept {
+    return impl_->revision;
 }
 
 std::vector<tool_definition> registry::definitions() const {

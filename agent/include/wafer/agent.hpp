@@ -6,6 +6,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,10 @@ private:
     agent_config cfg_;
     // One sub-agent per critic, built with the agent (immutable, shared by copies).
     std::shared_ptr<const std::vector<agent>> critic_agents_;
+    // The registry's tools as request entries, built once (schemas rendered once) and shared by
+    // every request; rebuilt per run only if tools were added after construction.
+    std::shared_ptr<const std::vector<api::function_tool>> tool_defs_;
+    std::uint64_t tool_defs_revision_ = 0;
 };
 
 } // namespace wafer

@@ -125,7 +125,9 @@ std::string validate(const chat_request& req) {
 void to_json(json& j, const function_tool& t) {
     json fn = {{"name", t.name}};
     detail::write_optional(fn, "description", t.description);
-    detail::write_optional(fn, "parameters", t.parameters);
+    if (t.parameters) {
+        fn["parameters"] = *t.parameters;
+    }
     detail::write_optional(fn, "strict", t.strict);
     j = {{"type", "function"}, {"function", std::move(fn)}};
 }
@@ -594,7 +596,9 @@ bool put_tool(std::string& out, const function_tool& t) {
     }
     if (t.parameters) {
         out += R"(,"parameters":)";
-        if (!put_value(out, *t.parameters)) {
+        if (const std::string& text = t.parameters.wire_text(); !text.empty()) {
+            out += text;
+        } else if (!put_value(out, *t.parameters)) {
             return false;
         }
     }
@@ -760,6 +764,21 @@ std::string serialize(const chat_request& r) {
         }
     }
     return json(r).dump();
+}
+
+// Here, beside the serialiser, so the text is exactly what a request carries.
+shared_json::shared_json(json value) {
+    auto st = std::make_shared<state>();
+    st->value = std::move(value);
+    if (!put_value(st->text, st->value)) {
+        st->text.clear(); // the serialiser reports it when a request carries it
+    }
+    state_ = std::move(st);
+}
+
+const std::string& shared_json::wire_text() const noexcept {
+    static const std::string none;
+    return state_ ? state_->text : none;
 }
 
 } // namespace wafer::api

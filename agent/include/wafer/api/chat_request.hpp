@@ -3,6 +3,7 @@
 #pragma once
 
 #include <wafer/api/message.hpp>
+#include <wafer/api/shared_json.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -13,11 +14,12 @@
 
 namespace wafer::api {
 
-/// A function the model may call. `parameters` is a JSON Schema object.
+/// A function the model may call. `parameters` is a JSON Schema object, shared by copies of the
+/// tool and rendered once (an agent sends the same tools every turn).
 struct function_tool {
     std::string name;
     std::optional<std::string> description;
-    std::optional<nlohmann::json> parameters;
+    shared_json parameters;
     std::optional<bool> strict;
 
     friend bool operator==(const function_tool&, const function_tool&) = default;

@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -59,6 +60,9 @@ public:
     const schema* find_schema(std::string_view name) const;
     std::size_t size() const noexcept;
     bool empty() const noexcept { return size() == 0; }
+    /// Changes with every add(); distinct registries never report the same value (a moved-to
+    /// registry takes its source's). Lets users of definitions() cache what they build from them.
+    std::uint64_t revision() const noexcept;
 
     /// Runs the calls of one assistant message and returns their results in emission order.
     ///
