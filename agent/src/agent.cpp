@@ -105,7 +105,12 @@ struct run_state {
                    *cfg.limits.token_budget;
     }
 
+    bool observed() const noexcept { return emitter.observed(); }
+
     void deliver(event_data data) {
+        if (!emitter.observed()) {
+            return;
+        }
         event e = emitter.stamp(std::move(data));
         if (options.on_event) {
             options.on_event(e);
@@ -164,18 +169,22 @@ asio::awaitable<bool> dispatch_calls(
         const api::tool_call& c = reply->tool_calls[i];
         calls.push_back({c.id, c.name, c.arguments});
     }
-    std::vector<clock_type::time_point> starts(indices.size());
-    opts.observer.on_start = [&](std::size_t k) {
-        starts[k] = clock_type::now();
-        const api::tool_call& c = reply->tool_calls[indices[k]];
-        st->deliver(events::tool_call_started{turn, c.id, c.name, c.arguments});
-    };
-    opts.observer.on_finish = [&](std::size_t k, const tools::tool_result& r) {
-        auto begun = starts[k] == clock_type::time_point{} ? clock_type::now() : starts[k];
-        const api::tool_call& c = reply->tool_calls[indices[k]];
-        st->deliver(events::tool_call_finished{
-            turn, c.id, c.name, since(begun), r.is_error, r.content});
-    };
+    // Observers (and their event payloads) only when someone receives the events.
+    std::vector<clock_type::time_point> starts;
+    if (st->observed()) {
+        starts.resize(indices.size());
+        opts.observer.on_start = [&](std::size_t k) {
+            starts[k] = clock_type::now();
+            const api::tool_call& c = reply->tool_calls[indices[k]];
+            st->deliver(events::tool_call_started{turn, c.id, c.name, c.arguments});
+        };
+        opts.observer.on_finish = [&](std::size_t k, const tools::tool_result& r) {
+            auto begun = starts[k] == clock_type::time_point{} ? clock_type::now() : starts[k];
+            const api::tool_call& c = reply->tool_calls[indices[k]];
+            st->deliver(events::tool_call_finished{
+                turn, c.id, c.name, since(begun), r.is_error, r.content});
+        };
+    }
     tools::dispatch_result done =
         co_await st->cfg.tools->async_dispatch(std::move(calls), std::move(opts));
     for (std::size_t k = 0; k < indices.size(); ++k) {
@@ -502,6 +511,9 @@ agent::agent(agent_config cfg) : cfg_(std::move(cfg)) {
         critics->emplace_back(detail::critic_agent_config(c));
     }
     critic_agents_ = std::move(critics);
+    tool_defs_ =
+        std::make_shared<const std::vector<api::function_tool>>(tool_definitions(cfg_.tools.get()));
+    tool_defs_revision_ = cfg_.tools ? cfg_.tools->revision() : 0;
 }
 
 asio::awaitable<run_result> agent::async_run(std::string input, run_options options) const {
@@ -530,7 +542,12 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
     replay_options replay = replay_options::for_model(llm.id(), cfg_.reasoning.mode);
     replay.family = llm.family();
     replay.carrier = cfg_.reasoning.carrier;
-    const std::vector<api::function_tool> tool_defs = tool_definitions(cfg_.tools.get());
+    std::shared_ptr<const std::vector<api::function_tool>> tool_defs = tool_defs_;
+    if (cfg_.tools && cfg_.tools->revision() != tool_defs_revision_) {
+        tool_defs = std::make_shared<const std::vector<api::function_tool>>(
+            tool_definitions(cfg_.tools.get())
+        );
+    }
 
     // Events are bound to names before co_await: GCC 12 may destroy a temporary in a co_await
     // expression twice.
@@ -577,8 +594,8 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
             req.tool_choice.reset();
             req.parallel_tool_calls.reset();
             req.messages.push_back(api::message::user(std::string(final_turn_note)));
-        } else if (!tool_defs.empty() && req.tools.empty()) {
-            req.tools = tool_defs;
+        } else if (!tool_defs->empty() && req.tools.empty()) {
+            req.tools = *tool_defs;
         }
         event_data request_ev =
             events::model_request{turn, req.model, req.messages.size(), req.tools.size()};
@@ -595,7 +612,9 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
         std::optional<model_reply> reply;
         std::exception_ptr failure;
         try {
-            asio::awaitable<model_reply> call = llm.async_complete(std::move(req), &forwarder);
+            // Unobserved runs take no deltas: the model then copies none.
+            asio::awaitable<model_reply> call =
+                llm.async_complete(std::move(req), st.observed() ? &forwarder : nullptr);
             if (call_deadline) {
                 reply = co_await detail::async_with_deadline(std::move(call), *call_deadline);
             } else {

@@ -34,6 +34,9 @@ event event_emitter::stamp(event_data data) {
 }
 
 boost::asio::awaitable<std::uint64_t> event_emitter::async_emit(event_data data) {
+    if (!observed()) {
+        co_return ++seq_;
+    }
     event e = stamp(std::move(data));
     const std::uint64_t seq = e.seq;
     if (callback_) {

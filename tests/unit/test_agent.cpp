@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cctype>
 #include <thread>
 
 #include "run_coro.hpp"
@@ -155,6 +156,51 @@ TEST_SUITE("unit/agent") {
         CHECK(f.events.front().is<events::run_started>());
         CHECK(f.events.back().is<events::run_finished>());
         CHECK(f.events.back().get_if<events::run_finished>()->stop_reason == "completed");
+    }
+
+    TEST_CASE("tools added to the registry after the agent was built are offered and run") {
+        fixture f;
+        agent a = f.make_agent();
+        f.tools->add(tools::make_tool<nlohmann::json>(
+            "shout",
+            "Upper-case text",
+            nlohmann::json{{"type", "object"}, {"properties", {{"text", {{"type", "string"}}}}}},
+            [](nlohmann::json args) {
+                std::string t = args.value("text", "");
+                for (auto& c : t) {
+                    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                }
+                return t;
+            }
+        ));
+        f.model->push(turn::calls({call("c1", "shout", R"({"text":"hi"})")}));
+        f.model->push(turn::text("HI it is."));
+        run_result r = f.run(a, "Shout hi.");
+        CHECK(r.stop_reason == stop_reason::completed);
+        const auto req = f.model->request(0);
+        REQUIRE(req.tools.size() == 3);
+        CHECK(req.tools[2].name == "shout");
+        CHECK(req.tools[2].parameters->at("type") == "object");
+        CHECK(f.model->request(1).messages.back().text() == "HI");
+    }
+
+    TEST_CASE("a run nobody observes gives the same result as an observed one") {
+        fixture f;
+        for (int i = 0; i < 2; ++i) {
+            f.model->push(turn::calls({call("c1", "echo", R"({"text":"x"})")}, "Echo first."));
+            f.model->push(turn::text("Done: echo: x.", "The tool answered."));
+        }
+        agent a = f.make_agent();
+        run_result observed = f.run(a, "Echo x.");
+        run_result quiet = run_coro(f.ioc, a.async_run("Echo x."));
+        CHECK(quiet.stop_reason == stop_reason::completed);
+        CHECK(quiet.final_text == observed.final_text);
+        CHECK(quiet.turn_count() == observed.turn_count());
+        REQUIRE(quiet.conversation.size() == observed.conversation.size());
+        for (std::size_t i = 0; i < quiet.conversation.size(); ++i) {
+            CHECK(quiet.conversation.messages()[i] == observed.conversation.messages()[i]);
+        }
+        CHECK(!f.events.empty());
     }
 
     TEST_CASE("GLM: tool calls run, results follow in emission order, reasoning is sent back") {

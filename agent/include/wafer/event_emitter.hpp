@@ -24,7 +24,7 @@ std::string make_run_id();
 /// 2. to the channel, awaiting room when it is full (backpressure: a slow pull consumer slows
 ///    the run). If the channel was closed by its consumer, the emitter drops the event and
 ///    stops sending to that channel; events still reach the callback.
-/// With neither, events are numbered and discarded.
+/// With neither, events are numbered and discarded without being stamped.
 ///
 /// Thread safety: distinct objects: safe. Shared objects: unsafe (one run, one coroutine).
 class event_emitter {
@@ -41,6 +41,10 @@ public:
 
     void set_callback(callback cb) { callback_ = std::move(cb); }
     void set_channel(std::shared_ptr<event_channel> channel) { channel_ = std::move(channel); }
+    /// Whether anything receives the events. Callers skip building payloads (and streams skip
+    /// copying deltas) when nothing does.
+    bool observed() const noexcept { return callback_ || channel_; }
+
     /// The channel still attached (null once its consumer closed it).
     const std::shared_ptr<event_channel>& channel() const noexcept { return channel_; }
 
