@@ -79,3 +79,8 @@ fi
 if [[ -x "$build/bench/wafer_dispatch_bench" ]]; then
     "$build/bench/wafer_dispatch_bench"
 fi
+
+# What critics add per gate beyond their own model time (bench/critic_bench.cpp).
+if [[ -x "$build/bench/wafer_critic_bench" ]]; then
+    "$build/bench/wafer_critic_bench"
+fi
