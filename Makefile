@@ -25,7 +25,8 @@ deps:
 	fi
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWAFER_WERROR=ON $(CMAKE_ARGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+	    -DWAFER_WERROR=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j$(JOBS)
 
 # Every test: the suite, the suite again under ASan+UBSan, then an install + find_package consumer.

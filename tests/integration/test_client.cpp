@@ -121,6 +121,18 @@ void check_no_secret(const outcome& o) {
     CHECK(all.find(secret) == std::string::npos);
 }
 
+// The test certificates (a CA, and a server certificate for 127.0.0.1 and localhost).
+std::string tls_dir() {
+    return WAFER_TEST_DATA_DIR "/tls/";
+}
+
+wafer::testing::fake_server_config tls_server() {
+    wafer::testing::fake_server_config sc;
+    sc.tls_cert_file = tls_dir() + "server.pem";
+    sc.tls_key_file = tls_dir() + "server.key";
+    return sc;
+}
+
 scripted_error error_of(int status, error_shape shape) {
     scripted_error e;
     e.status = status;
@@ -456,11 +468,8 @@ TEST_SUITE("integration/client") {
     }
 
     TEST_CASE("TLS: the idle timeout between chunks holds over TLS too") {
-        const std::string dir = WAFER_TEST_DATA_DIR "/tls/";
-        wafer::testing::fake_server_config sc;
-        sc.tls_cert_file = dir + "server.pem";
-        sc.tls_key_file = dir + "server.key";
-        harness h(sc);
+        const std::string dir = tls_dir();
+        harness h(tls_server());
         delivery d;
         d.chunk_delay = 400ms;
         h.server->enqueue(reply::of(scripted_turn{.content = "a b c"}, d));
@@ -583,11 +592,8 @@ TEST_SUITE("integration/client") {
     }
 
     TEST_CASE("TLS: verified with the test CA; failures without it or with a wrong host name") {
-        const std::string dir = WAFER_TEST_DATA_DIR "/tls/";
-        wafer::testing::fake_server_config sc;
-        sc.tls_cert_file = dir + "server.pem";
-        sc.tls_key_file = dir + "server.key";
-        harness h(sc);
+        const std::string dir = tls_dir();
+        harness h(tls_server());
         h.server->enqueue(reply::text("secure"));
         h.server->enqueue(reply::text("secure again"));
         auto cfg = h.config();
