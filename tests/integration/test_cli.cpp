@@ -94,6 +94,19 @@ std::vector<std::string> child_env(const std::vector<std::string>& extra) {
     return env;
 }
 
+/// Milliseconds left until `end`; -1 once it has passed, after killing `pid` and marking `r`.
+int ms_left_or_kill(std::chrono::steady_clock::time_point end, pid_t pid, process_result& r) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now()
+    );
+    if (left <= 0ms) {
+        r.timed_out = true;
+        ::kill(pid, SIGKILL);
+        return -1;
+    }
+    return static_cast<int>(left.count());
+}
+
 /// Runs `wafer args...` and collects its output; kills it after `deadline`.
 process_result run_wafer(
     std::vector<std::string> args,
@@ -142,15 +155,11 @@ process_result run_wafer(
     std::string* sinks[2] = {&r.out, &r.err};
     int open_fds = 2;
     while (open_fds > 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            end - std::chrono::steady_clock::now()
-        );
-        if (left <= 0ms) {
-            r.timed_out = true;
-            ::kill(pid, SIGKILL);
+        const int left = ms_left_or_kill(end, pid, r);
+        if (left < 0) {
             break;
         }
-        if (::poll(fds, 2, static_cast<int>(left.count())) < 0) {
+        if (::poll(fds, 2, left) < 0) {
             continue;
         }
         for (int i = 0; i < 2; ++i) {
@@ -210,16 +219,12 @@ process_result run_wafer_on_terminal(
     std::size_t answered = 0;
     const auto end = std::chrono::steady_clock::now() + deadline;
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            end - std::chrono::steady_clock::now()
-        );
-        if (left <= 0ms) {
-            r.timed_out = true;
-            ::kill(pid, SIGKILL);
+        const int left = ms_left_or_kill(end, pid, r);
+        if (left < 0) {
             break;
         }
         pollfd p{master, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) < 0) {
+        if (::poll(&p, 1, left) < 0) {
             continue;
         }
         char buf[4096];
@@ -295,6 +300,23 @@ struct sample_workspace {
         std::stringstream ss;
         ss << in.rdbuf();
         return ss.str();
+    }
+};
+
+/// The offline coding session served in-process, and a fresh sample workspace to run it on.
+struct offline_run {
+    sample_workspace ws;
+    served s;
+
+    offline_run() { s.server.set_responder(wafer::testing::offline_session()); }
+
+    /// `wafer run` against this server and workspace: `flags`, then the task.
+    std::vector<std::string> args(const std::vector<std::string>& flags = {}) const {
+        std::vector<std::string> a{
+            "run", "--base-url", s.server.base_url(), "--workspace", ws.dir.string()};
+        a.insert(a.end(), flags.begin(), flags.end());
+        a.emplace_back("Fix the failing test");
+        return a;
     }
 };
 
@@ -415,22 +437,12 @@ TEST_SUITE("integration/cli") {
 
     TEST_CASE("run: parallel reads, an edit, the tests, a security critic and a summary") {
         // setup: the offline coding session, served in-process
-        sample_workspace ws;
-        served s;
-        s.server.set_responder(wafer::testing::offline_session());
+        offline_run o;
+        sample_workspace& ws = o.ws;
+        served& s = o.s;
         // run
         auto r = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "--critic",
-                 "security",
-                 "--yes",
-                 "Fix the failing test"}
-            );
+            return run_wafer(o.args({"--critic", "security", "--yes"}));
         });
         // check: what the user sees
         INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
@@ -470,21 +482,8 @@ TEST_SUITE("integration/cli") {
     }
 
     TEST_CASE("run --json: the three reads of turn 1 all start before any finishes") {
-        sample_workspace ws;
-        served s;
-        s.server.set_responder(wafer::testing::offline_session());
-        auto r = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--json",
-                 "--yes",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "Fix the failing test"}
-            );
-        });
+        offline_run o;
+        auto r = o.s.while_serving([&] { return run_wafer(o.args({"--json", "--yes"})); });
         CHECK(r.status == 0);
         std::vector<std::string> turn1;
         for (const auto& j : json_lines(r.out)) {
@@ -506,20 +505,11 @@ TEST_SUITE("integration/cli") {
     }
 
     TEST_CASE("run without --yes and without a terminal: changes are denied, the model is told") {
-        sample_workspace ws;
+        offline_run o;
+        sample_workspace& ws = o.ws;
+        served& s = o.s;
         const std::string before = ws.read("stats.sh");
-        served s;
-        s.server.set_responder(wafer::testing::offline_session());
-        auto r = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "Fix the failing test"}
-            );
-        });
+        auto r = s.while_serving([&] { return run_wafer(o.args()); });
         INFO("stdout:\n" << r.out);
         CHECK(r.status == 0);
         CHECK(contains(r.out, "<- edit_file failed"));
@@ -538,20 +528,10 @@ TEST_SUITE("integration/cli") {
     }
 
     TEST_CASE("run without --yes on a terminal asks: y runs the edit, n refuses the command") {
-        sample_workspace ws;
-        served s;
-        s.server.set_responder(wafer::testing::offline_session());
-        auto r = s.while_serving([&] {
-            return run_wafer_on_terminal(
-                {"run",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "Fix the failing test"},
-                {"y\n", "n\n"}
-            );
-        });
+        offline_run o;
+        sample_workspace& ws = o.ws;
+        served& s = o.s;
+        auto r = s.while_serving([&] { return run_wafer_on_terminal(o.args(), {"y\n", "n\n"}); });
         INFO("terminal:\n" << r.out);
         CHECK(r.status == 0);
         CHECK_FALSE(r.timed_out);

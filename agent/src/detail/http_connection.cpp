@@ -269,7 +269,7 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
     }
     error_code ignored;
     layer.set_option(tcp::no_delay(true), ignored);
-    // Reads and writes try the socket directly and wait for readiness only when it would block.
+    // Plain requests are sent straight from async_write, waiting only when the socket is full.
     layer.non_blocking(true, ignored);
 
     if (p.proxy) {
@@ -362,22 +362,16 @@ asio::awaitable<error_code> http_connection::async_fill(std::chrono::millisecond
         co_return make_error_code(errc::response_too_large); // caller must consume first
     }
     const auto space = asio::buffer(buf_.get() + end_, cap_ - end_);
-    std::size_t n = 0;
+    arm(std::chrono::steady_clock::now() + timeout);
     error_code ec;
+    std::size_t n = 0;
     if (auto* tls = std::get_if<tls_stream>(&stream_)) {
-        arm(std::chrono::steady_clock::now() + timeout);
-        auto [rec, got] = co_await tls->async_read_some(space, use_nothrow);
-        ec = settle(rec);
-        n = got;
+        std::tie(ec, n) = co_await tls->async_read_some(space, use_nothrow);
     } else {
-        // Asio's reactor reads speculatively only while the socket may hold more (a short read
-        // marks it drained), so this costs no failed read after a request or a drained socket.
-        auto& sock = std::get<tcp::socket>(stream_);
-        arm(std::chrono::steady_clock::now() + timeout);
-        auto [rec, got] = co_await sock.async_read_some(space, use_nothrow);
-        ec = settle(rec);
-        n = got;
+        std::tie(ec, n) =
+            co_await std::get<tcp::socket>(stream_).async_read_some(space, use_nothrow);
     }
+    ec = settle(ec);
     end_ += n;
     last_read_filled_ = n == space.size();
     if (!ec && n == 0) {
