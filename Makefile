@@ -32,7 +32,7 @@ build: deps
 # Every test: the suite, the suite again under ASan+UBSan, then an install + find_package consumer.
 # The sanitizer build is unoptimised: GCC takes 3-4 times as long to optimise instrumented code,
 # and the suite runs in seconds either way.
-test: unit-test asan-test install-test
+test: unit-test asan-test install-test fault-test
 
 unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -51,6 +51,14 @@ install-test: build
 	cmake -S tests/cmake_install_test -B $(BUILD)/consumer -DCMAKE_PREFIX_PATH=$(CURDIR)/$(BUILD)/prefix
 	cmake --build $(BUILD)/consumer -j$(JOBS)
 	$(BUILD)/consumer/wafer_consumer
+
+# The fault matrix: the client against real peers on 127.0.0.1 (toxy, nginx TLS, tinyproxy,
+# nghttpd) started from ../shared/peers (copied to $(BUILD)/peers; `npm ci` there once).
+PEER_PACKAGES := nginx-light tinyproxy nghttp2-server
+.PHONY: fault-test
+fault-test: build
+	bash tests/peers/install-peers.sh $(PEER_PACKAGES)
+	bash tests/peers/run-fault-matrix.sh $(BUILD)
 
 # `wafer run` on a copy of examples/sample_repo with the offline stand-in (a key in the environment
 # is ignored): parallel reads, an edit, the tests, a security critic and the summary, then the diff.
