@@ -102,7 +102,9 @@ struct upstream {
     std::size_t chat_requests() const {
         std::size_t n = 0;
         for (const auto& r : server.requests()) {
-            n += r.target == "/v1/chat/completions" ? 1 : 0;
+            if (r.target == "/v1/chat/completions") {
+                ++n;
+            }
         }
         return n;
     }
@@ -170,7 +172,7 @@ asio::awaitable<outcome> create(client& c, wafer::api::chat_request req) {
     wafer::api::chat_response resp;
     o.ec = co_await c.async_create(std::move(req), resp, o.diag);
     if (!o.ec) {
-        o.text = resp.first_message().content;
+        o.text = resp.first_message().content.value_or("");
     }
     o.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - t0
@@ -220,7 +222,7 @@ std::string everything_said(const outcome& o) {
            " " + wafer::error(o.ec, o.diag).what();
 }
 
-void report(const char* what, const outcome& o) {
+void report(const std::string& what, const outcome& o) {
     MESSAGE(
         what << ": ec=" << (o.ec ? o.ec.message() : std::string("ok"))
              << " attempts=" << o.diag.attempts << " http_status=" << o.diag.http_status
@@ -430,13 +432,14 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         CHECK(l12.back().find("TLSv1.2") != std::string::npos);
     }
 
-    TEST_CASE("nghttpd, HTTP/2 only: a clear error, no hang") {
+    TEST_CASE("nghttpd, HTTP/2 only: connection_failed at once, no hang") {
+        // nghttpd completes the TLS handshake whatever ALPN offers (curl --http1.1 gets the same),
+        // then closes on the HTTP/1.1 request: a connection closed without a response.
         recorder rec;
         auto cfg = config_for(https_url(port_offset::nghttpd), rec);
         auto o = run_create(cfg);
         report("nghttpd h2 only", o);
-        CHECK(o.ec);
-        CHECK(o.ec != errc::timeout);
+        CHECK(o.ec == errc::connection_failed);
         CHECK(!o.diag.detail.empty());
         CHECK(o.elapsed < 10s);
     }
@@ -498,6 +501,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         auto o = run_stream(config_for(https_url(port_offset::nginx_gateway_1s), rec));
         report("nginx mid-stream cut", o);
         CHECK(o.ec == errc::stream_truncated);
+        CHECK(o.chunks >= 1);        // the role chunk came before the silence
         CHECK(o.diag.attempts == 1); // bytes had reached the caller
         CHECK(u.chat_requests() == 1);
         CHECK(rec.sleeps->empty());
@@ -556,7 +560,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         auto wrong = run_create(cfg);
         report("tinyproxy auth, wrong", wrong);
         CHECK(wrong.ec == errc::proxy_failed);
-        CHECK(wrong.diag.detail.find("407") != std::string::npos);
+        CHECK(wrong.diag.detail.find("401") != std::string::npos); // tinyproxy's answer to bad ones
         CHECK(everything_said(wrong).find("wrong-pass") == std::string::npos);
         CHECK(u.chat_requests() == 0);
 
