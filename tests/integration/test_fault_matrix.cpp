@@ -7,7 +7,11 @@
 #include <wafer/cerebras_model.hpp>
 #include <wafer/testing/fake_server.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <doctest/doctest.h>
 
@@ -15,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -215,6 +220,37 @@ outcome run_stream(const client_config& cfg, wafer::api::chat_request req = hell
     auto& u = the_upstream();
     client c(u.ioc.get_executor(), cfg);
     return run_coro(u.ioc, stream(c, std::move(req)), std::chrono::seconds(20));
+}
+
+// Runs a create and cancels it (terminal cancellation, as a caller's deadline would) after `after`.
+outcome run_create_cancelled_after(const client_config& cfg, std::chrono::milliseconds after) {
+    auto& u = the_upstream();
+    client c(u.ioc.get_executor(), cfg);
+    auto result = std::make_shared<std::optional<outcome>>();
+    asio::cancellation_signal sig;
+    if (u.ioc.stopped()) {
+        u.ioc.restart();
+    }
+    asio::co_spawn(
+        u.ioc,
+        create(c, hello()),
+        asio::bind_cancellation_slot(
+            sig.slot(), [result](std::exception_ptr, outcome o) { *result = std::move(o); }
+        )
+    );
+    asio::steady_timer timer(u.ioc, after);
+    timer.async_wait([&sig](boost::system::error_code ec) {
+        if (!ec) {
+            sig.emit(asio::cancellation_type::terminal);
+        }
+    });
+    const auto end = std::chrono::steady_clock::now() + 20s;
+    while (!*result && std::chrono::steady_clock::now() < end) {
+        u.ioc.run_one_for(10ms);
+    }
+    timer.cancel();
+    REQUIRE_MESSAGE(result->has_value(), "the cancelled request did not finish within 20 s");
+    return std::move(**result);
 }
 
 std::string everything_said(const outcome& o) {
@@ -475,6 +511,23 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         CHECK(s.diag.attempts == 3);
         CHECK(s.elapsed < 10s);
         CHECK(u.chat_requests() == 6);
+    }
+
+    TEST_CASE("nginx trickle (1 byte/s) under a 3 s idle timeout: no timeout; the caller's "
+              "cancellation ends it") {
+        // The read timeout bounds silence, not the whole response: a server that keeps sending a
+        // byte a second is bounded only by the caller (an agent's run deadline, cancellation).
+        auto& u = the_upstream();
+        u.answer_with(reply::text("a reply that trickles out one byte per second"));
+        recorder rec;
+        auto cfg = config_for(https_url(port_offset::nginx) + "/stall", rec);
+        cfg.timeouts.read = 3s;
+        auto o = run_create_cancelled_after(cfg, 3500ms);
+        report("nginx trickle, cancelled", o);
+        CHECK(o.ec == errc::cancelled);
+        CHECK(o.elapsed >= 3s);
+        CHECK(o.diag.attempts == 1);
+        CHECK(u.chat_requests() == 1);
     }
 
     TEST_CASE("nginx 504 gateway timeout: retried like any 5xx, then server_error") {
