@@ -24,6 +24,9 @@ struct registry_params {
     std::size_t blocking_threads = 4;
     /// Use this pool instead of creating one (may be shared between registries).
     std::shared_ptr<blocking_pool> pool;
+    /// Calls of one dispatch that run at once, unless dispatch_options::max_concurrency says
+    /// otherwise (0: no cap).
+    std::size_t max_concurrent_calls = default_max_concurrent_calls;
 };
 
 /// A set of tools, and the dispatcher that runs a batch of calls against them.
