@@ -807,4 +807,38 @@ TEST_SUITE("unit/dispatch") {
         CHECK(drain(ioc));
     }
 
+    TEST_CASE("whole numbers reach handlers as integers, so typed conversions stay defined") {
+        // A handler's get<int>() of a double is undefined behaviour when the double is out of
+        // range; of an integer it is a defined conversion.
+        asio::io_context ioc;
+        tools::registry reg;
+        reg.add(tools::make_tool<json>(
+            "kinds",
+            "Reports argument kinds",
+            json::object(),
+            [](const json& a) {
+                std::string out;
+                for (const auto& [k, v] : a.items()) {
+                    out += k + "=" + (v.is_number_integer() ? "int" : v.type_name()) + " ";
+                }
+                return out;
+            }
+        ));
+        auto r = run_coro(
+            ioc,
+            reg.async_call(
+                {"1", "kinds", R"({"a": 1e3, "b": -2.0, "c": 1.5, "d": 1e30, "e": [[4.0]]})"}
+            )
+        );
+        CHECK(r.content == "a=int b=int c=number d=number e=array ");
+        reg.add(tools::make_tool<json>("deep", "Nested kinds", json::object(), [](const json& a) {
+            return std::string(a.at("e").at(0).at(0).is_number_integer() ? "int " : "float ") +
+                   (a.at("f").at("g").is_number_unsigned() ? "uint" : "float");
+        }));
+        auto nested =
+            run_coro(ioc, reg.async_call({"2", "deep", R"({"e": [[4.0]], "f": {"g": 1.8e19}})"}));
+        CHECK(nested.content == "int uint");
+        CHECK(drain(ioc));
+    }
+
 } // TEST_SUITE

@@ -25,6 +25,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <exception>
 #include <map>
 #include <optional>
@@ -114,6 +116,31 @@ tool_result result_from_exception(std::exception_ptr e, const std::string& name,
             stage == call_stage::arguments ? result_status::invalid_arguments
                                            : result_status::handler_exception
         );
+    }
+}
+
+// Stores every whole double that fits 64 bits (1.0, 1e3: JSON Schema integers) as a JSON
+// integer, so a handler's get<int>() converts integer to integer (well defined) instead of a
+// double (undefined when out of range). Iterative: arguments may nest deeply.
+void integers_as_integers(json& root) {
+    std::vector<json*> todo{&root};
+    while (!todo.empty()) {
+        json* v = todo.back();
+        todo.pop_back();
+        if (v->is_structured()) {
+            for (auto& child : *v) {
+                todo.push_back(&child);
+            }
+        } else if (v->is_number_float()) {
+            const double d = v->get<double>();
+            if (std::isfinite(d) && std::floor(d) == d) {
+                if (d >= 0 && d < 18446744073709551616.0) {
+                    *v = static_cast<std::uint64_t>(d);
+                } else if (d < 0 && d >= -9223372036854775808.0) {
+                    *v = static_cast<std::int64_t>(d);
+                }
+            }
+        }
     }
 }
 
@@ -332,6 +359,7 @@ private:
         }
         auto errors = c.tool->compiled.validate(args, opts_.max_reported_violations + 1);
         if (errors.empty()) {
+            integers_as_integers(args);
             return true;
         }
         std::string text_out = prefix + "the arguments do not match the parameters schema:";

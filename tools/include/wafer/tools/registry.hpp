@@ -74,7 +74,13 @@ public:
     /// failure (malformed JSON, schema violations with their paths, unknown tool with the list of
     /// available ones, handler exception, timeout, cancellation) becomes a result with
     /// `is_error == true` and a text the model can act on. This function does not throw for
-    /// tool failures.
+    /// tool failures: every exception from parsing (a number overflow such as `1e400`
+    /// included), validation, typed-argument conversion or the handler becomes a result, and
+    /// result texts are always valid UTF-8. Whole numbers that fit 64 bits (`1.0`, `1e3`)
+    /// reach handlers as JSON integers, so converting them to a C++ integer is defined.
+    ///
+    /// At most dispatch_options::max_concurrency calls run at once, or the registry's
+    /// registry_params::max_concurrent_calls (16 by default) when that is 0.
     ///
     /// The dispatch completes on time even if a handler ignores cancellation: a timed-out or
     /// cancelled call gets its result at once; the straggler's eventual output is dropped.
