@@ -490,11 +490,14 @@ TEST_SUITE("unit/builtin_tools") {
             const auto link_tmp = f.root / "x.link";
             const auto file_tmp = f.root / "x.file";
             std::error_code ec;
+            // Both replacements are prepared first, so each state lasts about as long.
             while (!done) {
                 fs::create_symlink(f.outside / "secret.txt", link_tmp, ec);
-                fs::rename(link_tmp, f.root / "x.txt", ec);
                 put(file_tmp, "inside\n");
+                fs::rename(link_tmp, f.root / "x.txt", ec);
+                std::this_thread::yield();
                 fs::rename(file_tmp, f.root / "x.txt", ec);
+                std::this_thread::yield();
             }
         });
         int leaked = 0;
@@ -537,7 +540,7 @@ TEST_SUITE("unit/builtin_tools") {
         CHECK(listed_outside == 0);
         std::size_t written_outside = 0;
         for (const auto& e : fs::directory_iterator(f.outside)) {
-            written_outside += e.path().filename().string().rfind('w', 0) == 0 ? 1 : 0;
+            written_outside += e.path().filename().string().rfind('w', 0) == 0 ? 1U : 0U;
         }
         CHECK(written_outside == 0);
     }
@@ -627,6 +630,9 @@ TEST_SUITE("unit/builtin_tools") {
         r = f.call("search", {{"pattern", "(a)\\1"}});
         CHECK(r.status == tools::result_status::invalid_arguments);
         CHECK(contains(r.content, "backreference"));
+        r = f.call("search", {{"pattern", std::string(5000, 'a')}});
+        CHECK(r.status == tools::result_status::invalid_arguments);
+        CHECK(contains(r.content, "at most 4096"));
     }
 
     TEST_CASE("search: stops once its stop token fires") {

@@ -808,6 +808,14 @@ struct search_state {
 tool_output
 search(const workspace& ws, const fs_tool_limits& lim, const json& args, const call_context& ctx) {
     const std::string& pattern = args.at("pattern").get_ref<const std::string&>();
+    // RE2 compiles in time and memory proportional to the pattern; a model has no use for more.
+    constexpr std::size_t max_pattern_bytes = 4096;
+    if (pattern.size() > max_pattern_bytes) {
+        throw argument_error(
+            "the pattern is " + std::to_string(pattern.size()) + " bytes long; at most " +
+            std::to_string(max_pattern_bytes) + " are accepted. Search for a shorter pattern."
+        );
+    }
     const auto compiled = detail::compile_ecma_regex(pattern);
     if (compiled.unsupported) {
         throw argument_error(
