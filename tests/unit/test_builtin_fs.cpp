@@ -10,12 +10,17 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stop_token>
 #include <string>
 #include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
 
 #include "run_coro.hpp"
 
@@ -472,5 +477,182 @@ TEST_SUITE("unit/builtin_tools") {
         CHECK_THROWS_AS(ws.resolve((base / "other").string()), tools::argument_error);
         CHECK_THROWS_AS(tools::workspace(base / "missing"), std::invalid_argument);
         fs::remove_all(base);
+    }
+
+    TEST_CASE("race: a symlink swapped in mid-call never lets read_file see the outside file") {
+        // The path is checked, then opened; another process swaps the file for a link to an
+        // outside file in a loop. Before openat2, about 14 of 1,000 reads got the secret.
+        fixture f;
+        put(f.outside / "secret.txt", "SECRET outside the workspace\n");
+        put(f.root / "x.txt", "inside\n");
+        std::atomic<bool> done{false};
+        std::thread swapper([&] {
+            const auto link_tmp = f.root / "x.link";
+            const auto file_tmp = f.root / "x.file";
+            std::error_code ec;
+            // Both replacements are prepared first, so each state lasts about as long.
+            while (!done) {
+                fs::create_symlink(f.outside / "secret.txt", link_tmp, ec);
+                put(file_tmp, "inside\n");
+                fs::rename(link_tmp, f.root / "x.txt", ec);
+                std::this_thread::yield();
+                fs::rename(file_tmp, f.root / "x.txt", ec);
+                std::this_thread::yield();
+            }
+        });
+        int leaked = 0;
+        int ok = 0;
+        for (int i = 0; i < 1000; ++i) {
+            auto r = f.call("read_file", {{"path", "x.txt"}});
+            leaked += contains(r.content, "SECRET") ? 1 : 0;
+            ok += r.status == tools::result_status::ok ? 1 : 0;
+        }
+        done = true;
+        swapper.join();
+        CHECK(leaked == 0);
+        CHECK(ok > 0); // the race was really run both ways
+    }
+
+    TEST_CASE("race: a directory swapped for a link never lets write_file or list_dir out") {
+        fixture f;
+        put(f.outside / "listed-outside.txt", "x");
+        fs::create_directory(f.root / "d");
+        std::atomic<bool> done{false};
+        std::thread swapper([&] {
+            std::error_code ec;
+            while (!done) {
+                fs::create_directory_symlink(f.outside, f.root / "d.link", ec);
+                fs::rename(f.root / "d", f.root / "d.real", ec);
+                fs::rename(f.root / "d.link", f.root / "d", ec);
+                fs::rename(f.root / "d", f.root / "d.link", ec);
+                fs::rename(f.root / "d.real", f.root / "d", ec);
+                fs::remove(f.root / "d.link", ec);
+            }
+        });
+        int listed_outside = 0;
+        for (int i = 0; i < 300; ++i) {
+            (void)f.call("write_file", {{"path", "d/w" + std::to_string(i)}, {"content", "x"}});
+            auto r = f.call("list_dir", {{"path", "d"}});
+            listed_outside += contains(r.content, "listed-outside") ? 1 : 0;
+        }
+        done = true;
+        swapper.join();
+        CHECK(listed_outside == 0);
+        std::size_t written_outside = 0;
+        for (const auto& e : fs::directory_iterator(f.outside)) {
+            written_outside += e.path().filename().string().rfind('w', 0) == 0 ? 1U : 0U;
+        }
+        CHECK(written_outside == 0);
+    }
+
+    TEST_CASE("hard links: writes and edits of a file with several links are refused") {
+        fixture f;
+        put(f.outside / "target.txt", "outside original\n");
+        REQUIRE(::link((f.outside / "target.txt").c_str(), (f.root / "hard.txt").c_str()) == 0);
+        auto r = f.call("write_file", {{"path", "hard.txt"}, {"content", "replaced\n"}});
+        CHECK(r.status == tools::result_status::tool_error);
+        CHECK(contains(r.content, "hard link"));
+        r = f.call(
+            "edit_file", {{"path", "hard.txt"}, {"old_text", "original"}, {"new_text", "edited"}}
+        );
+        CHECK(r.status == tools::result_status::tool_error);
+        CHECK(contains(r.content, "hard link"));
+        CHECK(get(f.outside / "target.txt") == "outside original\n");
+        CHECK(get(f.root / "hard.txt") == "outside original\n");
+        // A file with one name is written as before.
+        put(f.root / "single.txt", "a\n");
+        r = f.call("write_file", {{"path", "single.txt"}, {"content", "b\n"}});
+        CHECK(r.status == tools::result_status::ok);
+    }
+
+    TEST_CASE("non-UTF-8 names reach the result escaped, never as raw bytes") {
+        fixture f;
+        const std::string bad_name = "caf\xe9.txt"; // Latin-1 e-acute
+        put(f.root / bad_name, "needle\n");
+        fs::create_symlink("t\xfe", f.root / "link");
+        auto r = f.call("list_dir", {{"path", "."}});
+        CHECK(r.status == tools::result_status::ok);
+        CHECK(contains(r.content, "caf\\xe9.txt\n"));
+        CHECK(contains(r.content, "link -> t\\xfe\n"));
+        CHECK_NOTHROW((void)json(r.content).dump());
+        r = f.call("search", {{"pattern", "needle"}});
+        CHECK(r.content == "caf\\xe9.txt:1: needle\n");
+        CHECK_NOTHROW((void)json(r.content).dump());
+    }
+
+    TEST_CASE("a workspace whose own path is not UTF-8 gives readable errors") {
+        auto base = make_temp_dir("wsbad");
+        const fs::path root = base / "r\xff";
+        fs::create_directory(root);
+        tools::registry reg;
+        tools::add_builtin_tools(reg, {.workspace_root = root, .only = {"read_file"}});
+        asio::io_context ioc;
+        auto r = wafer::testing::run_coro(
+            ioc, reg.async_call({"1", "read_file", json{{"path", "/etc/passwd"}}.dump()})
+        );
+        CHECK(r.status == tools::result_status::invalid_arguments);
+        CHECK(contains(r.content, "r\\xff"));
+        CHECK_NOTHROW((void)json(r.content).dump());
+        fs::remove_all(base);
+    }
+
+    TEST_CASE("read_file: an offset beyond 64 bits is an invalid argument, not a conversion") {
+        fixture f;
+        put(f.root / "a.txt", "one\n");
+        auto r = f.call("read_file", {{"path", "a.txt"}, {"offset", 1e30}});
+        CHECK(r.status == tools::result_status::invalid_arguments);
+        r = f.call("read_file", {{"path", "a.txt"}, {"limit", 1e19}});
+        CHECK(r.status == tools::result_status::ok);
+        CHECK(r.content == "     1\tone\n");
+    }
+
+    TEST_CASE("search: catastrophic patterns and long lines finish; lookaround is explained") {
+        tools::fs_tool_limits lim;
+        lim.search_max_line_bytes = 100000;
+        fixture f(lim);
+        std::string text;
+        for (int i = 0; i < 200; ++i) {
+            text += std::string(30, 'a') + "b\n";
+        }
+        text += std::string(20000, 'a') + "\n";
+        put(f.root / "x.txt", text);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = f.call("search", {{"pattern", "^(a+)+$"}});
+        CHECK(r.status == tools::result_status::ok);
+        CHECK(contains(r.content, "x.txt:201: aaaa"));
+        r = f.call("search", {{"pattern", "^[a-z]*$"}});
+        CHECK(r.status == tools::result_status::ok);
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+
+        r = f.call("search", {{"pattern", "foo(?=bar)"}});
+        CHECK(r.status == tools::result_status::invalid_arguments);
+        CHECK(contains(r.content, "lookahead"));
+        r = f.call("search", {{"pattern", "(a)\\1"}});
+        CHECK(r.status == tools::result_status::invalid_arguments);
+        CHECK(contains(r.content, "backreference"));
+        r = f.call("search", {{"pattern", std::string(5000, 'a')}});
+        CHECK(r.status == tools::result_status::invalid_arguments);
+        CHECK(contains(r.content, "at most 4096"));
+    }
+
+    TEST_CASE("search: stops once its stop token fires") {
+        fixture f;
+        for (int i = 0; i < 50; ++i) {
+            put(f.root / ("f" + std::to_string(i) + ".txt"), "hit\n");
+        }
+        const tools::tool* t = f.reg.find("search");
+        REQUIRE(t != nullptr);
+        std::stop_source stop;
+        stop.request_stop();
+        const tools::call_context ctx{"1", "search", stop.get_token()};
+        const auto out = std::get<tools::blocking_handler>(t->fn).fn(json{{"pattern", "hit"}}, ctx);
+        CHECK(contains(out.content, "[search stopped after the call was cancelled or timed out"));
+        CHECK_FALSE(contains(out.content, "f1.txt"));
+        // A single file is not read once the token has fired either.
+        const auto one = std::get<tools::blocking_handler>(t->fn).fn(
+            json{{"pattern", "hit"}, {"path", "f1.txt"}}, ctx
+        );
+        CHECK_FALSE(contains(one.content, "f1.txt:1: hit"));
+        CHECK(contains(one.content, "cancelled or timed out"));
     }
 }

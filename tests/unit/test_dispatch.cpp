@@ -697,4 +697,148 @@ TEST_SUITE("unit/dispatch") {
         CHECK(drain(ioc));
     }
 
+    TEST_CASE("a number overflow in the arguments is a result, and the call in flight finishes") {
+        // nlohmann throws out_of_range (not parse_error) for 1e400; it used to escape the
+        // dispatch and end the run while another call was still running.
+        asio::io_context ioc;
+        auto p = std::make_shared<probe>();
+        auto reg = make_registry(p);
+        std::vector<tools::tool_call_request> calls{
+            sleep_call("0", "sleep", 50, "in-flight"),
+            {"1", "sleep", R"({"ms": 1e400})"},
+            {"2", "block", R"({"ms": 1, "label": "x", "deep": [[-1e400]]})"},
+            sleep_call("3", "block", 1, "after")};
+        int finishes = 0;
+        tools::dispatch_options opts;
+        opts.observer.on_finish = [&](std::size_t, const tools::tool_result&) {
+            ++finishes;
+        };
+        auto r = run_coro(ioc, reg.async_dispatch(calls, opts));
+        REQUIRE(r.results.size() == 4);
+        CHECK(finishes == 4);
+        CHECK(r.results[0].status == tools::result_status::ok);
+        CHECK(r.results[0].content == "slept 50");
+        for (std::size_t i : {1U, 2U}) {
+            INFO(r.results[i].content);
+            CHECK(r.results[i].status == tools::result_status::invalid_arguments);
+            CHECK(r.results[i].tool_call_id == calls[i].id);
+            CHECK(r.results[i].content.find("invalid arguments for tool ") == 0);
+            CHECK(r.results[i].content.find("1e400") != std::string::npos);
+        }
+        CHECK(r.results[3].content == "slept 1");
+        CHECK(drain(ioc));
+    }
+
+    TEST_CASE("argument text with invalid UTF-8 gives a result that is valid UTF-8") {
+        // The parse error quotes the bytes it read; the result must still be sendable as JSON.
+        asio::io_context ioc;
+        auto p = std::make_shared<probe>();
+        auto reg = make_registry(p);
+        auto r = run_coro(ioc, reg.async_call({"1", "sleep", "{\"ms\": \xff\xfe}"}));
+        CHECK(r.status == tools::result_status::invalid_arguments);
+        CHECK_NOTHROW((void)json(r.content).dump());
+        r = run_coro(
+            ioc,
+            reg.async_call(
+                {"2",
+                 "sl\xff"
+                 "ep",
+                 "{}"}
+            )
+        );
+        CHECK(r.status == tools::result_status::unknown_tool);
+        CHECK_NOTHROW((void)json(r.content).dump());
+        CHECK(drain(ioc));
+    }
+
+    TEST_CASE("a batch of 100 calls runs at most the default cap at once and all complete") {
+        asio::io_context ioc;
+        auto p = std::make_shared<probe>();
+        auto reg = make_registry(p);
+        std::vector<tools::tool_call_request> calls;
+        for (int i = 0; i < 100; ++i) {
+            calls.push_back(sleep_call("c" + std::to_string(i), "sleep", 5, "s" + std::to_string(i))
+            );
+        }
+        auto r = run_coro(ioc, reg.async_dispatch(calls, {}));
+        REQUIRE(r.results.size() == 100);
+        for (const auto& res : r.results) {
+            CHECK(res.content == "slept 5");
+        }
+        CHECK(p->max_running > 1);
+        CHECK(p->max_running <= static_cast<int>(tools::default_max_concurrent_calls));
+        CHECK(tools::default_max_concurrent_calls == 16);
+        CHECK(drain(ioc));
+    }
+
+    TEST_CASE("the registry's concurrency cap is configurable and a dispatch may override it") {
+        asio::io_context ioc;
+        auto p = std::make_shared<probe>();
+        tools::registry_params params;
+        params.max_concurrent_calls = 3;
+        tools::registry reg(params);
+        reg.add(tools::make_async_tool<sleep_args>(
+            "sleep", "Sleeps asynchronously", sleep_schema, async_sleeper{"sleep", p}
+        ));
+        std::vector<tools::tool_call_request> calls;
+        for (int i = 0; i < 20; ++i) {
+            calls.push_back(sleep_call("c" + std::to_string(i), "sleep", 5, "s" + std::to_string(i))
+            );
+        }
+        auto r = run_coro(ioc, reg.async_dispatch(calls, {}));
+        CHECK(r.results.size() == 20);
+        CHECK(p->max_running == 3);
+
+        p->max_running = 0;
+        tools::dispatch_options wide;
+        wide.max_concurrency = 20;
+        r = run_coro(ioc, reg.async_dispatch(calls, wide));
+        CHECK(r.results.back().content == "slept 5");
+        CHECK(p->max_running == 20);
+
+        p->max_running = 0;
+        params.max_concurrent_calls = 0; // no cap
+        tools::registry uncapped(params);
+        uncapped.add(tools::make_async_tool<sleep_args>(
+            "sleep", "Sleeps asynchronously", sleep_schema, async_sleeper{"sleep", p}
+        ));
+        r = run_coro(ioc, uncapped.async_dispatch(calls, {}));
+        CHECK(p->max_running == 20);
+        CHECK(drain(ioc));
+    }
+
+    TEST_CASE("whole numbers reach handlers as integers, so typed conversions stay defined") {
+        // A handler's get<int>() of a double is undefined behaviour when the double is out of
+        // range; of an integer it is a defined conversion.
+        asio::io_context ioc;
+        tools::registry reg;
+        reg.add(tools::make_tool<json>(
+            "kinds",
+            "Reports argument kinds",
+            json::object(),
+            [](const json& a) {
+                std::string out;
+                for (const auto& [k, v] : a.items()) {
+                    out += k + "=" + (v.is_number_integer() ? "int" : v.type_name()) + " ";
+                }
+                return out;
+            }
+        ));
+        auto r = run_coro(
+            ioc,
+            reg.async_call(
+                {"1", "kinds", R"({"a": 1e3, "b": -2.0, "c": 1.5, "d": 1e30, "e": [[4.0]]})"}
+            )
+        );
+        CHECK(r.content == "a=int b=int c=number d=number e=array ");
+        reg.add(tools::make_tool<json>("deep", "Nested kinds", json::object(), [](const json& a) {
+            return std::string(a.at("e").at(0).at(0).is_number_integer() ? "int " : "float ") +
+                   (a.at("f").at("g").is_number_unsigned() ? "uint" : "float");
+        }));
+        auto nested =
+            run_coro(ioc, reg.async_call({"2", "deep", R"({"e": [[4.0]], "f": {"g": 1.8e19}})"}));
+        CHECK(nested.content == "int uint");
+        CHECK(drain(ioc));
+    }
+
 } // TEST_SUITE

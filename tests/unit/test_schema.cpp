@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -415,6 +416,98 @@ TEST_SUITE("unit/schema") {
     TEST_CASE("a compiled schema keeps its source") {
         const auto doc = json::parse(R"({"type": "string"})");
         CHECK(schema::compile(doc).source() == doc);
+    }
+
+    TEST_CASE("integers must fit 64 bits: 1e30 is not an integer argument") {
+        // Handlers convert integer arguments to C++ integers; a double outside int64/uint64
+        // would make that conversion undefined behaviour.
+        const auto i = compile(R"({"type": "integer"})");
+        CHECK(valid(i, "1e3"));
+        CHECK(valid(i, "-9.2e18"));
+        CHECK(valid(i, "1.8e19")); // below 2^64
+        CHECK(valid(i, "18446744073709551615"));
+        CHECK(valid(i, "-9223372036854775808"));
+        for (const char* big : {"1e30", "-1e30", "1.8446744073709552e19", "-9.3e18", "1e308"}) {
+            INFO(big);
+            CHECK_FALSE(valid(i, big));
+        }
+        CHECK(
+            errors(i, "1e30") ==
+            std::vector<std::string>{"(root): expected integer, got number (1e+30 is an integer "
+                                     "too large for 64 bits)"}
+        );
+        const auto n = compile(R"({"type": "number"})");
+        CHECK(valid(n, "1e30"));
+    }
+
+    TEST_CASE("huge length and item bounds saturate instead of failing or wrapping") {
+        const auto max_huge = compile(R"({"maxLength": 1e30, "maxItems": 1e300})");
+        CHECK(valid(max_huge, R"("abc")"));
+        CHECK(valid(max_huge, "[1, 2, 3]"));
+        const auto min_huge = compile(R"({"minLength": 1e30, "minItems": 18446744073709551616})");
+        CHECK_FALSE(valid(min_huge, R"("abc")"));
+        CHECK_FALSE(valid(min_huge, "[1]"));
+        CHECK(
+            compile_error(R"({"maxLength": 1.5})")
+                .find("maxLength must be a non-negative integer") != std::string::npos
+        );
+        CHECK(
+            compile_error(R"({"minItems": -1e30})")
+                .find("minItems must be a non-negative integer") != std::string::npos
+        );
+    }
+
+    TEST_CASE("numeric bounds compare integers and doubles exactly") {
+        // 2^53 + 1 is not representable as a double; a comparison through double calls it equal.
+        const auto s = compile(R"({"maximum": 9007199254740992.0})");
+        CHECK(valid(s, "9007199254740992"));
+        CHECK_FALSE(valid(s, "9007199254740993"));
+        const auto ex = compile(R"({"exclusiveMinimum": 9007199254740992.0})");
+        CHECK(valid(ex, "9007199254740993"));
+        const auto lo = compile(R"({"minimum": -1e300, "maximum": 1e300})");
+        CHECK(valid(lo, "18446744073709551615"));
+        CHECK(valid(lo, "-9223372036854775808"));
+        const auto u = compile(R"({"minimum": 18446744073709551615})");
+        CHECK(valid(u, "1.8446744073709552e19")); // 2^64 as a double is above 2^64 - 1
+        CHECK_FALSE(valid(u, "1.8e19"));
+        const auto frac = compile(R"({"maximum": 2.5})");
+        CHECK(valid(frac, "2"));
+        CHECK_FALSE(valid(frac, "3"));
+        const auto neg = compile(R"({"minimum": -2.5})");
+        CHECK(valid(neg, "-2"));
+        CHECK_FALSE(valid(neg, "-3"));
+    }
+
+    TEST_CASE("pattern runs in linear time and does not overflow the stack") {
+        // std::regex recursed once per character (50 KB crashed) and backtracked exponentially.
+        const auto s = compile(R"({"pattern": "^[a-z]*$"})");
+        CHECK(s.is_valid(json(std::string(50000, 'a'))));
+        CHECK(s.is_valid(json(std::string(4000000, 'a'))));
+        CHECK_FALSE(s.is_valid(json(std::string(50000, 'a') + "1")));
+        const auto redos = compile(R"({"pattern": "^(a+)+$"})");
+        const auto t0 = std::chrono::steady_clock::now();
+        CHECK_FALSE(redos.is_valid(json(std::string(40, 'a') + "b")));
+        const auto props = compile(R"({"patternProperties": {"^(a|aa)+$": {"type": "integer"}}})");
+        CHECK(props.is_valid(json::object({{std::string(40, 'a') + "b", "x"}})));
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+    }
+
+    TEST_CASE("pattern: ECMA-262 features RE2 cannot run are rejected at compile time") {
+        const std::string look = compile_error(R"({"pattern": "^(?=.*\\d)\\w+$"})");
+        CHECK(look.find("/pattern: ") == 0);
+        CHECK(look.find("lookahead") != std::string::npos);
+        CHECK(compile_error(R"({"pattern": "(?<!x)y"})").find("lookbehind") != std::string::npos);
+        const std::string back = compile_error(R"({"pattern": "(a)\\1"})");
+        CHECK(back.find("backreference") != std::string::npos);
+        const std::string pp = compile_error(R"json({"patternProperties": {"(?!x)": {}}})json");
+        CHECK(pp.find("/patternProperties/(?!x): ") == 0);
+        // What ECMA-262 and RE2 share keeps working, and \uXXXX escapes are understood.
+        const auto u = compile(R"({"pattern": "^\\u00e9\\d{2,3}\\s?[\\w-]+$"})");
+        const std::string e_acute = "\xC3\xA9";
+        CHECK(u.is_valid(json(e_acute + "12 a-b")));
+        CHECK_FALSE(valid(u, R"("e12 a")"));
+        // `.` matches one character, not one byte.
+        CHECK(compile(R"({"pattern": "^.$"})").is_valid(json(e_acute)));
     }
 
 } // TEST_SUITE

@@ -5,36 +5,47 @@
 #include <wafer/tools/builtin_tools.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
-#include <regex>
-#include <sstream>
+#include <random>
+#include <re2/re2.h>
 #include <stdexcept>
 #include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
 #include <utility>
 
+#include "detail/ecma_regex.hpp"
 #include "detail/text.hpp"
+#include "detail/unique_fd.hpp"
 #include "detail/utf8.hpp"
 
 namespace wafer::tools {
 
 namespace fs = std::filesystem;
+using detail::unique_fd;
 using nlohmann::json;
 
 namespace {
 
 using ws_ptr = std::shared_ptr<const workspace>;
 
+// Quoted for a message; bytes that are not UTF-8 (file names are bytes) are shown as \xNN.
 std::string in_quotes(std::string_view s) {
     std::string out = "\"";
-    out += s;
+    out += text::escape_invalid_utf8(s);
     out += '"';
     return out;
+}
+
+std::string errno_text(int err) {
+    return std::generic_category().message(err);
 }
 
 tool_output fail(std::string text) {
@@ -66,26 +77,87 @@ std::size_t line_of(std::string_view s, std::size_t pos) {
            );
 }
 
-// Checks that `real` is a regular file we may read whole; returns an error text or "".
-std::string check_text_file(
-    const workspace& ws, const fs::path& real, std::uintmax_t max_bytes, std::uintmax_t& size
-) {
-    std::error_code ec;
-    const auto st = fs::status(real, ec);
-    const std::string shown = in_quotes(ws.display(real));
-    if (ec || !fs::exists(st)) {
-        return "file " + shown + " does not exist. Use list_dir or search to find the right path.";
+// A count argument (offset, limit) as std::size_t. The schema has checked it is an integer of
+// at most 64 bits; the conversion is still range-checked, never undefined.
+std::size_t count_argument(const json& args, const char* key, std::size_t fallback) {
+    const auto it = args.find(key);
+    if (it == args.end()) {
+        return fallback;
     }
-    if (fs::is_directory(st)) {
+    const json& v = *it;
+    if (v.is_number_unsigned()) {
+        return v.get<std::uint64_t>();
+    }
+    if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
+        return static_cast<std::size_t>(v.get<std::int64_t>());
+    }
+    if (v.is_number_float()) {
+        const double d = v.get<double>();
+        if (std::isfinite(d) && d >= 0 && std::floor(d) == d && d < 18446744073709551616.0) {
+            return static_cast<std::size_t>(d);
+        }
+    }
+    throw argument_error(
+        std::string(key) + " must be a non-negative integer of at most 64 bits, got " +
+        v.dump(-1, ' ', false, json::error_handler_t::replace)
+    );
+}
+
+// Opens `real` through the workspace's directory descriptor. Returns the descriptor, or -1 with
+// `err` set for the caller to word (ENOENT, ENOTDIR, ...). A path that now leads out of the
+// workspace (a symbolic link swapped in after resolve()) is an argument error.
+unique_fd open_in(const workspace& ws, const fs::path& real, int flags, int& err) {
+    unique_fd fd(ws.open_beneath(real, flags));
+    err = fd ? 0 : errno;
+    if (err == EXDEV) {
+        throw argument_error(
+            "path " + in_quotes(ws.display(real)) +
+            " now leads outside the workspace: a symbolic link on it was changed while the call "
+            "ran, and it was not followed"
+        );
+    }
+    if (err == ELOOP) {
+        throw argument_error(
+            "path " + in_quotes(ws.display(real)) +
+            " has too many levels of symbolic links or goes through a /proc magic link"
+        );
+    }
+    return fd;
+}
+
+std::string open_failure(const std::string& shown, int err, const char* kind) {
+    if (err == ENOENT || err == ENOTDIR) {
+        return std::string(kind) + " " + shown +
+               " does not exist. Use list_dir or search to find the right path.";
+    }
+    return "cannot open " + shown + ": " + errno_text(err);
+}
+
+// Opens a regular file we may read whole, or returns an error text. O_NONBLOCK: opening a FIFO
+// must not hang the tool; it is refused after fstat.
+std::string open_text_file(
+    const workspace& ws,
+    const fs::path& real,
+    std::uintmax_t max_bytes,
+    unique_fd& out,
+    struct stat& st
+) {
+    const std::string shown = in_quotes(ws.display(real));
+    int err = 0;
+    out = open_in(ws, real, O_RDONLY | O_NOCTTY | O_NONBLOCK, err);
+    if (!out) {
+        return open_failure(shown, err, "file");
+    }
+    if (::fstat(out.get(), &st) != 0) {
+        return "cannot read " + shown + ": " + errno_text(errno);
+    }
+    if (S_ISDIR(st.st_mode)) {
         return shown + " is a directory, not a file. Use list_dir to see its entries.";
     }
-    if (!fs::is_regular_file(st)) {
+    if (!S_ISREG(st.st_mode)) {
         return shown + " is not a regular file.";
     }
-    size = fs::file_size(real, ec);
-    if (ec) {
-        return "cannot read " + shown + ": " + ec.message();
-    }
+    const auto size = static_cast<std::uintmax_t>(st.st_size);
     if (size > max_bytes) {
         return "file " + shown + " is " + size_text(size) + ", more than the " +
                size_text(max_bytes) +
@@ -95,38 +167,94 @@ std::string check_text_file(
     return {};
 }
 
-std::string read_all(const fs::path& real) {
-    std::ifstream in(real, std::ios::binary);
-    if (!in) {
-        throw std::runtime_error("cannot open " + real.string() + ": " + std::strerror(errno));
+// Reads at most `max_bytes` from `fd` (a file that grows while we read is cut there).
+std::string read_fd(int fd, std::uintmax_t max_bytes) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < max_bytes) {
+        const std::size_t want =
+            static_cast<std::size_t>(std::min<std::uintmax_t>(sizeof buf, max_bytes - out.size()));
+        const ssize_t n = ::read(fd, buf, want);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw std::system_error(errno, std::generic_category(), "read failed");
+        }
+        if (n == 0) {
+            break;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return std::move(ss).str();
+    return out;
 }
 
-// Writes `data` to a temporary file next to `target`, then renames it over `target`, so readers
-// see the old or the new content, never a partial file. Keeps an existing file's permissions.
-void atomic_write(const fs::path& target, std::string_view data) {
-    mode_t mode = 0644;
-    struct stat st {};
-    if (::stat(target.c_str(), &st) == 0) {
-        mode = st.st_mode & 07777;
+// Refuses to replace a file with several names: one of them may be a hard link from outside
+// the workspace, and a path inside cannot tell which.
+std::string check_single_link(const struct stat& st, const std::string& shown) {
+    if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+        return "refusing to change " + shown + ": it is a hard link (" +
+               std::to_string(st.st_nlink) +
+               " names for the same file), and another name may lie outside the workspace. "
+               "Remove the extra links, or copy the file to a new name first.";
     }
-    std::string tmpl =
-        (target.parent_path() / ("." + target.filename().string() + ".wafer-XXXXXX")).string();
-    const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
+    return {};
+}
+
+// The directory `real` (inside the workspace) opened through the root's descriptor, created with
+// its missing parents if `create`. Every step is an openat2 from the root, so a component
+// swapped for a link that leads out is refused.
+unique_fd open_dir(const workspace& ws, const fs::path& real, bool create, int& err) {
+    unique_fd fd = open_in(ws, real, O_RDONLY | O_DIRECTORY, err);
+    if (fd || !create || err != ENOENT || real == ws.root()) {
+        return fd;
+    }
+    unique_fd parent = open_dir(ws, real.parent_path(), true, err);
+    if (!parent) {
+        return parent;
+    }
+    const std::string name = real.filename().string();
+    if (::mkdirat(parent.get(), name.c_str(), 0777) != 0 && errno != EEXIST) {
+        err = errno;
+        return unique_fd();
+    }
+    return open_in(ws, real, O_RDONLY | O_DIRECTORY, err);
+}
+
+std::string temp_name(const std::string& name) {
+    static std::atomic<std::uint64_t> counter{0};
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    char suffix[32];
+    std::snprintf(
+        suffix,
+        sizeof suffix,
+        ".wafer-%08llx",
+        static_cast<unsigned long long>((rng() ^ ++counter) & 0xFFFFFFFFULL)
+    );
+    // Stay well inside NAME_MAX (255) whatever the length of `name`.
+    return "." + name.substr(0, 200) + suffix;
+}
+
+// Writes `data` to a temporary file in the directory `dir`, then renames it over `name`, so
+// readers see the old or the new content, never a partial file. Everything happens relative to
+// `dir` (no path is looked up again).
+void atomic_write_at(int dir, const std::string& name, std::string_view data, mode_t mode) {
+    std::string tmp;
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+        tmp = temp_name(name);
+        fd = ::openat(dir, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            break;
+        }
+    }
     if (fd < 0) {
-        throw std::system_error(
-            errno,
-            std::generic_category(),
-            "cannot create a temporary file in " + target.parent_path().string()
-        );
+        throw std::system_error(errno, std::generic_category(), "cannot create a temporary file");
     }
     auto fail_with = [&](const char* what) {
         const int err = errno;
         ::close(fd);
-        ::unlink(tmpl.c_str());
+        ::unlinkat(dir, tmp.c_str(), 0);
         throw std::system_error(err, std::generic_category(), what);
     };
     std::size_t done = 0;
@@ -145,13 +273,13 @@ void atomic_write(const fs::path& target, std::string_view data) {
     }
     if (::close(fd) != 0) {
         const int err = errno;
-        ::unlink(tmpl.c_str());
+        ::unlinkat(dir, tmp.c_str(), 0);
         throw std::system_error(err, std::generic_category(), "cannot write the temporary file");
     }
-    if (::rename(tmpl.c_str(), target.c_str()) != 0) {
+    if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) {
         const int err = errno;
-        ::unlink(tmpl.c_str());
-        throw std::system_error(err, std::generic_category(), "cannot replace " + target.string());
+        ::unlinkat(dir, tmp.c_str(), 0);
+        throw std::system_error(err, std::generic_category(), "cannot replace the file");
     }
 }
 
@@ -170,15 +298,14 @@ tool_output read_file(
     const workspace& ws, const fs_tool_limits& lim, const json& args, const call_context& ctx
 ) {
     const fs::path real = ws.resolve(args.at("path").get<std::string>());
-    const auto offset =
-        args.contains("offset") ? args["offset"].get<std::size_t>() : std::size_t{1};
-    const auto limit =
-        args.contains("limit") ? args["limit"].get<std::size_t>() : lim.read_default_lines;
-    std::uintmax_t size = 0;
-    if (auto err = check_text_file(ws, real, lim.max_file_bytes, size); !err.empty()) {
+    const std::size_t offset = count_argument(args, "offset", 1);
+    const std::size_t limit = count_argument(args, "limit", lim.read_default_lines);
+    unique_fd fd;
+    struct stat st {};
+    if (auto err = open_text_file(ws, real, lim.max_file_bytes, fd, st); !err.empty()) {
         return fail(std::move(err));
     }
-    const std::string content = read_all(real);
+    const std::string content = read_fd(fd.get(), lim.max_file_bytes);
     const std::string shown = in_quotes(ws.display(real));
     if (text::looks_binary(content)) {
         return fail(
@@ -262,20 +389,35 @@ tool_output write_file(const workspace& ws, const json& args) {
     if (real == ws.root()) {
         return fail("write_file needs a file path, not the workspace root.");
     }
-    std::error_code ec;
-    const auto st = fs::status(real, ec);
-    if (fs::is_directory(st)) {
-        return fail(shown + " is a directory; give the path of a file to write.");
-    }
-    const bool existed = fs::exists(st);
     // Every existing component of `real` has been resolved, so the directories created here
-    // are plain new directories inside the workspace.
-    fs::create_directories(real.parent_path(), ec);
-    if (ec) {
-        return fail("cannot create the parent directories of " + shown + ": " + ec.message());
+    // are plain new directories inside the workspace; open_dir refuses any that changed since.
+    int err = 0;
+    const unique_fd dir = open_dir(ws, real.parent_path(), true, err);
+    if (!dir) {
+        return fail(
+            err == ENOTDIR
+                ? "cannot create " + shown + ": one of its parent directories is a file."
+                : "cannot create the parent directories of " + shown + ": " + errno_text(err)
+        );
+    }
+    const std::string name = real.filename().string();
+    struct stat st {};
+    bool existed = false;
+    mode_t mode = 0644;
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        existed = true;
+        if (S_ISDIR(st.st_mode)) {
+            return fail(shown + " is a directory; give the path of a file to write.");
+        }
+        if (auto refused = check_single_link(st, shown); !refused.empty()) {
+            return fail(std::move(refused));
+        }
+        if (S_ISREG(st.st_mode)) {
+            mode = st.st_mode & 07777;
+        }
     }
     try {
-        atomic_write(real, content);
+        atomic_write_at(dir.get(), name, content, mode);
     } catch (const std::system_error& e) {
         return fail("cannot write " + shown + ": " + e.what());
     }
@@ -369,12 +511,17 @@ tool_output edit_file(const workspace& ws, const fs_tool_limits& lim, const json
     if (old_text == new_text) {
         throw argument_error("new_text is identical to old_text; nothing would change");
     }
-    std::uintmax_t size = 0;
-    if (auto err = check_text_file(ws, real, lim.max_file_bytes, size); !err.empty()) {
+    unique_fd fd;
+    struct stat st {};
+    if (auto err = open_text_file(ws, real, lim.max_file_bytes, fd, st); !err.empty()) {
         return fail(std::move(err));
     }
-    std::string content = read_all(real);
     const std::string shown = in_quotes(ws.display(real));
+    if (auto refused = check_single_link(st, shown); !refused.empty()) {
+        return fail(std::move(refused));
+    }
+    std::string content = read_fd(fd.get(), lim.max_file_bytes);
+    fd.reset();
     if (text::looks_binary(content)) {
         return fail(
             "file " + shown + " looks binary (it contains NUL bytes); edit_file only edits text."
@@ -401,8 +548,20 @@ tool_output edit_file(const workspace& ws, const fs_tool_limits& lim, const json
     }
     const std::size_t line = line_of(content, at.front());
     content.replace(at.front(), old_text.size(), new_text);
+    int err = 0;
+    const unique_fd dir = open_dir(ws, real.parent_path(), false, err);
+    const std::string name = real.filename().string();
+    struct stat now {};
+    if (!dir || ::fstatat(dir.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+        now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+        return fail(
+            "file " + shown +
+            " was replaced or removed while it was being edited; nothing was written. Read it "
+            "again and retry."
+        );
+    }
     try {
-        atomic_write(real, content);
+        atomic_write_at(dir.get(), name, content, st.st_mode & 07777);
     } catch (const std::system_error& e) {
         return fail("cannot write " + shown + ": " + e.what());
     }
@@ -416,36 +575,70 @@ tool_output edit_file(const workspace& ws, const fs_tool_limits& lim, const json
 // ---------------------------------------------------------------------------------------------
 // list_dir
 
+// The names in the directory `fd` (consumed), without "." and "..", in byte order.
+std::vector<std::string> read_names(unique_fd fd) {
+    std::vector<std::string> names;
+    DIR* d = ::fdopendir(fd.get());
+    if (d == nullptr) {
+        throw std::system_error(errno, std::generic_category(), "cannot read the directory");
+    }
+    fd.release(); // owned by `d` now
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        if (n != "." && n != "..") {
+            names.emplace_back(n);
+        }
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::string read_link_at(int dir, const std::string& name) {
+    std::string target(4096, '\0');
+    const ssize_t n = ::readlinkat(dir, name.c_str(), target.data(), target.size());
+    if (n < 0) {
+        return "?";
+    }
+    target.resize(static_cast<std::size_t>(n));
+    return target;
+}
+
 tool_output list_dir(const workspace& ws, const fs_tool_limits& lim, const json& args) {
     const fs::path real = ws.resolve(args.at("path").get<std::string>());
     const std::string shown = in_quotes(ws.display(real));
-    std::error_code ec;
-    const auto st = fs::status(real, ec);
-    if (!fs::exists(st)) {
-        return fail("directory " + shown + " does not exist.");
+    int err = 0;
+    unique_fd fd = open_in(ws, real, O_RDONLY | O_DIRECTORY, err);
+    if (!fd) {
+        if (err == ENOTDIR) {
+            return fail(shown + " is a file, not a directory. Use read_file to read it.");
+        }
+        if (err == ENOENT) {
+            return fail("directory " + shown + " does not exist.");
+        }
+        return fail("cannot list " + shown + ": " + errno_text(err));
     }
-    if (!fs::is_directory(st)) {
-        return fail(shown + " is a file, not a directory. Use read_file to read it.");
-    }
+    const int dir = ::dup(fd.get()); // kept for fstatat/readlinkat while `fd` is read
+    const unique_fd dir_guard(dir);
     std::vector<std::string> names;
-    fs::directory_iterator it(real, ec);
-    if (ec) {
-        return fail("cannot list " + shown + ": " + ec.message());
-    }
-    for (; it != fs::directory_iterator(); it.increment(ec)) {
-        const auto& e = *it;
-        std::string name = e.path().filename().string();
-        std::error_code e2;
-        if (e.is_directory(e2)) {
-            name += '/';
+    try {
+        for (auto& raw : read_names(std::move(fd))) {
+            struct stat st {};
+            const bool known = ::fstatat(dir, raw.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+            std::string name = text::escape_invalid_utf8(raw);
+            if (known && S_ISLNK(st.st_mode)) {
+                struct stat target {};
+                if (::fstatat(dir, raw.c_str(), &target, 0) == 0 && S_ISDIR(target.st_mode)) {
+                    name += '/';
+                }
+                name += " -> " + text::escape_invalid_utf8(read_link_at(dir, raw));
+            } else if (known && S_ISDIR(st.st_mode)) {
+                name += '/';
+            }
+            names.push_back(std::move(name));
         }
-        if (e.is_symlink(e2)) {
-            name += " -> " + fs::read_symlink(e.path(), e2).string();
-        }
-        names.push_back(std::move(name));
-        if (ec) {
-            break;
-        }
+    } catch (const std::system_error& e) {
+        return fail("cannot list " + shown + ": " + e.what());
     }
     std::sort(names.begin(), names.end());
     if (names.empty()) {
@@ -470,16 +663,19 @@ tool_output list_dir(const workspace& ws, const fs_tool_limits& lim, const json&
 // ---------------------------------------------------------------------------------------------
 // search
 
+// Walks the tree through directory descriptors: subdirectories are opened relative to their
+// parent without following links, files are read through the descriptor that was checked, and
+// a file symlink is followed only through openat2 from the root (so only while it stays inside).
 struct search_state {
     const workspace& ws;
     const fs_tool_limits& lim;
-    const std::regex& re;
+    const re2::RE2& re;
     const call_context& ctx;
     std::string out;
     std::size_t matches = 0;
     std::size_t files = 0;
     std::size_t skipped_large = 0;
-    bool stopped = false; // a cap was reached
+    bool stopped = false; // a cap was reached, or the call was cancelled
     std::string stop_reason;
 
     void stop(std::string why) {
@@ -487,33 +683,42 @@ struct search_state {
         stop_reason = std::move(why);
     }
 
-    void file(const fs::path& p) {
-        if (stopped) {
+    // Checked between files and every few thousand lines: the stop token fires on the call's
+    // deadline and on cancellation.
+    bool cancelled() {
+        if (!stopped && ctx.stop.stop_requested()) {
+            stop("the call was cancelled or timed out");
+        }
+        return stopped;
+    }
+
+    // `fd` is open on something found at `rel` (bytes, relative to the root).
+    void file(unique_fd fd, const std::string& rel) {
+        if (cancelled()) {
+            return;
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
             return;
         }
         if (++files > lim.search_max_files) {
             stop("searched " + std::to_string(lim.search_max_files) + " files");
             return;
         }
-        std::error_code ec;
-        const auto size = fs::file_size(p, ec);
-        if (ec) {
-            return;
-        }
-        if (size > lim.search_max_file_bytes) {
+        if (static_cast<std::uintmax_t>(st.st_size) > lim.search_max_file_bytes) {
             ++skipped_large;
             return;
         }
         std::string content;
         try {
-            content = read_all(p);
+            content = read_fd(fd.get(), lim.search_max_file_bytes);
         } catch (const std::exception&) {
             return; // unreadable: skip, like grep -s
         }
         if (text::looks_binary(content)) {
             return;
         }
-        const std::string rel = ws.display(p);
+        const std::string shown = text::escape_invalid_utf8(rel);
         std::size_t line_no = 0;
         for (std::size_t pos = 0; pos < content.size();) {
             std::size_t end = content.find('\n', pos);
@@ -521,6 +726,9 @@ struct search_state {
                 end = content.size();
             }
             ++line_no;
+            if (line_no % 4096 == 0 && cancelled()) {
+                return;
+            }
             std::string_view line(content.data() + pos, end - pos);
             if (!line.empty() && line.back() == '\r') {
                 line.remove_suffix(1);
@@ -529,8 +737,8 @@ struct search_state {
             if (cut) {
                 line = line.substr(0, utf8::boundary_at_or_before(line, lim.search_max_line_bytes));
             }
-            if (std::regex_search(line.begin(), line.end(), re)) {
-                std::string entry = rel + ":" + std::to_string(line_no) + ": ";
+            if (detail::regex_search(re, line)) {
+                std::string entry = shown + ":" + std::to_string(line_no) + ": ";
                 entry += line;
                 if (cut) {
                     entry += " [...]";
@@ -552,38 +760,46 @@ struct search_state {
 
     // Depth-first in name order, so results are stable. Directory symlinks are not followed;
     // file symlinks only when they stay inside the workspace.
-    void dir(const fs::path& d) {
-        std::vector<fs::directory_entry> entries;
-        std::error_code ec;
-        for (fs::directory_iterator it(d, ec); !ec && it != fs::directory_iterator();
-             it.increment(ec)) {
-            entries.push_back(*it);
+    void dir(unique_fd fd, const std::string& prefix) {
+        const int at = fd.get();
+        std::vector<std::string> names;
+        try {
+            names = read_names(unique_fd(::dup(at)));
+        } catch (const std::system_error&) {
+            return;
         }
-        std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-            return a.path().filename() < b.path().filename();
-        });
-        for (const auto& e : entries) {
-            if (stopped) {
+        for (const auto& name : names) {
+            if (cancelled()) {
                 return;
             }
-            if (ctx.stop.stop_requested()) {
-                stop("the call was cancelled");
-                return;
-            }
-            std::error_code e2;
-            if (e.is_symlink(e2)) {
-                fs::path target = fs::canonical(e.path(), e2);
-                if (!e2 && ws.contains(target) && fs::is_regular_file(target, e2)) {
-                    file(e.path());
-                }
+            const std::string rel = prefix + name;
+            struct stat st {};
+            if (::fstatat(at, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
                 continue;
             }
-            if (e.is_directory(e2)) {
-                if (e.path().filename() != ".git") {
-                    dir(e.path());
+            if (S_ISLNK(st.st_mode)) {
+                try {
+                    const fs::path target = ws.resolve(rel);
+                    file(unique_fd(ws.open_beneath(target, O_RDONLY | O_NOCTTY | O_NONBLOCK)), rel);
+                } catch (const argument_error&) {
+                    // leads out of the workspace: skipped
                 }
-            } else if (e.is_regular_file(e2)) {
-                file(e.path());
+            } else if (S_ISDIR(st.st_mode)) {
+                if (name != ".git") {
+                    unique_fd sub(
+                        ::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    );
+                    if (sub) {
+                        dir(std::move(sub), rel + "/");
+                    }
+                }
+            } else if (S_ISREG(st.st_mode)) {
+                file(
+                    unique_fd(::openat(
+                        at, name.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC
+                    )),
+                    rel
+                );
             }
         }
     }
@@ -592,12 +808,25 @@ struct search_state {
 tool_output
 search(const workspace& ws, const fs_tool_limits& lim, const json& args, const call_context& ctx) {
     const std::string& pattern = args.at("pattern").get_ref<const std::string&>();
-    std::regex re;
-    try {
-        re = std::regex(pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
+    // RE2 compiles in time and memory proportional to the pattern; a model has no use for more.
+    constexpr std::size_t max_pattern_bytes = 4096;
+    if (pattern.size() > max_pattern_bytes) {
         throw argument_error(
-            "invalid regular expression " + in_quotes(pattern) + ": " + e.what() +
+            "the pattern is " + std::to_string(pattern.size()) + " bytes long; at most " +
+            std::to_string(max_pattern_bytes) + " are accepted. Search for a shorter pattern."
+        );
+    }
+    const auto compiled = detail::compile_ecma_regex(pattern);
+    if (compiled.unsupported) {
+        throw argument_error(
+            "regular expression " + in_quotes(pattern) + " cannot be used: " + compiled.error +
+            ". Rewrite it without lookaround or backreferences (search for a simpler pattern "
+            "and filter the matches), or use run_command with grep -P."
+        );
+    }
+    if (!compiled.re) {
+        throw argument_error(
+            "invalid regular expression " + in_quotes(pattern) + ": " + compiled.error +
             ". The pattern uses ECMAScript (JavaScript) syntax; escape special characters such as "
             "( [ { . * + ? with a backslash to match them literally."
         );
@@ -606,16 +835,24 @@ search(const workspace& ws, const fs_tool_limits& lim, const json& args, const c
         args.contains("path") ? args["path"].get<std::string>() : std::string();
     const fs::path real = ws.resolve(path_arg);
     const std::string shown = in_quotes(ws.display(real));
-    std::error_code ec;
-    const auto st = fs::status(real, ec);
-    if (!fs::exists(st)) {
-        return fail("path " + shown + " does not exist.");
+    int err = 0;
+    unique_fd fd = open_in(ws, real, O_RDONLY | O_NOCTTY | O_NONBLOCK, err);
+    if (!fd) {
+        return fail(
+            err == ENOENT || err == ENOTDIR ? "path " + shown + " does not exist."
+                                            : "cannot open " + shown + ": " + errno_text(err)
+        );
     }
-    search_state s{ws, lim, re, ctx, {}, 0, 0, 0, false, {}};
-    if (fs::is_directory(st)) {
-        s.dir(real);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        return fail("cannot read " + shown + ": " + errno_text(errno));
+    }
+    search_state s{ws, lim, *compiled.re, ctx, {}, 0, 0, 0, false, {}};
+    const std::string rel = ws.relative(real);
+    if (S_ISDIR(st.st_mode)) {
+        s.dir(std::move(fd), rel == "." ? std::string() : rel + "/");
     } else {
-        s.file(real);
+        s.file(std::move(fd), rel);
     }
     std::string out = std::move(s.out);
     if (s.matches == 0 && !s.stopped) {
@@ -746,7 +983,8 @@ tool make_search_tool(ws_ptr ws, fs_tool_limits limits) {
     t.name = "search";
     t.description =
         "Search the lines of text files for a regular expression (ECMAScript/JavaScript syntax, "
-        "case-sensitive; use [Aa] for either case). Searches every file under path (default: "
+        "case-sensitive; use [Aa] for either case; no lookahead, lookbehind or backreferences). "
+        "Searches every file under path (default: "
         "the whole workspace), skipping .git, binary files and files over " +
         size_text(limits.search_max_file_bytes) +
         ". Each match is reported as `path:line: text`. At most " +

@@ -25,12 +25,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <exception>
 #include <map>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <utility>
+
+#include "detail/text.hpp"
 
 namespace wafer::tools {
 
@@ -59,66 +63,102 @@ bool handler_empty(const handler& h) {
     return std::visit([](const auto& x) { return !static_cast<bool>(x.fn); }, h);
 }
 
+// A JSON-quoted name for messages; bytes that are not UTF-8 become U+FFFD instead of throwing.
 std::string quote_name(const std::string& s) {
-    return json(s).dump();
+    return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string ms_text(std::chrono::milliseconds d) {
     return std::to_string(d.count()) + " ms";
 }
 
-// Runs a synchronous handler body and turns every outcome into a result; used inline and on
-// the blocking pool.
-tool_result run_sync(const sync_handler_fn& fn, const json& args, const call_context& ctx) {
-    tool_result r;
-    try {
-        tool_output out = fn(args, ctx);
-        r.content = std::move(out.content);
-        r.is_error = out.is_error;
-        r.status = out.is_error ? result_status::tool_error : result_status::ok;
-    } catch (const argument_error& e) {
-        r.content = "invalid arguments for tool " + quote_name(ctx.tool_name) + ": " + e.what();
-        r.is_error = true;
-        r.status = result_status::invalid_arguments;
-    } catch (const std::exception& e) {
-        r.content = "tool " + quote_name(ctx.tool_name) + " failed: " + e.what();
-        r.is_error = true;
-        r.status = result_status::handler_exception;
-    } catch (...) {
-        r.content = "tool " + quote_name(ctx.tool_name) + " failed with an unknown exception";
-        r.is_error = true;
-        r.status = result_status::handler_exception;
-    }
-    return r;
-}
+// The one mapping from an exception to a result, for every stage of a call: argument parsing,
+// validation, typed-argument conversion and the handler itself. Arguments the handler could not
+// use (argument_error, or a nlohmann exception before the handler ran: `1e400` is out_of_range,
+// not parse_error) are invalid arguments; anything else the handler threw is a handler failure.
+enum class call_stage { arguments, handler };
 
-tool_result result_from_exception(std::exception_ptr e, const std::string& name) {
+tool_result result_from_exception(std::exception_ptr e, const std::string& name, call_stage stage) {
+    const std::string invalid = "invalid arguments for tool " + quote_name(name) + ": ";
+    auto make = [](std::string text, result_status st) {
+        return tool_result{{}, {}, std::move(text), true, st, false};
+    };
     try {
         std::rethrow_exception(std::move(e));
     } catch (const argument_error& ex) {
-        return {
-            {},
-            {},
-            "invalid arguments for tool " + quote_name(name) + ": " + ex.what(),
-            true,
-            result_status::invalid_arguments,
-            false};
+        return make(invalid + ex.what(), result_status::invalid_arguments);
+    } catch (const json::exception& ex) {
+        if (stage == call_stage::arguments) {
+            return make(
+                invalid + "the arguments cannot be read (" + ex.what() +
+                    "). Send one JSON object that matches the tool's parameters schema.",
+                result_status::invalid_arguments
+            );
+        }
+        return make(
+            "tool " + quote_name(name) + " failed: " + ex.what(), result_status::handler_exception
+        );
     } catch (const std::exception& ex) {
-        return {
-            {},
-            {},
-            "tool " + quote_name(name) + " failed: " + ex.what(),
-            true,
-            result_status::handler_exception,
-            false};
+        if (stage == call_stage::arguments) {
+            return make(
+                invalid + "the arguments could not be checked (" + ex.what() + ")",
+                result_status::invalid_arguments
+            );
+        }
+        return make(
+            "tool " + quote_name(name) + " failed: " + ex.what(), result_status::handler_exception
+        );
     } catch (...) {
-        return {
-            {},
-            {},
-            "tool " + quote_name(name) + " failed with an unknown exception",
-            true,
-            result_status::handler_exception,
-            false};
+        return make(
+            stage == call_stage::arguments
+                ? invalid + "the arguments could not be checked (unknown exception)"
+                : "tool " + quote_name(name) + " failed with an unknown exception",
+            stage == call_stage::arguments ? result_status::invalid_arguments
+                                           : result_status::handler_exception
+        );
+    }
+}
+
+// Stores every whole double that fits 64 bits (1.0, 1e3: JSON Schema integers) as a JSON
+// integer, so a handler's get<int>() converts integer to integer (well defined) instead of a
+// double (undefined when out of range). Iterative: arguments may nest deeply.
+void integers_as_integers(json& root) {
+    std::vector<json*> todo{&root};
+    while (!todo.empty()) {
+        json* v = todo.back();
+        todo.pop_back();
+        if (v->is_structured()) {
+            for (auto& child : *v) {
+                todo.push_back(&child);
+            }
+        } else if (v->is_number_float()) {
+            const double d = v->get<double>();
+            if (std::isfinite(d) && std::floor(d) == d) {
+                if (d >= 0 && d < 18446744073709551616.0) {
+                    *v = static_cast<std::uint64_t>(d);
+                } else if (d < 0 && d >= -9223372036854775808.0) {
+                    *v = static_cast<std::int64_t>(d);
+                }
+            }
+        }
+    }
+}
+
+tool_result result_from_output(tool_output out) {
+    tool_result r;
+    r.content = std::move(out.content);
+    r.is_error = out.is_error;
+    r.status = out.is_error ? result_status::tool_error : result_status::ok;
+    return r;
+}
+
+// Runs a synchronous handler body and turns every outcome into a result; used inline and on
+// the blocking pool.
+tool_result run_sync(const sync_handler_fn& fn, const json& args, const call_context& ctx) {
+    try {
+        return result_from_output(fn(args, ctx));
+    } catch (...) {
+        return result_from_exception(std::current_exception(), ctx.tool_name, call_stage::handler);
     }
 }
 
@@ -150,10 +190,12 @@ public:
         asio::any_io_executor ex,
         dispatch_options opts,
         std::shared_ptr<blocking_pool> pool,
-        std::shared_ptr<const std::string> available
+        std::shared_ptr<const std::string> available,
+        std::size_t registry_cap
     )
         : ex_(std::move(ex)), opts_(std::move(opts)), pool_(std::move(pool)),
-          available_(std::move(available)), wake_(ex_) {}
+          available_(std::move(available)), wake_(ex_),
+          max_running_(opts_.max_concurrency != 0 ? opts_.max_concurrency : registry_cap) {}
 
     void add(tool_call_request req, std::shared_ptr<const registered> t) {
         auto& c = calls_.emplace_back(std::make_unique<call_state>());
@@ -181,7 +223,7 @@ public:
             if (seq && running_ > 0) {
                 break;
             }
-            if (opts_.max_concurrency != 0 && running_ >= opts_.max_concurrency) {
+            if (max_running_ != 0 && running_ >= max_running_) {
                 break;
             }
             start(next_++);
@@ -246,7 +288,17 @@ private:
             return;
         }
         json args;
-        if (!parse_and_validate(c, i, args)) {
+        bool usable = false;
+        try {
+            usable = parse_and_validate(c, i, args);
+        } catch (...) {
+            settle(
+                i,
+                result_from_exception(std::current_exception(), c.req.name, call_stage::arguments)
+            );
+            return;
+        }
+        if (!usable) {
             return;
         }
         call_context ctx{c.req.id, c.req.name, c.stop.get_token()};
@@ -291,7 +343,7 @@ private:
         } else {
             try {
                 args = json::parse(text);
-            } catch (const json::parse_error& e) {
+            } catch (const json::parse_error& e) { // out_of_range (1e400) is mapped by the caller
                 settle(
                     i,
                     {{},
@@ -307,6 +359,7 @@ private:
         }
         auto errors = c.tool->compiled.validate(args, opts_.max_reported_violations + 1);
         if (errors.empty()) {
+            integers_as_integers(args);
             return true;
         }
         std::string text_out = prefix + "the arguments do not match the parameters schema:";
@@ -367,15 +420,11 @@ private:
             call_state& c = *self->calls_[i];
             c.async_outstanding = false;
             if (c.ph != phase::done) {
-                tool_result r;
-                if (e) {
-                    r = result_from_exception(e, c.req.name);
-                } else {
-                    r.content = std::move(out.content);
-                    r.is_error = out.is_error;
-                    r.status = out.is_error ? result_status::tool_error : result_status::ok;
-                }
-                self->settle(i, std::move(r));
+                self->settle(
+                    i,
+                    e ? result_from_exception(e, c.req.name, call_stage::handler)
+                      : result_from_output(std::move(out))
+                );
             }
             // co_spawn (1.81) still touches the cancellation state living in our signal's
             // slot after this handler returns: release the batch later, not here.
@@ -432,6 +481,9 @@ private:
         }
         r.tool_call_id = c.req.id;
         r.name = c.req.name;
+        // Results become JSON strings: handler output, exception texts and quoted argument bytes
+        // must be valid UTF-8 or the next request cannot be serialised.
+        text::sanitize_utf8(r.content);
         std::size_t cap = opts_.output_cap;
         if (c.tool && c.tool->t.options.output_cap != 0) {
             cap = c.tool->t.options.output_cap;
@@ -483,6 +535,7 @@ private:
     bool barrier_ = false; // a sequential call is running
     bool closed_ = false;  // batch deadline or cancellation: start nothing more
     bool pumping_ = false;
+    std::size_t max_running_; // 0: no cap
 };
 
 } // namespace
@@ -585,7 +638,9 @@ registry::async_dispatch(std::vector<tool_call_request> calls, dispatch_options 
     auto ex = co_await asio::this_coro::executor;
 
     const auto batch_timeout = options.batch_timeout;
-    auto b = std::make_shared<batch>(ex, std::move(options), impl_->pool, impl_->available);
+    auto b = std::make_shared<batch>(
+        ex, std::move(options), impl_->pool, impl_->available, impl_->params.max_concurrent_calls
+    );
     for (auto& c : calls) {
         auto it = impl_->by_name.find(c.name);
         b->add(std::move(c), it == impl_->by_name.end() ? nullptr : it->second);

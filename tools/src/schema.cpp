@@ -12,11 +12,11 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <regex>
 #include <set>
 #include <string_view>
 #include <utility>
 
+#include "detail/ecma_regex.hpp"
 #include "detail/utf8.hpp"
 
 namespace wafer::tools {
@@ -54,7 +54,7 @@ struct node {
 
     std::uint8_t types = 0; // 0: any type
     std::map<std::string, const node*, std::less<>> properties;
-    std::vector<std::pair<std::regex, const node*>> pattern_properties;
+    std::vector<std::pair<regex_ptr, const node*>> pattern_properties;
     std::vector<std::string> required;
     const node* additional_properties = nullptr;
     std::vector<const node*> prefix_items;
@@ -74,7 +74,7 @@ struct node {
     std::optional<std::size_t> max_length;
     std::optional<std::size_t> min_items;
     std::optional<std::size_t> max_items;
-    std::optional<std::regex> pattern;
+    regex_ptr pattern; // null: no pattern
     std::string pattern_source;
 };
 
@@ -163,17 +163,24 @@ std::optional<std::string> percent_decode(std::string_view s) {
     return out;
 }
 
+// 2^64 and -2^63 as doubles: integral doubles in [-2^63, 2^64) convert to a 64-bit integer.
+constexpr double two_pow_64 = 18446744073709551616.0;
+constexpr double minus_two_pow_63 = -9223372036854775808.0;
+
+// A length or count bound. Integral doubles are accepted (1e3 is an integer); values beyond
+// what std::size_t holds saturate, since no string or array can be that long anyway.
 std::size_t non_negative_integer(const json& v, const std::string& loc, std::string_view kw) {
     if (v.is_number_unsigned()) {
-        return v.get<std::size_t>();
+        return v.get<std::uint64_t>();
     }
     if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
         return static_cast<std::size_t>(v.get<std::int64_t>());
     }
     if (v.is_number_float()) {
         const double d = v.get<double>();
-        if (d >= 0 && std::floor(d) == d && d < 1e18) {
-            return static_cast<std::size_t>(d);
+        if (std::isfinite(d) && d >= 0 && std::floor(d) == d) {
+            return d >= two_pow_64 ? std::numeric_limits<std::size_t>::max()
+                                   : static_cast<std::size_t>(d);
         }
     }
     fail(loc, std::string(kw) + " must be a non-negative integer");
@@ -373,12 +380,15 @@ private:
         return &n;
     }
 
-    static std::regex compile_regex(const std::string& re, const std::string& loc) {
-        try {
-            return std::regex(re, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-            fail(loc, "not a valid ECMAScript regex " + json(re).dump() + ": " + e.what());
+    static regex_ptr compile_regex(const std::string& re, const std::string& loc) {
+        auto r = compile_ecma_regex(re);
+        if (r.unsupported) {
+            fail(loc, "regex " + json(re).dump() + " cannot be used: " + r.error);
         }
+        if (!r.re) {
+            fail(loc, "not a valid ECMAScript regex " + json(re).dump() + ": " + r.error);
+        }
+        return std::move(r.re);
     }
 
     std::uint8_t parse_types(const json& v, const std::string& loc) {
@@ -436,7 +446,41 @@ private:
 
 constexpr int max_depth = 256;
 
-// Compares two JSON numbers: exact for integer pairs, via double otherwise.
+int sign_of(bool less, bool greater) {
+    return less ? -1 : (greater ? 1 : 0);
+}
+
+// Compares an integer with a double exactly (a cast of either to the other's type would round
+// or, out of range, be undefined behaviour).
+int compare_integer_double(const json& a, double d) {
+    if (std::isnan(d)) {
+        return 0;
+    }
+    const double whole = std::trunc(d);
+    const double frac = d - whole; // same sign as d, or 0
+    if (a.is_number_unsigned() || a.get<std::int64_t>() >= 0) {
+        const auto x = a.get<std::uint64_t>();
+        if (d < 0) {
+            return 1;
+        }
+        if (d >= two_pow_64) {
+            return -1;
+        }
+        const auto t = static_cast<std::uint64_t>(whole);
+        return x != t ? sign_of(x<t, x> t) : (frac > 0 ? -1 : 0);
+    }
+    const auto x = a.get<std::int64_t>(); // negative
+    if (d >= 0) {
+        return -1;
+    }
+    if (d < minus_two_pow_63) {
+        return 1;
+    }
+    const auto t = static_cast<std::int64_t>(whole);
+    return x != t ? sign_of(x<t, x> t) : (frac < 0 ? 1 : 0);
+}
+
+// Compares two JSON numbers exactly.
 int compare_numbers(const json& a, const json& b) {
     if (a.is_number_integer() && b.is_number_integer()) {
         const bool a_neg = !a.is_number_unsigned() && a.get<std::int64_t>() < 0;
@@ -447,24 +491,36 @@ int compare_numbers(const json& a, const json& b) {
         if (a_neg) {
             const auto x = a.get<std::int64_t>();
             const auto y = b.get<std::int64_t>();
-            return x < y ? -1 : (x > y ? 1 : 0);
+            return sign_of(x<y, x> y);
         }
         const auto x = a.get<std::uint64_t>();
         const auto y = b.get<std::uint64_t>();
-        return x < y ? -1 : (x > y ? 1 : 0);
+        return sign_of(x<y, x> y);
+    }
+    if (a.is_number_integer()) {
+        return compare_integer_double(a, b.get<double>());
+    }
+    if (b.is_number_integer()) {
+        return -compare_integer_double(b, a.get<double>());
     }
     const double x = a.get<double>();
     const double y = b.get<double>();
-    return x < y ? -1 : (x > y ? 1 : 0);
+    return sign_of(x<y, x> y);
 }
 
+bool is_whole_double(double d) {
+    return std::isfinite(d) && std::floor(d) == d;
+}
+
+// An integer is a number without a fractional part that a handler can hold in 64 bits
+// (int64_t or uint64_t): 1e30 is not, so converting an "integer" argument is never undefined.
 bool is_integral(const json& v) {
     if (v.is_number_integer()) {
         return true;
     }
     if (v.is_number_float()) {
         const double d = v.get<double>();
-        return std::isfinite(d) && std::floor(d) == d;
+        return is_whole_double(d) && d >= minus_two_pow_63 && d < two_pow_64;
     }
     return false;
 }
@@ -524,7 +580,12 @@ public:
         };
 
         if (n.types != 0 && !type_matches(n.types, v)) {
-            if (!failed("expected " + types_to_string(n.types) + ", got " + value_type_name(v))) {
+            std::string got = value_type_name(v);
+            if ((n.types & t_integer) != 0 && v.is_number_float() &&
+                is_whole_double(v.get<double>())) {
+                got += " (" + v.dump() + " is an integer too large for 64 bits)";
+            }
+            if (!failed("expected " + types_to_string(n.types) + ", got " + got)) {
                 return false;
             }
         }
@@ -581,7 +642,7 @@ public:
                     return false;
                 }
             }
-            if (n.pattern && !std::regex_search(s, *n.pattern) &&
+            if (n.pattern && !regex_search(*n.pattern, s) &&
                 !failed("string does not match pattern " + json(n.pattern_source).dump())) {
                 return false;
             }
@@ -666,7 +727,7 @@ private:
                 }
             }
             for (const auto& [re, sub] : n.pattern_properties) {
-                if (!std::regex_search(key, re)) {
+                if (!regex_search(*re, key)) {
                     continue;
                 }
                 matched = true;

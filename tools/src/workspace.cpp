@@ -7,10 +7,19 @@
 #include <wafer/tools/workspace.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cerrno>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <system_error>
+#include <unistd.h>
 #include <vector>
+
+#include "detail/text.hpp"
 
 namespace wafer::tools {
 
@@ -41,11 +50,30 @@ bool is_within(const fs::path& p, const fs::path& base) {
     return true;
 }
 
+// Quoted for a message; bytes that are not UTF-8 are shown as \xNN.
 std::string in_quotes(std::string_view s) {
     std::string out = "\"";
-    out += s;
+    out += text::escape_invalid_utf8(s);
     out += '"';
     return out;
+}
+
+// openat2 is new in Linux 5.6; remembered once it is known to be missing.
+std::atomic<bool> openat2_missing{false};
+
+int openat2_beneath(int dirfd, const char* path, int flags, unsigned mode) {
+    open_how how{};
+    how.flags = static_cast<__u64>(static_cast<unsigned>(flags));
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) != 0 ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    for (int attempt = 0;; ++attempt) {
+        const long fd = ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        // EAGAIN: a rename raced with the lookup of ".."; the kernel asks for a retry.
+        if (fd < 0 && (errno == EINTR || (errno == EAGAIN && attempt < 16))) {
+            continue;
+        }
+        return static_cast<int>(fd);
+    }
 }
 
 // realpath over an absolute, lexically normal path; missing components are kept as written.
@@ -111,6 +139,44 @@ workspace::workspace(const fs::path& root) {
     }
     root_ = std::move(canon);
     given_ = strip_trailing(fs::absolute(root).lexically_normal());
+    root_fd_ = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd_ < 0) {
+        throw std::invalid_argument(
+            "workspace root " + in_quotes(root.string()) +
+            " cannot be opened: " + std::generic_category().message(errno)
+        );
+    }
+}
+
+workspace::~workspace() {
+    ::close(root_fd_);
+}
+
+std::string workspace::relative(const fs::path& real) const {
+    fs::path rel = real.lexically_relative(root_);
+    if (rel.empty() || rel == ".") {
+        return ".";
+    }
+    return rel.string();
+}
+
+int workspace::open_beneath(const fs::path& real, int flags, unsigned mode) const {
+    const std::string rel = relative(real);
+    if (rel == ".." || rel.rfind("../", 0) == 0) {
+        errno = EXDEV;
+        return -1;
+    }
+    flags |= O_CLOEXEC;
+    if (!openat2_missing.load(std::memory_order_relaxed)) {
+        const int fd = openat2_beneath(root_fd_, rel.c_str(), flags, mode);
+        if (fd >= 0 || errno != ENOSYS) {
+            return fd;
+        }
+        openat2_missing.store(true, std::memory_order_relaxed);
+    }
+    // No openat2 (Linux < 5.6, or a seccomp filter that hides it): resolve() has checked the
+    // path, which is all the protection left; a link swapped in since then is followed.
+    return ::openat(root_fd_, rel.c_str(), flags, static_cast<mode_t>(mode));
 }
 
 bool workspace::contains(const fs::path& real) const {
@@ -122,7 +188,7 @@ std::string workspace::display(const fs::path& real) const {
     if (rel.empty() || rel == ".") {
         return ".";
     }
-    return rel.generic_string();
+    return text::escape_invalid_utf8(rel.generic_string());
 }
 
 fs::path workspace::resolve(std::string_view text) const {

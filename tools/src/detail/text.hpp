@@ -77,4 +77,28 @@ inline void sanitize_utf8(std::string& s) {
     s = std::move(out);
 }
 
+/// `s` as valid UTF-8 with every invalid byte shown as the four characters `\xNN`, for names
+/// (paths, link targets) that must reach JSON and stay recognisable. A name that is already
+/// valid UTF-8 comes back unchanged.
+inline std::string escape_invalid_utf8(std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(s.size());
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const std::size_t n = valid_sequence(s, i);
+        if (n == 0) {
+            const auto b = static_cast<unsigned char>(s[i]);
+            out += "\\x";
+            out += hex[b >> 4U];
+            out += hex[b & 0x0FU];
+            ++i;
+        } else {
+            out.append(s, i, n);
+            i += n;
+        }
+    }
+    return out;
+}
+
 } // namespace wafer::tools::text

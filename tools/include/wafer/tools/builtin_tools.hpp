@@ -36,8 +36,7 @@ struct fs_tool_limits {
     std::uintmax_t search_max_file_bytes = 2 * 1024 * 1024;
     /// search: files scanned at most.
     std::size_t search_max_files = 20000;
-    /// search: only the first this many bytes of each line are matched and shown (bounds
-    /// std::regex's recursion on minified files).
+    /// search: only the first this many bytes of each line are matched and shown.
     std::size_t search_max_line_bytes = 1000;
 };
 
@@ -46,18 +45,22 @@ struct fs_tool_limits {
 /// Binary files (a NUL byte in the first 8 KiB) and files over max_file_bytes are refused.
 tool make_read_file_tool(std::shared_ptr<const workspace> ws, fs_tool_limits limits = {});
 /// `write_file {path, content}`: creates or replaces a file, creating parent directories inside
-/// the workspace. Atomic (temporary file + rename); an existing file keeps its permissions.
+/// the workspace. Atomic (temporary file + rename); an existing file keeps its permissions. A
+/// file with several hard links is refused (another name may lie outside the workspace).
 tool make_write_file_tool(std::shared_ptr<const workspace> ws, fs_tool_limits limits = {});
 /// `edit_file {path, old_text, new_text}`: replaces the single occurrence of old_text. Zero or
 /// several occurrences are an error result that says how many and where (or what nearly
-/// matched). Atomic like write_file.
+/// matched). Atomic like write_file; hard-linked files are refused like there.
 tool make_edit_file_tool(std::shared_ptr<const workspace> ws, fs_tool_limits limits = {});
 /// `list_dir {path}` (read_only): entries sorted by name, directories with a trailing '/',
 /// symbolic links as `name -> target`.
 tool make_list_dir_tool(std::shared_ptr<const workspace> ws, fs_tool_limits limits = {});
 /// `search {pattern, path?}` (read_only): ECMAScript regular expression over the lines of the
 /// files under path (default: the workspace), reported as `path:line: text`. Skips .git,
-/// binary files, files over search_max_file_bytes and symbolic links that lead out.
+/// binary files, files over search_max_file_bytes and symbolic links that lead out. The regex
+/// runs on RE2 (time linear in the input, no backtracking): lookahead, lookbehind and
+/// backreferences give an invalid-arguments result. The handler stops between files and every
+/// 4096 lines once its stop token fires (call deadline, cancellation).
 tool make_search_tool(std::shared_ptr<const workspace> ws, fs_tool_limits limits = {});
 
 /// The names of the built-in tools, in registration order.
@@ -79,8 +82,11 @@ struct builtin_tools_options {
 ///
 /// Every path argument is resolved by one shared workspace (see workspace.hpp): `..`, absolute
 /// paths outside the root and symbolic links leading out give an invalid-arguments result the
-/// model can read. Missing files, directories given as files, zero or several edit matches and
-/// similar give an error result with a hint.
+/// model can read. The file tools then open, create, list and replace only through the root's
+/// directory descriptor (openat2 RESOLVE_BENEATH), so a link swapped in during the call is
+/// refused, not followed. Names that are not UTF-8 are shown with `\xNN` escapes. Missing files,
+/// directories given as files, zero or several edit matches and similar give an error result with a
+/// hint.
 ///
 /// Errors: throws std::invalid_argument if the root is not a directory or `only` names an
 /// unknown tool; whatever registry::add throws (a name already registered).

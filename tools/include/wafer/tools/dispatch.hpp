@@ -22,9 +22,15 @@ struct dispatch_observer {
     std::function<void(std::size_t index, const tool_result& result)> on_finish;
 };
 
+/// How many calls of one dispatch run at once when neither the registry
+/// (registry_params::max_concurrent_calls) nor the dispatch (dispatch_options::max_concurrency)
+/// says otherwise. A model may emit hundreds of calls in one message; each may be a shell.
+inline constexpr std::size_t default_max_concurrent_calls = 16;
+
 /// Options for one dispatch.
 struct dispatch_options {
-    /// At most this many calls run at once (0: no cap). Calls start in emission order.
+    /// At most this many calls run at once; calls start in emission order. 0: the registry's
+    /// cap (registry_params::max_concurrent_calls, default_max_concurrent_calls unless set).
     std::size_t max_concurrency = 0;
     /// Deadline per call, for tools without tool_options::timeout. Unset: none. It runs from the
     /// call's start, so a blocking call queued behind busy pool threads spends it waiting.

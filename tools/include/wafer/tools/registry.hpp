@@ -24,6 +24,9 @@ struct registry_params {
     std::size_t blocking_threads = 4;
     /// Use this pool instead of creating one (may be shared between registries).
     std::shared_ptr<blocking_pool> pool;
+    /// Calls of one dispatch that run at once, unless dispatch_options::max_concurrency says
+    /// otherwise (0: no cap).
+    std::size_t max_concurrent_calls = default_max_concurrent_calls;
 };
 
 /// A set of tools, and the dispatcher that runs a batch of calls against them.
@@ -71,7 +74,13 @@ public:
     /// failure (malformed JSON, schema violations with their paths, unknown tool with the list of
     /// available ones, handler exception, timeout, cancellation) becomes a result with
     /// `is_error == true` and a text the model can act on. This function does not throw for
-    /// tool failures.
+    /// tool failures: every exception from parsing (a number overflow such as `1e400`
+    /// included), validation, typed-argument conversion or the handler becomes a result, and
+    /// result texts are always valid UTF-8. Whole numbers that fit 64 bits (`1.0`, `1e3`)
+    /// reach handlers as JSON integers, so converting them to a C++ integer is defined.
+    ///
+    /// At most dispatch_options::max_concurrency calls run at once, or the registry's
+    /// registry_params::max_concurrent_calls (16 by default) when that is 0.
     ///
     /// The dispatch completes on time even if a handler ignores cancellation: a timed-out or
     /// cancelled call gets its result at once; the straggler's eventual output is dropped.

@@ -56,10 +56,14 @@ std::ostream& operator<<(std::ostream& os, const validation_error& e);
 /// - `$ref` to another document, to an `$anchor`, or from inside a nested `$id` resource is
 ///   rejected at compile time.
 /// - `minLength`/`maxLength` count Unicode code points of the UTF-8 text.
-/// - `pattern` is an ECMA-262 regex run with std::regex (ECMAScript grammar), unanchored search
-///   over bytes: no `\p{..}` classes, no lookbehind, no `u`-flag semantics (`.` and classes
-///   match bytes, not code points), and very long inputs may exhaust std::regex's recursion.
-/// - Numbers compare exactly when both are integers, otherwise as doubles; 1.0 is an integer.
+/// - `pattern` and `patternProperties` are ECMA-262 regexes run by RE2 (matching time linear in
+///   the input, no recursion): unanchored search over UTF-8 code points, `\uXXXX` understood.
+///   Lookahead, lookbehind and backreferences, which RE2 cannot run without backtracking, make
+///   compile() throw a schema_error that names the construct.
+/// - `type: "integer"` accepts a number without a fractional part (1.0, 1e3) only if it fits
+///   64 bits (int64_t or uint64_t), so handlers can convert it; 1e30 is a number, not an
+///   integer. Length and item bounds beyond std::size_t (`maxLength: 1e30`) saturate.
+/// - Numbers compare exactly, integers with doubles included (2^53 + 1 > 2^53 as a double).
 ///
 /// Thread safety: a compiled schema is immutable; validate() may run concurrently.
 class schema {
