@@ -107,6 +107,22 @@ struct run_state {
 
     bool observed() const noexcept { return emitter.observed(); }
 
+    /// Checked before each model call and each tool batch: nothing new starts after the
+    /// deadline, compared at the clock's full precision.
+    bool deadline_passed() const { return deadline && clock_type::now() >= *deadline; }
+
+    /// What is left of the run for a millisecond API (tool batches), rounded up: a floor would
+    /// end the batch up to 1 ms before the deadline, and the next model call would start.
+    std::optional<std::chrono::milliseconds> time_left() const {
+        if (!deadline) {
+            return std::nullopt;
+        }
+        return std::max(
+            std::chrono::ceil<std::chrono::milliseconds>(*deadline - clock_type::now()),
+            std::chrono::milliseconds(0)
+        );
+    }
+
     void deliver(event_data data) {
         if (!emitter.observed()) {
             return;
@@ -153,8 +169,54 @@ std::vector<api::function_tool> tool_definitions(const tools::registry* registry
 
 using tool_slots = std::vector<std::optional<tools::tool_result>>;
 
+// What the dispatch observers use, owned by them. A dispatch that throws may leave calls running
+// detached; when one of them reports later, it finds `run` null instead of a dead coroutine frame
+// (the run's, or the dispatching coroutine's).
+struct dispatch_watch {
+    run_state* run = nullptr;
+    std::size_t turn = 0;
+    std::vector<api::tool_call> calls; // copies: the reply may be gone by then
+    std::vector<clock_type::time_point> starts;
+    std::vector<bool> finished;
+
+    void finish(std::size_t k, bool is_error, const std::string& content) {
+        if (!run || k >= calls.size() || finished[k]) {
+            return;
+        }
+        finished[k] = true;
+        const auto begun = starts[k] == clock_type::time_point{} ? clock_type::now() : starts[k];
+        const api::tool_call& c = calls[k];
+        run->deliver(events::tool_call_finished{turn, c.id, c.name, since(begun), is_error, content}
+        );
+    }
+};
+
+// Detaches the watch from the run when the dispatching coroutine ends, however it ends.
+struct watch_detacher {
+    std::shared_ptr<dispatch_watch> watch;
+    explicit watch_detacher(std::shared_ptr<dispatch_watch> w) : watch(std::move(w)) {}
+    watch_detacher(const watch_detacher&) = delete;
+    watch_detacher& operator=(const watch_detacher&) = delete;
+    ~watch_detacher() {
+        if (watch) {
+            watch->run = nullptr;
+        }
+    }
+};
+
+std::string exception_text(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return ex.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
+    }
+}
+
 // Runs the calls of `reply` at `indices` as one dispatch and stores their results in `out` (by
-// position in the reply). Tool events go out as they happen. Returns true if cancelled.
+// position in the reply). Tool events go out as they happen. Returns true if cancelled. Never
+// throws for a failed dispatch: every call then gets an error result, and the run goes on.
 asio::awaitable<bool> dispatch_calls(
     run_state* st,
     const api::message* reply,
@@ -170,27 +232,62 @@ asio::awaitable<bool> dispatch_calls(
         calls.push_back({c.id, c.name, c.arguments});
     }
     // Observers (and their event payloads) only when someone receives the events.
-    std::vector<clock_type::time_point> starts;
+    std::shared_ptr<dispatch_watch> watch;
     if (st->observed()) {
-        starts.resize(indices.size());
-        opts.observer.on_start = [&](std::size_t k) {
-            starts[k] = clock_type::now();
-            const api::tool_call& c = reply->tool_calls[indices[k]];
-            st->deliver(events::tool_call_started{turn, c.id, c.name, c.arguments});
+        watch = std::make_shared<dispatch_watch>();
+        watch->run = st;
+        watch->turn = turn;
+        for (std::size_t i : indices) {
+            watch->calls.push_back(reply->tool_calls[i]);
+        }
+        watch->starts.resize(indices.size());
+        watch->finished.resize(indices.size(), false);
+        opts.observer.on_start = [watch](std::size_t k) {
+            if (!watch->run || k >= watch->calls.size()) {
+                return;
+            }
+            watch->starts[k] = clock_type::now();
+            const api::tool_call& c = watch->calls[k];
+            watch->run->deliver(events::tool_call_started{watch->turn, c.id, c.name, c.arguments});
         };
-        opts.observer.on_finish = [&](std::size_t k, const tools::tool_result& r) {
-            auto begun = starts[k] == clock_type::time_point{} ? clock_type::now() : starts[k];
-            const api::tool_call& c = reply->tool_calls[indices[k]];
-            st->deliver(events::tool_call_finished{
-                turn, c.id, c.name, since(begun), r.is_error, r.content});
+        opts.observer.on_finish = [watch](std::size_t k, const tools::tool_result& r) {
+            watch->finish(k, r.is_error, r.content);
         };
     }
-    tools::dispatch_result done =
-        co_await st->cfg.tools->async_dispatch(std::move(calls), std::move(opts));
+    watch_detacher detach{watch};
+    std::optional<tools::dispatch_result> done;
+    std::exception_ptr failure;
+    try {
+        tools::dispatch_result d =
+            co_await st->cfg.tools->async_dispatch(std::move(calls), std::move(opts));
+        done = std::move(d);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (!done || done->results.size() != indices.size()) {
+        // The dispatch failed as a whole: its calls' outcomes are unknown, and calls still
+        // running report to nobody (see dispatch_watch).
+        const std::string why = failure ? exception_text(failure) : "results are missing";
+        for (std::size_t k = 0; k < indices.size(); ++k) {
+            const api::tool_call& c = reply->tool_calls[indices[k]];
+            tools::tool_result r;
+            r.tool_call_id = c.id;
+            r.name = c.name;
+            r.is_error = true;
+            r.status = tools::result_status::handler_exception;
+            r.content = "tool " + nlohmann::json(c.name).dump() +
+                        " failed: the tool dispatch failed (" + why + "); its result is lost";
+            if (watch) {
+                watch->finish(k, true, r.content);
+            }
+            (*out)[indices[k]] = std::move(r);
+        }
+        co_return false;
+    }
     for (std::size_t k = 0; k < indices.size(); ++k) {
-        (*out)[indices[k]] = std::move(done.results[k]);
+        (*out)[indices[k]] = std::move(done->results[k]);
     }
-    co_return done.cancelled;
+    co_return done->cancelled;
 }
 
 // One review to run: which critic, what it reads, which call.
@@ -335,9 +432,8 @@ asio::awaitable<bool> review_then_dispatch(
         co_return is_cancelled(cs);
     }
     if (batch_deadline) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            *batch_deadline - clock_type::now()
-        );
+        auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(*batch_deadline - clock_type::now());
         opts.batch_timeout = std::max(left, std::chrono::milliseconds(0));
     }
     co_return co_await dispatch_calls(st, reply, std::move(approved), turn, std::move(opts), out);
@@ -560,7 +656,7 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
             st.result.stop_reason = stop_reason::cancelled;
             break;
         }
-        if (st.deadline && clock_type::now() >= *st.deadline) {
+        if (st.deadline_passed()) {
             st.result.stop_reason = stop_reason::deadline;
             break;
         }
@@ -606,6 +702,11 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
         if (cfg_.limits.turn_timeout) {
             auto t = clock_type::now() + *cfg_.limits.turn_timeout;
             call_deadline = call_deadline ? std::min(*call_deadline, t) : t;
+        }
+        // Building the request and sending events may have taken the rest of the time.
+        if (st.deadline_passed()) {
+            st.result.stop_reason = stop_reason::deadline;
+            break;
         }
         const auto call_started = clock_type::now();
         delta_forwarder forwarder(st.emitter, turn);
@@ -713,6 +814,16 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
             continue;
         }
         conv.append(std::move(msg));
+        // Missing or reused call ids get fresh ones now, so results and events use the ids the
+        // history keeps.
+        if (auto renamed = conv.make_call_ids_unique(); !renamed.empty()) {
+            events::history_repaired ev{turn, {}};
+            for (const auto& r : renamed) {
+                ev.repairs.push_back(r.to_string());
+            }
+            event_data renamed_ev = std::move(ev);
+            co_await st.emitter.async_emit(std::move(renamed_ev));
+        }
         if (st.budget_exhausted()) {
             st.result.stop_reason = stop_reason::token_budget;
             break;
@@ -727,17 +838,18 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
             continue;
         }
 
+        // No tool batch starts after the deadline (the final repair answers the calls).
+        if (st.deadline_passed()) {
+            st.result.stop_reason = stop_reason::deadline;
+            break;
+        }
         tools::dispatch_options opts;
         opts.max_concurrency = cfg_.limits.max_tool_concurrency;
         opts.call_timeout = cfg_.limits.tool_call_timeout;
         opts.batch_timeout = cfg_.limits.tool_batch_timeout;
         opts.output_cap = cfg_.limits.tool_output_cap;
-        if (st.deadline) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                *st.deadline - clock_type::now()
-            );
-            left = std::max(left, std::chrono::milliseconds(0));
-            opts.batch_timeout = opts.batch_timeout ? std::min(*opts.batch_timeout, left) : left;
+        if (auto left = st.time_left()) {
+            opts.batch_timeout = opts.batch_timeout ? std::min(*opts.batch_timeout, *left) : *left;
         }
         // Copy: the stored message must not move while the dispatch reads it.
         api::message calls_msg = conv.messages().back();

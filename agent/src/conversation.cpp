@@ -11,6 +11,10 @@ namespace wafer {
 
 using nlohmann::json;
 
+namespace {
+void make_unique_ids(std::vector<api::message>& messages, std::vector<history_repair>& repairs);
+} // namespace
+
 std::string_view to_string(history_repair::kind k) noexcept {
     switch (k) {
     case history_repair::kind::missing_result:
@@ -23,6 +27,8 @@ std::string_view to_string(history_repair::kind k) noexcept {
         return "moved_result";
     case history_repair::kind::duplicate_call:
         return "duplicate_call";
+    case history_repair::kind::renamed_call:
+        return "renamed_call";
     }
     return "missing_result";
 }
@@ -33,6 +39,9 @@ std::string history_repair::to_string() const {
     out += call_id;
     out += " at #";
     out += std::to_string(index);
+    if (what == kind::renamed_call) {
+        out += " (was \"" + previous_id + "\")";
+    }
     return out;
 }
 
@@ -55,6 +64,12 @@ void conversation::append(api::message m, message_meta meta) {
 
 std::vector<history_repair> conversation::repair() {
     return repair_history(messages_, &meta_);
+}
+
+std::vector<history_repair> conversation::make_call_ids_unique() {
+    std::vector<history_repair> repairs;
+    make_unique_ids(messages_, repairs);
+    return repairs;
 }
 
 void conversation::clear() {
@@ -90,7 +105,7 @@ void to_json(json& j, const conversation& c) {
 }
 
 void from_json(const json& j, conversation& c) {
-    const int version = j.at("version").get<int>();
+    const int version = detail::get_checked<int>(j.at("version"));
     if (version != conversation::format_version) {
         throw std::invalid_argument(
             "conversation: unsupported state version " + std::to_string(version)
@@ -112,9 +127,7 @@ void from_json(const json& j, conversation& c) {
         out.append(std::move(m), mm);
     }
     // An explicit turn counter survives repairs that removed the latest messages.
-    if (auto* t = detail::member(j, "turn")) {
-        out.turn_ = t->get<std::size_t>();
-    }
+    detail::read_value(j, "turn", out.turn_); // range-checked: no 1e300 cast to size_t
     if (auto* md = detail::member(j, "metadata"); md && md->is_object()) {
         out.metadata_ = *md;
     }
@@ -122,6 +135,83 @@ void from_json(const json& j, conversation& c) {
 }
 
 // ---- repair -----------------------------------------------------------------------------------
+
+namespace {
+
+// The id given to call `k` of message `i` when its own id is missing or already taken: derived
+// from positions only, so the same history always gets the same ids.
+std::string
+synthesized_call_id(std::size_t i, std::size_t k, const std::unordered_set<std::string>& taken) {
+    std::string id = "wafer_call_" + std::to_string(i) + "_" + std::to_string(k);
+    while (taken.contains(id)) {
+        id += "_";
+    }
+    return id;
+}
+
+// Gives every tool call an id that no other call has and renames the results that answered the
+// old one. Some servers send no ids, some reuse "call_0" every turn; dropping such calls would
+// lose their results. The results of message `i` are the tool messages after it, up to the next
+// assistant message, matched in order: the first unclaimed result with the old id belongs to the
+// first call that had it.
+void make_unique_ids(std::vector<api::message>& messages, std::vector<history_repair>& repairs) {
+    std::unordered_set<std::string> all_ids; // every id in the history, to avoid collisions
+    for (const auto& m : messages) {
+        for (const auto& c : m.tool_calls) {
+            all_ids.insert(c.id);
+        }
+    }
+    std::unordered_set<std::string> used;
+    const std::size_t n = messages.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        auto& calls = messages[i].tool_calls;
+        if (messages[i].role != api::role::assistant || calls.empty()) {
+            continue;
+        }
+        struct rename {
+            std::string old_id;
+            std::size_t call = 0;
+            bool renamed = false;
+        };
+        std::vector<rename> order;
+        bool any = false;
+        for (std::size_t k = 0; k < calls.size(); ++k) {
+            rename r{calls[k].id, k, false};
+            if (calls[k].id.empty() || used.contains(calls[k].id)) {
+                std::string fresh = synthesized_call_id(i, k, all_ids);
+                all_ids.insert(fresh);
+                repairs.push_back({history_repair::kind::renamed_call, fresh, i, calls[k].id});
+                calls[k].id = std::move(fresh);
+                r.renamed = true;
+                any = true;
+            }
+            used.insert(calls[k].id);
+            order.push_back(std::move(r));
+        }
+        if (!any) {
+            continue;
+        }
+        std::vector<bool> claimed(order.size(), false);
+        for (std::size_t j = i + 1; j < n && messages[j].role != api::role::assistant; ++j) {
+            if (messages[j].role != api::role::tool) {
+                continue;
+            }
+            const std::string answered = messages[j].tool_call_id.value_or("");
+            for (std::size_t k = 0; k < order.size(); ++k) {
+                if (claimed[k] || order[k].old_id != answered) {
+                    continue;
+                }
+                claimed[k] = true;
+                if (order[k].renamed) {
+                    messages[j].tool_call_id = calls[order[k].call].id;
+                }
+                break;
+            }
+        }
+    }
+}
+
+} // namespace
 
 std::vector<history_repair>
 repair_history(std::vector<api::message>& messages, std::vector<message_meta>* meta) {
@@ -132,26 +222,9 @@ repair_history(std::vector<api::message>& messages, std::vector<message_meta>* m
         meta->resize(n);
     }
 
-    // 1. Call ids must be unique across the history: a reused id makes results ambiguous.
-    std::unordered_set<std::string> call_ids;
-    for (std::size_t i = 0; i < n; ++i) {
-        auto& calls = messages[i].tool_calls;
-        if (messages[i].role != api::role::assistant || calls.empty()) {
-            continue;
-        }
-        auto keep = calls.begin();
-        for (auto it = calls.begin(); it != calls.end(); ++it) {
-            if (call_ids.insert(it->id).second) {
-                if (keep != it) {
-                    *keep = std::move(*it);
-                }
-                ++keep;
-            } else {
-                repairs.push_back({kind::duplicate_call, it->id, i});
-            }
-        }
-        calls.erase(keep, calls.end());
-    }
+    // 1. Call ids must be unique across the history: a reused or missing id makes results
+    // ambiguous, so such calls get a fresh id (and their results with them).
+    make_unique_ids(messages, repairs);
 
     // 2. Where each id's tool messages are, in history order.
     std::map<std::string, std::vector<std::size_t>, std::less<>> results_by_id;

@@ -52,6 +52,8 @@ public:
             return "operation cancelled";
         case errc::proxy_failed:
             return "proxy CONNECT failed";
+        case errc::provider_error:
+            return "the server reported an error";
         }
         return "unknown wafer error";
     }

@@ -59,7 +59,14 @@ double to_ms(std::chrono::microseconds d) {
 
 std::chrono::microseconds from_ms(const json& j, std::string_view key) {
     if (auto* v = detail::member(j, key); v && v->is_number()) {
-        return std::chrono::microseconds{std::llround(v->get<double>() * 1000.0)};
+        // Clamped to about +-292,000 years: llround of 1e300 has no defined result.
+        const double us = v->get<double>() * 1000.0;
+        constexpr double limit = 9.2e18;
+        if (!(us > -limit)) {
+            return std::chrono::microseconds{us < 0 ? -static_cast<std::int64_t>(limit) : 0};
+        }
+        return std::chrono::microseconds{
+            us >= limit ? static_cast<std::int64_t>(limit) : std::llround(us)};
     }
     return std::chrono::microseconds{0};
 }
@@ -299,7 +306,7 @@ void to_json(json& j, const event& e) {
 
 void from_json(const json& j, event& e) {
     event out;
-    out.seq = j.at("seq").get<std::uint64_t>();
+    out.seq = detail::get_checked<std::uint64_t>(j.at("seq"));
     out.run_id = j.at("run_id").get<std::string>();
     out.agent = j.at("agent").get<std::string>();
     out.time = parse_time(j.at("time").get<std::string>());

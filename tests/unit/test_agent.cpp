@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <set>
 #include <thread>
 
 #include "run_coro.hpp"
@@ -44,6 +45,14 @@ asio::awaitable<std::string> sleep_tool(nlohmann::json args) {
     t.expires_after(std::chrono::milliseconds(args.value("ms", 100)));
     co_await t.async_wait(asio::use_awaitable);
     co_return "slept " + std::to_string(args.value("ms", 100)) + " ms";
+}
+
+// Throws something that is not a std::exception.
+asio::awaitable<std::string> throw_int_tool(nlohmann::json args) {
+    if (args.is_object()) {
+        throw 42;
+    }
+    co_return "unreachable";
 }
 
 std::shared_ptr<tools::registry> make_tools() {
@@ -265,6 +274,103 @@ TEST_SUITE("unit/agent") {
         CHECK(r.conversation.meta()[5].is_error);
     }
 
+    TEST_CASE("a dispatch that fails as a whole (1e400 arguments, throwing handlers) while a slow "
+              "call is in flight: every call gets a result, the run goes on, late reports reach "
+              "nobody") {
+        for (const bool observed : {true, false}) {
+            CAPTURE(observed);
+            fixture f;
+            f.tools->add(tools::make_async_tool<nlohmann::json>(
+                "throw_int", "Throws an int", nlohmann::json{{"type", "object"}}, &throw_int_tool
+            ));
+            f.tools->add(tools::make_blocking_tool<nlohmann::json>(
+                "throw_string",
+                "Throws a std::string",
+                nlohmann::json{{"type", "object"}},
+                [](const nlohmann::json&) -> std::string { throw std::string("not an exception"); }
+            ));
+            nlohmann::json num_schema = {
+                {"type", "object"}, {"properties", {{"x", {{"type", "number"}}}}}};
+            f.tools->add(tools::make_tool<nlohmann::json>(
+                "num",
+                "Takes a number",
+                num_schema,
+                [](const nlohmann::json&) { return std::string("got it"); }
+            ));
+            f.model->push(turn::calls({
+                call("c1", "sleep", R"({"ms":150})"),
+                call("c2", "throw_int"),
+                call("c3", "throw_string"),
+                call("c4", "num", R"({"x":1e400})"),
+            }));
+            f.model->push(turn::text("Recovered."));
+            agent a = f.make_agent();
+            run_result r =
+                observed ? f.run(a, "go") : run_coro(f.ioc, a.async_run("go", run_options{}));
+            CHECK(r.stop_reason == stop_reason::completed);
+            CHECK(r.final_text == "Recovered.");
+            const auto& msgs = r.conversation.messages();
+            REQUIRE(msgs.size() == 8); // system, user, calls, 4 results, answer
+            for (std::size_t i = 3; i < 7; ++i) {
+                CHECK(msgs[i].role == api::role::tool);
+            }
+            CHECK(msgs[4].text().find("throw_int") != std::string::npos);
+            CHECK(r.conversation.meta()[4].is_error);
+            CHECK(r.conversation.meta()[5].is_error);
+            CHECK(r.conversation.meta()[6].is_error);
+            // The second request carried one result per call.
+            REQUIRE(f.model->request_count() == 2);
+            api::chat_request second = f.model->request(1);
+            CHECK(api::validate(second) == "");
+            // Let whatever still runs finish: its report must not reach the finished run.
+            const std::size_t finished_events = f.events_of<events::tool_call_finished>().size();
+            f.ioc.restart();
+            f.ioc.run_for(400ms);
+            CHECK(f.events_of<events::tool_call_finished>().size() == finished_events);
+            if (observed) {
+                CHECK(finished_events == 4);
+            }
+        }
+    }
+
+    TEST_CASE("a server that reuses call_0 every turn or sends no ids: every call runs, every "
+              "result is kept, each under its own id") {
+        fixture f;
+        f.model->push(turn::calls({call("call_0", "echo", R"({"text":"one"})")}));
+        f.model->push(turn::calls({call("call_0", "echo", R"({"text":"two"})")}));
+        f.model->push(turn::calls(
+            {call("", "echo", R"({"text":"three"})"), call("", "echo", R"({"text":"four"})")}
+        ));
+        f.model->push(turn::text("done"));
+        agent a = f.make_agent();
+        run_result r = f.run(a, "go");
+        CHECK(r.stop_reason == stop_reason::completed);
+        REQUIRE(f.model->request_count() == 4);
+        api::chat_request last = f.model->request(3);
+        CHECK(api::validate(last) == "");
+        std::set<std::string> call_ids;
+        std::vector<std::string> results;
+        for (const auto& m : last.messages) {
+            for (const auto& c : m.tool_calls) {
+                CHECK(call_ids.insert(c.id).second);
+            }
+            if (m.role == api::role::tool) {
+                results.push_back(m.text());
+            }
+        }
+        CHECK(call_ids.size() == 4);
+        CHECK(
+            results ==
+            std::vector<std::string>{"echo: one", "echo: two", "echo: three", "echo: four"}
+        );
+        // The tool events name the ids the history keeps.
+        std::set<std::string> event_ids;
+        for (const auto* e : f.events_of<events::tool_call_finished>()) {
+            event_ids.insert(e->call_id);
+        }
+        CHECK(event_ids == call_ids);
+    }
+
     TEST_CASE("parallel tool calls overlap (generous bound: catches serialisation only)") {
         fixture f;
         std::vector<api::tool_call> calls;
@@ -359,6 +465,55 @@ TEST_SUITE("unit/agent") {
         CHECK(std::chrono::steady_clock::now() - t0 < 2s);
         CHECK(r.stop_reason == stop_reason::deadline);
         CHECK(r.final_text.empty());
+    }
+
+    TEST_CASE("no model call starts after the run deadline, even when a tool batch ends on it") {
+        // The batch is cut by the run deadline. Rounded down to whole milliseconds, it ended up
+        // to 1 ms early and the next model call started after all; a few runs catch that.
+        for (int attempt = 0; attempt < 5; ++attempt) {
+            CAPTURE(attempt);
+            fixture f;
+            f.model->push(turn::calls({call("s", "sleep", R"({"ms":5000})")}));
+            f.model->push(turn::text("too late"));
+            agent_limits limits;
+            limits.run_timeout = 60ms;
+            agent a = f.make_agent(limits);
+            run_result r = f.run(a, "hurry");
+            CHECK(r.stop_reason == stop_reason::deadline);
+            CHECK(f.model->request_count() == 1);
+            CHECK(r.final_text.empty());
+            // The call was answered (timed out), so the history can be sent again.
+            api::chat_request again;
+            again.model = "m";
+            again.messages = r.conversation.messages();
+            CHECK(api::validate(again) == "");
+        }
+    }
+
+    TEST_CASE("no tool batch starts when the deadline passed while the model answered") {
+        fixture f;
+        f.model->push(turn::calls({call("e", "echo", R"({"text":"x"})")}));
+        f.model->push(turn::text("too late"));
+        agent_limits limits;
+        limits.run_timeout = 300ms;
+        agent a = f.make_agent(limits);
+        // An observer that burns the rest of the time while the turn's events go out.
+        run_options opts;
+        const auto deadline = std::chrono::steady_clock::now() + 300ms;
+        bool burned = false;
+        opts.on_event = [&](const event& e) {
+            f.events.push_back(e);
+            if (e.get_if<events::turn_finished>() && !burned) {
+                burned = true;
+                std::this_thread::sleep_until(deadline + 50ms);
+            }
+        };
+        run_result r = run_coro(f.ioc, a.async_run("hurry", std::move(opts)), 20s);
+        CHECK(r.stop_reason == stop_reason::deadline);
+        CHECK(f.events_of<events::tool_call_started>().empty());
+        CHECK(f.model->request_count() == 1);
+        REQUIRE(r.conversation.size() == 4); // system, user, calls, the synthetic result
+        CHECK(r.conversation.meta()[3].synthetic);
     }
 
     TEST_CASE("the turn timeout is an error with errc::timeout") {

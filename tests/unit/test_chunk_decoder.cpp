@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 using namespace wafer::api;
@@ -64,6 +65,42 @@ TEST_SUITE("unit/chunk_decoder") {
         REQUIRE(v.time_info);
         CHECK(v.time_info->queue_time == doctest::Approx(0.000163361));
         CHECK(v.time_info->created == doctest::Approx(1761231236.3815937));
+    }
+
+    TEST_CASE("token counts of 1e300, negative or fractional are clamped to [0, 2^53]") {
+        chunk_decoder d;
+        const auto& v = decode_ok(
+            d,
+            R"({"choices":[{"delta":{},"finish_reason":"stop","index":0}],"usage":)"
+            R"({"prompt_tokens":1e300,"completion_tokens":-7,"total_tokens":12.9,)"
+            R"("prompt_tokens_details":{"cached_tokens":-1e300},"completion_tokens_details":)"
+            R"({"reasoning_tokens":18446744073709551615,"accepted_prediction_tokens":-0.5,)"
+            R"("rejected_prediction_tokens":1e19}},"created":1e300})"
+        );
+        REQUIRE(v.usage);
+        CHECK(v.usage->prompt_tokens == max_token_count);
+        CHECK(v.usage->completion_tokens == 0);
+        CHECK(v.usage->total_tokens == 12);
+        CHECK(v.usage->cached_tokens == 0);
+        CHECK(v.usage->reasoning_tokens == max_token_count);
+        CHECK(v.usage->accepted_prediction_tokens == 0);
+        CHECK(v.usage->rejected_prediction_tokens == max_token_count);
+        CHECK(v.created == std::numeric_limits<std::int64_t>::max());
+    }
+
+    TEST_CASE("a tool-call index or status code far out of int range is clamped") {
+        chunk_decoder d;
+        const auto& v = decode_ok(
+            d,
+            R"({"choices":[{"delta":{"tool_calls":[{"index":1e300,"id":"a","function":)"
+            R"({"name":"f","arguments":""}}]},"index":0}]})"
+        );
+        REQUIRE(v.tool_call_count == 1);
+        CHECK(v.tool_calls[0].index == std::numeric_limits<int>::max());
+        const auto& e =
+            decode_ok(d, R"({"error":{"message":"m","type":"t"},"status_code":-1e300})");
+        REQUIRE(e.error);
+        CHECK(e.error->status_code == std::numeric_limits<int>::min());
     }
 
     TEST_CASE("whole parallel tool calls in one chunk") {

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -174,7 +175,7 @@ TEST_SUITE("unit/conversation/repair") {
         CHECK(repairs[0] == history_repair{kind::moved_result, "b", 2});
     }
 
-    TEST_CASE("a reused call id is dropped from the later call") {
+    TEST_CASE("a reused call id gets a fresh id, and so does its result: nothing is dropped") {
         std::vector<api::message> msgs{
             api::message::user("q"),
             calls({"a"}),
@@ -185,11 +186,114 @@ TEST_SUITE("unit/conversation/repair") {
         };
         auto repairs = repair_checked(msgs);
         CHECK(
-            shape(msgs) == shape_t{"user:q", "assistant:a", "tool:a=1", "assistant:b", "tool:b=ok"}
+            shape(msgs) ==
+            shape_t{
+                "user:q",
+                "assistant:a",
+                "tool:a=1",
+                "assistant:wafer_call_3_0:b",
+                "tool:wafer_call_3_0=2",
+                "tool:b=ok"}
         );
-        REQUIRE(repairs.size() == 2);
-        CHECK(repairs[0] == history_repair{kind::duplicate_call, "a", 3});
-        CHECK(repairs[1] == history_repair{kind::duplicate_result, "a", 4});
+        REQUIRE(repairs.size() == 1);
+        CHECK(repairs[0] == history_repair{kind::renamed_call, "wafer_call_3_0", 3, "a"});
+        CHECK(repairs[0].to_string() == R"(renamed_call wafer_call_3_0 at #3 (was "a"))");
+    }
+
+    TEST_CASE("a server that sends call_0 every turn: every call and result survives") {
+        std::vector<api::message> msgs{api::message::user("q")};
+        for (int t = 0; t < 4; ++t) {
+            msgs.push_back(calls({"call_0", "call_1"}));
+            msgs.push_back(result("call_0", "r" + std::to_string(t) + "a"));
+            msgs.push_back(result("call_1", "r" + std::to_string(t) + "b"));
+        }
+        msgs.push_back(api::message::assistant("done"));
+        auto repairs = repair_checked(msgs);
+        CHECK(repairs.size() == 6); // two per turn after the first
+        REQUIRE(msgs.size() == 14);
+        std::set<std::string> ids;
+        std::size_t results = 0;
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            for (const auto& c : msgs[i].tool_calls) {
+                CHECK(ids.insert(c.id).second);
+            }
+            if (msgs[i].role == api::role::tool) {
+                ++results;
+            }
+        }
+        CHECK(ids.size() == 8);
+        CHECK(results == 8);
+        // Each result still follows its own call, with its own text.
+        for (int t = 0; t < 4; ++t) {
+            const std::size_t a = 1 + static_cast<std::size_t>(t) * 3;
+            CHECK(msgs[a + 1].tool_call_id == msgs[a].tool_calls[0].id);
+            CHECK(msgs[a + 1].text() == "r" + std::to_string(t) + "a");
+            CHECK(msgs[a + 2].tool_call_id == msgs[a].tool_calls[1].id);
+            CHECK(msgs[a + 2].text() == "r" + std::to_string(t) + "b");
+        }
+        CHECK(msgs[1].tool_calls[0].id == "call_0"); // the first use keeps its id
+        CHECK(msgs[4].tool_calls[0].id == "wafer_call_4_0");
+    }
+
+    TEST_CASE("calls without ids get ids; results without ids are matched in order") {
+        auto unnamed = [](std::size_t n) {
+            api::message m;
+            m.role = api::role::assistant;
+            for (std::size_t k = 0; k < n; ++k) {
+                m.tool_calls.push_back({"", "f", "{}"});
+            }
+            return m;
+        };
+        api::message no_id_result = api::message::tool_result("", "second turn");
+        no_id_result.tool_call_id.reset(); // some servers' histories have none at all
+        std::vector<api::message> msgs{
+            api::message::user("q"),
+            unnamed(2),
+            result("", "x"),
+            result("", "y"),
+            api::message::user("more"),
+            unnamed(1),
+            no_id_result,
+        };
+        auto repairs = repair_checked(msgs);
+        CHECK(
+            shape(msgs) ==
+            shape_t{
+                "user:q",
+                "assistant:wafer_call_1_0:wafer_call_1_1",
+                "tool:wafer_call_1_0=x",
+                "tool:wafer_call_1_1=y",
+                "user:more",
+                "assistant:wafer_call_5_0",
+                "tool:wafer_call_5_0=second turn"}
+        );
+        CHECK(repairs.size() == 3);
+        for (const auto& r : repairs) {
+            CHECK(r.what == kind::renamed_call);
+            CHECK(r.previous_id.empty());
+        }
+    }
+
+    TEST_CASE("a synthesised id never collides with an id the server sent") {
+        std::vector<api::message> msgs{
+            api::message::user("q"),
+            calls({"a"}),
+            result("a", "1"),
+            calls({"a", "wafer_call_3_0"}),
+            result("a", "2"),
+            result("wafer_call_3_0", "3"),
+        };
+        repair_checked(msgs);
+        CHECK(
+            shape(msgs) ==
+            shape_t{
+                "user:q",
+                "assistant:a",
+                "tool:a=1",
+                "assistant:wafer_call_3_0_:wafer_call_3_0",
+                "tool:wafer_call_3_0_=2",
+                "tool:wafer_call_3_0=3"}
+        );
     }
 
     TEST_CASE("every repair at once is deterministic") {

@@ -142,6 +142,108 @@ TEST_SUITE("unit/error_body") {
         CHECK(d.to_string().find("sk-SECRET") == std::string::npos);
     }
 
+    TEST_CASE("redact: a short key leaves words that merely contain it alone") {
+        wafer::diagnostics d;
+        read_error_response(
+            401,
+            {},
+            R"({"message":"Wrong API Key","type":"invalid_request_error","param":"api_key","code":"wrong_api_key"})",
+            d
+        );
+        const std::string before = d.to_string();
+        for (const char* key : {"wrong", "api", "key", "Key", "_", "a", "401"}) {
+            CAPTURE(key);
+            wafer::diagnostics r = d;
+            wafer::api::redact(r, key);
+            CHECK(r.code == "wrong_api_key");
+            CHECK(r.param == "api_key");
+            CHECK(r.type == "invalid_request_error");
+        }
+        // As a word of its own, a short key is still removed.
+        std::string t = "your key wrong is not valid; wrong_api_key";
+        wafer::api::redact_text(t, "wrong");
+        CHECK(t == "your key *** is not valid; wrong_api_key");
+        CHECK(d.to_string() == before);
+    }
+
+    TEST_CASE("redact: partial echoes and JSON-escaped forms of a long key") {
+        const std::string key = "csk-abcd1234efgh5678";
+        std::string partial = "Incorrect API key provided: csk-abcd1234****5678.";
+        wafer::api::redact_text(partial, key);
+        CHECK(partial == "Incorrect API key provided: *******5678.");
+        CHECK(partial.find("abcd1234") == std::string::npos);
+        std::string in_json = R"({"error":"bad key \"csk-abcd1234efgh5678\""})";
+        wafer::api::redact_text(in_json, key);
+        CHECK(in_json == R"({"error":"bad key \"***\""})");
+        // Seven leading characters are not enough to be a partial echo.
+        std::string short_prefix = "prefix csk-abc is public";
+        wafer::api::redact_text(short_prefix, key);
+        CHECK(short_prefix == "prefix csk-abc is public");
+        // A key with characters JSON escapes is found escaped too.
+        const std::string odd = "k\"ey/with\\quote";
+        std::string escaped = R"(echo: k\"ey/with\\quote)";
+        wafer::api::redact_text(escaped, odd);
+        CHECK(escaped == "echo: ***");
+        std::string plain = "echo: " + odd;
+        wafer::api::redact_text(plain, odd);
+        CHECK(plain == "echo: ***");
+    }
+
+    TEST_CASE("a 2xx that is not an event stream says what it was") {
+        using wafer::api::read_unexpected_stream_body;
+        CHECK(wafer::api::is_event_stream("text/event-stream"));
+        CHECK(wafer::api::is_event_stream("Text/Event-Stream; charset=utf-8"));
+        CHECK_FALSE(wafer::api::is_event_stream("text/event-streamx"));
+        CHECK_FALSE(wafer::api::is_event_stream("application/json"));
+
+        wafer::diagnostics html;
+        CHECK(
+            read_unexpected_stream_body("text/html", "<html>\x1b[2J\n<b>Login</b></html>", html) ==
+            errc::invalid_response
+        );
+        CHECK(
+            html.detail ==
+            R"(expected text/event-stream, got text/html: <html>\x1b[2J\n<b>Login</b></html>)"
+        );
+        wafer::diagnostics empty;
+        read_unexpected_stream_body("application/json", "", empty);
+        CHECK(
+            empty.detail == "expected text/event-stream, got application/json with an empty body"
+        );
+        wafer::diagnostics big;
+        read_unexpected_stream_body("text/plain", std::string(5000, 'x'), big);
+        CHECK(big.detail.size() < 400);
+        CHECK(big.detail.ends_with("..."));
+
+        wafer::diagnostics err;
+        CHECK(
+            read_unexpected_stream_body(
+                "application/json",
+                R"({"error":{"message":"quota exceeded","type":"rate_limit","code":"quota"}})",
+                err
+            ) == errc::provider_error
+        );
+        CHECK(err.message == "quota exceeded");
+        CHECK(err.code == "quota");
+        CHECK(err.http_status == 0);
+        wafer::diagnostics with_status;
+        CHECK(
+            read_unexpected_stream_body(
+                "application/json",
+                R"({"status_code":429,"error":{"message":"slow down","type":"too_many_requests_error"}})",
+                with_status
+            ) == errc::rate_limited
+        );
+        CHECK(with_status.http_status == 429);
+        // JSON that is not an error object is just the wrong content.
+        wafer::diagnostics other;
+        CHECK(
+            read_unexpected_stream_body("application/json", R"({"choices":[]})", other) ==
+            errc::invalid_response
+        );
+        CHECK(other.detail.find("got application/json") != std::string::npos);
+    }
+
     TEST_CASE("find_header") {
         header_list h{{"a", "1"}, {"b", "2"}, {"a", "3"}};
         CHECK(wafer::api::find_header(h, "a") == "1");

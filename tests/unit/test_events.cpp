@@ -481,6 +481,25 @@ TEST_SUITE("unit/events") {
         CHECK_THROWS_AS(bad.get<event>(), std::invalid_argument);
     }
 
+    TEST_CASE("hostile numbers in an event's JSON: durations clamped, a huge seq refused") {
+        json tc = json(sample(events::tool_call_finished{1, "c", "f", 1234us, true, "out"}));
+        for (double ms : {1e300, -1e300}) {
+            tc["duration_ms"] = ms;
+            const event e = tc.get<event>();
+            const auto* p = e.get_if<events::tool_call_finished>();
+            REQUIRE(p);
+            CHECK(
+                p->duration.count() ==
+                (ms > 0 ? 9'200'000'000'000'000'000 : -9'200'000'000'000'000'000)
+            );
+        }
+        json seq = json(sample(events::tool_call_finished{1, "c", "f", 1234us, true, "out"}));
+        seq["seq"] = 1e300;
+        CHECK_THROWS_AS(seq.get<event>(), json::exception);
+        seq["seq"] = -1;
+        CHECK_THROWS_AS(seq.get<event>(), json::exception);
+    }
+
     TEST_CASE("emitted events round-trip through JSON too (microsecond timestamps)") {
         asio::io_context ioc;
         std::vector<event> seen;

@@ -121,6 +121,33 @@ TEST_SUITE("unit/retry_policy") {
         CHECK(retry_delay(cfg, 0, o, 0.0, t0) == 500ms);
     }
 
+    TEST_CASE("hostile retry headers: huge, negative and far-away values stay in range") {
+        using wafer::api::server_retry_delay;
+        const std::chrono::milliseconds year = 24h * 365;
+        CHECK(server_retry_delay("1e300", std::nullopt, t0) == year);
+        CHECK(server_retry_delay("9223372036854775808", std::nullopt, t0) == year);
+        CHECK(server_retry_delay("-5", std::nullopt, t0) == 0ms);
+        CHECK(server_retry_delay("2.6", std::nullopt, t0) == 3ms);
+        CHECK(server_retry_delay(std::nullopt, "1e300", t0) == year);
+        CHECK(server_retry_delay(std::nullopt, "1e15", t0) == year);
+        CHECK(server_retry_delay(std::nullopt, "-1e300", t0) == 0ms);
+        // Year 0215 and 9999 do not fit a system_clock time_point: the header is ignored.
+        CHECK(!wafer::api::parse_http_date("Sun, 06 Nov 0215 08:49:37 GMT"));
+        CHECK(!wafer::api::parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"));
+        CHECK(!server_retry_delay(std::nullopt, "Sun, 06 Nov 0215 08:49:37 GMT", t0));
+        CHECK(server_retry_delay(std::nullopt, "Thu, 01 Jan 2026 00:00:30 GMT", t0) == 30s);
+        // A huge delay is over max_server_delay: the client backs off as usual instead.
+        retry_config cfg;
+        attempt_outcome o = status(429);
+        o.retry_after_ms = "1e300";
+        const auto d = retry_delay(cfg, 0, o, 0.0, t0);
+        CHECK(d > 0ms);
+        CHECK(d <= std::chrono::milliseconds(static_cast<long>(cfg.max_delay_s * 1000)));
+        o.retry_after_ms.reset();
+        o.retry_after = "Sun, 06 Nov 0215 08:49:37 GMT";
+        CHECK(retry_delay(cfg, 0, o, 0.0, t0) == d);
+    }
+
     TEST_CASE("parse_http_date") {
         using namespace std::chrono;
         auto d = wafer::api::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");

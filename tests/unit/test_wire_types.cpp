@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <limits>
+
 using namespace wafer::api;
 using nlohmann::json;
 
@@ -267,6 +269,64 @@ TEST_SUITE("unit/wire_types") {
                      .get<message>();
         CHECK(m.reasoning == std::optional<std::string>("ab"));
         CHECK(m.text() == "c");
+    }
+
+    TEST_CASE("token counts out of range are clamped, never cast blindly") {
+        auto u = json::parse(R"({"prompt_tokens":1e300,"completion_tokens":-5,"total_tokens":2.7,
+          "prompt_tokens_details":{"cached_tokens":18446744073709551615},
+          "completion_tokens_details":{"reasoning_tokens":-1e300,"accepted_prediction_tokens":"x",
+          "rejected_prediction_tokens":-9223372036854775807}})")
+                     .get<usage>();
+        CHECK(u.prompt_tokens == max_token_count);
+        CHECK(u.completion_tokens == 0);
+        CHECK(u.total_tokens == 2);
+        CHECK(u.cached_tokens == max_token_count);
+        CHECK(u.reasoning_tokens == 0);
+        CHECK(u.accepted_prediction_tokens == 0);
+        CHECK(u.rejected_prediction_tokens == 0);
+        // Sums saturate: a budget check over many such turns cannot overflow.
+        usage total;
+        for (int i = 0; i < 2000; ++i) {
+            total += u;
+        }
+        CHECK(total.prompt_tokens == max_token_count);
+        usage hand_made{std::numeric_limits<std::int64_t>::max(), -1, 0, 0, 0, 0, 0};
+        hand_made += hand_made;
+        CHECK(hand_made.prompt_tokens == max_token_count);
+        CHECK(hand_made.completion_tokens == 0);
+    }
+
+    TEST_CASE("other integers in a reply must be whole and in range") {
+        CHECK(
+            json::parse(R"({"created":1779146781.0})").get<chat_response>().created == 1779146781
+        );
+        CHECK_THROWS_AS(json::parse(R"({"created":1e300})").get<chat_response>(), json::exception);
+        CHECK_THROWS_AS(json::parse(R"({"created":1.5})").get<chat_response>(), json::exception);
+        CHECK_THROWS_AS(
+            json::parse(R"({"choices":[{"index":1e10,"message":{"content":"x"}}]})")
+                .get<chat_response>(),
+            json::exception
+        );
+        CHECK_THROWS_AS(
+            json::parse(R"({"choices":[{"index":-1e300}]})").get<chat_response>(), json::exception
+        );
+    }
+
+    TEST_CASE("content that is a number or an object is an error; text parts are accepted") {
+        for (const char* bad : {R"(5)", R"({"text":"hi"})", R"(true)", R"([5])"}) {
+            CAPTURE(bad);
+            auto j =
+                json::parse(std::string(R"({"choices":[{"message":{"content":)") + bad + "}}]}");
+            CHECK_THROWS_AS(j.get<chat_response>(), json::type_error);
+        }
+        auto r = json::parse(R"({"choices":[{"message":{"role":"assistant","content":[
+          {"type":"text","text":"Hel"},{"type":"text","text":"lo"}]}}]})")
+                     .get<chat_response>();
+        CHECK(r.first_message().text() == "Hello");
+        auto refusal = json::parse(R"({"choices":[{"message":{"role":"assistant","content":[
+          {"type":"refusal","refusal":"I can't help with that."}]}}]})")
+                           .get<chat_response>();
+        CHECK(refusal.first_message().text() == "I can't help with that.");
     }
 
     TEST_CASE("usage and time_info add up") {

@@ -38,15 +38,21 @@ struct history_repair {
         duplicate_result,
         /// A tool result was not right after its call (or out of call order); moved there.
         moved_result,
-        /// A tool call reused an id seen before; the later call was dropped.
+        /// Not made any more (calls with reused ids are renamed); kept for compatibility.
         duplicate_call,
+        /// A tool call had no id or reused an earlier call's id (some servers send "call_0"
+        /// every turn); it got the fresh id `call_id` (`previous_id` was its own), and so did
+        /// the result that answered it.
+        renamed_call,
     };
     kind what = kind::missing_result;
     /// The tool call id concerned.
     std::string call_id;
     /// Index of the message concerned in the history before repair (for missing_result and
-    /// duplicate_call: the assistant message).
+    /// duplicate_call and renamed_call: the assistant message).
     std::size_t index = 0;
+    /// renamed_call: the id the call had before (possibly empty).
+    std::string previous_id;
 
     /// One line for logs: "missing_result call_1 at #3".
     std::string to_string() const;
@@ -98,6 +104,10 @@ public:
     /// Repairs the stored history in place (see repair_history) and returns what was fixed.
     /// Synthetic results are stored with meta.synthetic and meta.is_error set.
     std::vector<history_repair> repair();
+    /// Only the id part of repair(): gives calls without an id, or with an id an earlier call
+    /// has, a fresh one (renaming their results). The loop calls it on each new reply before
+    /// running its tools, so results and events carry the ids the history will keep.
+    std::vector<history_repair> make_call_ids_unique();
 
     /// Removes every message (metadata object kept).
     void clear();
@@ -124,7 +134,10 @@ void from_json(const nlohmann::json& j, conversation& c);
 ///   id; a result found later in the history is moved up, a missing one is replaced by a
 ///   synthetic result with content `not_run_result`;
 /// - tool messages that answer no earlier call, or answer an already answered call, are dropped;
-/// - a tool call whose id was already used by an earlier call is dropped.
+/// - a tool call without an id, or with an id an earlier call already has, gets a fresh one,
+///   "wafer_call_<message index>_<call index>", and the tool message that answered it (the first
+///   unclaimed one with its old id, before the next assistant message) is renamed with it:
+///   every call and every result is kept.
 /// `meta`, when given, must be parallel to `messages` and is kept parallel.
 /// Returns the repairs in the order they were made.
 std::vector<history_repair>

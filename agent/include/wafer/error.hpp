@@ -56,6 +56,10 @@ enum class errc {
     cancelled,
     /// An HTTP proxy refused or failed the CONNECT tunnel.
     proxy_failed,
+    /// The server reported an error without an HTTP error status: an error event inside a
+    /// stream, or a JSON error object in a 2xx reply. diagnostics has the provider's type, code
+    /// and message.
+    provider_error,
 };
 
 /// The error category of wafer::errc ("wafer").

@@ -2,12 +2,16 @@
 // in whatever field order the server used, and only the fields we need are materialised. Keys are
 // compared raw (no unescaping copy): the names we look for contain no escapes.
 #include <wafer/api/chunk_decoder.hpp>
+#include <wafer/api/usage.hpp>
 #include <wafer/error.hpp>
 
 #include <simdjson.h>
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -67,16 +71,40 @@ void read_text_loose(od::value v, std::string_view& out) {
     }
 }
 
+// An integer field. Some servers send counts as floats: a float is truncated and saturates at
+// the int64 range (1e300 and NaN would be undefined behaviour in a plain cast).
 std::int64_t read_int(od::value v) {
     std::int64_t i = 0;
     if (v.get_int64().get(i) == SUCCESS) {
         return i;
     }
-    double d = 0; // some servers send counts as floats
-    if (is_null(v) || v.get_double().get(d) != SUCCESS) {
+    std::uint64_t u = 0;
+    if (v.get_uint64().get(u) == SUCCESS) {
+        return std::numeric_limits<std::int64_t>::max();
+    }
+    double d = 0;
+    if (is_null(v) || v.get_double().get(d) != SUCCESS || std::isnan(d)) {
         return 0;
     }
+    if (d >= 0x1p63) {
+        return std::numeric_limits<std::int64_t>::max();
+    }
+    if (d < -0x1p63) {
+        return std::numeric_limits<std::int64_t>::min();
+    }
     return static_cast<std::int64_t>(d);
+}
+
+// A token count: clamped to [0, max_token_count] (see usage.hpp).
+std::int64_t read_count(od::value v) {
+    return std::clamp<std::int64_t>(read_int(v), 0, max_token_count);
+}
+
+// A small integer (an index, a status code): clamped to int's range.
+int read_small_int(od::value v) {
+    return static_cast<int>(std::clamp<std::int64_t>(
+        read_int(v), std::numeric_limits<int>::min(), std::numeric_limits<int>::max()
+    ));
 }
 
 double read_double(od::value v) {
@@ -111,23 +139,23 @@ bool for_each_member(od::value v, F&& f) {
 bool decode_usage(od::value v, usage& u) {
     auto details = [&u](od::raw_json_string key, od::value val) {
         if (key == "cached_tokens") {
-            u.cached_tokens = read_int(val);
+            u.cached_tokens = read_count(val);
         } else if (key == "reasoning_tokens") {
-            u.reasoning_tokens = read_int(val);
+            u.reasoning_tokens = read_count(val);
         } else if (key == "accepted_prediction_tokens") {
-            u.accepted_prediction_tokens = read_int(val);
+            u.accepted_prediction_tokens = read_count(val);
         } else if (key == "rejected_prediction_tokens") {
-            u.rejected_prediction_tokens = read_int(val);
+            u.rejected_prediction_tokens = read_count(val);
         }
         return true;
     };
     return for_each_member(v, [&](od::raw_json_string key, od::value val) {
         if (key == "prompt_tokens") {
-            u.prompt_tokens = read_int(val);
+            u.prompt_tokens = read_count(val);
         } else if (key == "completion_tokens") {
-            u.completion_tokens = read_int(val);
+            u.completion_tokens = read_count(val);
         } else if (key == "total_tokens") {
-            u.total_tokens = read_int(val);
+            u.total_tokens = read_count(val);
         } else if (key == "prompt_tokens_details" || key == "completion_tokens_details") {
             return for_each_member(val, details);
         }
@@ -179,7 +207,7 @@ bool decode_tool_calls(od::value v, std::vector<tool_call_delta>& calls) {
         };
         bool ok = for_each_member(call, [&](od::raw_json_string key, od::value val) {
             if (key == "index") {
-                d.index = static_cast<int>(read_int(val));
+                d.index = read_small_int(val);
             } else if (key == "id") {
                 return read_string(val, d.id);
             } else if (key == "function") {
@@ -269,7 +297,7 @@ bool decode_error(od::value v, stream_error& e) {
         } else if (key == "param") {
             read_text_loose(val, e.param);
         } else if (key == "status_code" && e.status_code == 0) {
-            e.status_code = static_cast<int>(read_int(val));
+            e.status_code = read_small_int(val);
         }
         return true;
     });
@@ -330,7 +358,7 @@ bool decode_chunk(od::document& doc, chunk_view& view, std::vector<tool_call_del
                 }
             }
         } else if (key == "status_code") {
-            status_code = static_cast<int>(read_int(val));
+            status_code = read_small_int(val);
         }
     }
     if (view.error && status_code != 0) {

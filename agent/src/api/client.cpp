@@ -58,6 +58,21 @@ struct request_spec {
     int max_retries = 0;
 };
 
+std::string too_large_text(std::string_view what, std::size_t cap) {
+    return std::string(what) + " exceeds max_response_bytes (" + std::to_string(cap) + " bytes)";
+}
+
+// A Content-Length over the cap fails before any body byte is read.
+bool declared_too_large(const detail::response_head& head, std::size_t cap, diagnostics& diag) {
+    if (head.framing != detail::http_body_decoder::framing::length || head.content_length <= cap) {
+        return false;
+    }
+    diag.detail = too_large_text(
+        "the response body (Content-Length " + std::to_string(head.content_length) + ")", cap
+    );
+    return true;
+}
+
 } // namespace
 
 struct client::impl {
@@ -370,13 +385,19 @@ struct client::impl {
         if (ec) {
             co_return ec;
         }
-        ec = co_await read_body(*conn, head, body, self->cfg.max_response_bytes, read_timeout);
+        const std::size_t cap = self->cfg.max_response_bytes;
+        if (declared_too_large(head, cap, diag)) {
+            conn.reset();
+            co_return make_error_code(errc::response_too_large);
+        }
+        ec = co_await read_body(*conn, head, body, cap, read_timeout);
         if (ec) {
             conn.reset();
             if (co_await cancelled_now()) {
                 co_return make_error_code(errc::cancelled);
             }
-            diag.detail = "read response body";
+            diag.detail = ec == errc::response_too_large ? too_large_text("the response body", cap)
+                                                         : "read response body";
             co_return ec.category() == error_category() ? ec
                                                         : make_error_code(errc::connection_failed);
         }
@@ -432,6 +453,29 @@ struct client::impl {
         );
         if (ec) {
             co_return ec;
+        }
+        const std::size_t cap = self->cfg.max_response_bytes;
+        if (declared_too_large(st->head, cap, diag)) {
+            co_return make_error_code(errc::response_too_large);
+        }
+        if (auto type = find_header(st->head.headers, "content-type");
+            type && !is_event_stream(*type)) {
+            // A 2xx that is not a stream (an HTML page from a proxy, a JSON error object):
+            // say what came instead of "the stream ended early".
+            std::string body;
+            const std::string content_type(*type);
+            auto bec = co_await read_body(
+                *st->conn, st->head, body, std::min(cap, max_error_body), self->cfg.timeouts.read
+            );
+            (void)bec; // what arrived is enough to say what it was
+            if (co_await cancelled_now()) {
+                co_return make_error_code(errc::cancelled);
+            }
+            diag.http_status = st->head.status;
+            read_error_headers(st->head.headers, diag, self->cfg.now());
+            const errc e = read_unexpected_stream_body(content_type, body, diag);
+            redact(diag, self->cfg.api_key);
+            co_return make_error_code(e);
         }
         st->pool = self->pool;
         st->body.reset(st->head.framing, st->head.content_length);

@@ -23,6 +23,17 @@ void http_stream_state::fail(errc e, std::string detail) {
     conn.reset(); // a connection that errored is never reused
 }
 
+void http_stream_state::fail_in_stream(int status) {
+    // The 200 on the wire says nothing about this error; only a status inside it does.
+    if (status >= 400) {
+        diag.http_status = status;
+        fail(errc_from_http_status(status), "error event in the stream");
+    } else {
+        diag.http_status = 0;
+        fail(errc::provider_error, "error event in the stream");
+    }
+}
+
 void http_stream_state::finish(bool reusable) {
     state = phase::finished;
     if (reusable && conn && body.done() && head.keep_alive &&
@@ -58,6 +69,17 @@ const api::chunk_view* http_stream_state::poll(error_code& ec) {
             if (ev->data.empty()) {
                 continue;
             }
+            if (ev->data.starts_with("[DONE]") && !acc.finished()) {
+                // As at EOF: without a finish_reason the answer may be cut short, and an agent
+                // must not take half an answer for a whole one. (The SDKs stop iterating at
+                // [DONE] and leave finish_reason null; wafer says so instead.)
+                fail(
+                    errc::stream_truncated,
+                    "the stream sent [DONE] before any chunk with "
+                    "finish_reason"
+                );
+                continue;
+            }
             if (ev->data.starts_with("[DONE]")) {
                 // Take the rest of the body if it is already here, so the connection can be reused.
                 if (conn && !body.done() && conn->size() > 0) {
@@ -77,8 +99,7 @@ const api::chunk_view* http_stream_state::poll(error_code& ec) {
             if (ev->event == "error") {
                 diag.http_status = 0;
                 const int st = api::read_error_body(ev->data, diag);
-                diag.http_status = st;
-                fail(errc_from_http_status(st >= 400 ? st : 500), {});
+                fail_in_stream(st);
                 continue;
             }
             error_code dec;
@@ -88,13 +109,11 @@ const api::chunk_view* http_stream_state::poll(error_code& ec) {
                 continue;
             }
             if (c.error) {
-                diag.http_status = c.error->status_code;
                 diag.message = std::string(c.error->message);
                 diag.type = std::string(c.error->type);
                 diag.code = std::string(c.error->code);
                 diag.param = std::string(c.error->param);
-                const int st = c.error->status_code;
-                fail(errc_from_http_status(st >= 400 ? st : 500), {});
+                fail_in_stream(c.error->status_code);
                 continue;
             }
             acc.add(c);
@@ -122,7 +141,11 @@ const api::chunk_view* http_stream_state::poll(error_code& ec) {
                 continue;
             }
             if (total_bytes > max_bytes) {
-                fail(errc::response_too_large, "the stream exceeds max_response_bytes");
+                fail(
+                    errc::response_too_large,
+                    "the stream exceeds max_response_bytes (" + std::to_string(max_bytes) +
+                        " bytes)"
+                );
                 continue;
             }
             if (total_bytes != before || n != 0) {

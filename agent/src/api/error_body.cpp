@@ -3,6 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
 namespace wafer::api {
 namespace {
 
@@ -101,7 +105,8 @@ int read_error_body(std::string_view body, diagnostics& diag) {
         return 0;
     }
     int status = 0;
-    if (auto sc = j.find("status_code"); sc != j.end() && sc->is_number_integer()) {
+    if (auto sc = j.find("status_code");
+        sc != j.end() && sc->is_number_integer() && std::in_range<int>(sc->get<std::int64_t>())) {
         status = sc->get<int>();
     }
     if (auto err = j.find("error"); err != j.end() && !err->is_null()) {
@@ -139,25 +144,147 @@ errc read_error_response(
     return errc_from_http_status(body_status >= 400 ? body_status : http_status);
 }
 
+namespace {
+
+// Below this length a key is matched only as a whole word, and a partial echo is not a match.
+constexpr std::size_t min_key_match = 8;
+
+bool word_char(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+// Length of the run of `text` at `i` that redaction covers for `form` (0: none).
+std::size_t key_run_at(std::string_view text, std::size_t i, std::string_view form) noexcept {
+    if (form.size() >= min_key_match) {
+        std::size_t k = 0;
+        while (k < form.size() && i + k < text.size() && text[i + k] == form[k]) {
+            ++k;
+        }
+        return k >= min_key_match ? k : 0;
+    }
+    if (text.substr(i, form.size()) != form) {
+        return 0;
+    }
+    const bool starts_word = i == 0 || !word_char(text[i - 1]);
+    const std::size_t end = i + form.size();
+    const bool ends_word = end == text.size() || !word_char(text[end]);
+    return starts_word && ends_word ? form.size() : 0;
+}
+
+} // namespace
+
+void redact_text(std::string& text, std::string_view secret) {
+    if (secret.empty() || text.empty()) {
+        return;
+    }
+    std::string escaped = nlohmann::json(std::string(secret))
+                              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    escaped = escaped.substr(1, escaped.size() - 2);
+    std::string out;
+    bool changed = false;
+    for (std::size_t i = 0; i < text.size();) {
+        std::size_t run = key_run_at(text, i, secret);
+        if (run == 0 && escaped != secret) {
+            run = key_run_at(text, i, escaped);
+        }
+        if (run == 0) {
+            out += text[i++];
+            continue;
+        }
+        out += "***";
+        i += run;
+        changed = true;
+    }
+    if (changed) {
+        text = std::move(out);
+    }
+}
+
 void redact(diagnostics& diag, std::string_view secret) {
     if (secret.empty()) {
         return;
     }
-    auto scrub = [secret](std::string& s) {
-        for (auto pos = s.find(secret); pos != std::string::npos; pos = s.find(secret, pos)) {
-            s.replace(pos, secret.size(), "***");
-            pos += 3;
-        }
-    };
-    scrub(diag.type);
-    scrub(diag.code);
-    scrub(diag.param);
-    scrub(diag.message);
-    scrub(diag.request_id);
-    scrub(diag.detail);
+    redact_text(diag.type, secret);
+    redact_text(diag.code, secret);
+    redact_text(diag.param, secret);
+    redact_text(diag.message, secret);
+    redact_text(diag.request_id, secret);
+    redact_text(diag.detail, secret);
     for (auto& [name, value] : diag.rate_limit) {
-        scrub(value);
+        redact_text(value, secret);
     }
+}
+
+bool is_event_stream(std::string_view content_type) noexcept {
+    constexpr std::string_view want = "text/event-stream";
+    while (!content_type.empty() && (content_type.front() == ' ' || content_type.front() == '\t')) {
+        content_type.remove_prefix(1);
+    }
+    if (content_type.size() < want.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        char c = content_type[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c + 32);
+        }
+        if (c != want[i]) {
+            return false;
+        }
+    }
+    if (content_type.size() == want.size()) {
+        return true;
+    }
+    const char next = content_type[want.size()];
+    return next == ';' || next == ' ' || next == '\t';
+}
+
+std::string escaped_excerpt(std::string_view text, std::size_t max_bytes) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    const std::size_t n = std::min(text.size(), max_bytes);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\\') {
+            out += "\\\\";
+        } else if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xf];
+        }
+    }
+    if (text.size() > n) {
+        out += "...";
+    }
+    return out;
+}
+
+errc read_unexpected_stream_body(
+    std::string_view content_type, std::string_view body, diagnostics& diag
+) {
+    auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    const bool error_object = !j.is_discarded() && j.is_object() &&
+                              ((j.contains("error") && !j["error"].is_null()) ||
+                               (j.contains("detail") && !j["detail"].is_null()));
+    if (error_object) {
+        const int status = read_error_body(body, diag);
+        diag.detail = "sent instead of an event stream";
+        if (status >= 400) {
+            diag.http_status = status;
+            return errc_from_http_status(status);
+        }
+        diag.http_status = 0; // the wire said 200, which is not what happened
+        return errc::provider_error;
+    }
+    diag.detail = "expected text/event-stream, got " + escaped_excerpt(content_type, 100);
+    diag.detail +=
+        body.empty() ? std::string(" with an empty body") : ": " + escaped_excerpt(body, 200);
+    return errc::invalid_response;
 }
 
 } // namespace wafer::api

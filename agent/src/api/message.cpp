@@ -90,6 +90,11 @@ void to_json(nlohmann::json& j, const content_part& p) {
 }
 
 void from_json(const nlohmann::json& j, content_part& p) {
+    if (!j.is_object()) {
+        throw nlohmann::json::type_error::create(
+            302, std::string("a content part must be an object, not ") + j.type_name(), &j
+        );
+    }
     std::string type = "text";
     detail::read_value(j, "type", type);
     if (type == "image_url") {
@@ -102,6 +107,9 @@ void from_json(const nlohmann::json& j, content_part& p) {
                 detail::read_optional(*img, "detail", p.detail);
             }
         }
+    } else if (type == "refusal") { // an assistant's refusal part: its text is the refusal
+        p.type = content_part::kind::text;
+        detail::read_value(j, "refusal", p.text);
     } else {
         p.type = content_part::kind::text;
         detail::read_value(j, "text", p.text);
@@ -130,10 +138,20 @@ void from_json(const nlohmann::json& j, message& m) {
         m.role = role_from_string(r->get_ref<const std::string&>()).value_or(role::user);
     }
     if (auto* c = member(j, "content")) {
+        // The spec allows a string or an array of parts; a number or an object is a broken
+        // reply, not an empty answer.
         if (c->is_array()) {
             m.parts = c->get<std::vector<content_part>>();
+        } else if (c->is_string()) {
+            m.content = c->get<std::string>();
         } else {
-            m.content = detail::text_of(*c);
+            throw nlohmann::json::type_error::create(
+                302,
+                std::string("message content must be a string or an array of content parts, "
+                            "not "
+                ) + c->type_name(),
+                c
+            );
         }
     }
     if (auto* r = member(j, "reasoning")) {

@@ -70,8 +70,23 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
+// Delays are kept within [0, max_delay]: a server's 1e300 must not overflow a conversion (undefined
+// behaviour for a double), and anything that long means "not worth waiting for" anyway (the
+// retry loop ignores server delays above retry_config::max_server_delay).
+constexpr std::chrono::milliseconds max_delay = std::chrono::hours(24 * 365);
+
+std::chrono::milliseconds clamp_ms(double ms) noexcept {
+    if (!(ms > 0)) {
+        return std::chrono::milliseconds(0); // also NaN
+    }
+    if (ms >= static_cast<double>(max_delay.count())) {
+        return max_delay;
+    }
+    return std::chrono::milliseconds(std::llround(ms));
+}
+
 std::chrono::milliseconds to_ms(double seconds) noexcept {
-    return std::chrono::milliseconds(std::llround(seconds * 1000.0));
+    return clamp_ms(seconds * 1000.0);
 }
 
 } // namespace
@@ -155,6 +170,11 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
     if (year_digits == 2) {
         y += y < 70 ? 2000 : 1900; // RFC 850 two-digit years, as Python's email.utils does
     }
+    // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. A date outside what a
+    // server could mean (year 0215, 9999) is rejected rather than overflowing.
+    if (y < 1970 || y > 2200) {
+        return std::nullopt;
+    }
     const auto days =
         days_from_civil(y, static_cast<unsigned>(month + 1), static_cast<unsigned>(*day));
     const std::int64_t secs = days * 86400 + *hh * 3600 + *mm * 60 + *ss;
@@ -168,7 +188,7 @@ std::optional<std::chrono::milliseconds> server_retry_delay(
 ) noexcept {
     if (retry_after_ms) {
         if (auto v = parse_float(*retry_after_ms)) {
-            return std::chrono::milliseconds(std::llround(*v));
+            return clamp_ms(*v);
         }
     }
     if (retry_after) {
@@ -176,7 +196,9 @@ std::optional<std::chrono::milliseconds> server_retry_delay(
             return to_ms(*v);
         }
         if (auto when = parse_http_date(trim(*retry_after))) {
-            return std::chrono::duration_cast<std::chrono::milliseconds>(*when - now);
+            // Both sides are within a few centuries of 1970: the difference fits.
+            const auto d = std::chrono::duration_cast<std::chrono::milliseconds>(*when - now);
+            return std::clamp(d, std::chrono::milliseconds(0), max_delay);
         }
     }
     return std::nullopt;

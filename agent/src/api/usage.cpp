@@ -8,14 +8,26 @@
 
 namespace wafer::api {
 
+namespace {
+
+// Counts are in [0, max_token_count] when they come from the wire, but a caller may build a
+// usage by hand: clamp both sides so the sum can never overflow.
+void add_count(std::int64_t& a, std::int64_t b) noexcept {
+    a = std::clamp<std::int64_t>(a, 0, max_token_count) +
+        std::clamp<std::int64_t>(b, 0, max_token_count);
+    a = std::min(a, max_token_count);
+}
+
+} // namespace
+
 usage& usage::operator+=(const usage& o) noexcept {
-    prompt_tokens += o.prompt_tokens;
-    completion_tokens += o.completion_tokens;
-    total_tokens += o.total_tokens;
-    cached_tokens += o.cached_tokens;
-    reasoning_tokens += o.reasoning_tokens;
-    accepted_prediction_tokens += o.accepted_prediction_tokens;
-    rejected_prediction_tokens += o.rejected_prediction_tokens;
+    add_count(prompt_tokens, o.prompt_tokens);
+    add_count(completion_tokens, o.completion_tokens);
+    add_count(total_tokens, o.total_tokens);
+    add_count(cached_tokens, o.cached_tokens);
+    add_count(reasoning_tokens, o.reasoning_tokens);
+    add_count(accepted_prediction_tokens, o.accepted_prediction_tokens);
+    add_count(rejected_prediction_tokens, o.rejected_prediction_tokens);
     return *this;
 }
 
@@ -42,16 +54,17 @@ void to_json(nlohmann::json& j, const usage& u) {
 
 void from_json(const nlohmann::json& j, usage& u) {
     u = usage{};
-    detail::read_value(j, "prompt_tokens", u.prompt_tokens);
-    detail::read_value(j, "completion_tokens", u.completion_tokens);
-    detail::read_value(j, "total_tokens", u.total_tokens);
+    constexpr auto max = max_token_count;
+    detail::read_count(j, "prompt_tokens", u.prompt_tokens, max);
+    detail::read_count(j, "completion_tokens", u.completion_tokens, max);
+    detail::read_count(j, "total_tokens", u.total_tokens, max);
     if (auto* p = detail::member(j, "prompt_tokens_details")) {
-        detail::read_value(*p, "cached_tokens", u.cached_tokens);
+        detail::read_count(*p, "cached_tokens", u.cached_tokens, max);
     }
     if (auto* c = detail::member(j, "completion_tokens_details")) {
-        detail::read_value(*c, "reasoning_tokens", u.reasoning_tokens);
-        detail::read_value(*c, "accepted_prediction_tokens", u.accepted_prediction_tokens);
-        detail::read_value(*c, "rejected_prediction_tokens", u.rejected_prediction_tokens);
+        detail::read_count(*c, "reasoning_tokens", u.reasoning_tokens, max);
+        detail::read_count(*c, "accepted_prediction_tokens", u.accepted_prediction_tokens, max);
+        detail::read_count(*c, "rejected_prediction_tokens", u.rejected_prediction_tokens, max);
     }
 }
 

@@ -323,6 +323,11 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
         const error_code hec = settle(hec0);
         if (hec) {
             detail = "TLS handshake with " + p.host + ": " + hec.message();
+            if (p.verify) {
+                if (auto why = verify_failure(*tls, p.host); !why.empty()) {
+                    detail += ": " + why;
+                }
+            }
             co_return map_io_error(hec, true);
         }
     }
@@ -387,6 +392,9 @@ asio::awaitable<error_code> http_connection::async_read_head(
     for (;;) {
         http::response_parser<http::empty_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(max_, 64 * 1024)));
+        // Only the head is parsed here; the body's size is the client's decision
+        // (max_response_bytes), not Beast's default 8 MiB body limit.
+        parser.body_limit(boost::none);
         while (!parser.is_header_done()) {
             if (size() > 0) {
                 error_code pec;

@@ -41,6 +41,9 @@ struct http_stream_state {
     boost::asio::awaitable<void> fill(boost::system::error_code& ec);
 
     void fail(errc e, std::string detail);
+    /// An error reported inside the stream (diag has its fields): its own status_code picks the
+    /// errc when it is >= 400, else errc::provider_error.
+    void fail_in_stream(int status);
     void finish(bool reusable);
     void end_of_body();
 };

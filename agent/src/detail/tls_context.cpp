@@ -2,10 +2,10 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/tls1.h>
+#include <openssl/x509_vfy.h>
 
 namespace wafer::detail {
 
@@ -61,7 +61,40 @@ void prepare_tls(
         }
     }
     if (verify) {
-        s.set_verify_callback(ssl::host_name_verification(host));
+        // OpenSSL's own check (not a verify callback): a mismatch then has its own verify
+        // result, X509_V_ERR_HOSTNAME_MISMATCH / IP_ADDRESS_MISMATCH, which verify_failure reads.
+        const int ok =
+            is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s.native_handle()), host.c_str())
+                  : SSL_set1_host(s.native_handle(), host.c_str());
+        if (ok != 1) {
+            ec = boost::system::error_code(
+                static_cast<int>(::ERR_get_error()), boost::asio::error::get_ssl_category()
+            );
+        }
+    }
+}
+
+std::string verify_failure(tls_stream& s, const std::string& host) {
+    const long result = SSL_get_verify_result(s.native_handle());
+    if (result == X509_V_OK) {
+        return {};
+    }
+    const std::string reason = X509_verify_cert_error_string(result);
+    switch (result) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "the certificate is not valid for " + host + " (" + reason + ")";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return "the certificate is not signed by a trusted CA (" + reason + ")";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "the certificate is outside its validity period (" + reason + ")";
+    default:
+        return "the certificate was rejected (" + reason + ")";
     }
 }
 

@@ -24,4 +24,9 @@ void prepare_tls(
     tls_stream& s, const std::string& host, bool verify, boost::system::error_code& ec
 );
 
+/// After a failed handshake: why certificate verification failed, for humans ("the certificate
+/// is not valid for <host> (hostname mismatch)", "the certificate is not signed by a trusted CA
+/// (unable to get local issuer certificate)", ...), or empty if verification was not the cause.
+std::string verify_failure(tls_stream& s, const std::string& host);
+
 } // namespace wafer::detail

@@ -46,8 +46,32 @@ errc read_error_response(
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now()
 );
 
-/// Replaces every occurrence of `secret` in the diagnostics' strings with "***" (defence in depth:
-/// a server or proxy could echo the API key back).
+/// Replaces the API key in every string of the diagnostics with "***" (defence in depth: a
+/// server or proxy could echo the key back), and touches nothing else:
+/// - a key of 8 or more characters is replaced wherever it appears, whole or as a partial echo
+///   (any run of 8 or more of its leading characters, as in "key csk-abcd1234... is invalid"),
+///   and in its JSON-escaped form;
+/// - a shorter key is replaced only where it stands as a word of its own (not inside a word of
+///   letters, digits, '_' or '-'), so that the key "wrong" leaves "wrong_api_key" alone.
 void redact(diagnostics& diag, std::string_view secret);
+
+/// redact() for one string.
+void redact_text(std::string& text, std::string_view secret);
+
+/// True if a Content-Type value is text/event-stream (any case, parameters allowed).
+bool is_event_stream(std::string_view content_type) noexcept;
+
+/// At most `max_bytes` of `text` as printable ASCII: other bytes become \xNN, newlines \n, and a
+/// cut is marked with "...". For quoting server bodies in messages without writing raw bytes to
+/// a terminal.
+std::string escaped_excerpt(std::string_view text, std::size_t max_bytes = 200);
+
+/// A 2xx reply to a streaming request whose Content-Type is not text/event-stream: a JSON error
+/// object becomes that error (its status_code, if >= 400, picks the errc; else
+/// errc::provider_error); anything else is errc::invalid_response with diag.detail
+/// "expected text/event-stream, got <type>: <escaped excerpt of the body>".
+errc read_unexpected_stream_body(
+    std::string_view content_type, std::string_view body, diagnostics& diag
+);
 
 } // namespace wafer::api

@@ -35,12 +35,14 @@ struct attempt_outcome {
 /// transport errors; `x-should-retry: true` forces, `false` vetoes; else 408, 409, 429 and >= 500.
 bool is_retryable(const attempt_outcome& o) noexcept;
 
-/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime). Returns nullopt if malformed.
+/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime). Returns nullopt if malformed or if the
+/// year is outside 1970..2200 (a system_clock time_point cannot hold year 0215 or 9999).
 std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept;
 
 /// The server-advised delay: retry-after-ms (float ms) first, then retry-after as float seconds,
 /// then as an HTTP-date relative to `now`. Returns nullopt if neither header parses. The result
-/// may be zero or negative (a date in the past); callers apply their own bounds.
+/// is clamped to [0, 365 days] (a date in the past or a negative value gives 0; NaN, infinities
+/// and 1e300 never reach an integer conversion); callers apply their own bounds.
 std::optional<std::chrono::milliseconds> server_retry_delay(
     std::optional<std::string_view> retry_after_ms,
     std::optional<std::string_view> retry_after,

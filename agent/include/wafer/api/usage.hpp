@@ -7,6 +7,10 @@
 
 namespace wafer::api {
 
+/// The largest token count wafer keeps (2^53, exact in a double). Counts from a server are
+/// clamped to [0, max_token_count] (fractions dropped), so summing them never overflows.
+inline constexpr std::int64_t max_token_count = std::int64_t{1} << 53;
+
 struct usage {
     std::int64_t prompt_tokens = 0;
     std::int64_t completion_tokens = 0;
@@ -19,6 +23,7 @@ struct usage {
     std::int64_t accepted_prediction_tokens = 0;
     std::int64_t rejected_prediction_tokens = 0;
 
+    /// Sums every count, saturating at max_token_count.
     usage& operator+=(const usage& o) noexcept;
     friend bool operator==(const usage&, const usage&) = default;
 };
