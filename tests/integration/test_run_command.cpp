@@ -17,6 +17,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "run_coro.hpp"
 
@@ -71,6 +74,13 @@ bool reaped(pid_t pid) {
     return ::waitpid(pid, &st, WNOHANG) < 0 && errno == ECHILD;
 }
 
+// Ends a leftover process a failing test found alive, so it does not outlive the suite.
+void kill_if_alive(pid_t pid) {
+    if (!process_gone(pid)) {
+        ::kill(pid, SIGKILL);
+    }
+}
+
 template <class D>
 long long ms(D d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -104,6 +114,12 @@ struct fixture {
         o.run.drain_timeout = 200ms;
         o.max_timeout = 20s;
         return o;
+    }
+
+    // Arguments as raw JSON text (numbers nlohmann would not produce, like 1e30).
+    tools::tool_result run_raw(const std::string& args) {
+        tools::tool_call_request req{"c1", "run_command", args};
+        return wafer::testing::run_coro(ioc, reg.async_call(std::move(req)), 20s);
     }
 
     tools::tool_result run(const std::string& command, std::optional<int> timeout_ms = {}) {
@@ -180,7 +196,10 @@ TEST_SUITE("integration/run_command") {
     }
 
     TEST_CASE("wafer's API keys are not passed to the command") {
-        fixture f;
+        auto o = fixture::quick();
+        o.run.env.pass_extra = {"WAFER_TEST_VISIBLE"};
+        o.run.env.inherit_all = true; // even then, the keys stay out
+        fixture f(o);
         ::setenv("CEREBRAS_API_KEY", "sk-must-not-leak", 1);
         ::setenv("WAFER_TEST_VISIBLE", "visible", 1);
         auto r = f.run("echo \"k=$CEREBRAS_API_KEY v=$WAFER_TEST_VISIBLE\"");
@@ -211,6 +230,7 @@ TEST_SUITE("integration/run_command") {
         CHECK(took >= 250ms);
         CHECK(ms(took) < 5000);
         CHECK(reaped(f.read_pid("pid")));
+        CHECK(wait_gone(f.read_pid("pid")));
     }
 
     TEST_CASE("timeout_ms above the maximum is clamped and said so") {
@@ -233,6 +253,7 @@ TEST_SUITE("integration/run_command") {
         CHECK(took >= 600ms); // it did need the SIGKILL
         CHECK(ms(took) < 5000);
         CHECK(reaped(f.read_pid("pid")));
+        CHECK(wait_gone(f.read_pid("pid")));
         CHECK(wait_gone(f.read_pid("bg")));
     }
 
@@ -311,6 +332,7 @@ TEST_SUITE("integration/run_command") {
         CHECK(f.drain());
         CHECK(ms(clock_type::now() - t0) < 5000);
         CHECK(reaped(f.read_pid("pid")));
+        CHECK(wait_gone(f.read_pid("pid")));
         CHECK(wait_gone(f.read_pid("bg")));
     }
 
@@ -327,6 +349,7 @@ TEST_SUITE("integration/run_command") {
         CHECK(f.drain());
         CHECK(ms(clock_type::now() - t0) < 5000);
         CHECK(reaped(f.read_pid("pid")));
+        CHECK(wait_gone(f.read_pid("pid")));
     }
 
     TEST_CASE("many commands run concurrently without a thread each") {
@@ -350,6 +373,95 @@ TEST_SUITE("integration/run_command") {
             );
         }
         CHECK(ms(took) < 8000); // 64 x 200 ms in sequence would be 12.8 s
+    }
+
+    TEST_CASE("credentials in wafer's environment never reach the command") {
+        fixture f;
+        const std::vector<std::pair<std::string, std::string>> secrets{
+            {"GITHUB_TOKEN", "ghp-secret-value-1"},
+            {"AWS_SECRET_ACCESS_KEY", "aws-secret-value-2"},
+            {"AWS_ACCESS_KEY_ID", "aws-secret-value-3"},
+            {"MY_SERVICE_TOKEN", "svc-secret-value-4"},
+            {"ANTHROPIC_API_KEY", "sk-secret-value-5"},
+            {"CEREBRAS_API_KEY", "csk-secret-value-6"},
+            {"DATABASE_PASSWORD", "db-secret-value-7"}};
+        for (const auto& [name, value] : secrets) {
+            ::setenv(name.c_str(), value.c_str(), 1);
+        }
+        auto r = f.run("env; echo ---; tr '\\0' '\\n' < /proc/$PPID/environ; echo; echo done");
+        for (const auto& [name, value] : secrets) {
+            ::unsetenv(name.c_str());
+        }
+        CHECK(contains(r.content, "done"));
+        CHECK(contains(r.content, "PATH="));
+        for (const auto& [name, value] : secrets) {
+            CAPTURE(name);
+            CHECK_FALSE(contains(r.content, value));
+            CHECK_FALSE(contains(r.content, name + "="));
+        }
+    }
+
+    TEST_CASE("timeout_ms out of the integer range is clamped or refused, never converted blindly"
+    ) {
+        auto o = fixture::quick();
+        o.max_timeout = 5s;
+        fixture f(o);
+        // Integers beyond any timeout: clamped, and the command runs.
+        for (const char* huge : {"18446744073709551615", "9223372036854775807", "86400000000"}) {
+            CAPTURE(huge);
+            auto r = f.run_raw(std::string(R"({"command":"echo ran","timeout_ms":)") + huge + "}");
+            CHECK(r.status == tools::result_status::ok);
+            CHECK(contains(r.content, "lowered to the maximum of 5000 ms"));
+            CHECK(contains(r.content, "exit code: 0\nran\n"));
+        }
+        // Whole numbers written as floats: clamped here; a schema validator may also refuse them
+        // as integers. Never converted blindly (1e30 used to become a negative timeout).
+        for (const char* huge : {"1e30", "1e300", "1.0e19"}) {
+            CAPTURE(huge);
+            auto r = f.run_raw(std::string(R"({"command":"echo ran","timeout_ms":)") + huge + "}");
+            if (r.status == tools::result_status::ok) {
+                CHECK(contains(r.content, "lowered to the maximum of 5000 ms"));
+                CHECK(contains(r.content, "exit code: 0\nran\n"));
+            } else {
+                CHECK(r.status == tools::result_status::invalid_arguments);
+                CHECK(contains(r.content, "timeout_ms"));
+            }
+        }
+        for (const char* bad : {"-1", "-1e30", "0", "-9223372036854775808", "0.5"}) {
+            CAPTURE(bad);
+            auto r = f.run_raw(std::string(R"({"command":"echo ran","timeout_ms":)") + bad + "}");
+            CHECK(r.status == tools::result_status::invalid_arguments);
+            CHECK_FALSE(contains(r.content, "ran"));
+        }
+    }
+
+    TEST_CASE("a setsid daemon started by the command does not outlive it") {
+        fixture f;
+        // A new session (out of the command's process group) and a double fork (reparented away
+        // from the shell): neither survives the command.
+        auto r = f.run(
+            "setsid sh -c 'echo $$ > d1; exec sleep 1000' > /dev/null 2>&1 < /dev/null & "
+            "( setsid sh -c 'echo $$ > d2; exec sleep 1000' > /dev/null 2>&1 < /dev/null & ) ; "
+            "while [ ! -s d1 ] || [ ! -s d2 ]; do sleep 0.01; done; echo started"
+        );
+        CHECK(r.content == "exit code: 0\nstarted\n");
+        const pid_t d1 = f.read_pid("d1");
+        const pid_t d2 = f.read_pid("d2");
+        CHECK(wait_gone(d1));
+        CHECK(wait_gone(d2));
+        kill_if_alive(d1);
+        kill_if_alive(d2);
+
+        // The same after a timeout.
+        r = f.run(
+            "setsid sh -c 'echo $$ > d3; exec sleep 1000' > /dev/null 2>&1 < /dev/null & sleep 30",
+            300
+        );
+        CHECK(contains(r.content, "timed out after 300 ms"));
+        std::this_thread::sleep_for(100ms);
+        const pid_t d3 = f.read_pid("d3");
+        CHECK(wait_gone(d3));
+        kill_if_alive(d3);
     }
 
     TEST_CASE("async_run_command: a stop_token cancels; a bad cwd throws") {

@@ -1,19 +1,23 @@
-// run_command: /bin/sh -c in its own process group, output through a pipe, exit through a pidfd.
+// run_command: /bin/sh -c under a supervisor process, output through a pipe, the shell's exit
+// through the supervisor's status pipe.
 //
 // One `process_run` per command, driven by callbacks on the caller's executor (like the
-// dispatcher's batch): the pipe read loop, the exit watch, the deadline, the SIGTERM->SIGKILL
-// grace timer and the drain timer each report to it, and it finishes once the shell has exited
-// and the pipe is closed. The awaiting coroutine only waits on one timer used as a condition
-// variable, so cancellation of the coroutine simply starts the kill sequence.
+// dispatcher's batch): the output read loop, the status pipe, the deadline, the SIGTERM->SIGKILL
+// grace timer and the drain timer each report to it, and it finishes once the shell has exited,
+// the pipe is closed and the supervisor has killed what was left and exited. The awaiting
+// coroutine only waits on one timer used as a condition variable, so cancellation of the
+// coroutine simply starts the kill sequence.
 //
-// Reaping is deliberately last: while the exited shell is an unreaped zombie its pid (= the
-// process group id) cannot be reused, so the final killpg of leftover background processes can
-// never hit an unrelated group.
+// wafer never signals the command itself: it asks the supervisor (sandbox/supervisor.hpp),
+// which is the parent or subreaper of every process involved, so no pid it signals can have
+// been reused.
 #include <wafer/tools/run_command.hpp>
+#include <wafer/tools/secret_redactor.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,12 +25,14 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <signal.h>
-#include <spawn.h>
 #include <string_view>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
@@ -34,6 +40,8 @@
 #include <vector>
 
 #include "detail/text.hpp"
+#include "sandbox/landlock.hpp"
+#include "sandbox/supervisor.hpp"
 
 extern char** environ; // NOLINT: POSIX
 
@@ -45,37 +53,61 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-int open_pidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-    (void)pid;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
+// A directory made for one command and removed with everything in it afterwards.
+class private_temp_dir {
+public:
+    private_temp_dir() = default;
+    ~private_temp_dir() { remove(); }
+    private_temp_dir(const private_temp_dir&) = delete;
+    private_temp_dir& operator=(const private_temp_dir&) = delete;
 
-// RAII for the posix_spawn attribute objects.
-struct spawn_setup {
-    posix_spawn_file_actions_t fa{};
-    posix_spawnattr_t attr{};
-    spawn_setup() {
-        ::posix_spawn_file_actions_init(&fa);
-        ::posix_spawnattr_init(&attr);
+    void create() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "wafer-tmp-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr) {
+            throw std::system_error(
+                errno, std::generic_category(), "run_command: cannot create a temp directory"
+            );
+        }
+        path_ = tmpl;
     }
-    ~spawn_setup() {
-        ::posix_spawn_file_actions_destroy(&fa);
-        ::posix_spawnattr_destroy(&attr);
+    void remove() noexcept {
+        if (!path_.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(path_, ec);
+            path_.clear();
+        }
     }
-    spawn_setup(const spawn_setup&) = delete;
-    spawn_setup& operator=(const spawn_setup&) = delete;
+    const std::filesystem::path& path() const noexcept { return path_; }
+
+private:
+    std::filesystem::path path_;
 };
+
+// "/proc/PID" of this process and its ancestors below init: the sandbox covers them so the
+// command cannot read their environment (a CI runner's, for example, holds credentials).
+std::vector<std::string> ancestor_proc_dirs() {
+    std::vector<std::string> dirs;
+    long pid = ::getpid();
+    // wafer itself always (it may be pid 1 in a container), then its ancestors below init.
+    for (int depth = 0; (depth == 0 || pid > 1) && depth < 64; ++depth) {
+        dirs.push_back("/proc/" + std::to_string(pid));
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(stat, line);
+        const auto close_paren = line.rfind(')');
+        if (close_paren == std::string::npos || close_paren + 4 > line.size()) {
+            break;
+        }
+        pid = std::strtol(line.c_str() + close_paren + 4, nullptr, 10);
+    }
+    return dirs;
+}
 
 class process_run : public std::enable_shared_from_this<process_run> {
 public:
     process_run(asio::any_io_executor ex, command_params p)
-        : ex_(ex), params_(std::move(p)), pipe_(ex), deadline_(ex), grace_(ex), drain_(ex),
-          poll_(ex), done_(ex) {
+        : ex_(ex), params_(std::move(p)), redactor_(params_.redact), pipe_(ex), status_(ex),
+          deadline_(ex), grace_(ex), drain_(ex), done_(ex) {
         done_.expires_at(clock_type::time_point::max());
         const std::size_t cap = params_.output_cap;
         head_cap_ = cap / 2;
@@ -83,13 +115,18 @@ public:
     }
 
     ~process_run() {
-        // Destroyed before the normal end (the executor went away): do not leave the group
-        // running or the shell as a zombie. SIGKILL cannot be ignored, so the wait is short.
-        if (pid_ > 0 && !reaped_) {
-            ::kill(-pid_, SIGKILL);
+        // Destroyed before the normal end (the executor went away): do not leave anything
+        // running or the supervisor as a zombie. It kills with SIGKILL, so the wait is short.
+        if (supervisor_ > 0 && !reaped_) {
+            detail::send_control(control_fd_, detail::control_kill);
+            ::close(control_fd_);
+            control_fd_ = -1;
             int st = 0;
-            while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+            while (::waitpid(supervisor_, &st, 0) < 0 && errno == EINTR) {
             }
+        }
+        if (control_fd_ >= 0) {
+            ::close(control_fd_);
         }
     }
 
@@ -97,74 +134,99 @@ public:
     process_run& operator=(const process_run&) = delete;
 
     void spawn(const std::string& command, const std::filesystem::path& cwd) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) {
-            throw std::system_error(errno, std::generic_category(), "run_command: pipe");
+        const sandbox_support support =
+            params_.sandbox.mode == sandbox_mode::off ? sandbox_support{} : probe_sandbox_support();
+        const sandbox_plan plan = plan_sandbox(params_.sandbox, support);
+        sandbox_note_ = plan.note;
+        std::vector<std::pair<std::string, std::string>> overrides{{"PWD", cwd.string()}};
+        detail::landlock_ruleset ruleset;
+        if (plan.confine) {
+            tmp_.create();
+            std::vector<std::filesystem::path> writable{cwd, tmp_.path()};
+            writable.insert(
+                writable.end(),
+                params_.sandbox.writable_paths.begin(),
+                params_.sandbox.writable_paths.end()
+            );
+            ruleset = detail::make_landlock_ruleset(support, writable, plan.deny_tcp);
+            overrides.emplace_back("TMPDIR", tmp_.path().string());
         }
-        // Both ends are close-on-exec, so concurrent spawns never inherit our write end (which
-        // would keep our pipe open); the child gets it as fd 1 and 2 through dup2.
-        spawn_setup s;
-        ::posix_spawn_file_actions_addopen(&s.fa, 0, "/dev/null", O_RDONLY, 0);
-        ::posix_spawn_file_actions_adddup2(&s.fa, fds[1], 1);
-        ::posix_spawn_file_actions_adddup2(&s.fa, fds[1], 2);
-        ::posix_spawn_file_actions_addchdir_np(&s.fa, cwd.c_str());
-        // New process group (pgid = pid), empty signal mask, default dispositions: a parent that
-        // ignores SIGPIPE or SIGTERM must not pass that on (`yes | head` relies on SIGPIPE).
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigset_t def;
-        sigfillset(&def);
-        sigdelset(&def, SIGKILL);
-        sigdelset(&def, SIGSTOP);
-        ::posix_spawnattr_setflags(
-            &s.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
-        );
-        ::posix_spawnattr_setpgroup(&s.attr, 0);
-        ::posix_spawnattr_setsigmask(&s.attr, &mask);
-        ::posix_spawnattr_setsigdefault(&s.attr, &def);
 
+        std::vector<std::string> env_entries =
+            build_command_environment(params_.env, environ, overrides);
+        std::vector<char*> envp;
+        envp.reserve(env_entries.size() + 1);
+        for (auto& e : env_entries) {
+            envp.push_back(e.data());
+        }
+        envp.push_back(nullptr);
         std::string shell = params_.shell;
         std::string dash_c = "-c";
         std::string cmd = command;
         char* argv[] = {shell.data(), dash_c.data(), cmd.data(), nullptr};
-        std::vector<char*> envp;
-        for (char** e = environ; *e != nullptr; ++e) {
-            const std::string_view entry(*e);
-            const bool drop =
-                std::any_of(params_.unset_env.begin(), params_.unset_env.end(), [&](const auto& n) {
-                    return entry.size() > n.size() && entry.compare(0, n.size(), n) == 0 &&
-                           entry[n.size()] == '=';
-                });
-            if (!drop) {
-                envp.push_back(*e);
-            }
+        const std::string cwd_text = cwd.string();
+        const std::string uid_map =
+            std::to_string(::geteuid()) + " " + std::to_string(::geteuid()) + " 1\n";
+        const std::string gid_map =
+            std::to_string(::getegid()) + " " + std::to_string(::getegid()) + " 1\n";
+
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            throw std::system_error(errno, std::generic_category(), "run_command: pipe");
         }
-        envp.push_back(nullptr);
-        pid_t pid = -1;
-        const int rc = ::posix_spawn(&pid, shell.c_str(), &s.fa, &s.attr, argv, envp.data());
-        ::close(fds[1]);
-        if (rc != 0) {
+        detail::supervised_command sc;
+        sc.path = shell.c_str();
+        sc.argv = argv;
+        sc.envp = envp.data();
+        sc.cwd = cwd_text.c_str();
+        sc.output_fd = fds[1];
+        sc.ruleset_fd = ruleset.fd();
+        sc.new_network_namespace = plan.network_namespace;
+        sc.network_namespace_required = plan.network_namespace_required;
+        if (::geteuid() != 0) {
+            sc.uid_map = uid_map.c_str();
+            sc.gid_map = gid_map.c_str();
+        }
+        std::vector<std::string> hidden =
+            plan.confine ? ancestor_proc_dirs() : std::vector<std::string>{};
+        std::vector<const char*> hidden_ptrs;
+        for (const auto& d : hidden) {
+            hidden_ptrs.push_back(d.c_str());
+        }
+        hidden_ptrs.push_back(nullptr);
+        if (plan.confine) {
+            sc.hidden_proc_dirs = hidden_ptrs.data();
+        }
+        detail::supervisor_handle h;
+        try {
+            h = detail::start_supervised(sc);
+        } catch (...) {
             ::close(fds[0]);
-            throw std::system_error(
-                rc,
-                std::generic_category(),
-                "run_command: cannot start " + shell + " in " + cwd.string()
-            );
+            ::close(fds[1]);
+            throw;
         }
-        pid_ = pid;
+        ::close(fds[1]);
+        supervisor_ = h.pid;
+        control_fd_ = h.control_fd;
+        sandboxed_ = plan.confine;
+        if (plan.confine && !h.proc_hidden) {
+            sandbox_note_ = "no mount namespace here: wafer's /proc/PID/environ is readable";
+        }
+        if (plan.network_namespace && !h.network_namespace) {
+            sandbox_note_ = plan.deny_tcp
+                                ? "no network namespace here; Landlock still denies TCP"
+                                : "sandbox: the network is not confined here (no Landlock TCP "
+                                  "rules, no network namespace)";
+        }
         started_ = clock_type::now();
         pipe_.assign(fds[0]);
-        const int pfd = open_pidfd(pid_);
-        if (pfd >= 0) {
-            pidfd_.emplace(ex_, pfd);
-        }
+        status_.assign(h.status_fd);
     }
 
-    // Starts the read loop, the exit watch and the deadline. Call right after spawn(), before
-    // yielding: the pidfd wait must be queued before its (edge-triggered) event can arrive.
+    // Starts the read loops and the deadline. Call right after spawn().
     void start() {
         read_more();
-        watch_exit();
+        read_status();
         deadline_.expires_after(params_.timeout);
         deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
             if (!ec && !self->exited_) {
@@ -174,7 +236,7 @@ public:
         });
     }
 
-    // Cancellation from the caller: terminate the group (idempotent).
+    // Cancellation from the caller: terminate the command (idempotent).
     void cancel() {
         if (!finished_ && !timed_out_) {
             cancelled_ = true;
@@ -186,6 +248,11 @@ public:
     asio::steady_timer& done_timer() noexcept { return done_; }
 
     command_result take_result() {
+        if (redactor_.active()) {
+            std::string rest;
+            redactor_.finish(rest);
+            keep(rest.data(), rest.size());
+        }
         command_result r;
         if (exit_known_) {
             if (exit_signal_ != 0) {
@@ -196,7 +263,7 @@ public:
         }
         r.timed_out = timed_out_;
         r.cancelled = cancelled_;
-        r.output_bytes = total_;
+        r.output_bytes = raw_total_;
         if (tail_.size() > tail_cap_) {
             tail_.erase(0, tail_.size() - tail_cap_);
         }
@@ -209,6 +276,8 @@ public:
         }
         r.output += tail_;
         r.elapsed = clock_type::now() - started_;
+        r.sandboxed = sandboxed_;
+        r.sandbox_note = sandbox_note_;
         return r;
     }
 
@@ -227,10 +296,20 @@ private:
         );
     }
 
-    // Keeps the first head_cap_ bytes and (amortised) the last tail_cap_ bytes.
     void append(std::size_t n) {
+        raw_total_ += n;
+        if (!redactor_.active()) {
+            keep(buf_.data(), n);
+            return;
+        }
+        redacted_.clear();
+        redactor_.feed(std::string_view(buf_.data(), n), redacted_);
+        keep(redacted_.data(), redacted_.size());
+    }
+
+    // Keeps the first head_cap_ bytes and (amortised) the last tail_cap_ bytes.
+    void keep(const char* p, std::size_t n) {
         total_ += n;
-        const char* p = buf_.data();
         const std::size_t h = std::min(n, head_cap_ - head_.size());
         head_.append(p, h);
         if (n > h) {
@@ -252,56 +331,46 @@ private:
         maybe_finish();
     }
 
-    void watch_exit() {
-        if (pidfd_) {
-            pidfd_->async_wait(
-                asio::posix::stream_descriptor::wait_read,
-                [self = shared_from_this()](boost::system::error_code ec) {
-                    if (ec == asio::error::operation_aborted) {
-                        return;
+    // The supervisor writes one record when the shell ends, and its end closes when it exits.
+    void read_status() {
+        asio::async_read(
+            status_,
+            asio::buffer(&record_, sizeof record_),
+            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                if (!ec && n == sizeof self->record_) {
+                    self->exit_known_ = true;
+                    if (self->record_.kind == detail::exited) {
+                        self->exit_code_ = self->record_.value;
+                    } else {
+                        self->exit_signal_ = self->record_.value;
                     }
-                    if (!self->check_exit()) {
-                        self->pidfd_.reset(); // unexpected wake-up: fall back to polling
-                        self->watch_exit();
-                    }
+                    self->on_exited();
+                    self->await_supervisor_exit();
+                    return;
                 }
-            );
-            return;
-        }
-        // No pidfd (old kernel, seccomp): poll, backing off from 1 ms to 50 ms.
-        poll_interval_ = std::min(poll_interval_ * 2, std::chrono::milliseconds(50));
-        poll_.expires_after(poll_interval_);
-        poll_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-            if (!ec && !self->check_exit()) {
-                self->watch_exit();
+                // The supervisor went away without a report (killed from outside).
+                self->supervisor_gone_ = true;
+                if (!self->exited_) {
+                    self->on_exited();
+                } else {
+                    self->maybe_finish();
+                }
             }
-        });
+        );
     }
 
-    // Notes the shell's exit without reaping it (WNOWAIT, see the top of the file).
-    bool check_exit() {
-        siginfo_t si{};
-        int rc = 0;
-        do {
-            rc = ::waitid(P_PID, static_cast<id_t>(pid_), &si, WEXITED | WNOHANG | WNOWAIT);
-        } while (rc < 0 && errno == EINTR);
-        if (rc < 0) {
-            // ECHILD: someone else reaped it (SIGCHLD ignored by the application); status lost.
-            reaped_ = true;
-            on_exited();
-            return true;
-        }
-        if (si.si_pid != pid_) {
-            return false;
-        }
-        exit_known_ = true;
-        if (si.si_code == CLD_EXITED) {
-            exit_code_ = si.si_status;
-        } else {
-            exit_signal_ = si.si_status;
-        }
-        on_exited();
-        return true;
+    void await_supervisor_exit() {
+        status_.async_read_some(
+            asio::buffer(junk_),
+            [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                if (!ec) {
+                    self->await_supervisor_exit();
+                    return;
+                }
+                self->supervisor_gone_ = true;
+                self->maybe_finish();
+            }
+        );
     }
 
     void on_exited() {
@@ -330,64 +399,84 @@ private:
             pipe_closed(); // only background processes left: finish now, killing them
             return;
         }
-        ::kill(-pid_, SIGTERM);
+        detail::send_control(control_fd_, detail::control_terminate);
         grace_.expires_after(params_.kill_grace);
         grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
             if (!ec && !self->exited_) {
-                ::kill(-self->pid_, SIGKILL);
+                self->kill_everything();
             }
         });
+    }
+
+    void kill_everything() {
+        if (!kill_sent_) {
+            kill_sent_ = true;
+            detail::send_control(control_fd_, detail::control_kill);
+        }
     }
 
     void maybe_finish() {
         if (finished_ || !exited_ || pipe_open_) {
             return;
         }
-        // The shell is done: whatever is left of its group (background jobs) goes too.
+        // The shell is done: whatever it left behind goes too; then the supervisor exits.
+        kill_everything();
+        if (!supervisor_gone_) {
+            return;
+        }
         if (!reaped_) {
-            ::kill(-pid_, SIGKILL);
-            int st = 0;
-            while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+            int st = 0; // its status pipe closed: it is exiting, the wait is short
+            while (::waitpid(supervisor_, &st, 0) < 0 && errno == EINTR) {
             }
             reaped_ = true;
         }
+        tmp_.remove();
         finished_ = true;
         deadline_.cancel();
         grace_.cancel();
         drain_.cancel();
-        poll_.cancel();
-        pidfd_.reset();
+        boost::system::error_code ignored;
+        status_.close(ignored);
         done_.cancel(); // wakes the awaiting coroutine
     }
 
     asio::any_io_executor ex_;
     command_params params_;
-    pid_t pid_ = -1;
+    secret_redactor redactor_;
+    private_temp_dir tmp_;
+    pid_t supervisor_ = -1;
+    int control_fd_ = -1;
     clock_type::time_point started_{};
     asio::posix::stream_descriptor pipe_;
-    std::optional<asio::posix::stream_descriptor> pidfd_;
+    asio::posix::stream_descriptor status_;
     asio::steady_timer deadline_;
     asio::steady_timer grace_;
     asio::steady_timer drain_;
-    asio::steady_timer poll_;
     asio::steady_timer done_;
-    std::chrono::milliseconds poll_interval_{1};
+    detail::exit_record record_{};
+    std::array<char, 16> junk_{};
     std::array<char, 16 * 1024> buf_{};
+    std::string redacted_;
     std::string head_;
     std::string tail_;
     std::size_t head_cap_ = 0;
     std::size_t tail_cap_ = 0;
     std::size_t total_ = 0;
+    std::size_t raw_total_ = 0;
     bool pipe_open_ = true;
     bool exited_ = false;
     bool exit_known_ = false;
     int exit_code_ = 0;
     int exit_signal_ = 0;
+    bool supervisor_gone_ = false;
+    bool kill_sent_ = false;
     bool reaped_ = false;
     bool terminating_ = false;
     bool timed_out_ = false;
     bool cancelled_ = false;
     bool finished_ = false;
+    bool sandboxed_ = false;
+    std::string sandbox_note_;
 };
 
 // std::stop_callback body: hops onto the run's executor (request_stop may come from any thread).
@@ -412,6 +501,50 @@ std::string ms_text(std::chrono::milliseconds d) {
     return std::to_string(d.count()) + " ms";
 }
 
+struct timeout_choice {
+    std::chrono::milliseconds timeout;
+    bool clamped = false;
+};
+
+// The model's timeout_ms, range-checked before any conversion: a JSON number may be an integer
+// beyond int64 (unsigned) or a float such as 1e30, whose conversion to an integer would be
+// undefined. Anything above the maximum (however large) is clamped; below 1 is refused.
+timeout_choice choose_timeout(const json& v, std::chrono::milliseconds max) {
+    const std::int64_t max_ms = std::max<std::int64_t>(max.count(), 1);
+    const timeout_choice clamped{std::chrono::milliseconds(max_ms), true};
+    if (v.is_number_unsigned()) {
+        const auto u = v.get<std::uint64_t>();
+        if (u == 0) {
+            throw argument_error("timeout_ms must be at least 1");
+        }
+        if (u > static_cast<std::uint64_t>(max_ms)) {
+            return clamped;
+        }
+        return {std::chrono::milliseconds(static_cast<std::int64_t>(u)), false};
+    }
+    if (v.is_number_integer()) {
+        const auto i = v.get<std::int64_t>();
+        if (i < 1) {
+            throw argument_error("timeout_ms must be at least 1");
+        }
+        if (i > max_ms) {
+            return clamped;
+        }
+        return {std::chrono::milliseconds(i), false};
+    }
+    if (v.is_number_float()) {
+        const double d = v.get<double>();
+        if (!(d >= 1.0) || std::floor(d) != d) { // also NaN
+            throw argument_error("timeout_ms must be a whole number of at least 1");
+        }
+        if (d > static_cast<double>(max_ms)) { // compared as doubles: no conversion of d
+            return clamped;
+        }
+        return {std::chrono::milliseconds(static_cast<std::int64_t>(d)), false};
+    }
+    throw argument_error("timeout_ms must be a number");
+}
+
 asio::awaitable<tool_output> run_command_handler(
     std::shared_ptr<const workspace> ws, run_command_options opts, json args, call_context ctx
 ) {
@@ -425,18 +558,31 @@ asio::awaitable<tool_output> run_command_handler(
     command_params p = opts.run;
     std::string note;
     if (args.contains("timeout_ms")) {
-        const auto requested = std::chrono::milliseconds(args["timeout_ms"].get<std::int64_t>());
-        p.timeout = std::min(requested, opts.max_timeout);
-        if (requested > opts.max_timeout) {
+        const timeout_choice t = choose_timeout(args["timeout_ms"], opts.max_timeout);
+        p.timeout = t.timeout;
+        if (t.clamped) {
             note = "(timeout_ms was lowered to the maximum of " + ms_text(opts.max_timeout) + ")\n";
         }
     }
     const auto timeout = p.timeout;
     const auto grace = p.kill_grace;
-    command_result r =
-        co_await async_run_command(std::move(command), ws->root(), std::move(p), ctx.stop);
+    std::optional<command_result> ran;
+    std::string refused;
+    try {
+        ran = co_await async_run_command(std::move(command), ws->root(), std::move(p), ctx.stop);
+    } catch (const sandbox_unavailable& e) {
+        refused = e.what();
+    }
+    if (!ran) {
+        co_return tool_output{
+            "run_command refused: " + refused + ". The command was not run.", true};
+    }
+    command_result& r = *ran;
 
     std::string out = note;
+    if (!r.sandbox_note.empty()) {
+        out += "(" + r.sandbox_note + ")\n";
+    }
     if (r.timed_out) {
         out += "timed out after " + ms_text(timeout) +
                ": the command's process group was terminated (SIGTERM, then SIGKILL after " +
@@ -499,6 +645,14 @@ tool make_run_command_tool(std::shared_ptr<const workspace> ws, run_command_opti
         std::to_string(options.run.output_cap) +
         " bytes is cut in the middle (the start and the end are kept). Use it for builds, "
         "tests, git and other programs.";
+    if (options.run.sandbox.mode != sandbox_mode::off) {
+        t.description +=
+            " Commands run in a sandbox: they can read files anywhere but write only inside the "
+            "workspace and $TMPDIR (a fresh directory per command, deleted afterwards)";
+        t.description += options.run.sandbox.allow_network
+                             ? "."
+                             : ", and have no network access (downloads and installs fail).";
+    }
     t.parameters = {
         {"type", "object"},
         {"properties",

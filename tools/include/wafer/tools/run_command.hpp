@@ -1,6 +1,9 @@
-// Running a shell command with a deadline, an output cap and clean-up of its whole process group.
+// Running a shell command with a deadline, an output cap, an allow-listed environment, an
+// optional sandbox, and clean-up of every process it starts.
 #pragma once
 
+#include <wafer/tools/command_environment.hpp>
+#include <wafer/tools/sandbox.hpp>
 #include <wafer/tools/tool.hpp>
 #include <wafer/tools/workspace.hpp>
 
@@ -32,9 +35,14 @@ struct command_params {
     std::size_t output_cap = 32 * 1024;
     /// The shell, run as `shell -c command`.
     std::string shell = "/bin/sh";
-    /// Environment variables removed from the inherited environment, so a model that runs `env`
-    /// does not read wafer's own credentials.
-    std::vector<std::string> unset_env{"CEREBRAS_API_KEY", "OPENAI_API_KEY"};
+    /// The command's environment: an allow-list of wafer's variables (PATH, HOME, LANG, ...),
+    /// so tokens and keys never reach it; see command_environment.
+    command_environment env;
+    /// Strings replaced by "[redacted]" in the output (the API key, for example), also when one
+    /// is split across reads. Empty strings are ignored.
+    std::vector<std::string> redact;
+    /// Confinement; off by default in the library (the wafer CLI turns it on). See sandbox.hpp.
+    sandbox_policy sandbox;
 };
 
 /// What happened to a command.
@@ -54,22 +62,36 @@ struct command_result {
     /// True if output bytes were dropped; `output` then contains an omission marker.
     bool truncated = false;
     std::chrono::steady_clock::duration elapsed{};
+    /// The command ran confined by the sandbox.
+    bool sandboxed = false;
+    /// Set when the sandbox was asked for (auto) but not (fully) applied: says what is missing.
+    std::string sandbox_note;
 };
 
 /// Runs `shell -c command` in `cwd` and waits for it.
 ///
-/// The shell runs in a new process group with stdin from /dev/null, stdout and stderr merged
-/// into one pipe, and this process's environment minus `params.unset_env`. The call completes once
-/// the shell has exited and the pipe is closed; background processes the command leaves behind are
-/// killed then (SIGKILL to the group), and a pipe still held open after `drain_timeout` (by a
-/// process that left the group) is closed. The shell is always reaped: no zombies remain, including
-/// when the coroutine is destroyed early (the destructor kills the group and waits).
+/// The shell runs under a small supervisor process (forked, not executed) that is a child
+/// subreaper: everything the command starts, including `setsid` daemons and double forks, stays
+/// its descendant and is killed when the command ends. The supervisor starts a new session (no
+/// controlling terminal: nothing can open /dev/tty), and the shell runs in its own process
+/// group with stdin from /dev/null, stdout and stderr merged into one pipe, and the environment
+/// of `params.env`. The call completes once the shell has exited and the pipe is closed; every
+/// process the command leaves behind is killed then, and a pipe still held open after
+/// `drain_timeout` is closed. Nothing is left running or unreaped, including when the coroutine
+/// is destroyed early (the destructor kills everything and waits), and when wafer itself dies
+/// (the supervisor sees its control socket close).
 ///
-/// No thread per command: the pipe and the exit (a pidfd; a polling timer where pidfd_open is
-/// not available) are waited on through the awaiting coroutine's executor.
+/// With `params.sandbox` on (or auto, where the kernel supports it) the shell is confined before
+/// exec (see sandbox_policy): writes only in `cwd`, a private temp directory (TMPDIR, removed
+/// when the call completes) and the policy's paths; no TCP unless allowed.
+///
+/// No thread per command: the pipe and the supervisor's status pipe are waited on through the
+/// awaiting coroutine's executor.
 ///
 /// Errors: throws std::system_error if the pipe or the process cannot be created (for example
-/// `cwd` does not exist). A non-zero exit, a signal or a timeout is reported in the result.
+/// `cwd` does not exist), and sandbox_unavailable if the sandbox is required (mode on) but this
+/// kernel cannot provide it; the command did not run then. A non-zero exit, a signal or a
+/// timeout is reported in the result.
 ///
 /// Cancellation: terminal cancellation of the awaiting coroutine, or `stop`, terminates the
 /// group (SIGTERM, then SIGKILL after kill_grace); the call then completes with
@@ -86,8 +108,8 @@ boost::asio::awaitable<command_result> async_run_command(
 
 /// Options of the `run_command` tool.
 struct run_command_options {
-    /// Timeout, grace, drain and output cap of each run; `run.timeout` is the default when the
-    /// model gives no timeout_ms.
+    /// Timeout, grace, drain, output cap, environment, redaction and sandbox of each run;
+    /// `run.timeout` is the default when the model gives no timeout_ms.
     command_params run;
     /// Upper bound for the model's timeout_ms (larger values are clamped, and the result says so).
     std::chrono::milliseconds max_timeout{600'000};
@@ -96,7 +118,12 @@ struct run_command_options {
 /// The `run_command {command, timeout_ms?}` tool: runs the command with /bin/sh in the workspace
 /// root (see async_run_command). The result text starts with the exit status ("exit code: 0",
 /// "killed by signal 9", "timed out after ...") followed by the output; it is an error result
-/// unless the exit code is 0.
+/// unless the exit code is 0. timeout_ms beyond max_timeout (even 1e30) is clamped; below 1,
+/// or not a number, is an invalid-arguments result.
+///
+/// If the sandbox is required but unavailable, the result is an error that says so and the
+/// command is not run. With the sandbox on, the tool's description tells the model where it may
+/// write and that it has no network.
 ///
 /// The tool's tool_options::timeout is left unset: the dispatch's call_timeout (if any) also
 /// applies and cancels the run, killing its group, without the output. Its output_cap is set
