@@ -20,6 +20,7 @@
 #include "printer.hpp"
 #include "session.hpp"
 #include "terminal.hpp"
+#include "visible.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -104,7 +105,8 @@ asio::awaitable<int> run_task(
         std::cout, {.json = flags.json, .reasoning = true, .color = stdout_is_tty(), .steps = true}
     );
     if (!flags.json) {
-        std::cout << "workspace: " << root.string() << "\nmodel: " << flags.model << "\ncritics: ";
+        std::cout << "workspace: " << visible(root.string()) << "\nmodel: " << visible(flags.model)
+                  << "\ncritics: ";
         for (std::size_t i = 0; i < flags.critics.size(); ++i) {
             std::cout << (i ? ", " : "") << flags.critics[i];
         }
