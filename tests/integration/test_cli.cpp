@@ -840,6 +840,53 @@ TEST_SUITE("integration/cli") {
         CHECK_FALSE(contains(r.err, "5xx"));
     }
 
+    // ---- the API key is not in wafer's environment (issue 10, item 3) ----
+
+    TEST_CASE("run: a command cannot read the API key from /proc/$PPID/environ") {
+        served s;
+        s.server.enqueue(reply::of(
+            {.tool_calls =
+                 {{"",
+                   "run_command",
+                   json{{"command", "cat /proc/$PPID/environ | tr '\\0' '\\n'"}}.dump()}}}
+        ));
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        const std::string other = "sk-OPENAI-TEST-SECRET-1a2b3c";
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"},
+                {"CEREBRAS_API_KEY=" + secret, "OPENAI_API_KEY=" + other, "WAFER_TEST_MARK=here"}
+            );
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        // The key was read and used ...
+        REQUIRE_FALSE(s.server.requests().empty());
+        CHECK(s.server.requests().at(0).header("authorization") == "Bearer " + secret);
+        // ... and the command read wafer's environment, but the key was no longer in it.
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 2);
+        std::string tool_output;
+        for (const auto& m : bodies[1]["messages"]) {
+            if (m["role"] == "tool") {
+                tool_output = m.value("content", "");
+            }
+        }
+        CHECK(contains(tool_output, "WAFER_TEST_MARK=here"));
+        CHECK_FALSE(contains(tool_output, secret));
+        CHECK_FALSE(contains(tool_output, other));
+        CHECK_FALSE(contains(tool_output, "CEREBRAS_API_KEY"));
+        CHECK_FALSE(contains(tool_output, "OPENAI_API_KEY"));
+        CHECK_FALSE(contains(r.out + r.err, secret));
+    }
+
     TEST_CASE("usage errors exit with 2") {
         auto r = run_wafer({"run", "--critic", "nonsense", "task"});
         CHECK(r.status == 2);
