@@ -406,6 +406,37 @@ std::vector<json> json_lines(const std::string& out) {
     return lines;
 }
 
+/// Starts `wafer ask` on a reply far larger than a pipe holds and stops reading its stdout,
+/// so its io thread blocks in a write; then sends `sig` twice. Returns how it ended.
+process_result twice_while_stuck(int sig) {
+    served s;
+    std::string huge;
+    for (int i = 0; i < 200000; ++i) {
+        huge += "filler ";
+    }
+    delivery how;
+    how.chunk_chars = 4096;
+    s.server.enqueue(reply::of({.content = huge}, how));
+    return s.while_serving([&] {
+        spawned_wafer w({"ask", "--base-url", s.server.base_url(), "q"}, {});
+        std::string out;
+        // (No REQUIRE in here: an exception would leave the server thread unjoined.)
+        if (!w.read_stdout_until(out, "filler", 20s)) { // it runs and prints
+            FAIL_CHECK("wafer printed nothing");
+            return process_result{};
+        }
+        std::this_thread::sleep_for(1s); // ... until the pipe is full
+        ::kill(w.pid, sig);
+        std::this_thread::sleep_for(300ms);
+        ::kill(w.pid, sig);
+        // Not reading stdout any more: only an exit from the signal handler ends it.
+        process_result r;
+        r.status = w.reap(std::chrono::steady_clock::now() + 10s, r);
+        CHECK(w.exited_normally);
+        return r;
+    });
+}
+
 const std::string secret = "sk-CLI-TEST-SECRET-9f8e7d";
 
 } // namespace
@@ -885,6 +916,111 @@ TEST_SUITE("integration/cli") {
         CHECK_FALSE(contains(tool_output, "CEREBRAS_API_KEY"));
         CHECK_FALSE(contains(tool_output, "OPENAI_API_KEY"));
         CHECK_FALSE(contains(r.out + r.err, secret));
+    }
+
+    // ---- limits and signals (issue 10, items 4 and 9) ----
+
+    TEST_CASE("ask --timeout: a reply that trickles forever ends with one clear line") {
+        // Headers, one content chunk, then a keep-alive comment every 50 ms for minutes: the
+        // client's idle timeout never fires, only the overall deadline can.
+        raw_reply raw;
+        raw.content_type = "text/event-stream";
+        raw.body = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+                   "\"model\":\"zai-glm-4.7\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+                   "\"assistant\",\"content\":\"partial\"}}]}\n\n";
+        for (int i = 0; i < 4000; ++i) {
+            raw.body += ": keep-alive\n\n";
+        }
+        delivery how;
+        how.chunk_delay = 50ms;
+        served s;
+        s.server.enqueue(reply::verbatim(raw, how));
+        const auto started = std::chrono::steady_clock::now();
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"ask", "--timeout", "1", "--base-url", s.server.base_url(), "q"}, {}, 30s
+            );
+        });
+        const auto took = std::chrono::steady_clock::now() - started;
+        INFO("stdout: " << r.out << "\nstderr: " << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 3); // stopped before a final answer
+        CHECK(took < 15s);
+        CHECK(r.err == "wafer: timed out: no final answer within the --timeout of 1 s\n");
+        CHECK(contains(r.out, "partial"));
+    }
+
+    TEST_CASE("run --timeout: a command that hangs is stopped at the run's deadline") {
+        served s;
+        s.server.enqueue(
+            reply::of({.tool_calls = {{"", "run_command", R"({"command":"sleep 120"})"}}})
+        );
+        s.server.enqueue(reply::text("never reached"));
+        sample_workspace ws;
+        const auto started = std::chrono::steady_clock::now();
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--timeout",
+                 "2",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"},
+                {},
+                60s
+            );
+        });
+        const auto took = std::chrono::steady_clock::now() - started;
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 3);
+        CHECK(took < 30s);
+        CHECK(r.err == "wafer: timed out: no final answer within the --timeout of 2 s\n");
+        CHECK(contains(r.out, "== deadline"));
+    }
+
+    TEST_CASE("run: one Ctrl-C stops a run that waits for a server that never answers") {
+        delivery how;
+        how.header_delay = std::chrono::hours(1);
+        served s;
+        s.server.enqueue(reply::text("never", how));
+        sample_workspace ws;
+        auto r = s.while_serving([&] {
+            spawned_wafer w(
+                {"run", "--base-url", s.server.base_url(), "--workspace", ws.dir.string(), "go"}, {}
+            );
+            std::string out;
+            if (!w.read_stdout_until(out, "approvals:", 20s)) {
+                FAIL_CHECK("wafer did not start the run");
+                return process_result{};
+            }
+            std::this_thread::sleep_for(300ms); // the request is on its way
+            ::kill(w.pid, SIGINT);
+            process_result res = w.collect(20s);
+            res.out = out + res.out;
+            CHECK(w.exited_normally);
+            return res;
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 130);
+        CHECK(contains(r.err, "interrupted"));
+        CHECK(contains(r.out, "== cancelled"));
+    }
+
+    TEST_CASE("a second SIGINT exits at once, even while wafer is stuck writing its output") {
+        const auto r = twice_while_stuck(SIGINT);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 130);
+    }
+
+    TEST_CASE("a second SIGTERM exits at once, even while wafer is stuck writing its output") {
+        const auto r = twice_while_stuck(SIGTERM);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 143);
     }
 
     TEST_CASE("usage errors exit with 2") {
