@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "terminal.hpp"
+#include "visible.hpp"
 
 namespace asio = boost::asio;
 
@@ -31,11 +32,6 @@ std::string cut(const std::string& s, std::size_t limit) {
         --end;
     }
     return s.substr(0, end) + "...";
-}
-
-std::string one_line(std::string s) {
-    std::replace(s.begin(), s.end(), '\n', ' ');
-    return s;
 }
 
 tool_output denied_no_terminal(const std::string& tool) {
@@ -133,24 +129,29 @@ const std::vector<std::string>& gated_tools() {
 
 std::string describe_call(const std::string& tool, const json& args) {
     if (!args.is_object()) {
-        return tool;
+        return visible(tool);
     }
     const auto str = [&](const char* key) {
         const auto it = args.find(key);
         return it != args.end() && it->is_string() ? it->get<std::string>() : std::string();
     };
+    // Everything shown is escaped (visible): a command must not be able to erase or disguise
+    // itself on the terminal before the user answers.
     if (tool == "run_command") {
-        return "run_command: " + cut(one_line(str("command")), 300);
+        // The whole command: what is approved is what was shown.
+        return "run_command: " + visible(str("command"));
     }
     if (tool == "write_file") {
-        return "write_file " + str("path") + " (" + std::to_string(str("content").size()) +
+        return "write_file " + visible(str("path")) + " (" + std::to_string(str("content").size()) +
                " bytes)";
     }
     if (tool == "edit_file") {
-        return "edit_file " + str("path") + ": replace \"" + cut(one_line(str("old_text")), 80) +
-               "\" with \"" + cut(one_line(str("new_text")), 80) + "\"";
+        return "edit_file " + visible(str("path")) + ": replace \"" +
+               visible(cut(str("old_text"), 80)) + "\" with \"" +
+               visible(cut(str("new_text"), 80)) + "\"";
     }
-    return tool + " " + cut(args.dump(), 200);
+    return visible(tool) + " " +
+           visible(cut(args.dump(-1, ' ', false, json::error_handler_t::replace), 200));
 }
 
 std::shared_ptr<tools::registry> with_approval(

@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <iostream>
 #include <memory>
 
@@ -27,6 +28,10 @@ ask_task(ask_flags flags, std::shared_ptr<api::client> client, std::string base_
     cfg.model = std::make_shared<cerebras_model>(client, flags.model, !flags.no_stream);
     cfg.limits.max_turns = 1;
     cfg.limits.on_max_turns = max_turns_policy::stop;
+    // A reply that trickles forever never trips the client's idle timeout: bound the whole.
+    if (flags.timeout_s > 0) {
+        cfg.limits.run_timeout = std::chrono::seconds(flags.timeout_s);
+    }
     apply_sampling_defaults(cfg.request, flags.model);
     const agent asker(std::move(cfg));
 
@@ -42,7 +47,7 @@ ask_task(ask_flags flags, std::shared_ptr<api::client> client, std::string base_
     auto op = asker.async_run(std::move(input), std::move(options));
     const run_result result = co_await std::move(op);
     printer.finish(result);
-    co_return run_status(result, base_url);
+    co_return run_status(result, base_url, std::chrono::seconds(flags.timeout_s));
 }
 
 } // namespace

@@ -15,6 +15,8 @@ struct model_flags {
 };
 
 struct ask_flags : model_flags {
+    /// Seconds the whole answer may take (0: no limit); a reply that never ends fails then.
+    unsigned timeout_s = 600;
     bool no_stream = false;
     bool reasoning = false;
     std::string prompt;
@@ -24,6 +26,10 @@ struct run_flags : model_flags {
     std::string workspace = ".";
     std::vector<std::string> critics;
     std::size_t max_turns = 16;
+    /// Seconds the whole run may take (0: no limit).
+    unsigned timeout_s = 1800;
+    /// Default seconds a run_command may take when the model gives no timeout_ms.
+    unsigned command_timeout_s = 120;
     bool yes = false;
     std::string task;
 };

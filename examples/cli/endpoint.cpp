@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "failure.hpp"
+#include "secret_env.hpp"
 
 namespace wafer::cli {
 
@@ -29,10 +30,13 @@ std::string_view host_of(std::string_view authority_and_path) {
 } // namespace
 
 endpoint_request endpoint_request::from_env(std::string base_url_flag) {
-    return {
+    endpoint_request req{
         std::move(base_url_flag),
-        env_or_empty("CEREBRAS_API_KEY"),
+        take_secret_env("CEREBRAS_API_KEY"),
         env_or_empty("CEREBRAS_BASE_URL")};
+    // wafer never uses it, but commands it runs must not find it in wafer's environment either.
+    take_secret_env("OPENAI_API_KEY");
+    return req;
 }
 
 std::string normalise_base_url(std::string_view url) {

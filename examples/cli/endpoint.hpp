@@ -21,6 +21,8 @@ struct endpoint_request {
     std::string env_api_key;
     std::string env_base_url;
 
+    /// Reads the environment. The API keys (CEREBRAS_API_KEY, OPENAI_API_KEY) are taken out of
+    /// it (take_secret_env), so the commands wafer runs cannot read them from its environment.
     static endpoint_request from_env(std::string base_url_flag);
 };
 

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "visible.hpp"
+
 namespace wafer::cli {
 
 namespace {
@@ -50,6 +52,23 @@ std::string retry_after_part(const wafer::diagnostics& d) {
     return "; retry after " + std::to_string((ms + 999) / 1000) + " s";
 }
 
+/// "the server reported an error inside the stream: overloaded_error (queue_full): Try later".
+std::string in_stream_error(const wafer::diagnostics& d) {
+    std::string s = "the server reported an error inside the stream";
+    std::string what = d.type;
+    if (!d.code.empty() && d.code != d.type) {
+        what += (what.empty() ? "(" : " (") + d.code + ")";
+    }
+    if (!what.empty()) {
+        s += ": " + what;
+    }
+    s += message_part(d);
+    if (!d.request_id.empty()) {
+        s += " [request id " + d.request_id + "]";
+    }
+    return s;
+}
+
 } // namespace
 
 std::string failure_line(
@@ -85,6 +104,12 @@ std::string failure_line(
                " (is the model name right? `wafer models` lists them)";
     case errc::cancelled:
         return "interrupted";
+    case errc::server_error:
+        if (d.http_status == 0) {
+            // An error event inside a 200 stream that carried no status code: not an HTTP 5xx.
+            return in_stream_error(d);
+        }
+        break;
     default:
         break;
     }
@@ -93,12 +118,8 @@ std::string failure_line(
 }
 
 void print_failure(const std::string& line) {
-    std::string one = line;
-    for (auto& c : one) {
-        if (c == '\n' || c == '\r') {
-            c = ' ';
-        }
-    }
+    // Failure lines quote servers and tools: escaped, so they cannot rewrite the terminal.
+    const std::string one = visible(line);
     std::fprintf(stderr, "wafer: %s\n", one.c_str());
     std::fflush(stderr);
 }

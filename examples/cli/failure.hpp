@@ -36,13 +36,15 @@ private:
 
 /// The line (without "wafer: " and newline) for a transport or protocol failure talking to
 /// `base_url`: authentication (401/403), rate limits with the retry-after, connection refused,
-/// TLS verification, timeouts, and any other HTTP error with the provider's message. Never
-/// contains the API key (diagnostics never do).
+/// TLS verification, timeouts, an error event inside a stream (the provider's type, code and
+/// message), and any other HTTP error with the provider's message. Never contains the API key
+/// (diagnostics never do).
 std::string failure_line(
     const boost::system::error_code& ec, const wafer::diagnostics& diag, const std::string& base_url
 );
 
-/// Writes "wafer: <line>\n" to standard error (newlines inside `line` become spaces).
+/// Writes "wafer: <line>\n" to standard error, `line` made visible() (control characters,
+/// escape sequences and newlines inside it are shown escaped, never interpreted).
 void print_failure(const std::string& line);
 
 } // namespace wafer::cli

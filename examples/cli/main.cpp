@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
     CLI::App* ask_cmd = app.add_subcommand("ask", "One chat completion, printed as it streams");
     add_model_flags(*ask_cmd, ask);
     ask_cmd->add_flag("--no-stream", ask.no_stream, "Wait for the whole reply");
+    ask_cmd
+        ->add_option("--timeout", ask.timeout_s, "Seconds the whole answer may take (0: no limit)")
+        ->capture_default_str()
+        ->check(CLI::Range(0U, 7U * 24 * 3600));
     ask_cmd->add_flag(
         "--reasoning", ask.reasoning, "Also show the reasoning (dimmed on a terminal)"
     );
@@ -55,6 +59,17 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--max-turns", run.max_turns, "Model turns that may call tools")
         ->capture_default_str()
         ->check(CLI::Range(1, 1000));
+    run_cmd->add_option("--timeout", run.timeout_s, "Seconds the whole run may take (0: no limit)")
+        ->capture_default_str()
+        ->check(CLI::Range(0U, 7U * 24 * 3600));
+    run_cmd
+        ->add_option(
+            "--command-timeout",
+            run.command_timeout_s,
+            "Seconds a run_command may take unless the model asks for more (up to 600)"
+        )
+        ->capture_default_str()
+        ->check(CLI::Range(1U, 600U));
     run_cmd->add_flag(
         "--yes", run.yes, "Run write_file, edit_file and run_command without asking for approval"
     );

@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "session.hpp"
+#include "visible.hpp"
 
 namespace asio = boost::asio;
 
@@ -24,10 +25,11 @@ asio::awaitable<int> models_task(bool json, std::shared_ptr<api::client> client)
         for (const auto& m : list) {
             out.push_back({{"id", m.id}, {"owned_by", m.owned_by}, {"created", m.created}});
         }
-        std::cout << out.dump() << "\n";
+        // Invalid UTF-8 in a server's ids becomes U+FFFD rather than an exception.
+        std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
         for (const auto& m : list) {
-            std::cout << m.id << "\n";
+            std::cout << visible(m.id) << "\n"; // the server's text, escaped
         }
     }
     std::cout.flush();

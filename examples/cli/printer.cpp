@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "visible.hpp"
+
 namespace wafer::cli {
 
 namespace {
@@ -55,7 +57,7 @@ std::string preview(
         for (auto& c : shown) {
             c = c == '\t' ? ' ' : c; // read_file's "N<tab>line" would jump to the next tab stop
         }
-        return indent + shown + "\n";
+        return indent + visible(shown) + "\n";
     };
     std::string out;
     if (lines.size() <= max_lines) {
@@ -115,20 +117,22 @@ void event_printer::enter(block b) {
     block_ = b;
 }
 
-void event_printer::write_reasoning(const std::string& text) {
-    if (text.empty()) {
+void event_printer::write_reasoning(const std::string& model_text) {
+    if (model_text.empty()) {
         return;
     }
+    const std::string text = visible(model_text, layout::text);
     enter(block::reasoning);
     out_ << text;
     at_line_start_ = text.back() == '\n';
     saw_reasoning_ = true;
 }
 
-void event_printer::write_content(const std::string& text) {
-    if (text.empty()) {
+void event_printer::write_content(const std::string& model_text) {
+    if (model_text.empty()) {
         return;
     }
+    const std::string text = visible(model_text, layout::text);
     enter(block::content);
     out_ << text;
     at_line_start_ = text.back() == '\n';
@@ -158,30 +162,31 @@ void event_printer::on_event(const wafer::event& e) {
     }
     if (const auto* m = e.get_if<model_request>()) {
         enter(block::steps);
-        out_ << (m->turn > 1 ? "\n" : "") << "[turn " << m->turn << "] " << m->model << "\n";
+        out_ << (m->turn > 1 ? "\n" : "") << "[turn " << m->turn << "] " << visible(m->model)
+             << "\n";
     } else if (const auto* s = e.get_if<tool_call_started>()) {
         enter(block::steps);
-        out_ << "  -> " << s->name << " " << cut(s->arguments, 300) << "\n";
+        out_ << "  -> " << visible(s->name) << " " << visible(cut(s->arguments, 300)) << "\n";
     } else if (const auto* f = e.get_if<tool_call_finished>()) {
         enter(block::steps);
-        out_ << "  <- " << f->name << (f->is_error ? " failed" : " ok") << " ("
+        out_ << "  <- " << visible(f->name) << (f->is_error ? " failed" : " ok") << " ("
              << milliseconds(f->duration) << ")\n"
              << preview(f->output, "       ", f->is_error ? 6 : 5, 120);
     } else if (const auto* v = e.get_if<critic_verdict>()) {
         enter(block::steps);
-        out_ << "  [critic " << v->critic << ", " << v->gate << "] " << to_string(v->decision)
-             << " (" << milliseconds(v->latency) << ")";
+        out_ << "  [critic " << visible(v->critic) << ", " << visible(v->gate) << "] "
+             << to_string(v->decision) << " (" << milliseconds(v->latency) << ")";
         for (std::size_t i = 0; i < v->reasons.size(); ++i) {
-            out_ << (i == 0 ? ": " : "; ") << v->reasons[i];
+            out_ << (i == 0 ? ": " : "; ") << visible(v->reasons[i]);
         }
         if (v->error) {
-            out_ << " [the review failed: " << cut(*v->error, 200) << "]";
+            out_ << " [the review failed: " << visible(cut(*v->error, 200)) << "]";
         }
         out_ << "\n";
     } else if (const auto* h = e.get_if<history_repaired>()) {
         enter(block::steps);
         for (const auto& repair : h->repairs) {
-            out_ << "  (history repaired: " << repair << ")\n";
+            out_ << "  (history repaired: " << visible(repair) << ")\n";
         }
     }
     out_.flush();

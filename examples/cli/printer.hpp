@@ -1,5 +1,7 @@
 // How the wafer CLI shows a run: streamed text, reasoning (dimmed on a terminal), tool calls with
-// their outcome, critic verdicts and a closing summary; or every event as one JSON line.
+// their outcome, critic verdicts and a closing summary; or every event as one JSON line. Text
+// that comes from the model, a server or a file is shown through visible() (never interpreted by
+// the terminal); JSON lines are JSON, escaped by the encoder.
 #pragma once
 
 #include <wafer/event.hpp>
@@ -56,7 +58,8 @@ private:
 };
 
 /// A tool's output for display, each line prefixed by `indent` and cut to `max_width` bytes (on
-/// a UTF-8 boundary), tabs shown as spaces. Longer than `max_lines` lines: the first and the last
+/// a UTF-8 boundary), tabs shown as spaces, anything else a terminal would interpret escaped
+/// (visible()). Longer than `max_lines` lines: the first and the last
 /// lines with "... (N more lines)" between them.
 std::string preview(
     const std::string& text, const std::string& indent, std::size_t max_lines, std::size_t max_width

@@ -10,6 +10,8 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "printer.hpp"
 #include "session.hpp"
 #include "terminal.hpp"
+#include "visible.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -56,6 +59,20 @@ std::string approvals_text(approval_mode m) {
     return {};
 }
 
+/// Bounds a run so that nothing the model does can keep it going forever: the --timeout, a
+/// deadline per model call, a cap on concurrent tool calls and a deadline per call that leaves
+/// run_command its own (longer) timeout, which reports the output.
+void apply_run_limits(
+    agent_limits& limits, const run_flags& flags, std::chrono::milliseconds longest_command
+) {
+    if (flags.timeout_s > 0) {
+        limits.run_timeout = std::chrono::seconds(flags.timeout_s);
+    }
+    limits.turn_timeout = std::chrono::minutes(5);
+    limits.max_tool_concurrency = 8;
+    limits.tool_call_timeout = longest_command + std::chrono::seconds(30);
+}
+
 agent_config make_config(
     const run_flags& flags,
     const fs::path& root,
@@ -65,6 +82,10 @@ agent_config make_config(
     tools::registry builtin;
     tools::builtin_tools_options topts;
     topts.workspace_root = root;
+    // run_command's options: its default and longest timeout (its other options go here too).
+    topts.command.run.timeout = std::chrono::seconds(flags.command_timeout_s);
+    topts.command.max_timeout =
+        std::max<std::chrono::milliseconds>(topts.command.max_timeout, topts.command.run.timeout);
     tools::add_builtin_tools(builtin, topts);
 
     agent_config cfg;
@@ -76,6 +97,7 @@ agent_config make_config(
     );
     cfg.tools = with_approval(builtin, gated_tools(), mode);
     cfg.limits.max_turns = flags.max_turns;
+    apply_run_limits(cfg.limits, flags, topts.command.max_timeout);
     apply_sampling_defaults(cfg.request, flags.model);
 
     if (!flags.critics.empty()) {
@@ -104,7 +126,8 @@ asio::awaitable<int> run_task(
         std::cout, {.json = flags.json, .reasoning = true, .color = stdout_is_tty(), .steps = true}
     );
     if (!flags.json) {
-        std::cout << "workspace: " << root.string() << "\nmodel: " << flags.model << "\ncritics: ";
+        std::cout << "workspace: " << visible(root.string()) << "\nmodel: " << visible(flags.model)
+                  << "\ncritics: ";
         for (std::size_t i = 0; i < flags.critics.size(); ++i) {
             std::cout << (i ? ", " : "") << flags.critics[i];
         }
@@ -121,7 +144,7 @@ asio::awaitable<int> run_task(
     const run_result result = co_await std::move(op);
     printer.finish(result);
     printer.summary(result);
-    co_return run_status(result, base_url);
+    co_return run_status(result, base_url, std::chrono::seconds(flags.timeout_s));
 }
 
 } // namespace

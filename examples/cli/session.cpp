@@ -5,15 +5,12 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/signal_set.hpp>
 
-#include <csignal>
-#include <cstdlib>
 #include <exception>
-#include <functional>
 #include <iostream>
 
 #include "failure.hpp"
+#include "stop_signals.hpp"
 
 namespace asio = boost::asio;
 
@@ -41,23 +38,12 @@ int report_exception(std::exception_ptr e, const std::string& base_url) {
 int run_session(asio::io_context& ioc, endpoint& ep, asio::awaitable<int> task) {
     int status = exit_failure;
     asio::cancellation_signal cancel;
-    asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    int interrupts = 0;
-
-    // The first signal cancels the task (it reports what it has); a second one does not wait.
-    std::function<void(const boost::system::error_code&, int)> on_signal;
-    on_signal = [&](const boost::system::error_code& ec, int) {
-        if (ec) {
-            return;
-        }
-        if (++interrupts > 1) {
-            std::_Exit(exit_interrupted);
-        }
+    // The first signal cancels the task (it reports what it has); a second one exits at once,
+    // from the signal handler, even if this thread is stuck.
+    stop_signals signals(ioc.get_executor(), [&](int) {
         std::cerr << "\nwafer: interrupted, stopping (Ctrl-C again to quit at once)\n";
         cancel.emit(asio::cancellation_type::terminal);
-        signals.async_wait(on_signal);
-    };
-    signals.async_wait(on_signal);
+    });
 
     const std::string base_url = ep.display_url;
     asio::co_spawn(
@@ -67,8 +53,7 @@ int run_session(asio::io_context& ioc, endpoint& ep, asio::awaitable<int> task) 
             cancel.slot(),
             [&](std::exception_ptr e, int rc) {
                 status = e ? report_exception(e, base_url) : rc;
-                boost::system::error_code ignored;
-                signals.cancel(ignored);
+                signals.cancel();
                 if (ep.offline) {
                     ep.offline->stop();
                 }
@@ -79,7 +64,7 @@ int run_session(asio::io_context& ioc, endpoint& ep, asio::awaitable<int> task) 
     return status;
 }
 
-int run_status(const run_result& r, const std::string& base_url) {
+int run_status(const run_result& r, const std::string& base_url, std::chrono::seconds timeout) {
     switch (r.stop_reason) {
     case stop_reason::completed:
         return exit_ok;
@@ -93,6 +78,12 @@ int run_status(const run_result& r, const std::string& base_url) {
     case stop_reason::cancelled:
         print_failure("interrupted");
         return exit_interrupted;
+    case stop_reason::deadline:
+        print_failure(
+            "timed out: no final answer within the --timeout of " +
+            std::to_string(timeout.count()) + " s"
+        );
+        return exit_incomplete;
     default:
         print_failure(
             "the run stopped before a final answer (" + std::string(to_string(r.stop_reason)) + ")"

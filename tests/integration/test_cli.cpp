@@ -43,6 +43,7 @@ using nlohmann::json;
 using wafer::testing::delivery;
 using wafer::testing::fake_server;
 using wafer::testing::fake_server_config;
+using wafer::testing::raw_reply;
 using wafer::testing::reply;
 using wafer::testing::scripted_error;
 using wafer::testing::scripted_turn;
@@ -107,85 +108,161 @@ int ms_left_or_kill(std::chrono::steady_clock::time_point end, pid_t pid, proces
     return static_cast<int>(left.count());
 }
 
+/// A wafer process started with stdout and stderr on pipes, stdin from /dev/null and no
+/// controlling terminal (approval prompts must see "nobody to ask").
+struct spawned_wafer {
+    pid_t pid = -1;
+    int out_fd = -1;
+    int err_fd = -1;
+
+    spawned_wafer(std::vector<std::string> args, const std::vector<std::string>& env_extra) {
+        int out_pipe[2];
+        int err_pipe[2];
+        REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
+        REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
+
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+
+        args.insert(args.begin(), WAFER_CLI_PATH);
+        std::vector<char*> argv;
+        for (auto& a : args) {
+            argv.push_back(a.data());
+        }
+        argv.push_back(nullptr);
+        std::vector<std::string> env = child_env(env_extra);
+        std::vector<char*> envp;
+        for (auto& e : env) {
+            envp.push_back(e.data());
+        }
+        envp.push_back(nullptr);
+
+        const int rc = ::posix_spawn(&pid, WAFER_CLI_PATH, &fa, &attr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        ::close(out_pipe[1]);
+        ::close(err_pipe[1]);
+        out_fd = out_pipe[0];
+        err_fd = err_pipe[0];
+        REQUIRE_MESSAGE(rc == 0, "posix_spawn: ", std::strerror(rc));
+    }
+    ~spawned_wafer() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+        for (int fd : {out_fd, err_fd}) {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    }
+    spawned_wafer(const spawned_wafer&) = delete;
+    spawned_wafer& operator=(const spawned_wafer&) = delete;
+
+    /// Reads stdout and stderr until both close (or `deadline`, which kills the process), then
+    /// reaps it.
+    process_result collect(std::chrono::milliseconds deadline) {
+        process_result r;
+        const auto end = std::chrono::steady_clock::now() + deadline;
+        pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+        std::string* sinks[2] = {&r.out, &r.err};
+        int open_fds = 2;
+        while (open_fds > 0) {
+            const int left = ms_left_or_kill(end, pid, r);
+            if (left < 0) {
+                break;
+            }
+            if (::poll(fds, 2, left) < 0) {
+                continue;
+            }
+            for (int i = 0; i < 2; ++i) {
+                if (fds[i].fd < 0 || fds[i].revents == 0) {
+                    continue;
+                }
+                char buf[4096];
+                const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+                if (n > 0) {
+                    sinks[i]->append(buf, static_cast<std::size_t>(n));
+                } else {
+                    ::close(fds[i].fd);
+                    fds[i].fd = -1;
+                    --open_fds;
+                }
+            }
+        }
+        for (auto& f : fds) {
+            if (f.fd >= 0) {
+                ::close(f.fd);
+            }
+        }
+        out_fd = err_fd = -1;
+        r.status = reap(end, r);
+        return r;
+    }
+
+    /// Reads stdout until it contains `part` (true) or `deadline` passes (false).
+    bool
+    read_stdout_until(std::string& out, std::string_view part, std::chrono::milliseconds deadline) {
+        const auto end = std::chrono::steady_clock::now() + deadline;
+        while (!contains(out, part)) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                end - std::chrono::steady_clock::now()
+            );
+            pollfd p{out_fd, POLLIN, 0};
+            if (left <= 0ms || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+                return false;
+            }
+            char buf[4096];
+            const ssize_t n = ::read(out_fd, buf, sizeof buf);
+            if (n <= 0) {
+                return false;
+            }
+            out.append(buf, static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+
+    /// Waits for the process to end by `deadline` (else kills it and marks `r`); returns the exit
+    /// status, or 128 + signal when it was killed by one (see exited_normally).
+    int reap(std::chrono::steady_clock::time_point end, process_result& r) {
+        int wstatus = 0;
+        for (;;) {
+            const pid_t done = ::waitpid(pid, &wstatus, WNOHANG);
+            if (done == pid) {
+                break;
+            }
+            if (std::chrono::steady_clock::now() >= end) {
+                r.timed_out = true;
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, &wstatus, 0);
+                break;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        pid = -1;
+        exited_normally = WIFEXITED(wstatus);
+        return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    }
+
+    /// Set by reap: the process called exit (rather than being killed by a signal).
+    bool exited_normally = false;
+};
+
 /// Runs `wafer args...` and collects its output; kills it after `deadline`.
 process_result run_wafer(
     std::vector<std::string> args,
     const std::vector<std::string>& env_extra = {},
     std::chrono::seconds deadline = 60s
 ) {
-    process_result r;
-    int out_pipe[2];
-    int err_pipe[2];
-    REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
-    REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
-    // No controlling terminal either: approval prompts must see "nobody to ask".
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
-
-    args.insert(args.begin(), WAFER_CLI_PATH);
-    std::vector<char*> argv;
-    for (auto& a : args) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    std::vector<std::string> env = child_env(env_extra);
-    std::vector<char*> envp;
-    for (auto& e : env) {
-        envp.push_back(e.data());
-    }
-    envp.push_back(nullptr);
-
-    pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, WAFER_CLI_PATH, &fa, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
-    REQUIRE_MESSAGE(rc == 0, "posix_spawn: ", std::strerror(rc));
-
-    const auto end = std::chrono::steady_clock::now() + deadline;
-    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-    std::string* sinks[2] = {&r.out, &r.err};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        const int left = ms_left_or_kill(end, pid, r);
-        if (left < 0) {
-            break;
-        }
-        if (::poll(fds, 2, left) < 0) {
-            continue;
-        }
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || fds[i].revents == 0) {
-                continue;
-            }
-            char buf[4096];
-            const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-            if (n > 0) {
-                sinks[i]->append(buf, static_cast<std::size_t>(n));
-            } else {
-                ::close(fds[i].fd);
-                fds[i].fd = -1;
-                --open_fds;
-            }
-        }
-    }
-    for (auto& f : fds) {
-        if (f.fd >= 0) {
-            ::close(f.fd);
-        }
-    }
-    int wstatus = 0;
-    ::waitpid(pid, &wstatus, 0);
-    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-    return r;
+    spawned_wafer w(std::move(args), env_extra);
+    return w.collect(deadline);
 }
 
 /// Runs `wafer args...` on a pseudo-terminal (stdin, stdout and stderr), answering each
@@ -327,6 +404,37 @@ std::vector<json> json_lines(const std::string& out) {
         lines.push_back(json::parse(line));
     }
     return lines;
+}
+
+/// Starts `wafer ask` on a reply far larger than a pipe holds and stops reading its stdout,
+/// so its io thread blocks in a write; then sends `sig` twice. Returns how it ended.
+process_result twice_while_stuck(int sig) {
+    served s;
+    std::string huge;
+    for (int i = 0; i < 200000; ++i) {
+        huge += "filler ";
+    }
+    delivery how;
+    how.chunk_chars = 4096;
+    s.server.enqueue(reply::of({.content = huge}, how));
+    return s.while_serving([&] {
+        spawned_wafer w({"ask", "--base-url", s.server.base_url(), "q"}, {});
+        std::string out;
+        // (No REQUIRE in here: an exception would leave the server thread unjoined.)
+        if (!w.read_stdout_until(out, "filler", 20s)) { // it runs and prints
+            FAIL_CHECK("wafer printed nothing");
+            return process_result{};
+        }
+        std::this_thread::sleep_for(1s); // ... until the pipe is full
+        ::kill(w.pid, sig);
+        std::this_thread::sleep_for(300ms);
+        ::kill(w.pid, sig);
+        // Not reading stdout any more: only an exit from the signal handler ends it.
+        process_result r;
+        r.status = w.reap(std::chrono::steady_clock::now() + 10s, r);
+        CHECK(w.exited_normally);
+        return r;
+    });
 }
 
 const std::string secret = "sk-CLI-TEST-SECRET-9f8e7d";
@@ -614,6 +722,305 @@ TEST_SUITE("integration/cli") {
         check_one_failure_line(r);
         CHECK(contains(r.err, "TLS verification failed"));
         CHECK_FALSE(contains(r.err, secret));
+    }
+
+    // ---- what reaches the terminal is shown, never interpreted (issue 10, item 1) ----
+
+    TEST_CASE("approval prompt: a command cannot erase itself, its escapes are shown escaped") {
+        // A command that, written raw, would return to the line start, erase it, move up and
+        // show a harmless "echo hello" before [y/N]; and a right-to-left override.
+        const std::string command = "rm -rf ~\r\x1b[2K\x1b[1Aecho hello \u202E#txt.sh";
+        served s;
+        s.server.enqueue(
+            reply::of({.tool_calls = {{"", "run_command", json{{"command", command}}.dump()}}})
+        );
+        s.server.enqueue(reply::text("I did not run it."));
+        sample_workspace ws;
+        auto r = s.while_serving([&] {
+            return run_wafer_on_terminal(
+                {"run", "--base-url", s.server.base_url(), "--workspace", ws.dir.string(), "go"},
+                {"n\n"}
+            );
+        });
+        INFO("terminal:\n" << r.out);
+        CHECK(r.status == 0);
+        CHECK_FALSE(r.timed_out);
+        CHECK(count(r.out, "[y/N]") == 1);
+        CHECK(contains(
+            r.out,
+            "wafer: allow run_command: rm -rf ~\\r\\x1b[2K\\x1b[1Aecho hello \\u{202e}#txt.sh? "
+            "[y/N]"
+        ));
+        // Nothing the terminal would act on: no ESC at all (no reasoning, so no dimming), no
+        // carriage return except the terminal's own before a newline, no RLO.
+        CHECK_FALSE(contains(r.out, "\x1b"));
+        for (std::size_t i = r.out.find('\r'); i != std::string::npos;
+             i = r.out.find('\r', i + 1)) {
+            CHECK(r.out.substr(i, 2) == "\r\n");
+        }
+        CHECK_FALSE(contains(r.out, "\u202E"));
+        CHECK(contains(r.out, "denied: the user declined this run_command call"));
+    }
+
+    TEST_CASE("streamed answer: escape sequences and bidi controls are shown escaped") {
+        served s;
+        delivery how;
+        how.chunk_chars = 3; // the escapes arrive split across deltas
+        s.server.enqueue(reply::of(
+            {.reasoning = "plan\x1b[8m hidden",
+             .content = "safe\x1b]0;pwned\x07 text\x1b[2J\rline 1\n\tline 2 \u202Eevil\u2066"},
+            how
+        ));
+        auto r = s.while_serving([&] {
+            return run_wafer({"ask", "--reasoning", "--base-url", s.server.base_url(), "q"});
+        });
+        CHECK(r.status == 0);
+        // Newlines and tabs of the text stay; everything else a terminal interprets is escaped.
+        CHECK(
+            r.out ==
+            "thinking: plan\\x1b[8m hidden\n\nsafe\\x1b]0;pwned\\x07 text\\x1b[2J\\rline 1\n"
+            "\tline 2 \\u{202e}evil\\u{2066}\n"
+        );
+    }
+
+    TEST_CASE("run: tool names, arguments and output previews are shown escaped") {
+        served s;
+        s.server.enqueue(reply::of(
+            {.tool_calls = {{"", "run_command", R"({"command":"printf 'a\\033[2Jb\\rc\\n'"})"}}}
+        ));
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"}
+            );
+        });
+        INFO("stdout:\n" << r.out);
+        CHECK(r.status == 0);
+        CHECK(contains(r.out, "a\\x1b[2Jb\\rc")); // the command's output, escaped
+        CHECK_FALSE(contains(r.out, "\x1b"));
+        CHECK_FALSE(contains(r.out, "\r"));
+    }
+
+    TEST_CASE("failure: control characters in a server's error message are shown escaped") {
+        served s;
+        scripted_error e;
+        e.status = 400;
+        e.type = "invalid_request_error";
+        e.message = "bad\x1b[31m red\r\nwafer: all good\x1b[0m";
+        e.should_retry = "false";
+        s.server.enqueue(reply::failure(e));
+        auto r = s.while_serving([&] {
+            return run_wafer({"ask", "--base-url", s.server.base_url(), "hi"});
+        });
+        check_one_failure_line(r);
+        INFO("stderr: " << r.err);
+        CHECK(contains(r.err, "bad\\x1b[31m red\\r\\nwafer: all good\\x1b[0m"));
+        CHECK_FALSE(contains(r.err, "\x1b"));
+        CHECK_FALSE(contains(r.err, "\r"));
+    }
+
+    TEST_CASE("models: a server's model ids are shown escaped") {
+        fake_server_config cfg;
+        cfg.models = {"zai-glm-4.7", "evil\x1b[2K\rgpt-oss-120b"};
+        served s(cfg);
+        auto r = s.while_serving([&] {
+            return run_wafer({"models", "--base-url", s.server.base_url()});
+        });
+        CHECK(r.status == 0);
+        CHECK(r.out == "zai-glm-4.7\nevil\\x1b[2K\\rgpt-oss-120b\n");
+        auto j = s.while_serving([&] {
+            return run_wafer({"models", "--json", "--base-url", s.server.base_url()});
+        });
+        CHECK(j.status == 0);
+        CHECK_FALSE(contains(j.out, "\x1b")); // JSON escapes it as \u001b
+        CHECK(json::parse(j.out).at(1).at("id") == "evil\x1b[2K\rgpt-oss-120b");
+    }
+
+    // ---- an error event inside a stream (issue 10, item 9) ----
+
+    TEST_CASE("failure: an error inside a 200 stream without a status code names it so") {
+        raw_reply raw;
+        raw.content_type = "text/event-stream";
+        raw.body = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+                   "\"model\":\"zai-glm-4.7\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+                   "\"assistant\"}}]}\n\n"
+                   "data: {\"error\":{\"message\":\"Queue full\\u001b[2K, try later\",\"type\":"
+                   "\"overloaded_error\",\"code\":\"queue_full\"}}\n\n";
+        delivery how;
+        how.headers = {{"x-should-retry", "false"}};
+        fake_server_config cfg;
+        cfg.fallback = reply::verbatim(raw, how); // the same, should the client retry
+        served s(cfg);
+        auto r = s.while_serving([&] {
+            return run_wafer({"ask", "--base-url", s.server.base_url(), "hi"});
+        });
+        check_one_failure_line(r);
+        INFO("stderr: " << r.err);
+        CHECK(contains(
+            r.err,
+            "the server reported an error inside the stream: overloaded_error (queue_full): "
+            "Queue full\\x1b[2K, try later"
+        ));
+        CHECK_FALSE(contains(r.err, "5xx"));
+    }
+
+    // ---- the API key is not in wafer's environment (issue 10, item 3) ----
+
+    TEST_CASE("run: a command cannot read the API key from /proc/$PPID/environ") {
+        served s;
+        s.server.enqueue(reply::of(
+            {.tool_calls =
+                 {{"",
+                   "run_command",
+                   json{{"command", "cat /proc/$PPID/environ | tr '\\0' '\\n'"}}.dump()}}}
+        ));
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        const std::string other = "sk-OPENAI-TEST-SECRET-1a2b3c";
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"},
+                {"CEREBRAS_API_KEY=" + secret, "OPENAI_API_KEY=" + other, "WAFER_TEST_MARK=here"}
+            );
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        // The key was read and used ...
+        REQUIRE_FALSE(s.server.requests().empty());
+        CHECK(s.server.requests().at(0).header("authorization") == "Bearer " + secret);
+        // ... and the command read wafer's environment, but the key was no longer in it.
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 2);
+        std::string tool_output;
+        for (const auto& m : bodies[1]["messages"]) {
+            if (m["role"] == "tool") {
+                tool_output = m.value("content", "");
+            }
+        }
+        CHECK(contains(tool_output, "WAFER_TEST_MARK=here"));
+        CHECK_FALSE(contains(tool_output, secret));
+        CHECK_FALSE(contains(tool_output, other));
+        CHECK_FALSE(contains(tool_output, "CEREBRAS_API_KEY"));
+        CHECK_FALSE(contains(tool_output, "OPENAI_API_KEY"));
+        CHECK_FALSE(contains(r.out + r.err, secret));
+    }
+
+    // ---- limits and signals (issue 10, items 4 and 9) ----
+
+    TEST_CASE("ask --timeout: a reply that trickles forever ends with one clear line") {
+        // Headers, one content chunk, then a keep-alive comment every 50 ms for minutes: the
+        // client's idle timeout never fires, only the overall deadline can.
+        raw_reply raw;
+        raw.content_type = "text/event-stream";
+        raw.body = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+                   "\"model\":\"zai-glm-4.7\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+                   "\"assistant\",\"content\":\"partial\"}}]}\n\n";
+        for (int i = 0; i < 4000; ++i) {
+            raw.body += ": keep-alive\n\n";
+        }
+        delivery how;
+        how.chunk_delay = 50ms;
+        served s;
+        s.server.enqueue(reply::verbatim(raw, how));
+        const auto started = std::chrono::steady_clock::now();
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"ask", "--timeout", "1", "--base-url", s.server.base_url(), "q"}, {}, 30s
+            );
+        });
+        const auto took = std::chrono::steady_clock::now() - started;
+        INFO("stdout: " << r.out << "\nstderr: " << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 3); // stopped before a final answer
+        CHECK(took < 15s);
+        CHECK(r.err == "wafer: timed out: no final answer within the --timeout of 1 s\n");
+        CHECK(contains(r.out, "partial"));
+    }
+
+    TEST_CASE("run --timeout: a command that hangs is stopped at the run's deadline") {
+        served s;
+        s.server.enqueue(
+            reply::of({.tool_calls = {{"", "run_command", R"({"command":"sleep 120"})"}}})
+        );
+        s.server.enqueue(reply::text("never reached"));
+        sample_workspace ws;
+        const auto started = std::chrono::steady_clock::now();
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--timeout",
+                 "2",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"},
+                {},
+                60s
+            );
+        });
+        const auto took = std::chrono::steady_clock::now() - started;
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 3);
+        CHECK(took < 30s);
+        CHECK(r.err == "wafer: timed out: no final answer within the --timeout of 2 s\n");
+        CHECK(contains(r.out, "== deadline"));
+    }
+
+    TEST_CASE("run: one Ctrl-C stops a run that waits for a server that never answers") {
+        delivery how;
+        how.header_delay = std::chrono::hours(1);
+        served s;
+        s.server.enqueue(reply::text("never", how));
+        sample_workspace ws;
+        auto r = s.while_serving([&] {
+            spawned_wafer w(
+                {"run", "--base-url", s.server.base_url(), "--workspace", ws.dir.string(), "go"}, {}
+            );
+            std::string out;
+            if (!w.read_stdout_until(out, "approvals:", 20s)) {
+                FAIL_CHECK("wafer did not start the run");
+                return process_result{};
+            }
+            std::this_thread::sleep_for(300ms); // the request is on its way
+            ::kill(w.pid, SIGINT);
+            process_result res = w.collect(20s);
+            res.out = out + res.out;
+            CHECK(w.exited_normally);
+            return res;
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 130);
+        CHECK(contains(r.err, "interrupted"));
+        CHECK(contains(r.out, "== cancelled"));
+    }
+
+    TEST_CASE("a second SIGINT exits at once, even while wafer is stuck writing its output") {
+        const auto r = twice_while_stuck(SIGINT);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 130);
+    }
+
+    TEST_CASE("a second SIGTERM exits at once, even while wafer is stuck writing its output") {
+        const auto r = twice_while_stuck(SIGTERM);
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 143);
     }
 
     TEST_CASE("usage errors exit with 2") {
