@@ -155,6 +155,11 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
     if (year_digits == 2) {
         y += y < 70 ? 2000 : 1900; // RFC 850 two-digit years, as Python's email.utils does
     }
+    // system_clock counts nanoseconds in 64 bits (years 1678 to 2262): a later or earlier date
+    // would overflow here, and callers subtract "now" from the result.
+    if (y < 1900 || y > 2200) {
+        return std::nullopt;
+    }
     const auto days =
         days_from_civil(y, static_cast<unsigned>(month + 1), static_cast<unsigned>(*day));
     const std::int64_t secs = days * 86400 + *hh * 3600 + *mm * 60 + *ss;
