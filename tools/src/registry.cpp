@@ -291,7 +291,7 @@ private:
         } else {
             try {
                 args = json::parse(text);
-            } catch (const json::parse_error& e) {
+            } catch (const json::exception& e) { // parse_error, or out_of_range for 1e400
                 settle(
                     i,
                     {{},
