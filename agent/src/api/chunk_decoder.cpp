@@ -73,7 +73,9 @@ std::int64_t read_int(od::value v) {
         return i;
     }
     double d = 0; // some servers send counts as floats
-    if (is_null(v) || v.get_double().get(d) != SUCCESS) {
+    // Outside [-2^63, 2^63) the conversion is undefined: such a count is as malformed as a string.
+    constexpr double two_pow_63 = 9223372036854775808.0;
+    if (is_null(v) || v.get_double().get(d) != SUCCESS || !(d >= -two_pow_63 && d < two_pow_63)) {
         return 0;
     }
     return static_cast<std::int64_t>(d);
