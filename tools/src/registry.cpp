@@ -32,6 +32,8 @@
 #include <stop_token>
 #include <utility>
 
+#include "detail/text.hpp"
+
 namespace wafer::tools {
 
 namespace asio = boost::asio;
@@ -292,11 +294,15 @@ private:
             try {
                 args = json::parse(text);
             } catch (const json::exception& e) { // parse_error, or out_of_range for 1e400
+                // nlohmann quotes the bytes it read last, possibly half a UTF-8 sequence; the
+                // text goes back to the model inside a JSON string.
+                std::string reason = e.what();
+                text::sanitize_utf8(reason);
                 settle(
                     i,
                     {{},
                      {},
-                     prefix + "the arguments are not valid JSON (" + e.what() +
+                     prefix + "the arguments are not valid JSON (" + reason +
                          "). Send one JSON object that matches the tool's parameters schema.",
                      true,
                      result_status::invalid_arguments,
