@@ -47,6 +47,17 @@ write("sse_stream", "stream_error",
       b"\x00data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\",\"code\":"
       b"\"queue_exceeded\",\"param\":null},\"status_code\":503}\n\n")
 
+# --- chat_response: non-streaming reply bodies ----------------------------------------------------
+for name in ("simple", "tool", "multi_tool"):
+    write("chat_response", name, cassettes[name][0]["response"]["body"])
+for n in (1, 2):
+    write("chat_response", f"glm_reasoning_{n}",
+          (recorded / "vercel-ai-glm-4.7" / f"cerebras-structured-output-tools.{n}.json").read_text())
+write("chat_response", "odd_numbers", '{"id":"x","created":1.5,"choices":[{"index":0,"message":'
+      '{"role":"assistant","content":null,"tool_calls":[]},"finish_reason":"weird"}],'
+      '"usage":{"prompt_tokens":1.0,"completion_tokens":2,"total_tokens":3,'
+      '"prompt_tokens_details":null},"time_info":{"created":1761231232.19}}')
+
 # --- error_body: STATUS\nheaders\n\nBODY ---------------------------------------------------------
 SECRET = "csk-fuzz0secret0key0123456789"
 write("error_body", "rate_limited",
