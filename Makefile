@@ -2,12 +2,13 @@
 # packages first, so they work on a fresh Debian 12 machine.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
 DEBIAN_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libboost-url1.81-dev \
     nlohmann-json3-dev doctest-dev libssl-dev libsimdjson-dev libcli11-dev \
-    json-schema-test-suite curl ca-certificates openssl
+    json-schema-test-suite curl ca-certificates openssl clang-14 libclang-rt-14-dev
 
 .PHONY: all deps build test unit-test asan-test install-test demo bench format clean
 
@@ -32,7 +33,7 @@ build: deps
 # Every test: the suite, the suite again under ASan+UBSan, then an install + find_package consumer.
 # The sanitizer build is unoptimised: GCC takes 3-4 times as long to optimise instrumented code,
 # and the suite runs in seconds either way.
-test: unit-test asan-test install-test fault-test
+test: unit-test asan-test install-test fault-test fuzz-test
 
 unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -59,6 +60,26 @@ PEER_PACKAGES := nginx-light tinyproxy nghttp2-server
 fault-test: build
 	bash tests/peers/install-peers.sh $(PEER_PACKAGES)
 	bash tests/peers/run-fault-matrix.sh $(BUILD)
+
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang under ASan+UBSan in $(FUZZ_BUILD)/.
+# `make fuzz FUZZ_SECONDS=N` fuzzes each harness N seconds; `make test` runs FUZZ_TEST_SECONDS each
+# (a finding fails it).
+FUZZ_CXX          ?= clang++-14
+FUZZ_SECONDS      ?= 300
+FUZZ_TEST_SECONDS ?= 30
+.PHONY: fuzz fuzz-build fuzz-test
+fuzz-build: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DWAFER_BUILD_FUZZ=ON -DWAFER_BUILD_TESTS=OFF \
+	    -DWAFER_BUILD_EXAMPLES=OFF -DWAFER_BUILD_CLI=OFF -DWAFER_BUILD_BENCH=OFF -DWAFER_INSTALL=OFF \
+	    $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target wafer_fuzz
+
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-test: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
 
 # `wafer run` on a copy of examples/sample_repo with the offline stand-in (a key in the environment
 # is ignored): parallel reads, an edit, the tests, a security critic and the summary, then the diff.

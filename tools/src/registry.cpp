@@ -343,12 +343,16 @@ private:
         } else {
             try {
                 args = json::parse(text);
-            } catch (const json::parse_error& e) { // out_of_range (1e400) is mapped by the caller
+            } catch (const json::exception& e) { // parse_error, or out_of_range for 1e400
+                // nlohmann quotes the bytes it read last, possibly half a UTF-8 sequence; the
+                // text goes back to the model inside a JSON string.
+                std::string reason = e.what();
+                text::sanitize_utf8(reason);
                 settle(
                     i,
                     {{},
                      {},
-                     prefix + "the arguments are not valid JSON (" + e.what() +
+                     prefix + "the arguments are not valid JSON (" + reason +
                          "). Send one JSON object that matches the tool's parameters schema.",
                      true,
                      result_status::invalid_arguments,
