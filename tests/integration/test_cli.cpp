@@ -955,7 +955,11 @@ TEST_SUITE("integration/cli") {
         s.server.enqueue(
             reply::of({.tool_calls = {{"", "run_command", R"({"command":"sleep 120"})"}}})
         );
-        s.server.enqueue(reply::text("never reached"));
+        // Slow, should a model call still start at the deadline (the library floors the batch
+        // deadline to milliseconds, so one may): the deadline then cuts it.
+        delivery slow;
+        slow.header_delay = std::chrono::hours(1);
+        s.server.enqueue(reply::text("never reached", slow));
         sample_workspace ws;
         const auto started = std::chrono::steady_clock::now();
         auto r = s.while_serving([&] {
@@ -1021,6 +1025,38 @@ TEST_SUITE("integration/cli") {
         const auto r = twice_while_stuck(SIGTERM);
         CHECK_FALSE(r.timed_out);
         CHECK(r.status == 143);
+    }
+
+    TEST_CASE("a second SIGINT exits at once while a tool blocks for good") {
+        // search with a catastrophically backtracking pattern: its pool thread does not return
+        // for a very long time, so neither does the run's clean-up after the first SIGINT.
+        served s;
+        s.server.enqueue(reply::of(
+            {.tool_calls = {{"", "search", R"({"pattern":"^(a+)+$","path":"redos.txt"})"}}}
+        ));
+        s.server.enqueue(reply::text("never reached"));
+        sample_workspace ws;
+        std::ofstream(ws.dir / "redos.txt") << std::string(40, 'a') << "!\n";
+        auto r = s.while_serving([&] {
+            spawned_wafer w(
+                {"run", "--base-url", s.server.base_url(), "--workspace", ws.dir.string(), "go"}, {}
+            );
+            std::string out;
+            if (!w.read_stdout_until(out, "-> search", 20s)) {
+                FAIL_CHECK("wafer did not call the tool");
+                return process_result{};
+            }
+            std::this_thread::sleep_for(500ms); // the pool thread is matching
+            ::kill(w.pid, SIGINT);
+            std::this_thread::sleep_for(1s);
+            ::kill(w.pid, SIGINT);
+            process_result res;
+            res.status = w.reap(std::chrono::steady_clock::now() + 10s, res);
+            CHECK(w.exited_normally);
+            return res;
+        });
+        CHECK_FALSE(r.timed_out);
+        CHECK(r.status == 130);
     }
 
     TEST_CASE("usage errors exit with 2") {
