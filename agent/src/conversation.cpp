@@ -90,7 +90,7 @@ void to_json(json& j, const conversation& c) {
 }
 
 void from_json(const json& j, conversation& c) {
-    const int version = j.at("version").get<int>();
+    const int version = detail::get_checked<int>(j.at("version"));
     if (version != conversation::format_version) {
         throw std::invalid_argument(
             "conversation: unsupported state version " + std::to_string(version)
@@ -113,7 +113,7 @@ void from_json(const json& j, conversation& c) {
     }
     // An explicit turn counter survives repairs that removed the latest messages.
     if (auto* t = detail::member(j, "turn")) {
-        out.turn_ = t->get<std::size_t>();
+        out.turn_ = detail::get_checked<std::size_t>(*t);
     }
     if (auto* md = detail::member(j, "metadata"); md && md->is_object()) {
         out.metadata_ = *md;

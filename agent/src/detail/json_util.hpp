@@ -3,9 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace wafer::detail {
 
@@ -21,17 +23,35 @@ inline const nlohmann::json* member(const nlohmann::json& j, std::string_view ke
     return &*it;
 }
 
+/// v->get<T>(), except that a float outside an integer T's range throws out_of_range: nlohmann
+/// converts it with a plain cast, which is undefined behaviour (e.g. "turn": 1e30).
+template <class T>
+T get_checked(const nlohmann::json& v) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        if (v.is_number_float()) {
+            // [lo, hi) with hi = max + 1: both are zero or powers of two, exact as doubles.
+            constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
+            constexpr double hi = static_cast<double>(std::numeric_limits<T>::max() / 2 + 1) * 2.0;
+            const double d = v.get<double>();
+            if (!(d >= lo && d < hi)) {
+                throw nlohmann::json::out_of_range::create(406, "number out of range", &v);
+            }
+        }
+    }
+    return v.get<T>();
+}
+
 template <class T>
 void read_optional(const nlohmann::json& j, std::string_view key, std::optional<T>& out) {
     if (auto* v = member(j, key)) {
-        out = v->get<T>();
+        out = get_checked<T>(*v);
     }
 }
 
 template <class T>
 void read_value(const nlohmann::json& j, std::string_view key, T& out) {
     if (auto* v = member(j, key)) {
-        out = v->get<T>();
+        out = get_checked<T>(*v);
     }
 }
 
