@@ -2,7 +2,8 @@
 //
 // Input: the response body. Properties: from_json throws only std::exception subclasses (the
 // client turns them into invalid_response) and no undefined behaviour (UBSan: e.g. a count
-// beyond int64); a reply that loads writes back to JSON and loads back equal.
+// beyond int64); writing a loaded reply is a fixed point (written, loaded and written again: the
+// same JSON).
 #include <wafer/api/chat_response.hpp>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)r.first_message();
     const json written = r;
     const auto back = json::parse(written.dump()).get<wafer::api::chat_response>();
-    WAFER_FUZZ_CHECK(back == r);
+    WAFER_FUZZ_CHECK(json(back) == written);
     return 0;
 }
