@@ -30,6 +30,10 @@ struct run_flags : model_flags {
     unsigned timeout_s = 1800;
     /// Default seconds a run_command may take when the model gives no timeout_ms.
     unsigned command_timeout_s = 120;
+    /// run_command's sandbox: "on" (refuse commands where Landlock is missing), "auto", "off".
+    std::string sandbox = "on";
+    /// Let sandboxed commands open TCP connections.
+    bool allow_network = false;
     bool yes = false;
     std::string task;
 };

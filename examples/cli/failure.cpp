@@ -89,6 +89,10 @@ std::string failure_line(
     case errc::resolve_failed:
         return "cannot resolve the host of " + base_url + (d.detail.empty() ? "" : ": " + d.detail);
     case errc::tls_failed:
+        if (contains(d.detail, "is not valid for")) {
+            return "TLS verification failed for " + base_url +
+                   ": the server's certificate does not name this host (" + d.detail + ")";
+        }
         if (contains(d.detail, "certificate") || contains(d.detail, "verify")) {
             return "TLS verification failed for " + base_url +
                    ": the server's certificate is not trusted (" + d.detail + ")";
@@ -104,6 +108,8 @@ std::string failure_line(
                " (is the model name right? `wafer models` lists them)";
     case errc::cancelled:
         return "interrupted";
+    case errc::provider_error:
+        return in_stream_error(d);
     case errc::server_error:
         if (d.http_status == 0) {
             // An error event inside a 200 stream that carried no status code: not an HTTP 5xx.

@@ -70,6 +70,19 @@ int main(int argc, char** argv) {
         )
         ->capture_default_str()
         ->check(CLI::Range(1U, 600U));
+    run_cmd
+        ->add_option(
+            "--sandbox",
+            run.sandbox,
+            "run_command's sandbox: on (write only in the workspace and a private temp dir, no "
+            "network; refuse commands where the kernel lacks Landlock), auto (sandbox where "
+            "possible), off"
+        )
+        ->capture_default_str()
+        ->check(CLI::IsMember({"on", "auto", "off"}));
+    run_cmd->add_flag(
+        "--allow-network", run.allow_network, "Let sandboxed commands open TCP connections"
+    );
     run_cmd->add_flag(
         "--yes", run.yes, "Run write_file, edit_file and run_command without asking for approval"
     );

@@ -7,6 +7,7 @@
 #include <wafer/critic.hpp>
 #include <wafer/prompts.hpp>
 #include <wafer/tools/builtin_tools.hpp>
+#include <wafer/tools/sandbox.hpp>
 
 #include <boost/asio/io_context.hpp>
 
@@ -47,6 +48,24 @@ approval_mode approvals(bool yes) {
     return can_prompt() ? approval_mode::ask : approval_mode::deny;
 }
 
+// What run_command's sandbox does on this machine, as the header of a run says it.
+std::string sandbox_text(const run_flags& flags) {
+    const auto mode = tools::parse_sandbox_mode(flags.sandbox).value_or(tools::sandbox_mode::on);
+    if (mode == tools::sandbox_mode::off) {
+        return "off (commands run with your rights)";
+    }
+    const tools::sandbox_support support = tools::probe_sandbox_support();
+    if (support.landlock_abi == 0) {
+        return mode == tools::sandbox_mode::on
+                   ? "unavailable (" + visible(support.reason) +
+                         "): run_command is refused; use --sandbox=off to run commands unconfined"
+                   : "unavailable (" + visible(support.reason) + "): commands run unconfined";
+    }
+    return "Landlock ABI " + std::to_string(support.landlock_abi) +
+           ": writes only in the workspace and a private temp dir, " +
+           (flags.allow_network ? "network allowed" : "no network");
+}
+
 std::string approvals_text(approval_mode m) {
     switch (m) {
     case approval_mode::allow:
@@ -82,8 +101,15 @@ agent_config make_config(
     tools::registry builtin;
     tools::builtin_tools_options topts;
     topts.workspace_root = root;
-    // run_command's options: its default and longest timeout (its other options go here too).
+    // run_command's options: its default and longest timeout, the sandbox, and the key to redact
+    // from command output.
     topts.command.run.timeout = std::chrono::seconds(flags.command_timeout_s);
+    topts.command.run.sandbox.mode =
+        tools::parse_sandbox_mode(flags.sandbox).value_or(tools::sandbox_mode::on);
+    topts.command.run.sandbox.allow_network = flags.allow_network;
+    if (!client->config().api_key.empty()) {
+        topts.command.run.redact = {client->config().api_key};
+    }
     topts.command.max_timeout =
         std::max<std::chrono::milliseconds>(topts.command.max_timeout, topts.command.run.timeout);
     tools::add_builtin_tools(builtin, topts);
@@ -93,7 +119,7 @@ agent_config make_config(
     auto model = std::make_shared<cerebras_model>(client, flags.model);
     cfg.model = model;
     cfg.system_prompt = prompt_library::builtin().render(
-        "coding-agent", {{"language", "English"}, {"workspace", root.string()}}
+        "coding-agent", {{"language", "English"}, {"workspace", visible(root.string())}}
     );
     cfg.tools = with_approval(builtin, gated_tools(), mode);
     cfg.limits.max_turns = flags.max_turns;
@@ -132,7 +158,8 @@ asio::awaitable<int> run_task(
             std::cout << (i ? ", " : "") << flags.critics[i];
         }
         std::cout << (flags.critics.empty() ? "none" : "")
-                  << "\napprovals: " << approvals_text(mode) << "\n\n"
+                  << "\napprovals: " << approvals_text(mode) << "\nsandbox: " << sandbox_text(flags)
+                  << "\n\n"
                   << std::flush;
     }
     run_options options;

@@ -270,6 +270,20 @@ TEST_SUITE("integration/client_limits") {
         CHECK(r.diag.detail.find("content must be a string") != std::string::npos);
     }
 
+    TEST_CASE("TLS: a rejected certificate is not retried (the same one comes back every time)") {
+        wafer::testing::fake_server_config sc;
+        sc.tls_cert_file = tls_dir() + "server.pem";
+        sc.tls_key_file = tls_dir() + "server.key";
+        bench b(sc);
+        auto cfg = b.config(); // no CA file: the test CA is not trusted
+        cfg.retry.max_retries = 2;
+        client untrusted(b.ioc.get_executor(), cfg);
+        result r = run_coro(b.ioc, create(untrusted));
+        CHECK(r.ec == errc::tls_failed);
+        CHECK(r.diag.refused);
+        CHECK(r.diag.attempts == 1);
+    }
+
     TEST_CASE("TLS: a host name the certificate lacks is not reported as an untrusted CA") {
         wafer::testing::fake_server_config sc;
         sc.tls_cert_file = tls_dir() + "server.pem";

@@ -402,12 +402,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         CHECK(lines.back().find("HTTP/1.1 TLSv1.3") != std::string::npos);
     }
 
-    TEST_CASE(
-        "nginx TLS, unknown CA: tls_failed (certificate verification), not retried" *
-        doctest::may_fail()
-    ) {
-        // may_fail: the client retries every transport failure, a failed certificate check
-        // included (3 attempts); the outcome checked here is one attempt.
+    TEST_CASE("nginx TLS, unknown CA: tls_failed (certificate verification), not retried") {
         auto& u = the_upstream();
         u.answer_with(reply::text("never"));
         recorder rec;
@@ -430,12 +425,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         CHECK(s.diag.attempts == 1);
     }
 
-    TEST_CASE(
-        "nginx TLS, certificate for another host name: tls_failed naming the mismatch" *
-        doctest::may_fail()
-    ) {
-        // may_fail: the detail says "certificate verify failed", as for an unknown CA, and the
-        // failure is retried (issue 10 item 9: a host name mismatch reported as an untrusted CA).
+    TEST_CASE("nginx TLS, certificate for another host name: tls_failed naming the mismatch") {
         auto& u = the_upstream();
         u.answer_with(reply::text("never"));
         recorder rec;
@@ -593,6 +583,8 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         report("tinyproxy refused", o);
         CHECK(o.ec == errc::proxy_failed);
         CHECK(o.diag.detail.find("403") != std::string::npos);
+        CHECK(o.diag.attempts == 1); // a refusal is not retried
+        CHECK(o.diag.refused);
         CHECK(u.chat_requests() == 0);
     }
 
@@ -606,6 +598,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         report("tinyproxy auth, none", none);
         CHECK(none.ec == errc::proxy_failed);
         CHECK(none.diag.detail.find("407") != std::string::npos);
+        CHECK(none.diag.attempts == 1);
 
         cfg.proxy = wafer::api::proxy_config{
             "http://user:wrong-pass@127.0.0.1:" +
@@ -614,6 +607,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         report("tinyproxy auth, wrong", wrong);
         CHECK(wrong.ec == errc::proxy_failed);
         CHECK(wrong.diag.detail.find("401") != std::string::npos); // tinyproxy's answer to bad ones
+        CHECK(wrong.diag.attempts == 1);
         CHECK(everything_said(wrong).find("wrong-pass") == std::string::npos);
         CHECK(u.chat_requests() == 0);
 

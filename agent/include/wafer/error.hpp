@@ -91,6 +91,9 @@ struct diagnostics {
     int attempts = 0;
     /// Transport-level detail for humans (e.g. "connect: Connection refused").
     std::string detail;
+    /// Set when a retry cannot help and none was made: the server's certificate was rejected,
+    /// or the proxy refused the tunnel (403, 407, ...).
+    bool refused = false;
 
     /// One line for humans: "HTTP 429 too_many_requests_error: Requests per minute ...".
     std::string to_string() const;

@@ -262,6 +262,7 @@ struct client::impl {
                 std::string why;
                 auto cec = co_await conn->async_connect(std::move(p), why);
                 if (cec) {
+                    diag.refused = conn->refused;
                     conn.reset();
                     diag.detail = std::move(why);
                     co_return cec;
@@ -316,7 +317,7 @@ struct client::impl {
             }
             attempt_outcome outcome;
             if (ec) {
-                if (ec == errc::invalid_request || ec == errc::response_too_large) {
+                if (ec == errc::invalid_request || ec == errc::response_too_large || diag.refused) {
                     co_return ec;
                 }
                 outcome.transport_error = true;

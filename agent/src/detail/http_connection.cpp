@@ -307,6 +307,7 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
         const int status = parse_status_line(head);
         if (status < 200 || status > 299) {
             detail = "proxy CONNECT: " + head.substr(0, head.find("\r\n"));
+            refused = true;
             co_return make_error_code(errc::proxy_failed);
         }
     }
@@ -326,6 +327,7 @@ asio::awaitable<error_code> http_connection::async_connect(connect_params p, std
             if (p.verify) {
                 if (auto why = verify_failure(*tls, p.host); !why.empty()) {
                     detail += ": " + why;
+                    refused = true; // the same certificate comes back on every attempt
                 }
             }
             co_return map_io_error(hec, true);

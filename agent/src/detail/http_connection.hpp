@@ -70,6 +70,10 @@ public:
     boost::asio::awaitable<boost::system::error_code>
     async_connect(connect_params p, std::string& detail);
 
+    /// Set by a failed async_connect when a retry cannot help: the certificate was rejected, or
+    /// the proxy answered CONNECT with a refusal.
+    bool refused = false;
+
     /// The outgoing request: build it here, then async_write() sends it. The connection owns the
     /// bytes for the whole write (no copy into the operation).
     std::string& request_buffer() noexcept { return out_; }
