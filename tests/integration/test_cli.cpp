@@ -886,8 +886,11 @@ TEST_SUITE("integration/cli") {
         const std::string other = "sk-OPENAI-TEST-SECRET-1a2b3c";
         auto r = s.while_serving([&] {
             return run_wafer(
+                // Unsandboxed: the sandbox also hides wafer's /proc entries; this checks that the
+                // key is gone from wafer's environment block itself.
                 {"run",
                  "--yes",
+                 "--sandbox=off",
                  "--base-url",
                  s.server.base_url(),
                  "--workspace",
