@@ -873,6 +873,39 @@ TEST_SUITE("integration/cli") {
 
     // ---- the API key is not in wafer's environment (issue 10, item 3) ----
 
+    TEST_CASE("run: commands are sandboxed by default: no writes outside the workspace") {
+        served s;
+        const auto outside =
+            fs::temp_directory_path() / ("wafer-cli-outside-" + std::to_string(::getpid()));
+        fs::remove(outside);
+        s.server.enqueue(reply::of(
+            {.tool_calls =
+                 {{"",
+                   "run_command",
+                   json{{"command", "touch '" + outside.string() + "'; touch inside.txt"}}.dump()}}}
+        ));
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"},
+                {}
+            );
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        CHECK(contains(r.out, "sandbox: Landlock ABI"));
+        CHECK_FALSE(fs::exists(outside));
+        CHECK(fs::exists(ws.dir / "inside.txt"));
+        fs::remove(outside);
+    }
+
     TEST_CASE("run: a command cannot read the API key from /proc/$PPID/environ") {
         served s;
         s.server.enqueue(reply::of(
