@@ -1063,36 +1063,26 @@ TEST_SUITE("integration/cli") {
         CHECK(r.status == 143);
     }
 
-    TEST_CASE("a second SIGINT exits at once while a tool blocks for good") {
-        // search with a catastrophically backtracking pattern: its pool thread does not return
-        // for a very long time, so neither does the run's clean-up after the first SIGINT.
+    TEST_CASE("a catastrophically backtracking search pattern no longer blocks the run") {
+        // With std::regex this search did not return for a very long time, and the run with it
+        // (the second-signal exit that was the way out is tested above, while wafer is stuck
+        // writing). On RE2 it finishes in linear time and the run goes on to its answer.
         served s;
         s.server.enqueue(reply::of(
             {.tool_calls = {{"", "search", R"({"pattern":"^(a+)+$","path":"redos.txt"})"}}}
         ));
-        s.server.enqueue(reply::text("never reached"));
+        s.server.enqueue(reply::text("searched"));
         sample_workspace ws;
         std::ofstream(ws.dir / "redos.txt") << std::string(40, 'a') << "!\n";
         auto r = s.while_serving([&] {
-            spawned_wafer w(
+            return run_wafer(
                 {"run", "--base-url", s.server.base_url(), "--workspace", ws.dir.string(), "go"}, {}
             );
-            std::string out;
-            if (!w.read_stdout_until(out, "-> search", 20s)) {
-                FAIL_CHECK("wafer did not call the tool");
-                return process_result{};
-            }
-            std::this_thread::sleep_for(500ms); // the pool thread is matching
-            ::kill(w.pid, SIGINT);
-            std::this_thread::sleep_for(1s);
-            ::kill(w.pid, SIGINT);
-            process_result res;
-            res.status = w.reap(std::chrono::steady_clock::now() + 10s, res);
-            CHECK(w.exited_normally);
-            return res;
         });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
         CHECK_FALSE(r.timed_out);
-        CHECK(r.status == 130);
+        CHECK(r.status == 0);
+        CHECK(contains(r.out, "searched"));
     }
 
     TEST_CASE("usage errors exit with 2") {
