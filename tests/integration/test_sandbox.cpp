@@ -86,8 +86,8 @@ tools::run_command_options sandboxed(bool allow_network = false) {
 
 struct fixture {
     fs::path root;
+    asio::io_context ioc; // outlives the registry, whose pool may still hand results back
     tools::registry reg;
-    asio::io_context ioc;
 
     explicit fixture(tools::run_command_options opts = sandboxed()) {
         root = make_temp_dir("wafer-sbx-");

@@ -54,8 +54,8 @@ std::string get(const fs::path& p) {
 struct fixture {
     fs::path root = make_temp_dir("ws");
     fs::path outside = make_temp_dir("outside");
+    asio::io_context ioc; // outlives the registry, whose pool may still hand results back
     tools::registry reg;
-    asio::io_context ioc;
 
     explicit fixture(tools::fs_tool_limits limits = {}) {
         tools::builtin_tools_options o;
@@ -584,9 +584,9 @@ TEST_SUITE("unit/builtin_tools") {
         auto base = make_temp_dir("wsbad");
         const fs::path root = base / "r\xff";
         fs::create_directory(root);
+        asio::io_context ioc; // outlives the registry, whose pool may still hand results back
         tools::registry reg;
         tools::add_builtin_tools(reg, {.workspace_root = root, .only = {"read_file"}});
-        asio::io_context ioc;
         auto r = wafer::testing::run_coro(
             ioc, reg.async_call({"1", "read_file", json{{"path", "/etc/passwd"}}.dump()})
         );
