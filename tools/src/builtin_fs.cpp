@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "detail/ecma_regex.hpp"
+#include "detail/json_count.hpp"
 #include "detail/text.hpp"
 #include "detail/unique_fd.hpp"
 #include "detail/utf8.hpp"
@@ -85,17 +86,8 @@ std::size_t count_argument(const json& args, const char* key, std::size_t fallba
         return fallback;
     }
     const json& v = *it;
-    if (v.is_number_unsigned()) {
-        return v.get<std::uint64_t>();
-    }
-    if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
-        return static_cast<std::size_t>(v.get<std::int64_t>());
-    }
-    if (v.is_number_float()) {
-        const double d = v.get<double>();
-        if (std::isfinite(d) && d >= 0 && std::floor(d) == d && d < 18446744073709551616.0) {
-            return static_cast<std::size_t>(d);
-        }
+    if (auto n = detail::whole_count(v, false)) {
+        return *n;
     }
     throw argument_error(
         std::string(key) + " must be a non-negative integer of at most 64 bits, got " +

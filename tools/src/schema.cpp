@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "detail/ecma_regex.hpp"
+#include "detail/json_count.hpp"
 #include "detail/utf8.hpp"
 
 namespace wafer::tools {
@@ -170,18 +171,8 @@ constexpr double minus_two_pow_63 = -9223372036854775808.0;
 // A length or count bound. Integral doubles are accepted (1e3 is an integer); values beyond
 // what std::size_t holds saturate, since no string or array can be that long anyway.
 std::size_t non_negative_integer(const json& v, const std::string& loc, std::string_view kw) {
-    if (v.is_number_unsigned()) {
-        return v.get<std::uint64_t>();
-    }
-    if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
-        return static_cast<std::size_t>(v.get<std::int64_t>());
-    }
-    if (v.is_number_float()) {
-        const double d = v.get<double>();
-        if (std::isfinite(d) && d >= 0 && std::floor(d) == d) {
-            return d >= two_pow_64 ? std::numeric_limits<std::size_t>::max()
-                                   : static_cast<std::size_t>(d);
-        }
+    if (auto n = whole_count(v, true)) {
+        return *n;
     }
     fail(loc, std::string(kw) + " must be a non-negative integer");
 }
