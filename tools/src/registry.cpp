@@ -452,8 +452,11 @@ private:
                 r = run_sync(std::get<blocking_handler>(tool->t.fn).fn, args, ctx);
             }
             // Hand everything back to the caller's executor; nothing of the batch is released
-            // on the pool thread.
-            auto ex = home;
+            // on the pool thread. The tracked executor moves into the handler and the post uses
+            // an untracked copy, so this thread never drops the io_context's last unit of work:
+            // if it did after the handler ran, it would stop an io_context the caller had just
+            // restarted for its next operation.
+            auto ex = asio::prefer(home, asio::execution::outstanding_work.untracked);
             asio::post(
                 ex,
                 [self_ = std::move(self), i_ = i, r_ = std::move(r), w = std::move(home)](
