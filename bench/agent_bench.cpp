@@ -116,6 +116,11 @@ void rethrow(std::exception_ptr e) {
 // Runs `ioc` until `done()` or the wall limit; false on timeout.
 template <class Pred>
 bool run_until(asio::io_context& ioc, Pred done, std::chrono::seconds limit) {
+    // A finished run leaves no work behind, so the io_context may have stopped after the last
+    // phase: new work needs it restarted.
+    if (ioc.stopped()) {
+        ioc.restart();
+    }
     const auto end = clock_type::now() + limit;
     while (!done()) {
         const auto now = clock_type::now();

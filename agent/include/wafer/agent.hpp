@@ -40,6 +40,13 @@ namespace wafer {
 /// (its connection closed), running tools are cancelled and get "cancelled" results, and the run
 /// completes normally with stop_reason::cancelled and a valid history.
 ///
+/// Object lifetimes: the agent (with its model, tools and critics) must outlive every awaitable
+/// async_run returns; run_options are moved into the run. A run finishes (or cancels and
+/// awaits) every model call, dispatch and review it started before it completes.
+///
+/// How it works: a sans-io state machine decides every step (agent/src/loop/run_machine.hpp)
+/// and a thin coroutine does the I/O it asks for; see ARCHITECTURE.md.
+///
 /// Thread safety: distinct objects safe; a shared agent is safe for concurrent runs on one
 /// single-threaded executor (or strand).
 class agent {

@@ -15,11 +15,11 @@
 #include <cstdio>
 #include <random>
 
-#include "detail/http_connection.hpp"
-#include "detail/http_pool.hpp"
-#include "detail/http_stream_state.hpp"
-#include "detail/proxy.hpp"
-#include "detail/tls_context.hpp"
+#include "api/detail/http_connection.hpp"
+#include "api/detail/http_pool.hpp"
+#include "api/detail/http_stream_state.hpp"
+#include "api/detail/proxy.hpp"
+#include "api/detail/tls_context.hpp"
 
 // GCC 12 reports a false -Wmismatched-new-delete on asio's coroutine frame allocator for some
 // coroutines (GCC bug 109224); the frame's operator new/delete do match.

@@ -7,7 +7,7 @@
 
 #include <stdexcept>
 
-#include "detail/http_stream_state.hpp"
+#include "api/detail/http_stream_state.hpp"
 
 namespace wafer::detail {
 

@@ -1,4 +1,4 @@
-#include "detail/http_connection.hpp"
+#include "api/detail/http_connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>

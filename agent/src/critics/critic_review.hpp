@@ -6,6 +6,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <optional>
 #include <span>
 #include <string>
@@ -40,6 +41,17 @@ std::string refusal_text(critic_decision decision, std::span<const critic_review
 
 /// The user message that asks the model to revise, from the reviews of one gate.
 std::string revision_feedback(gate g, std::span<const critic_review* const> reviews);
+
+/// The review of a critic that gave no verdict (`why`): it counts as deny when the critic is
+/// fail-closed, as approve otherwise. The one place that decides what a failure counts as.
+critic_review failed_review(
+    const critic& c,
+    gate g,
+    std::size_t turn,
+    std::optional<std::string> call_id,
+    std::string why,
+    std::chrono::microseconds latency
+);
 
 /// Runs one review with `critic_agent` (built from `c` by critic_agent_config). Never throws
 /// for critic failures: a failed review gets `error` set and the decision the critic's

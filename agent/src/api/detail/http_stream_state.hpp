@@ -10,9 +10,9 @@
 #include <memory>
 #include <string>
 
-#include "detail/http_body.hpp"
-#include "detail/http_connection.hpp"
-#include "detail/http_pool.hpp"
+#include "api/detail/http_body.hpp"
+#include "api/detail/http_connection.hpp"
+#include "api/detail/http_pool.hpp"
 
 namespace wafer::detail {
 

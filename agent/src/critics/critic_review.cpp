@@ -1,4 +1,4 @@
-#include "detail/critic_review.hpp"
+#include "critics/critic_review.hpp"
 
 #include <boost/asio/this_coro.hpp>
 
@@ -279,14 +279,36 @@ boost::asio::awaitable<critic_review> run_review(
     } catch (const std::exception& e) {
         review.error = std::string("the critic failed: ") + e.what();
     }
-    if (review.error) {
-        review.verdict = verdict{};
-        review.verdict.decision = c.fail_closed ? critic_decision::deny : critic_decision::approve;
-    }
-    review.latency = std::chrono::duration_cast<std::chrono::microseconds>(
+    const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started
     );
+    if (review.error) {
+        critic_review failed =
+            failed_review(c, g, turn, std::move(review.call_id), std::move(*review.error), latency);
+        failed.usage = review.usage;
+        co_return failed;
+    }
+    review.latency = latency;
     co_return review;
+}
+
+critic_review failed_review(
+    const critic& c,
+    gate g,
+    std::size_t turn,
+    std::optional<std::string> call_id,
+    std::string why,
+    std::chrono::microseconds latency
+) {
+    critic_review r;
+    r.critic = c.name;
+    r.gate = g;
+    r.turn = turn;
+    r.call_id = std::move(call_id);
+    r.error = std::move(why);
+    r.verdict.decision = c.fail_closed ? critic_decision::deny : critic_decision::approve;
+    r.latency = latency;
+    return r;
 }
 
 } // namespace wafer::detail

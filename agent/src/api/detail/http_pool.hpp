@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "detail/http_connection.hpp"
+#include "api/detail/http_connection.hpp"
 
 namespace wafer::detail {
 

@@ -1,4 +1,4 @@
-#include "detail/tls_context.hpp"
+#include "api/detail/tls_context.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>

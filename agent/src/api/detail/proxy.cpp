@@ -1,4 +1,4 @@
-#include "detail/proxy.hpp"
+#include "api/detail/proxy.hpp"
 
 #include <wafer/api/client_config.hpp>
 

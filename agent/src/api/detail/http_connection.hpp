@@ -15,9 +15,9 @@
 #include <string>
 #include <variant>
 
-#include "detail/http_body.hpp"
-#include "detail/proxy.hpp"
-#include "detail/tls_context.hpp"
+#include "api/detail/http_body.hpp"
+#include "api/detail/proxy.hpp"
+#include "api/detail/tls_context.hpp"
 
 namespace wafer::detail {
 

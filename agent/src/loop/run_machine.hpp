@@ -1,0 +1,244 @@
+// The agent loop as a sans-io state machine: it decides, a thin coroutine (driver.cpp) does the
+// I/O. No executor, clock, timer or random number in here: its inputs are the completions the
+// driver reports plus `now`, so the same inputs always give the same actions. That is what lets
+// a journal of the inputs replay a run exactly (DESIGN.md, "Runs that outlive the process").
+#pragma once
+
+#include <wafer/agent_config.hpp>
+#include <wafer/run_result.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "loop/deadline.hpp"
+
+namespace wafer {
+class agent;
+}
+
+namespace wafer::detail {
+
+/// One model request to make.
+struct model_call {
+    std::size_t turn = 0;
+    api::chat_request request;
+    /// The run's deadline, and the call's (the earlier of the run's and the turn timeout).
+    deadline run_deadline;
+    deadline call_deadline;
+};
+
+/// One tool dispatch: calls of the current assistant message, by index.
+struct dispatch_job {
+    std::size_t turn = 0;
+    std::vector<std::size_t> calls;
+    std::vector<tools::tool_call_request> requests;
+    /// Everything but the observers, which the driver adds.
+    tools::dispatch_options options;
+};
+
+/// One critic review to run.
+struct review_job {
+    std::size_t critic_index = 0;
+    wafer::gate gate = gate::final_answer;
+    std::size_t turn = 0;
+    std::string input;
+    std::optional<std::string> call_id;
+    /// The run's deadline: a review still running then counts as failed.
+    deadline until;
+};
+
+enum class run_action_type {
+    /// Deliver `event` (the machine builds events only when the run is observed).
+    emit,
+    /// Start `model`, report it with on_model_reply / on_model_failed.
+    call_model,
+    /// Start `dispatch`: report each call with on_tool_started / on_tool_finished (`k`: index in
+    /// dispatch_job::calls) and the end with on_dispatch_done.
+    dispatch,
+    /// Start `review`, report it with on_review.
+    review,
+    /// Cancel every operation in flight; they still report as usual.
+    cancel_ops,
+    /// Nothing to do until an operation in flight reports.
+    wait,
+    /// The run is over: take_result().
+    done,
+};
+
+/// What the machine wants done next. `op` names the operation a start action begins; its
+/// report carries the same number.
+struct run_action {
+    run_action_type type = run_action_type::wait;
+    std::uint32_t op = 0;
+    std::variant<std::monostate, event_data, model_call, dispatch_job, review_job> payload;
+
+    event_data& event() { return std::get<event_data>(payload); }
+    model_call& model() { return std::get<model_call>(payload); }
+    dispatch_job& dispatch() { return std::get<dispatch_job>(payload); }
+    const dispatch_job& dispatch() const { return std::get<dispatch_job>(payload); }
+    review_job& review() { return std::get<review_job>(payload); }
+};
+
+/// How a model call failed.
+enum class model_failure {
+    /// The model threw (transport, protocol or provider failure): see the run_error.
+    error,
+    /// The call was cancelled.
+    cancelled,
+    /// The run's deadline passed first.
+    run_deadline,
+    /// The turn timeout passed first.
+    turn_timeout,
+};
+
+/// Everything a run starts from.
+struct run_setup {
+    std::string run_id;
+    std::string input;
+    /// The conversation to continue (system prompt of the config used otherwise).
+    std::optional<wafer::conversation> history;
+    /// When the run (or this resumption of it) started: the run deadline counts from here.
+    clock_type::time_point started{};
+    /// Whether anyone receives events; without, none are built.
+    bool observed = false;
+    /// The tools offered on every turn (shared, built once per agent).
+    std::shared_ptr<const std::vector<api::function_tool>> tool_defs;
+};
+
+class run_machine {
+public:
+    /// `cfg` and `critic_agents` must outlive the machine.
+    run_machine(const agent_config& cfg, run_setup setup);
+
+    /// The next action. Call until it returns wait (then report a completion) or done.
+    run_action next(clock_type::time_point now);
+
+    // The inputs. Each is exactly what a journal records; none acts at once: next() does.
+    void on_model_reply(std::uint32_t op, model_reply reply, std::chrono::microseconds took);
+    void on_model_failed(std::uint32_t op, model_failure why, std::optional<run_error> error);
+    void on_tool_started(std::uint32_t op, std::size_t k);
+    void on_tool_finished(
+        std::uint32_t op, std::size_t k, tools::tool_result result, std::chrono::microseconds took
+    );
+    /// `failure`: why the dispatch failed as a whole, if it did (calls it never reported get
+    /// an error result saying so).
+    void on_dispatch_done(std::uint32_t op, bool cancelled, std::optional<std::string> failure);
+    void on_review(std::uint32_t op, critic_review review);
+    void on_cancelled();
+
+    /// Operations started and not yet reported.
+    std::size_t in_flight() const noexcept { return in_flight_; }
+    bool finished() const noexcept { return phase_ == phase::done; }
+    const wafer::conversation& conversation() const noexcept { return result_.conversation; }
+    const std::string& run_id() const noexcept { return result_.run_id; }
+
+    /// The result, once next() returned done.
+    run_result take_result() && { return std::move(result_); }
+
+private:
+    enum class phase {
+        start,
+        turn_begin,
+        model_ready,
+        model_send,
+        awaiting_model,
+        tools_ready,
+        tool_step,
+        after_step,
+        final_answer,
+        finishing,
+        done,
+    };
+
+    // One call of the current tool step.
+    struct call_slot {
+        std::optional<tools::tool_result> result;
+        std::vector<std::size_t> covering; // critics (indices) that review it at before_tools
+        std::vector<std::size_t> reviews;  // indices in step_reviews_ of its reviews
+    };
+    // A dispatch op of the current step: which calls it runs.
+    struct dispatch_op {
+        std::uint32_t op = 0;
+        std::vector<std::size_t> calls;
+        bool done = false;
+    };
+    // A review op: where its review goes.
+    struct review_op {
+        std::uint32_t op = 0;
+        std::size_t slot = 0; // index in step_reviews_
+        bool done = false;
+    };
+
+    bool observed() const noexcept { return setup_.observed; }
+    void emit(event_data e);
+    std::uint32_t start_op() {
+        ++in_flight_;
+        return ++last_op_;
+    }
+    void push(run_action a) { actions_.push_back(std::move(a)); }
+    void stop(wafer::stop_reason why);
+    void fail(run_error e);
+    bool budget_exhausted() const;
+    bool final_turn() const noexcept { return turn_ > cfg_.limits.max_turns; }
+    bool has_gate(gate g) const;
+
+    void begin_turn(clock_type::time_point now);
+    void prepare_model_call();
+    void start_model(clock_type::time_point now);
+    void take_model_outcome();
+    void begin_tool_step(clock_type::time_point now);
+    void start_dispatch(
+        std::vector<std::size_t> calls, std::optional<std::chrono::milliseconds> timeout
+    );
+    void start_review(
+        std::size_t critic_index, gate g, std::string input, std::optional<std::string> call_id
+    );
+    void settle_before_tools(clock_type::time_point now);
+    void advance_tool_step(clock_type::time_point now);
+    void begin_step_gate(gate g, std::string_view answer);
+    void settle_step_gate();
+    void finish(clock_type::time_point now);
+
+    const agent_config& cfg_;
+    run_setup setup_;
+    run_result result_;
+    replay_options replay_;
+    deadline run_deadline_;
+    std::string task_;
+    phase phase_ = phase::start;
+    std::size_t turn_ = 0;
+    std::uint32_t last_op_ = 0;
+    std::size_t in_flight_ = 0;
+    bool cancelled_ = false;
+    bool cancel_sent_ = false;
+
+    // Queued actions, returned in order before the phase logic runs again.
+    std::vector<run_action> actions_;
+    std::size_t next_action_ = 0;
+
+    // The model call being prepared, the one in flight, and its outcome.
+    model_call pending_call_;
+    std::uint32_t model_op_ = 0;
+    std::optional<model_reply> reply_;
+    std::chrono::microseconds reply_took_{0};
+    std::optional<model_failure> model_failure_;
+    std::optional<run_error> model_error_;
+
+    // The current tool step: the assistant message's calls, a copy (the history may move).
+    std::vector<api::tool_call> step_calls_;
+    std::vector<call_slot> slots_;
+    std::vector<dispatch_op> dispatches_;
+    std::vector<review_op> reviews_;
+    std::vector<std::optional<critic_review>> step_reviews_;
+    std::vector<std::size_t> covered_; // calls waiting for before_tools verdicts
+    bool before_tools_settled_ = true;
+    bool step_cancelled_ = false;
+    deadline batch_deadline_;
+    gate step_gate_ = gate::after_step;
+};
+
+} // namespace wafer::detail
