@@ -4,9 +4,11 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace wafer::store {
@@ -142,7 +144,8 @@ public:
     async_acquire_lease(std::string run_id, std::string owner, std::chrono::milliseconds ttl) = 0;
 
     /// Gives the lease up if `owner` holds it (no effect otherwise).
-    virtual boost::asio::awaitable<void> async_release_lease(std::string run_id, std::string owner) = 0;
+    virtual boost::asio::awaitable<void>
+    async_release_lease(std::string run_id, std::string owner) = 0;
 
 protected:
     run_store() = default;
