@@ -8,7 +8,7 @@
 // Reported per append: process CPU (CLOCK_PROCESS_CPUTIME_ID, so the store's thread counts),
 // wall time, and fsyncs (xSync calls counted by a wrapping sqlite3_vfs).
 //
-// usage: wafer_store_bench [--dir DIR] [--steps N]
+// usage: wafer_store_bench [--dir DIR] [--steps N]   (N sequential appends, 64 x N/50 concurrent)
 // DIR (default: the current directory) must be on the disk to measure, not a tmpfs.
 #include <wafer/store/memory_store.hpp>
 #include <wafer/store/sqlite_store.hpp>
@@ -114,10 +114,24 @@ store::run_info make_run(std::string id) {
     return r;
 }
 
+/// The entries of a few distinct steps, built before measuring (an append copies one set, as a
+/// caller hands over its entries).
+const std::vector<std::vector<store::journal_entry>>& prepared_steps() {
+    static const auto steps = [] {
+        std::vector<std::vector<store::journal_entry>> v;
+        for (int k = 0; k < 16; ++k) {
+            v.push_back(step_entries(k));
+        }
+        return v;
+    }();
+    return steps;
+}
+
 asio::awaitable<void> journal_steps(store::run_store& s, std::string run, int steps) {
     const std::string anyone;
+    const auto& prepared = prepared_steps();
     for (int k = 0; k < steps; ++k) {
-        auto e = step_entries(k);
+        auto e = prepared[static_cast<std::size_t>(k) % prepared.size()];
         store::run_update u;
         u.turns = static_cast<std::size_t>(k + 1);
         u.prompt_tokens = 5120L * (k + 1);
@@ -184,7 +198,7 @@ void print(const char* store_name, const char* pattern, const figures& f) {
 
 int main(int argc, char** argv) {
     fs::path dir = fs::current_path();
-    int steps = 200;
+    int steps = 1000;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
@@ -196,7 +210,7 @@ int main(int argc, char** argv) {
         }
     }
     constexpr int concurrent_runs = 64;
-    const int concurrent_steps = std::max(1, steps / 10);
+    const int concurrent_steps = std::max(1, steps / 50);
     const fs::path work = dir / ("wafer-store-bench-" + std::to_string(::getpid()));
     try {
         fs::create_directories(work);
@@ -217,6 +231,7 @@ int main(int argc, char** argv) {
         );
         const auto& vfs_name = wafer::testing::counting_vfs::name;
         wafer::testing::counting_vfs::instance();
+        prepared_steps();
         for (auto d : {store::sqlite_durability::full, store::sqlite_durability::normal}) {
             const char* name =
                 d == store::sqlite_durability::full ? "sqlite FULL" : "sqlite NORMAL";

@@ -57,7 +57,6 @@ boost::asio::awaitable<std::uint64_t> memory_store::async_append(
         !why.empty()) {
         throw_error(errc::lease_held, detail::run_message(store_name, run_id, why));
     }
-    r.journal.reserve(r.journal.size() + entries.size());
     for (auto& e : entries) {
         e.seq = r.journal.size() + 1;
         e.at_ms = now;

@@ -6,7 +6,11 @@
 //   runs(id TEXT PRIMARY KEY, parent_id, agent, task, scope, status, stop_reason, turns,
 //        prompt_tokens, completion_tokens, created_ms, updated_ms, setup, lease_owner,
 //        lease_expires_ms)
-//   journal(run_id, seq, kind, at_ms, body, PRIMARY KEY (run_id, seq)) WITHOUT ROWID
+//   journal(run_id, seq, kind, at_ms, body, PRIMARY KEY (run_id, seq))
+//
+// journal is a rowid table on purpose: bodies of a few KB stay in the table's leaf pages, where
+// a WITHOUT ROWID table (an index b-tree, ~1 KB of payload per cell on 4 KB pages) would spill
+// every entry to overflow pages.
 //
 // Version 0 is a new, empty file: it is created. A newer version is refused (schema_too_new).
 // An upgrade from version N runs migrations[N] .. migrations[schema_version - 1] in one
@@ -78,7 +82,7 @@ constexpr std::array<const char*, sqlite_store::schema_version> migrations = {
     " kind TEXT NOT NULL,"
     " at_ms INTEGER NOT NULL,"
     " body TEXT NOT NULL,"
-    " PRIMARY KEY (run_id, seq)) WITHOUT ROWID;",
+    " PRIMARY KEY (run_id, seq));",
 };
 
 #define WAFER_RUN_COLUMNS                                                                          \
