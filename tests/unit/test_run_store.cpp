@@ -817,6 +817,44 @@ TEST_SUITE("unit/run_store") {
         CHECK(vfs.wal_syncs.load() - before == 0);
     }
 
+    TEST_CASE("sqlite: the destructor finishes every queued operation") {
+        temp_dir dir;
+        const auto file = dir.path / "runs.db";
+        asio::io_context ioc;
+        constexpr int n = 50;
+        int finished = 0;
+        int failed = 0;
+        auto s = std::make_unique<store::sqlite_store>(file);
+        run_coro(ioc, s->async_create_run(make_run("r")));
+        // Another connection holds the write lock, so nothing the store queues can commit until
+        // it lets go.
+        sqlite3* blocker = nullptr;
+        REQUIRE(sqlite3_open(file.c_str(), &blocker) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+        for (int i = 0; i < n; ++i) {
+            asio::co_spawn(ioc, append_one(*s, "r", ""), [&](std::exception_ptr e, std::uint64_t) {
+                ++finished;
+                failed += e ? 1 : 0;
+            });
+        }
+        ioc.restart();
+        ioc.poll(); // every coroutine has queued its append
+        CHECK(finished == 0);
+        std::thread release([blocker] {
+            std::this_thread::sleep_for(300ms);
+            sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr);
+            sqlite3_close(blocker);
+        });
+        s.reset(); // destroyed with its queue full: waits for the lock, then drains the queue
+        release.join();
+        ioc.restart();
+        ioc.run();
+        CHECK(finished == n);
+        CHECK(failed == 0);
+        store::sqlite_store again(file);
+        CHECK(run_coro(ioc, again.async_read_journal("r")).size() == n);
+    }
+
     TEST_CASE("sqlite: operations complete on the caller's executor, which counts them as work") {
         temp_dir dir;
         store::sqlite_store s(dir.path / "runs.db");
