@@ -525,10 +525,19 @@ public:
     void run(connection& c) override { value_ = fn_(c); }
 
     void complete() override {
-        auto work = std::move(work_);
-        asio::post(work, [h = std::move(handler_), e = error, v = std::move(value_)]() mutable {
-            std::move(h)(e, e ? R{} : std::move(v));
-        });
+        // Posted through an untracked copy, with the tracked one moved into the handler: the
+        // work count drops on the caller's thread, after the handler ran. Dropping it here
+        // instead could be the io_context's last unit of work while its owner, already resumed,
+        // destroys it.
+        auto ex = asio::prefer(work_, asio::execution::outstanding_work.untracked);
+        asio::post(
+            ex,
+            [h = std::move(handler_), e = error, v = std::move(value_), work = std::move(work_)](
+            ) mutable {
+                auto keep = std::move(work);
+                std::move(h)(e, e ? R{} : std::move(v));
+            }
+        );
     }
 
 private:
