@@ -527,6 +527,15 @@ TEST_SUITE("unit/run_store") {
         std::this_thread::sleep_for(100ms);
         CHECK(failure_of(ioc, s->async_append("r", "A", one(), {})).code == errc::lease_held);
         CHECK(run_coro(ioc, s->async_append("r", "", one(), {})) == 4);
+
+        // A run created with its lease is fenced from the start.
+        auto leased = make_run("leased");
+        leased.lease_owner = "creator";
+        leased.lease_expires_ms = run_coro(ioc, s->async_find_run("r"))->updated_ms + 60'000;
+        run_coro(ioc, s->async_create_run(leased));
+        CHECK(failure_of(ioc, s->async_append("leased", "B", one(), {})).code == errc::lease_held);
+        CHECK(run_coro(ioc, s->async_append("leased", "creator", one(), {})) == 1);
+        CHECK_FALSE(run_coro(ioc, s->async_acquire_lease("leased", "B", 1s)));
     }
 
     TEST_CASE_TEMPLATE(

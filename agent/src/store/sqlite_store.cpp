@@ -619,58 +619,60 @@ void sqlite_store::impl::thread_main(std::promise<void>& opened) {
 void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<job>>& batch) {
     const bool writes =
         std::any_of(batch.begin(), batch.end(), [](const auto& j) { return j->writes; });
-    auto fail_all = [&](std::exception_ptr e) {
+    // Every job that has not failed on its own fails with `e`: nothing of the batch landed.
+    auto fail_rest = [&](std::exception_ptr e) {
         for (auto& j : batch) {
-            j->error = e;
+            if (!j->error) {
+                j->error = e;
+            }
         }
     };
+    auto abandon = [&] {
+        if (c.in_transaction()) {
+            try {
+                c.run(sql_rollback);
+            } catch (...) {
+            }
+        }
+    };
+    bool lost = false;
     try {
         c.run(writes ? sql_begin_write : sql_begin_read);
     } catch (...) {
-        fail_all(std::current_exception());
+        fail_rest(std::current_exception());
+        lost = true;
     }
-    if (c.in_transaction()) {
-        for (auto& j : batch) {
-            try {
-                c.run(sql_savepoint);
-            } catch (...) {
-                j->error = std::current_exception();
+    for (auto it = batch.begin(); !lost && it != batch.end(); ++it) {
+        auto& j = **it;
+        try {
+            c.run(sql_savepoint);
+            j.run(c);
+            c.run(sql_release);
+            continue;
+        } catch (...) {
+            j.error = std::current_exception();
+        }
+        // This job alone is undone; if that is impossible (SQLite already rolled the whole
+        // transaction back on an I/O error, say), the batch is lost.
+        try {
+            if (c.in_transaction()) {
+                c.run(sql_rollback_to);
+                c.run(sql_release);
                 continue;
             }
-            try {
-                j->run(c);
-                c.run(sql_release);
-            } catch (...) {
-                j->error = std::current_exception();
-                if (c.in_transaction()) {
-                    try {
-                        c.run(sql_rollback_to);
-                        c.run(sql_release);
-                        continue;
-                    } catch (...) {
-                    }
-                }
-                // The transaction is gone (SQLite rolled it back on an I/O error, or the
-                // savepoint could not be undone): nothing of this batch lands.
-                fail_all(std::current_exception());
-                break;
-            }
+        } catch (...) {
         }
+        fail_rest(j.error);
+        lost = true;
+    }
+    if (lost) {
+        abandon();
+    } else {
         try {
             c.run(sql_commit);
         } catch (...) {
-            auto e = std::current_exception();
-            for (auto& j : batch) {
-                if (!j->error) {
-                    j->error = e;
-                }
-            }
-            if (c.in_transaction()) {
-                try {
-                    c.run(sql_rollback);
-                } catch (...) {
-                }
-            }
+            fail_rest(std::current_exception());
+            abandon();
         }
     }
     for (auto& j : batch) {

@@ -117,7 +117,8 @@ public:
     run_store(const run_store&) = delete;
     run_store& operator=(const run_store&) = delete;
 
-    /// Records a new run (created_ms, updated_ms set by the store; status as given). Throws
+    /// Records a new run (created_ms, updated_ms set by the store; status, lease_owner and
+    /// lease_expires_ms as given, so a creator may hold the lease from the start). Throws
     /// run_exists if the id is taken.
     virtual boost::asio::awaitable<void> async_create_run(run_info run) = 0;
 
