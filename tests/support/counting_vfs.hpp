@@ -1,5 +1,6 @@
 // counting_vfs: a SQLite VFS that forwards to the default one and counts xSync calls, to see how
-// many commits (and fsyncs) a run store really makes. Used by the run store tests and benchmark.
+// many commits (and fsyncs) a run store really makes, and fails writes to the write-ahead log on
+// request (a full disk). Used by the run store tests and benchmark.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,9 @@ public:
     std::atomic<long> db_syncs{0};
 
     long syncs() const noexcept { return wal_syncs.load() + db_syncs.load(); }
+
+    /// While set, writes to write-ahead logs fail with SQLITE_FULL.
+    std::atomic<bool> fail_wal_writes{false};
 
 private:
     struct file {
@@ -52,6 +56,9 @@ private:
             return real(f)->pMethods->xRead(real(f), b, n, o);
         };
         methods_.xWrite = [](sqlite3_file* f, const void* b, int n, sqlite3_int64 o) {
+            if (reinterpret_cast<file*>(f)->wal && instance().fail_wal_writes.load()) {
+                return SQLITE_FULL;
+            }
             return real(f)->pMethods->xWrite(real(f), b, n, o);
         };
         methods_.xTruncate = [](sqlite3_file* f, sqlite3_int64 n) {

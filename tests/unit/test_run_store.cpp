@@ -732,6 +732,9 @@ TEST_SUITE("unit/run_store") {
             write_bytes(file, part);
             auto f = failure_of_ctor([&] { store::sqlite_store s(file); });
             CHECK_MESSAGE(f.code == errc::corrupt, "cut at " << cut << ": " << f.detail);
+            if (cut == whole.size() / 2) {
+                MESSAGE("truncated: " << f.detail);
+            }
             CHECK(f.detail.find(file.string()) != std::string::npos);
             CHECK(read_bytes(file) == part);
             CHECK_FALSE(fs::exists(file.string() + "-wal"));
@@ -824,6 +827,41 @@ TEST_SUITE("unit/run_store") {
             run_coro(ioc, append_one(normal, "r", ""));
         }
         CHECK(vfs.wal_syncs.load() - before == 0);
+    }
+
+    TEST_CASE(
+        "sqlite: a failing disk fails the appends with io, lands nothing, and the store recovers"
+    ) {
+        temp_dir dir;
+        auto& vfs = wafer::testing::counting_vfs::instance();
+        asio::io_context ioc;
+        const auto file = dir.path / "runs.db";
+        store::sqlite_store s(file, {.vfs = vfs.name});
+        run_coro(ioc, s.async_create_run(make_run("r")));
+        for (int i = 0; i < 4; ++i) {
+            run_coro(ioc, s.async_create_run(make_run("p" + std::to_string(i))));
+        }
+        CHECK(run_coro(ioc, append_one(s, "r", "")) == 1);
+
+        vfs.fail_wal_writes = true;
+        auto f = failure_of(ioc, append_one(s, "r", ""));
+        auto b =
+            run_burst(ioc, 4, [&](int i) { return append_one(s, "p" + std::to_string(i), ""); });
+        vfs.fail_wal_writes = false;
+        CHECK(f.code == errc::io);
+        CHECK(f.detail.find(file.string()) != std::string::npos);
+        CHECK(f.detail.find('\n') == std::string::npos);
+        MESSAGE("disk full: " << f.detail);
+        CHECK(b.errors == std::vector<boost::system::error_code>(4, errc::io));
+
+        // Nothing of the failed commits landed, and the store goes on once the disk recovers.
+        CHECK(run_coro(ioc, s.async_read_journal("r")).size() == 1);
+        CHECK(run_coro(ioc, append_one(s, "r", "")) == 2);
+        for (int i = 0; i < 4; ++i) {
+            CHECK(run_coro(ioc, s.async_read_journal("p" + std::to_string(i))).empty());
+        }
+        store::sqlite_store again(file);
+        CHECK(run_coro(ioc, again.async_read_journal("r")).size() == 2);
     }
 
     TEST_CASE("sqlite: the destructor finishes every queued operation") {

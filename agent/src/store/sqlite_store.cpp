@@ -312,7 +312,9 @@ std::int64_t connection::pragma_int(const char* sql) {
     }
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(s);
-        fail_sqlite(rc, code_of(rc) == errc::corrupt ? "unreadable" : "reading the header");
+        fail_sqlite(
+            rc, code_of(rc) == errc::corrupt ? "damaged or truncated" : "reading the header"
+        );
     }
     const auto v = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
