@@ -4,9 +4,11 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace wafer::store {
@@ -115,7 +117,8 @@ public:
     run_store(const run_store&) = delete;
     run_store& operator=(const run_store&) = delete;
 
-    /// Records a new run (created_ms, updated_ms set by the store; status as given). Throws
+    /// Records a new run (created_ms, updated_ms set by the store; status, lease_owner and
+    /// lease_expires_ms as given, so a creator may hold the lease from the start). Throws
     /// run_exists if the id is taken.
     virtual boost::asio::awaitable<void> async_create_run(run_info run) = 0;
 
@@ -142,7 +145,8 @@ public:
     async_acquire_lease(std::string run_id, std::string owner, std::chrono::milliseconds ttl) = 0;
 
     /// Gives the lease up if `owner` holds it (no effect otherwise).
-    virtual boost::asio::awaitable<void> async_release_lease(std::string run_id, std::string owner) = 0;
+    virtual boost::asio::awaitable<void>
+    async_release_lease(std::string run_id, std::string owner) = 0;
 
 protected:
     run_store() = default;
