@@ -1,10 +1,14 @@
 #include <wafer/agent.hpp>
 #include <wafer/event_emitter.hpp>
+#include <wafer/store/error.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <stdexcept>
 
 #include "critics/critic_review.hpp"
 #include "loop/driver.hpp"
+#include "loop/journal.hpp"
 
 namespace wafer {
 
@@ -94,6 +98,15 @@ agent::agent(agent_config cfg) : cfg_(std::move(cfg)) {
     tool_defs_revision_ = cfg_.tools ? cfg_.tools->revision() : 0;
 }
 
+std::shared_ptr<const std::vector<api::function_tool>> agent::current_tool_defs() const {
+    if (cfg_.tools && cfg_.tools->revision() != tool_defs_revision_) {
+        return std::make_shared<const std::vector<api::function_tool>>(
+            tool_definitions(cfg_.tools.get())
+        );
+    }
+    return tool_defs_;
+}
+
 asio::awaitable<run_result> agent::async_run(std::string input, run_options options) const {
     detail::run_setup setup;
     setup.run_id = options.run_id.empty() ? make_run_id() : options.run_id;
@@ -101,13 +114,110 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
     setup.history = std::move(options.history);
     options.history.reset();
     setup.started = detail::clock_type::now();
-    setup.tool_defs = tool_defs_;
-    if (cfg_.tools && cfg_.tools->revision() != tool_defs_revision_) {
-        setup.tool_defs = std::make_shared<const std::vector<api::function_tool>>(
-            tool_definitions(cfg_.tools.get())
+    setup.tool_defs = current_tool_defs();
+    std::optional<detail::drive_journal> journal;
+    if (options.store) {
+        journal.emplace();
+        journal->store = options.store;
+        journal->owner = detail::make_lease_owner();
+        journal->scope = options.scope;
+    }
+    co_return co_await detail::async_drive(
+        cfg_, *critic_agents_, options, std::move(setup), std::move(journal)
+    );
+}
+
+asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_options options) const {
+    if (!options.store) {
+        throw std::invalid_argument("wafer::agent::async_resume: resume_options::store is required"
         );
     }
-    co_return co_await detail::async_drive(cfg_, *critic_agents_, options, std::move(setup));
+    const std::shared_ptr<store::run_store> st = options.store;
+    std::optional<store::run_info> info = co_await st->async_find_run(run_id);
+    if (!info) {
+        store::throw_error(store::errc::run_not_found, "run " + run_id + " does not exist");
+    }
+    const bool finished = info->status == store::run_status::finished;
+    if (finished && !options.message) {
+        diagnostics d;
+        d.detail = "run " + run_id + " finished (" + info->stop_reason +
+                   "); give a message to continue it";
+        throw wafer::error(errc::invalid_request, std::move(d));
+    }
+    if (!finished && options.message) {
+        diagnostics d;
+        d.detail = "run " + run_id + " has not finished (" +
+                   std::string(store::to_string(info->status)) +
+                   "); resume it without a message first";
+        throw wafer::error(errc::invalid_request, std::move(d));
+    }
+    detail::run_setup setup;
+    try {
+        detail::read_setup(info->setup, setup);
+    } catch (const std::exception& e) {
+        store::throw_error(
+            store::errc::corrupt, "run " + run_id + ": its setup does not parse: " + e.what()
+        );
+    }
+    const std::string owner = detail::make_lease_owner();
+    if (!co_await st->async_acquire_lease(run_id, owner, detail::journal_writer::lease_ttl)) {
+        store::throw_error(
+            store::errc::lease_held,
+            "run " + run_id + " is being driven by another process (" + info->lease_owner + ")"
+        );
+    }
+    std::exception_ptr failure;
+    run_result result;
+    try {
+        std::vector<store::journal_entry> entries = co_await st->async_read_journal(run_id);
+        detail::drive_journal plan;
+        plan.store = st;
+        plan.owner = owner;
+        plan.create = false;
+        plan.scope = info->scope;
+        plan.segments.emplace_back();
+        for (auto& e : entries) {
+            if (e.kind == detail::journal_kind::follow_up) {
+                detail::drive_journal::segment next;
+                try {
+                    next.message = nlohmann::json::parse(e.body).at("message").get<std::string>();
+                } catch (const std::exception& x) {
+                    store::throw_error(
+                        store::errc::corrupt,
+                        "run " + run_id + ": journal entry " + std::to_string(e.seq) +
+                            " (follow_up) does not parse: " + x.what()
+                    );
+                }
+                plan.segments.push_back(std::move(next));
+                continue;
+            }
+            plan.segments.back().entries.push_back(std::move(e));
+        }
+        plan.message = std::move(options.message);
+        plan.reconcile = std::move(options.reconcile);
+        setup.started = detail::clock_type::now();
+        setup.tool_defs = current_tool_defs();
+        run_options ro;
+        ro.on_event = std::move(options.on_event);
+        ro.events = std::move(options.events);
+        ro.run_id = run_id;
+        ro.store = st;
+        ro.scope = info->scope;
+        result = co_await detail::async_drive(
+            cfg_, *critic_agents_, ro, std::move(setup), std::move(plan)
+        );
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (failure) {
+        try {
+            co_await st->async_release_lease(run_id, owner);
+        } catch (const std::exception&) { // NOLINT(bugprone-empty-catch)
+            // The lease expires by itself.
+        }
+        std::rethrow_exception(failure);
+    }
+    co_return result;
 }
 
 } // namespace wafer

@@ -1,5 +1,7 @@
 #include <wafer/model.hpp>
 
+#include <boost/asio/error.hpp>
+
 namespace wafer {
 
 // Out of line so every translation unit shares one coroutine body (and no-op defaults need no
@@ -10,6 +12,26 @@ boost::asio::awaitable<void> model_observer::on_reasoning_delta(std::string) {
 
 boost::asio::awaitable<void> model_observer::on_content_delta(std::string) {
     co_return;
+}
+
+boost::asio::awaitable<boost::system::error_code> model::async_complete(
+    api::chat_request req, model_observer* observer, model_reply& out, diagnostics& diag
+) {
+    boost::system::error_code ec;
+    try {
+        out = co_await async_complete(std::move(req), observer);
+    } catch (const wafer::error& e) {
+        ec = e.code();
+        diag = e.diag();
+    } catch (const boost::system::system_error& e) {
+        ec = e.code() == boost::asio::error::operation_aborted ? make_error_code(errc::cancelled)
+                                                               : e.code();
+        diag.detail = e.what();
+    } catch (const std::exception& e) {
+        ec = make_error_code(errc::invalid_response);
+        diag.detail = e.what();
+    }
+    co_return ec;
 }
 
 } // namespace wafer

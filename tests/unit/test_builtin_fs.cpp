@@ -644,7 +644,7 @@ TEST_SUITE("unit/builtin_tools") {
         REQUIRE(t != nullptr);
         std::stop_source stop;
         stop.request_stop();
-        const tools::call_context ctx{"1", "search", stop.get_token()};
+        const tools::call_context ctx{"1", "search", stop.get_token(), {}};
         const auto out = std::get<tools::blocking_handler>(t->fn).fn(json{{"pattern", "hit"}}, ctx);
         CHECK(contains(out.content, "[search stopped after the call was cancelled or timed out"));
         CHECK_FALSE(contains(out.content, "f1.txt"));

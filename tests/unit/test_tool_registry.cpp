@@ -33,7 +33,7 @@ const json add_schema = json::parse(R"({
 
 tools::tool_output call_inline(const tools::tool& t, const json& args) {
     const auto& h = std::get<tools::inline_handler>(t.fn);
-    return h.fn(args, tools::call_context{"id", t.name, {}});
+    return h.fn(args, tools::call_context{"id", t.name, {}, {}});
 }
 
 } // namespace

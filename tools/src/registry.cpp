@@ -301,7 +301,10 @@ private:
         if (!usable) {
             return;
         }
-        call_context ctx{c.req.id, c.req.name, c.stop.get_token()};
+        call_context ctx{c.req.id, c.req.name, c.stop.get_token(), {}};
+        if (!opts_.idempotency_scope.empty()) {
+            ctx.idempotency_key = opts_.idempotency_scope + "/" + c.req.id;
+        }
         const handler& h = c.tool->t.fn;
         if (const auto* inl = std::get_if<inline_handler>(&h)) {
             // Inline handlers cannot be interrupted, so no deadline is armed for them.

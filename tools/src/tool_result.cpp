@@ -24,6 +24,8 @@ std::string_view to_string(result_status s) noexcept {
         return "cancelled";
     case result_status::refused:
         return "refused";
+    case result_status::in_doubt:
+        return "in_doubt";
     }
     return "unknown";
 }

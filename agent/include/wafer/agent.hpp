@@ -2,6 +2,7 @@
 #pragma once
 
 #include <wafer/agent_config.hpp>
+#include <wafer/resume.hpp>
 #include <wafer/run_result.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -65,7 +66,23 @@ public:
         return async_run(std::move(input), run_options{});
     }
 
+    /// Continues run `run_id` from its journal in `options.store`, in this process or another
+    /// one, with an agent configured as the one that started it. Nothing the journal holds is
+    /// asked of the model again and no finished tool call runs again; a call whose end is not
+    /// journaled is in doubt (resume_options::reconcile). With options.message, a finished run
+    /// goes on with that user message.
+    ///
+    /// Errors: throws wafer::error: store::errc::run_not_found; store::errc::lease_held while
+    /// another process drives the run; store::errc::corrupt for a journal that does not parse;
+    /// errc::invalid_request for a finished run without a message, a message for a run that did
+    /// not finish, or a journal this agent's configuration does not reproduce. Nothing in the
+    /// store changes when it throws.
+    boost::asio::awaitable<run_result>
+    async_resume(std::string run_id, resume_options options) const;
+
 private:
+    std::shared_ptr<const std::vector<api::function_tool>> current_tool_defs() const;
+
     agent_config cfg_;
     // One sub-agent per critic, built with the agent (immutable, shared by copies).
     std::shared_ptr<const std::vector<agent>> critic_agents_;

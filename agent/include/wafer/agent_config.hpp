@@ -20,6 +20,10 @@
 
 namespace wafer {
 
+namespace store {
+class run_store;
+}
+
 /// What happens when a run reaches max_turns with the model still calling tools.
 enum class max_turns_policy {
     /// One more request without tools, asking for the final answer (stop_reason::max_turns, with
@@ -83,8 +87,14 @@ struct run_options {
     std::shared_ptr<event_channel> events;
     /// Continue an earlier conversation (its system message is kept as is).
     std::optional<wafer::conversation> history;
-    /// Identifies the run in events (generated if empty).
+    /// Identifies the run in events and in the store (generated if empty).
     std::string run_id;
+    /// Journal the run in this store, so that it survives the process (agent::async_resume).
+    /// Null: the run lives in memory only. A journaled run holds the run's lease while it runs;
+    /// what it journals is listed in ARCHITECTURE.md ("Durable runs").
+    std::shared_ptr<store::run_store> store;
+    /// Stored with the run for listing (e.g. the CLI's workspace directory).
+    std::string scope;
 };
 
 } // namespace wafer

@@ -26,6 +26,7 @@ public:
 
     boost::asio::awaitable<model_reply>
     async_complete(api::chat_request req, model_observer* observer) override;
+    using model::async_complete; // the non-throwing form
 
 private:
     std::shared_ptr<api::client> client_;

@@ -5,6 +5,7 @@
 #include <wafer/api/chat_response.hpp>
 #include <wafer/api/message.hpp>
 #include <wafer/api/usage.hpp>
+#include <wafer/error.hpp>
 #include <wafer/model_family.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -116,6 +117,16 @@ public:
     /// Object lifetimes: `observer` must outlive the returned awaitable.
     virtual boost::asio::awaitable<model_reply>
     async_complete(api::chat_request req, model_observer* observer) = 0;
+
+    /// The same, reporting a failure instead of throwing it: returns the error code (empty on
+    /// success) with `diag` filled, and the reply in `out`. Exceptions that are not
+    /// wafer::error become errc::invalid_response (operation_aborted: errc::cancelled), with
+    /// their text in diagnostics::detail.
+    ///
+    /// Object lifetimes: `out`, `diag` and `observer` must outlive the returned awaitable.
+    boost::asio::awaitable<boost::system::error_code> async_complete(
+        api::chat_request req, model_observer* observer, model_reply& out, diagnostics& diag
+    );
 
 protected:
     model() = default;

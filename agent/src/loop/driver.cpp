@@ -6,6 +6,7 @@
 
 #include <wafer/agent.hpp>
 #include <wafer/event_emitter.hpp>
+#include <wafer/store/error.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -15,10 +16,13 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <map>
 #include <memory>
+#include <set>
 #include <variant>
 
 #include "critics/critic_review.hpp"
+#include "loop/journal.hpp"
 
 namespace wafer::detail {
 
@@ -40,35 +44,6 @@ std::string exception_text(const std::exception_ptr& e) {
     }
 }
 
-// The reports operations make, as the driver queues them for the machine.
-struct model_done {
-    std::uint32_t op = 0;
-    std::optional<model_reply> reply;
-    std::chrono::microseconds took{0};
-    model_failure why = model_failure::error;
-    std::optional<run_error> error;
-};
-struct tool_started {
-    std::uint32_t op = 0;
-    std::size_t k = 0;
-};
-struct tool_finished {
-    std::uint32_t op = 0;
-    std::size_t k = 0;
-    tools::tool_result result;
-    std::chrono::microseconds took{0};
-};
-struct dispatch_done {
-    std::uint32_t op = 0;
-    bool cancelled = false;
-    std::optional<std::string> failure;
-};
-struct review_done {
-    std::uint32_t op = 0;
-    critic_review review;
-};
-using report = std::variant<model_done, tool_started, tool_finished, dispatch_done, review_done>;
-
 class run_driver;
 
 // What a dispatch's observers use, owned by them. A dispatch that throws may leave calls running
@@ -77,6 +52,7 @@ struct dispatch_watch {
     run_driver* driver = nullptr;
     std::uint32_t op = 0;
     std::vector<clock_type::time_point> starts;
+    std::vector<std::size_t> kmap;
 };
 
 class run_driver {
@@ -86,22 +62,44 @@ public:
         const agent_config& cfg,
         const std::vector<agent>& critics,
         run_options& options,
-        run_setup setup
+        run_setup setup,
+        std::optional<drive_journal> journal
     )
         : cfg_(cfg), critics_(critics), options_(options),
-          emitter_(setup.run_id, cfg.name, forward_to(options), options.events),
-          machine_(cfg, with_observed(std::move(setup), emitter_.observed())), ex_(std::move(ex)),
-          wake_(ex_) {}
+          emitter_(setup.run_id, cfg.name, forward_to(options), options.events), ex_(std::move(ex)),
+          wake_(ex_) {
+        setup.observed = emitter_.observed();
+        if (journal) {
+            journal_.emplace(journal->store, setup.run_id, journal->owner);
+            plan_ = std::move(journal);
+        }
+        setup_ = std::move(setup);
+        machine_.emplace(cfg_, setup_);
+    }
 
     asio::awaitable<run_result> run() {
         asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
         std::exception_ptr failure;
+        if (journal_) {
+            co_await open_journal();
+        }
         for (;;) {
             if (!cancel_seen_ && cs.cancelled() != asio::cancellation_type::none) {
                 cancel_seen_ = true;
-                machine_.on_cancelled();
+                machine_->on_cancelled();
             }
-            run_action a = machine_.next(clock_type::now());
+            run_action a;
+            bool resumed_dispatch = false;
+            std::vector<bool> reported;
+            if (!resumed_.empty()) {
+                resumed_action r = std::move(resumed_.back());
+                resumed_.pop_back();
+                a = std::move(r.action);
+                resumed_dispatch = r.dispatched;
+                reported = std::move(r.reported);
+            } else {
+                a = machine_->next(clock_type::now());
+            }
             if (a.type == run_action_type::done) {
                 break;
             }
@@ -121,18 +119,34 @@ public:
                     failure = std::current_exception();
                 }
                 break;
-            case run_action_type::call_model: {
-                // Nothing else is in flight during a model call: it is awaited here, and the
-                // caller's cancellation reaches it directly.
-                report r = co_await model_op(a.op, std::move(a.model()));
-                feed(std::move(r));
+            case run_action_type::call_model:
+                if (!journal_) {
+                    // Nothing else is in flight during a model call: it is awaited here, and
+                    // the caller's cancellation reaches it directly. A journaled run spawns it,
+                    // so that it keeps renewing its lease meanwhile.
+                    report r = co_await model_op(a.op, std::move(a.model()));
+                    feed(std::move(r));
+                } else {
+                    start_model(a.op, std::move(a.model()));
+                }
                 break;
-            }
             case run_action_type::dispatch:
-                if (machine_.in_flight() == 1 && !emitter_.observed()) {
+                if (resumed_dispatch) {
+                    co_await resume_dispatch(a.op, std::move(a.dispatch()), reported);
+                } else if (journal_) {
+                    // No call starts before the journal knows it may have: that is what makes
+                    // an unfinished call "in doubt" rather than silently repeated.
+                    journal_->add(dispatch_entry(a.op, a.dispatch()));
+                    co_await flush_journal();
+                    if (journal_failed_) {
+                        feed_machine(dispatch_done{a.op, false, std::string("the journal failed")});
+                    } else {
+                        start_dispatch(a.op, std::move(a.dispatch()));
+                    }
+                } else if (machine_->in_flight() == 1 && !emitter_.observed()) {
                     // Alone and unobserved: no event has to go out while it runs, so it is
                     // awaited here; what its observers reported is drained with its end.
-                    report r = co_await dispatch_op(a.op, std::move(a.dispatch()), false);
+                    report r = co_await dispatch_op(a.op, std::move(a.dispatch()), false, {});
                     drain_inbox();
                     feed(std::move(r));
                 } else {
@@ -161,12 +175,287 @@ public:
             while (!ops_.empty()) {
                 co_await wait_for_reports();
             }
+            if (journal_) {
+                co_await release_quietly();
+            }
             std::rethrow_exception(failure);
+        }
+        run_result result = std::move(*machine_).take_result();
+        if (journal_) {
+            co_await close_journal(result);
         }
         if (options_.events) {
             co_await options_.events->async_finish();
         }
-        co_return std::move(machine_).take_result();
+        co_return result;
+    }
+
+    // ---- the journal -----------------------------------------------------------------------
+
+    asio::awaitable<void> open_journal() {
+        if (!plan_->create) {
+            journal_->leased_now(); // async_resume took the lease
+            replay_all();           // throws for a journal this agent does not reproduce
+            co_return;
+        }
+        store::run_info info;
+        info.id = setup_.run_id;
+        info.agent = cfg_.name;
+        info.task = setup_.input;
+        info.scope = plan_->scope;
+        info.status = store::run_status::running;
+        info.setup = setup_text(setup_);
+        info.lease_owner = journal_->owner();
+        info.lease_expires_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                (std::chrono::system_clock::now() + journal_writer::lease_ttl).time_since_epoch()
+            )
+                .count();
+        try {
+            co_await journal_->store().async_create_run(std::move(info));
+            journal_->leased_now();
+        } catch (const wafer::error& e) {
+            journal_lost(e);
+        }
+    }
+
+    // The run cannot be journaled any more: it ends with the store's error.
+    void journal_lost(const wafer::error& e) {
+        journal_failed_ = true;
+        machine_->on_fatal(run_error{e.code(), e.diag()});
+    }
+
+    asio::awaitable<void> flush_journal(store::run_update update = {}) {
+        if (!journal_ || journal_failed_) {
+            co_return;
+        }
+        try {
+            co_await journal_->async_flush(std::move(update));
+        } catch (const wafer::error& e) {
+            journal_lost(e);
+        }
+    }
+
+    asio::awaitable<void> close_journal(const run_result& r) {
+        if (!journal_failed_) {
+            // A cancelled run stays resumable; every other stop finishes it.
+            store::run_update u;
+            u.status = r.stop_reason == stop_reason::cancelled ? store::run_status::running
+                                                               : store::run_status::finished;
+            u.stop_reason = std::string(to_string(r.stop_reason));
+            u.turns = r.turns.size();
+            u.prompt_tokens = r.usage.prompt_tokens;
+            u.completion_tokens = r.usage.completion_tokens;
+            journal_->add(stopped_entry(r.stop_reason));
+            try {
+                co_await journal_->async_flush(std::move(u));
+            } catch (const wafer::error&) { // NOLINT(bugprone-empty-catch)
+                // Everything but the stop is journaled: a resume replays to the same end.
+            }
+        }
+        co_await release_quietly();
+    }
+
+    asio::awaitable<void> release_quietly() {
+        try {
+            co_await journal_->async_release();
+        } catch (const std::exception&) { // NOLINT(bugprone-empty-catch)
+            // The lease expires by itself.
+        }
+    }
+
+    [[noreturn]] void mismatch(const store::journal_entry& e, const std::string& why) const {
+        diagnostics d;
+        d.detail = "run " + setup_.run_id + ": journal entry " + std::to_string(e.seq) + " (" +
+                   e.kind + ") " + why +
+                   "; the run was journaled by an agent configured differently (model, tools, "
+                   "critics or limits)";
+        throw wafer::error(errc::invalid_request, std::move(d));
+    }
+
+    // Replays every segment of the journal into the machine, without I/O.
+    void replay_all() {
+        auto& segments = plan_->segments;
+        for (std::size_t i = 0; i < segments.size(); ++i) {
+            if (i > 0) {
+                if (!machine_->finished()) {
+                    store::journal_entry at;
+                    at.kind = std::string(journal_kind::follow_up);
+                    mismatch(at, "follows an exchange that had not ended");
+                }
+                next_exchange(segments[i].message);
+            }
+            replay_segment(segments[i].entries);
+        }
+        if (plan_->message) {
+            next_exchange(*plan_->message);
+            journal_->add(follow_up_entry(*plan_->message));
+        }
+    }
+
+    // A new exchange on the conversation the finished one ended with.
+    void next_exchange(const std::string& message) {
+        run_result prev = std::move(*machine_).take_result();
+        run_setup s = setup_;
+        s.input = message;
+        s.history = std::move(prev.conversation);
+        machine_.emplace(cfg_, std::move(s));
+    }
+
+    void replay_segment(const std::vector<store::journal_entry>& entries) {
+        const auto now = clock_type::now();
+        std::map<std::uint32_t, run_action> open; // started, and not ended by the journal
+        std::map<std::uint32_t, std::vector<bool>> reported;
+        std::set<std::uint32_t> dispatched;
+        auto drain = [&] {
+            for (;;) {
+                run_action a = machine_->next(now);
+                switch (a.type) {
+                case run_action_type::emit: // what was replayed is not sent again
+                case run_action_type::cancel_ops:
+                    continue;
+                case run_action_type::wait:
+                case run_action_type::done:
+                    return;
+                default:
+                    if (a.type == run_action_type::dispatch) {
+                        reported[a.op].assign(a.dispatch().calls.size(), false);
+                    }
+                    const std::uint32_t op = a.op;
+                    open.emplace(op, std::move(a));
+                }
+            }
+        };
+        for (const auto& e : entries) {
+            if (e.kind == journal_kind::stopped || e.kind == journal_kind::follow_up) {
+                continue;
+            }
+            drain();
+            if (e.kind == journal_kind::dispatch) {
+                std::uint32_t op = 0;
+                try {
+                    op = nlohmann::json::parse(e.body).at("op").get<std::uint32_t>();
+                } catch (const std::exception& x) {
+                    corrupt(e, x.what());
+                }
+                auto it = open.find(op);
+                if (it == open.end() || it->second.type != run_action_type::dispatch) {
+                    mismatch(e, "records a dispatch the agent did not ask for");
+                }
+                dispatched.insert(op);
+                continue;
+            }
+            report r;
+            try {
+                r = report_of(e);
+            } catch (const std::exception& x) {
+                corrupt(e, x.what());
+            }
+            const std::uint32_t op = std::visit([](const auto& x) { return x.op; }, r);
+            auto it = open.find(op);
+            const run_action_type want =
+                std::holds_alternative<model_done>(r)    ? run_action_type::call_model
+                : std::holds_alternative<review_done>(r) ? run_action_type::review
+                                                         : run_action_type::dispatch;
+            if (it == open.end() || it->second.type != want) {
+                mismatch(e, "answers an operation the agent did not start");
+            }
+            if (const auto* t = std::get_if<tool_finished>(&r)) {
+                auto& seen = reported[op];
+                if (t->k >= seen.size()) {
+                    mismatch(e, "answers a call the dispatch does not have");
+                }
+                seen[t->k] = true;
+            } else {
+                open.erase(it);
+            }
+            feed_machine(std::move(r));
+        }
+        drain();
+        // What is still open runs now, in the order it was started (resumed_ pops the back).
+        for (auto it = open.rbegin(); it != open.rend(); ++it) {
+            resumed_.push_back(
+                {std::move(it->second), dispatched.contains(it->first), reported[it->first]}
+            );
+        }
+    }
+
+    [[noreturn]] void corrupt(const store::journal_entry& e, const std::string& why) const {
+        store::throw_error(
+            store::errc::corrupt,
+            "run " + setup_.run_id + ": journal entry " + std::to_string(e.seq) + " (" + e.kind +
+                ") does not parse: " + why
+        );
+    }
+
+    // A dispatch the journal says started, some of whose calls have no journaled result: each
+    // of those is in doubt. read_only calls run again; for the others the reconcile hook
+    // decides, by default a result that says the outcome is unknown.
+    asio::awaitable<void>
+    resume_dispatch(std::uint32_t op, dispatch_job job, const std::vector<bool>& reported) {
+        dispatch_job again;
+        again.turn = job.turn;
+        again.options = job.options;
+        std::vector<std::size_t> kmap;
+        for (std::size_t k = 0; k < job.requests.size(); ++k) {
+            if (k < reported.size() && reported[k]) {
+                continue;
+            }
+            const tools::tool_call_request& req = job.requests[k];
+            const tools::tool* t = cfg_.tools ? cfg_.tools->find(req.name) : nullptr;
+            in_doubt_call c{
+                setup_.run_id,
+                req.id,
+                req.name,
+                req.arguments,
+                t != nullptr && t->options.read_only,
+                job.options.idempotency_scope.empty()
+                    ? std::string()
+                    : job.options.idempotency_scope + "/" + req.id};
+            reconcile_decision d = reconcile_decision::run_again();
+            if (!c.read_only) {
+                d = reconcile_decision::unknown();
+                if (plan_->reconcile) {
+                    try {
+                        d = plan_->reconcile(c);
+                    } catch (const std::exception&) { // NOLINT(bugprone-empty-catch)
+                        // A hook that fails decides nothing: the outcome stays unknown.
+                    }
+                }
+            }
+            if (d.action == reconcile_decision::kind::run_again) {
+                again.requests.push_back(req);
+                again.calls.push_back(job.calls[k]);
+                kmap.push_back(k);
+                continue;
+            }
+            tools::tool_result r;
+            r.tool_call_id = req.id;
+            r.name = req.name;
+            if (d.action == reconcile_decision::kind::use_result) {
+                r.content = std::move(d.content);
+                r.is_error = d.is_error;
+                r.status = d.is_error ? tools::result_status::tool_error : tools::result_status::ok;
+            } else {
+                r.is_error = true;
+                r.status = tools::result_status::in_doubt;
+                r.content = "the outcome of this call is unknown: the run was interrupted while "
+                            "it ran, and it was not run again. Check whether it took effect "
+                            "before you retry it.";
+            }
+            feed(tool_finished{op, k, std::move(r), std::chrono::microseconds(0)});
+        }
+        if (again.requests.empty()) {
+            feed(dispatch_done{op, false, std::nullopt});
+            co_return;
+        }
+        journal_->add(dispatch_entry(op, again));
+        co_await flush_journal();
+        if (journal_failed_) {
+            feed_machine(dispatch_done{op, false, std::string("the journal failed")});
+            co_return;
+        }
+        start_dispatch(op, std::move(again), std::move(kmap));
     }
 
     void report_in(report r) {
@@ -182,11 +471,6 @@ private:
         asio::cancellation_signal signal;
         bool finished = false;
     };
-
-    static run_setup with_observed(run_setup s, bool observed) {
-        s.observed = observed;
-        return s;
-    }
 
     // The emitter calls the caller's callback object itself, not a copy: a stateful callback
     // must see every event.
@@ -222,10 +506,23 @@ private:
     }
 
     asio::awaitable<void> wait_for_reports() {
+        if (inbox_.empty() && journal_ && journal_->has_pending()) {
+            // What came in is committed before the run sits waiting (one commit per step).
+            co_await flush_journal();
+        }
         if (inbox_.empty()) {
-            wake_.expires_at(clock_type::time_point::max());
+            const bool leased = journal_ && !journal_failed_;
+            wake_.expires_at(leased ? journal_->renew_at() : clock_type::time_point::max());
             auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
-            (void)ec; // a report, or the caller's cancellation: the loop looks at both
+            // A report or the caller's cancellation (the loop looks at both), or the lease is
+            // due for renewal.
+            if (!ec && leased) {
+                try {
+                    co_await journal_->async_keep_lease();
+                } catch (const wafer::error& e) {
+                    journal_lost(e);
+                }
+            }
         }
         drain_inbox();
         // Reports drained: their ops' signals are no longer touched.
@@ -241,24 +538,32 @@ private:
         draining_.clear();
     }
 
+    // Journals a report (what the journal keeps: journaled()) and hands it to the machine.
     void feed(report r) {
+        if (journal_ && !journal_failed_ && journaled(r, cancel_seen_)) {
+            journal_->add(journal_entry_of(r));
+        }
+        feed_machine(std::move(r));
+    }
+
+    void feed_machine(report r) {
         std::visit(
             [this](auto&& x) {
                 using T = std::decay_t<decltype(x)>;
                 if constexpr (std::is_same_v<T, model_done>) {
                     if (x.reply) {
-                        machine_.on_model_reply(x.op, std::move(*x.reply), x.took);
+                        machine_->on_model_reply(x.op, std::move(*x.reply), x.took);
                     } else {
-                        machine_.on_model_failed(x.op, x.why, std::move(x.error));
+                        machine_->on_model_failed(x.op, x.why, std::move(x.error));
                     }
                 } else if constexpr (std::is_same_v<T, tool_started>) {
-                    machine_.on_tool_started(x.op, x.k);
+                    machine_->on_tool_started(x.op, x.k);
                 } else if constexpr (std::is_same_v<T, tool_finished>) {
-                    machine_.on_tool_finished(x.op, x.k, std::move(x.result), x.took);
+                    machine_->on_tool_finished(x.op, x.k, std::move(x.result), x.took);
                 } else if constexpr (std::is_same_v<T, dispatch_done>) {
-                    machine_.on_dispatch_done(x.op, x.cancelled, std::move(x.failure));
+                    machine_->on_dispatch_done(x.op, x.cancelled, std::move(x.failure));
                 } else {
-                    machine_.on_review(x.op, std::move(x.review));
+                    machine_->on_review(x.op, std::move(x.review));
                 }
             },
             std::move(r)
@@ -291,10 +596,18 @@ private:
         );
     }
 
-    void start_dispatch(std::uint32_t op, dispatch_job job) {
+    void start_model(std::uint32_t op, model_call call) {
+        model_done fallback;
+        fallback.op = op;
+        fallback.error = run_error{errc::invalid_response, {}};
+        fallback.error->diagnostics.detail = "the model call failed unexpectedly";
+        spawn(op, model_op(op, std::move(call)), std::move(fallback));
+    }
+
+    void start_dispatch(std::uint32_t op, dispatch_job job, std::vector<std::size_t> kmap = {}) {
         spawn(
             op,
-            dispatch_op(op, std::move(job), true),
+            dispatch_op(op, std::move(job), true, std::move(kmap)),
             dispatch_done{op, false, "an unexpected failure"}
         );
     }
@@ -314,57 +627,67 @@ private:
         d.op = op;
         const auto started = clock_type::now();
         delta_forwarder forwarder(emitter_, call.turn);
+        model_reply reply;
+        diagnostics diag;
+        std::optional<boost::system::error_code> ec;
         try {
             // Unobserved runs take no deltas: the model then copies none.
-            asio::awaitable<model_reply> c = cfg_.model->async_complete(
-                std::move(call.request), emitter_.observed() ? &forwarder : nullptr
+            asio::awaitable<boost::system::error_code> c = cfg_.model->async_complete(
+                std::move(call.request), emitter_.observed() ? &forwarder : nullptr, reply, diag
             );
             if (call.call_deadline) {
-                auto r = co_await async_with_deadline(std::move(c), call.call_deadline.at());
-                if (r) {
-                    d.reply = std::move(*r);
-                } else {
-                    d.why = call.run_deadline.passed(clock_type::now())
-                                ? model_failure::run_deadline
-                                : model_failure::turn_timeout;
-                }
+                ec = co_await async_with_deadline(std::move(c), call.call_deadline.at());
             } else {
-                d.reply = co_await std::move(c);
+                ec = co_await std::move(c);
             }
-        } catch (const wafer::error& e) {
-            d.why = e.code() == make_error_code(errc::cancelled) ? model_failure::cancelled
-                                                                 : model_failure::error;
-            d.error = run_error{e.code(), e.diag()};
-        } catch (const boost::system::system_error& e) {
-            d.why = e.code() == asio::error::operation_aborted ? model_failure::cancelled
-                                                               : model_failure::error;
-            d.error = run_error{e.code(), {}};
-            d.error->diagnostics.detail = e.what();
-        } catch (const std::exception& e) {
-            d.error = run_error{errc::invalid_response, {}};
-            d.error->diagnostics.detail = e.what();
+        } catch (const std::exception& e) { // the race itself failed (allocation)
+            ec = make_error_code(errc::invalid_response);
+            diag.detail = e.what();
         }
         d.took = since(started);
+        if (!ec) {
+            // Which deadline fired decides between a deadline stop and a timeout error.
+            d.why = call.run_deadline.passed(clock_type::now()) ? model_failure::run_deadline
+                                                                : model_failure::turn_timeout;
+        } else if (*ec == make_error_code(errc::cancelled)) {
+            d.why = model_failure::cancelled;
+            d.error = run_error{*ec, std::move(diag)};
+        } else if (*ec) {
+            d.why = model_failure::error;
+            d.error = run_error{*ec, std::move(diag)};
+        } else {
+            d.reply = std::move(reply);
+        }
         co_return d;
     }
 
     // Runs one dispatch. With `live`, each call reports as it starts and finishes (observers);
     // without, the results are reported from the dispatch's own result when it ends, which
     // spares the observers and a copy of every result.
-    asio::awaitable<report> dispatch_op(std::uint32_t op, dispatch_job job, bool live) {
+    // `kmap`: the index in the machine's dispatch of each call here (a resumed dispatch runs a
+    // subset); empty: the same.
+    asio::awaitable<report>
+    dispatch_op(std::uint32_t op, dispatch_job job, bool live, std::vector<std::size_t> kmap) {
         const std::size_t n = job.requests.size();
+        if (kmap.empty()) {
+            kmap.resize(n);
+            for (std::size_t k = 0; k < n; ++k) {
+                kmap[k] = k;
+            }
+        }
         std::shared_ptr<dispatch_watch> watch;
         if (live) {
             watch = std::make_shared<dispatch_watch>();
             watch->driver = this;
             watch->op = op;
             watch->starts.resize(n);
+            watch->kmap = kmap;
             job.options.observer.on_start = [watch](std::size_t k) {
                 if (!watch->driver || k >= watch->starts.size()) {
                     return;
                 }
                 watch->starts[k] = clock_type::now();
-                watch->driver->report_in(tool_started{watch->op, k});
+                watch->driver->report_in(tool_started{watch->op, watch->kmap[k]});
             };
             job.options.observer.on_finish = [watch](std::size_t k, const tools::tool_result& r) {
                 if (!watch->driver || k >= watch->starts.size()) {
@@ -372,7 +695,7 @@ private:
                 }
                 const auto begun = watch->starts[k] == clock_type::time_point{} ? clock_type::now()
                                                                                 : watch->starts[k];
-                watch->driver->report_in(tool_finished{watch->op, k, r, since(begun)});
+                watch->driver->report_in(tool_finished{watch->op, watch->kmap[k], r, since(begun)});
             };
         }
         dispatch_done d;
@@ -389,7 +712,7 @@ private:
                     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
                         res.timings[k].duration()
                     );
-                    inbox_.push_back(tool_finished{op, k, std::move(res.results[k]), took});
+                    inbox_.push_back(tool_finished{op, kmap[k], std::move(res.results[k]), took});
                 }
             }
         } catch (...) {
@@ -442,13 +765,24 @@ private:
     const std::vector<agent>& critics_;
     run_options& options_;
     event_emitter emitter_;
-    run_machine machine_;
+    run_setup setup_;
+    std::optional<run_machine> machine_;
+    std::optional<journal_writer> journal_;
+    std::optional<drive_journal> plan_;
+    // Actions replay left without an outcome: they run first.
+    struct resumed_action {
+        run_action action;
+        bool dispatched = false;    // the journal has its dispatch record
+        std::vector<bool> reported; // dispatch: which calls have a journaled result
+    };
+    std::vector<resumed_action> resumed_;
     asio::any_io_executor ex_;
     asio::steady_timer wake_;
     std::vector<report> inbox_;
     std::vector<report> draining_;
     std::vector<std::unique_ptr<op_entry>> ops_;
     bool cancel_seen_ = false;
+    bool journal_failed_ = false;
 };
 
 } // namespace
@@ -457,13 +791,14 @@ asio::awaitable<run_result> async_drive(
     const agent_config& cfg,
     const std::vector<agent>& critic_agents,
     run_options& options,
-    run_setup setup
+    run_setup setup,
+    std::optional<drive_journal> journal
 ) {
     // Cancellation is looked at between steps, so that the run can always finish its
     // bookkeeping (a valid history, usage, the run_finished event) after the caller cancelled.
     co_await asio::this_coro::throw_if_cancelled(false);
     auto ex = co_await asio::this_coro::executor;
-    run_driver d(ex, cfg, critic_agents, options, std::move(setup));
+    run_driver d(ex, cfg, critic_agents, options, std::move(setup), std::move(journal));
     co_return co_await d.run();
 }
 

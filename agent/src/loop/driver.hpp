@@ -3,10 +3,16 @@
 #pragma once
 
 #include <wafer/agent_config.hpp>
+#include <wafer/resume.hpp>
 #include <wafer/run_result.hpp>
+#include <wafer/store/run_store.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "loop/run_machine.hpp"
@@ -23,11 +29,33 @@ namespace wafer::detail {
 ///
 /// Errors: rethrows what an event callback throws, after cancelling and awaiting whatever was
 /// in flight.
+/// How a journaled run is driven: a fresh run creates its row; a resumed one replays the
+/// journal it holds the lease of.
+struct drive_journal {
+    std::shared_ptr<store::run_store> store;
+    /// The lease owner (a resumed run's lease is already held by it).
+    std::string owner;
+    bool create = true;
+    /// For a fresh run's row.
+    std::string scope;
+    /// A resumed run's journal, split at its follow-ups: the first segment continues the
+    /// setup's input, each next one starts with `message`.
+    struct segment {
+        std::string message;
+        std::vector<store::journal_entry> entries;
+    };
+    std::vector<segment> segments;
+    /// A follow-up to start now (the last segment must have finished).
+    std::optional<std::string> message;
+    std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+};
+
 boost::asio::awaitable<run_result> async_drive(
     const agent_config& cfg,
     const std::vector<agent>& critic_agents,
     run_options& options,
-    run_setup setup
+    run_setup setup,
+    std::optional<drive_journal> journal = std::nullopt
 );
 
 } // namespace wafer::detail

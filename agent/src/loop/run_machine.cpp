@@ -59,6 +59,10 @@ void run_machine::emit(event_data e) {
 
 void run_machine::stop(wafer::stop_reason why) {
     result_.stop_reason = why;
+    if (fatal_) {
+        result_.stop_reason = stop_reason::error;
+        result_.error = fatal_;
+    }
     phase_ = phase::finishing;
 }
 
@@ -396,6 +400,7 @@ void run_machine::start_dispatch(
     job.options.call_timeout = cfg_.limits.tool_call_timeout;
     job.options.batch_timeout = timeout;
     job.options.output_cap = cfg_.limits.tool_output_cap;
+    job.options.idempotency_scope = result_.run_id;
     dispatch_op d;
     d.op = start_op();
     d.calls = calls;
@@ -533,6 +538,16 @@ void run_machine::on_review(std::uint32_t op, critic_review review) {
 
 void run_machine::on_cancelled() {
     cancelled_ = true;
+}
+
+void run_machine::on_fatal(run_error e) {
+    if (!fatal_) {
+        fatal_ = std::move(e);
+    }
+    cancelled_ = true;
+    if (phase_ == phase::finishing) {
+        stop(stop_reason::error); // the stop already decided gives way to the failure
+    }
 }
 
 void run_machine::settle_before_tools(clock_type::time_point now) {

@@ -129,6 +129,9 @@ public:
     void on_dispatch_done(std::uint32_t op, bool cancelled, std::optional<std::string> failure);
     void on_review(std::uint32_t op, critic_review review);
     void on_cancelled();
+    /// The run cannot go on (its journal failed): what is in flight is cancelled and the run
+    /// ends with stop_reason::error and `e`.
+    void on_fatal(run_error e);
 
     /// Operations started and not yet reported.
     std::size_t in_flight() const noexcept { return in_flight_; }
@@ -215,6 +218,7 @@ private:
     std::size_t in_flight_ = 0;
     bool cancelled_ = false;
     bool cancel_sent_ = false;
+    std::optional<run_error> fatal_;
 
     // Queued actions, returned in order before the phase logic runs again.
     std::vector<run_action> actions_;

@@ -21,7 +21,8 @@ std::optional<result_status> parse_result_status(std::string_view s) noexcept {
           result_status::handler_exception,
           result_status::timeout,
           result_status::cancelled,
-          result_status::refused}) {
+          result_status::refused,
+          result_status::in_doubt}) {
         if (to_string(st) == s) {
             return st;
         }

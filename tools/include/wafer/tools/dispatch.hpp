@@ -43,6 +43,8 @@ struct dispatch_options {
     std::size_t output_cap = 64 * 1024;
     /// Maximum number of schema violations listed in an invalid-arguments result.
     std::size_t max_reported_violations = 8;
+    /// Prefix of every call's call_context::idempotency_key (none if empty).
+    std::string idempotency_scope;
     dispatch_observer observer;
 };
 

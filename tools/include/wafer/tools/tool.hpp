@@ -30,6 +30,11 @@ struct call_context {
     /// poll it (`stop.stop_requested()`) or register a std::stop_callback. Async handlers are
     /// cancelled through their Asio cancellation slot as well; this token fires at the same time.
     std::stop_token stop;
+    /// The same for this call however often its run is resumed: "<scope>/<call_id>", the scope
+    /// being dispatch_options::idempotency_scope (an agent passes its run id). A handler with
+    /// effects outside the process can send it along (an Idempotency-Key header, a unique
+    /// column) so that a call repeated after a crash takes effect once. Empty without a scope.
+    std::string idempotency_key;
 };
 
 /// Thrown by a handler (or by the typed-argument conversion) when the arguments passed schema

@@ -38,6 +38,9 @@ enum class result_status {
     cancelled,
     /// A reviewer (an agent's critic) stopped the call before it started.
     refused,
+    /// A durable run was resumed after its process stopped while this call ran: whether it took
+    /// effect is unknown, and it was not run again (see wafer::resume_options::reconcile).
+    in_doubt,
 };
 
 /// A short stable name for a status ("ok", "timeout", ...), for logs and events.

@@ -1,0 +1,71 @@
+// Resuming a journaled run: what happens to calls whose outcome the journal does not know.
+#pragma once
+
+#include <wafer/event.hpp>
+#include <wafer/event_channel.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace wafer {
+
+namespace store {
+class run_store;
+}
+
+/// A tool call a journaled run handed to its tools and whose result the journal does not have:
+/// the process stopped while it ran, or before it started (calls of a dispatch count as started
+/// once the dispatch was journaled, so this errs on the side of "may have run").
+struct in_doubt_call {
+    std::string run_id;
+    std::string call_id;
+    std::string tool;
+    /// The arguments JSON text the model sent.
+    std::string arguments;
+    /// The registered tool's tool_options::read_only (false for an unknown tool).
+    bool read_only = false;
+    /// What the handler saw as call_context::idempotency_key.
+    std::string idempotency_key;
+};
+
+/// What to do with an in-doubt call.
+struct reconcile_decision {
+    enum class kind {
+        /// Run the call again (an idempotent tool, or one that deduplicates by its key).
+        run_again,
+        /// Record `content` as its result (e.g. looked up in the external system).
+        use_result,
+        /// Tell the model the outcome is unknown and must be checked before any retry.
+        mark_unknown,
+    };
+    kind action = kind::mark_unknown;
+    std::string content;
+    bool is_error = false;
+
+    static reconcile_decision run_again() { return {kind::run_again, {}, false}; }
+    static reconcile_decision result(std::string content, bool is_error = false) {
+        return {kind::use_result, std::move(content), is_error};
+    }
+    static reconcile_decision unknown() { return {kind::mark_unknown, {}, false}; }
+};
+
+/// How agent::async_resume continues a run.
+struct resume_options {
+    /// The store the run was journaled in (required).
+    std::shared_ptr<store::run_store> store;
+    /// A new user message. Required to continue a run that finished (it then goes on as a new
+    /// exchange in the same conversation); not allowed for a run that did not finish.
+    std::optional<std::string> message;
+    /// Decides for in-doubt calls of tools that are not read_only (read_only calls run again).
+    /// Unset: mark_unknown, which gives the call a result with result_status::in_doubt saying
+    /// the outcome is unknown after a restart and must be checked before any retry.
+    std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+    /// Events of the resumed part (as run_options::on_event / events). What the journal
+    /// replays is not sent again; seq starts at 1 in each process.
+    std::function<void(const event&)> on_event;
+    std::shared_ptr<event_channel> events;
+};
+
+} // namespace wafer

@@ -1,0 +1,221 @@
+#include "loop/journal.hpp"
+
+#include <wafer/store/codec.hpp>
+#include <wafer/store/error.hpp>
+
+#include <random>
+#include <unistd.h>
+
+namespace wafer::detail {
+
+using nlohmann::json;
+
+namespace {
+
+std::string_view failure_name(model_failure f) {
+    switch (f) {
+    case model_failure::error:
+        return "error";
+    case model_failure::cancelled:
+        return "cancelled";
+    case model_failure::run_deadline:
+        return "run_deadline";
+    case model_failure::turn_timeout:
+        return "turn_timeout";
+    }
+    return "error";
+}
+
+model_failure failure_of(const std::string& s) {
+    if (s == "run_deadline") {
+        return model_failure::run_deadline;
+    }
+    if (s == "turn_timeout") {
+        return model_failure::turn_timeout;
+    }
+    if (s == "error") {
+        return model_failure::error;
+    }
+    throw json::other_error::create(501, "unknown model failure \"" + s + "\"", nullptr);
+}
+
+store::journal_entry entry(std::string_view kind, const json& body) {
+    store::journal_entry e;
+    e.kind = std::string(kind);
+    e.body = body.dump();
+    return e;
+}
+
+std::uint32_t op_of(const json& j) {
+    return j.at("op").get<std::uint32_t>();
+}
+
+} // namespace
+
+bool journaled(const report& r, bool cancelling) {
+    if (cancelling) {
+        return false;
+    }
+    if (const auto* m = std::get_if<model_done>(&r)) {
+        return m->why != model_failure::cancelled || m->reply.has_value();
+    }
+    if (const auto* t = std::get_if<tool_finished>(&r)) {
+        return t->result.status != tools::result_status::cancelled;
+    }
+    if (const auto* d = std::get_if<dispatch_done>(&r)) {
+        return !d->cancelled;
+    }
+    return std::holds_alternative<review_done>(r);
+}
+
+store::journal_entry journal_entry_of(const report& r) {
+    if (const auto* m = std::get_if<model_done>(&r)) {
+        if (m->reply) {
+            return entry(
+                journal_kind::model_reply,
+                {{"op", m->op}, {"reply", *m->reply}, {"took_us", m->took.count()}}
+            );
+        }
+        json body = {{"op", m->op}, {"why", failure_name(m->why)}, {"took_us", m->took.count()}};
+        if (m->error) {
+            body["error"] = *m->error;
+        }
+        return entry(journal_kind::model_failed, body);
+    }
+    if (const auto* t = std::get_if<tool_finished>(&r)) {
+        return entry(
+            journal_kind::tool_result,
+            {{"op", t->op}, {"k", t->k}, {"result", t->result}, {"took_us", t->took.count()}}
+        );
+    }
+    if (const auto* d = std::get_if<dispatch_done>(&r)) {
+        json body = {{"op", d->op}};
+        if (d->failure) {
+            body["failure"] = *d->failure;
+        }
+        return entry(journal_kind::dispatch_done, body);
+    }
+    const auto& v = std::get<review_done>(r);
+    return entry(journal_kind::review, {{"op", v.op}, {"review", v.review}});
+}
+
+store::journal_entry dispatch_entry(std::uint32_t op, const dispatch_job& job) {
+    json ids = json::array();
+    for (const auto& c : job.requests) {
+        ids.push_back(c.id);
+    }
+    return entry(journal_kind::dispatch, {{"op", op}, {"turn", job.turn}, {"calls", ids}});
+}
+
+store::journal_entry follow_up_entry(const std::string& message) {
+    return entry(journal_kind::follow_up, {{"message", message}});
+}
+
+store::journal_entry stopped_entry(stop_reason why) {
+    return entry(journal_kind::stopped, {{"stop_reason", to_string(why)}});
+}
+
+report report_of(const store::journal_entry& e) {
+    const json j = json::parse(e.body);
+    if (e.kind == journal_kind::model_reply) {
+        model_done d;
+        d.op = op_of(j);
+        d.reply = j.at("reply").get<model_reply>();
+        d.took = std::chrono::microseconds(j.at("took_us").get<std::int64_t>());
+        return d;
+    }
+    if (e.kind == journal_kind::model_failed) {
+        model_done d;
+        d.op = op_of(j);
+        d.why = failure_of(j.at("why").get<std::string>());
+        d.took = std::chrono::microseconds(j.at("took_us").get<std::int64_t>());
+        if (j.contains("error")) {
+            d.error = j.at("error").get<run_error>();
+        }
+        return d;
+    }
+    if (e.kind == journal_kind::tool_result) {
+        tool_finished t;
+        t.op = op_of(j);
+        t.k = j.at("k").get<std::size_t>();
+        t.result = j.at("result").get<tools::tool_result>();
+        t.took = std::chrono::microseconds(j.at("took_us").get<std::int64_t>());
+        return t;
+    }
+    if (e.kind == journal_kind::dispatch_done) {
+        dispatch_done d;
+        d.op = op_of(j);
+        if (j.contains("failure")) {
+            d.failure = j.at("failure").get<std::string>();
+        }
+        return d;
+    }
+    if (e.kind == journal_kind::review) {
+        return review_done{op_of(j), j.at("review").get<critic_review>()};
+    }
+    throw json::other_error::create(501, "unknown journal entry kind \"" + e.kind + "\"", nullptr);
+}
+
+std::string setup_text(const run_setup& s) {
+    json j = {{"version", 1}, {"run_id", s.run_id}, {"input", s.input}, {"history", nullptr}};
+    if (s.history) {
+        j["history"] = *s.history;
+    }
+    return j.dump();
+}
+
+void read_setup(std::string_view text, run_setup& s) {
+    const json j = json::parse(text);
+    if (j.at("version").get<int>() != 1) {
+        throw json::other_error::create(501, "unknown setup version", &j);
+    }
+    s.run_id = j.at("run_id").get<std::string>();
+    s.input = j.at("input").get<std::string>();
+    if (!j.at("history").is_null()) {
+        s.history = j.at("history").get<wafer::conversation>();
+    }
+}
+
+std::string make_lease_owner() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) {
+        host[0] = '\0';
+    }
+    std::random_device rd;
+    const auto salt = (static_cast<std::uint64_t>(rd()) << 32U) ^ rd();
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(salt));
+    return std::string(host) + ":" + std::to_string(::getpid()) + ":" + buf;
+}
+
+journal_writer::journal_writer(
+    std::shared_ptr<store::run_store> store, std::string run_id, std::string owner
+)
+    : store_(std::move(store)), run_id_(std::move(run_id)), owner_(std::move(owner)) {}
+
+boost::asio::awaitable<void> journal_writer::async_flush(store::run_update update) {
+    co_await async_keep_lease();
+    std::vector<store::journal_entry> entries = std::move(pending_);
+    pending_.clear();
+    co_await store_->async_append(run_id_, owner_, std::move(entries), std::move(update));
+}
+
+boost::asio::awaitable<void> journal_writer::async_keep_lease() {
+    if (clock_type::now() < renew_at_) {
+        co_return;
+    }
+    const bool ok = co_await store_->async_acquire_lease(run_id_, owner_, lease_ttl);
+    if (!ok) {
+        store::throw_error(
+            store::errc::lease_held,
+            "run " + run_id_ + ": another process took the run over (its lease expired)"
+        );
+    }
+    leased_now();
+}
+
+boost::asio::awaitable<void> journal_writer::async_release() {
+    co_await store_->async_release_lease(run_id_, owner_);
+}
+
+} // namespace wafer::detail

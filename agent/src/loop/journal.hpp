@@ -1,0 +1,116 @@
+// What a durable run writes to its store, and reads back to resume: the machine's inputs as
+// journal entries (kinds and bodies listed in ARCHITECTURE.md, "Durable runs").
+#pragma once
+
+#include <wafer/store/run_store.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "loop/run_machine.hpp"
+
+namespace wafer::detail {
+
+// The reports operations make, as the driver hands them to the machine (and to the journal).
+struct model_done {
+    std::uint32_t op = 0;
+    std::optional<model_reply> reply;
+    std::chrono::microseconds took{0};
+    model_failure why = model_failure::error;
+    std::optional<run_error> error;
+};
+struct tool_started {
+    std::uint32_t op = 0;
+    std::size_t k = 0;
+};
+struct tool_finished {
+    std::uint32_t op = 0;
+    std::size_t k = 0;
+    tools::tool_result result;
+    std::chrono::microseconds took{0};
+};
+struct dispatch_done {
+    std::uint32_t op = 0;
+    bool cancelled = false;
+    std::optional<std::string> failure;
+};
+struct review_done {
+    std::uint32_t op = 0;
+    critic_review review;
+};
+using report = std::variant<model_done, tool_started, tool_finished, dispatch_done, review_done>;
+
+namespace journal_kind {
+inline constexpr std::string_view model_reply = "model_reply";
+inline constexpr std::string_view model_failed = "model_failed";
+/// Not an input: a dispatch is about to start these calls (what makes a call in doubt).
+inline constexpr std::string_view dispatch = "dispatch";
+inline constexpr std::string_view tool_result = "tool_result";
+inline constexpr std::string_view dispatch_done = "dispatch_done";
+inline constexpr std::string_view review = "review";
+/// A new exchange on a finished run: {"message"}.
+inline constexpr std::string_view follow_up = "follow_up";
+/// Not an input: the run stopped, {"stop_reason"}.
+inline constexpr std::string_view stopped = "stopped";
+} // namespace journal_kind
+
+/// Whether a report goes to the journal. What cancellation produced does not: a cancelled run
+/// stays resumable, and its cancelled calls are in doubt (or re-run) when it resumes.
+bool journaled(const report& r, bool cancelling);
+
+/// The entry for a report (journaled() must be true), or for a dispatch about to start.
+store::journal_entry journal_entry_of(const report& r);
+store::journal_entry dispatch_entry(std::uint32_t op, const dispatch_job& job);
+store::journal_entry follow_up_entry(const std::string& message);
+store::journal_entry stopped_entry(stop_reason why);
+
+/// A report back from its entry. Throws nlohmann::json exceptions on a malformed body.
+report report_of(const store::journal_entry& e);
+
+/// What a run starts from, as stored in run_info::setup.
+std::string setup_text(const run_setup& s);
+/// Reads setup_text() back (run_id, input, history). Throws nlohmann::json exceptions.
+void read_setup(std::string_view text, run_setup& s);
+
+/// A process-unique lease owner: "<host>:<pid>:<random>".
+std::string make_lease_owner();
+
+/// The journal of one run while it is driven: entries buffer until flush, which commits them in
+/// one append (renewing the lease when it is due).
+class journal_writer {
+public:
+    journal_writer(std::shared_ptr<store::run_store> store, std::string run_id, std::string owner);
+
+    static constexpr std::chrono::milliseconds lease_ttl{30'000};
+
+    void add(store::journal_entry e) { pending_.push_back(std::move(e)); }
+    bool has_pending() const noexcept { return !pending_.empty(); }
+
+    /// Commits what is pending (and `update`). Throws wafer::error (store::errc).
+    boost::asio::awaitable<void> async_flush(store::run_update update = {});
+    /// Renews the lease if it is due; throws store::errc::lease_held if another owner took it.
+    boost::asio::awaitable<void> async_keep_lease();
+    /// When the lease must be renewed next.
+    clock_type::time_point renew_at() const noexcept { return renew_at_; }
+    void leased_now() { renew_at_ = clock_type::now() + lease_ttl / 3; }
+    boost::asio::awaitable<void> async_release();
+
+    const std::string& owner() const noexcept { return owner_; }
+    store::run_store& store() noexcept { return *store_; }
+
+private:
+    std::shared_ptr<store::run_store> store_;
+    std::string run_id_;
+    std::string owner_;
+    std::vector<store::journal_entry> pending_;
+    clock_type::time_point renew_at_{};
+};
+
+} // namespace wafer::detail
