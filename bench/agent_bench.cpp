@@ -21,6 +21,8 @@
 #include <wafer/api/client.hpp>
 #include <wafer/cerebras_model.hpp>
 #include <wafer/scripted_model.hpp>
+#include <wafer/store/memory_store.hpp>
+#include <wafer/store/sqlite_store.hpp>
 #include <wafer/testing/fake_server.hpp>
 #include <wafer/tools/registry.hpp>
 #include <wafer/tools/tool.hpp>
@@ -41,7 +43,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <signal.h>
@@ -53,6 +57,8 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+#include "counting_vfs.hpp"
 
 extern char** environ;
 
@@ -318,6 +324,130 @@ double loop_only_cpu_us_per_turn(int runs) {
         return -1;
     }
     return cpu / static_cast<double>(out.turns);
+}
+
+// ---- journal: what journaling a run costs per turn ---------------------------------------------
+
+double process_cpu_us() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
+asio::awaitable<void> journaled_runs(
+    const wafer::agent* a, int n, std::shared_ptr<wafer::store::run_store> st, cpu_outcome* out
+) {
+    static int serial = 0;
+    for (int i = 0; i < n; ++i) {
+        wafer::run_options o;
+        o.store = st;
+        o.run_id = "bench-" + std::to_string(++serial);
+        asio::awaitable<wafer::run_result> op =
+            a->async_run("What is 2 + 3? Use the add tool.", std::move(o));
+        wafer::run_result r = co_await std::move(op);
+        out->turns += r.turn_count();
+        if (r.stop_reason == wafer::stop_reason::completed && r.turn_count() == 2) {
+            ++out->completed;
+        } else {
+            ++out->failed;
+        }
+    }
+}
+
+// The loop-only runs of loop_only_cpu_us_per_turn with no journal, a memory store and SQLite at
+// NORMAL and FULL: process CPU (the store's thread included) and commits (xSync calls) per turn.
+int bench_journal(int runs) {
+    namespace fs = std::filesystem;
+    auto model = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
+    model->check_requests(false);
+    model->set_responder([](const api::chat_request& req, std::size_t) {
+        if (!req.messages.empty() && req.messages.back().role == api::role::tool) {
+            return wafer::scripted_model::turn::text(
+                "2 + 3 = " + req.messages.back().text() + ".", "The tool says 5."
+            );
+        }
+        return wafer::scripted_model::turn::calls(
+            {{"call_1", "add", R"({"a":2,"b":3})"}}, "I should use the add tool."
+        );
+    });
+    const wafer::agent a = make_agent(model);
+    char tmpl[] = "/tmp/wafer-journal-bench-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+        return 1;
+    }
+    const fs::path dir = tmpl;
+    auto& vfs = wafer::testing::counting_vfs::instance();
+    struct mode {
+        const char* name;
+        std::function<std::shared_ptr<wafer::store::run_store>()> make;
+        int runs;
+    };
+    auto sqlite = [&](wafer::store::sqlite_durability d, const char* file) {
+        return [&, d, file] {
+            wafer::store::sqlite_options o;
+            o.durability = d;
+            o.vfs = wafer::testing::counting_vfs::name;
+            return std::static_pointer_cast<wafer::store::run_store>(
+                std::make_shared<wafer::store::sqlite_store>(dir / file, o)
+            );
+        };
+    };
+    const int slow_runs = std::max(1, runs / 10);
+    std::vector<mode> modes = {
+        {"none", [] { return std::shared_ptr<wafer::store::run_store>(); }, runs},
+        {"memory",
+         [] {
+             return std::static_pointer_cast<wafer::store::run_store>(
+                 std::make_shared<wafer::store::memory_store>()
+             );
+         },
+         runs},
+        {"sqlite_normal", sqlite(wafer::store::sqlite_durability::normal, "normal.db"), slow_runs},
+        {"sqlite_full", sqlite(wafer::store::sqlite_durability::full, "full.db"), slow_runs},
+    };
+    double none_us = 0;
+    int rc = 0;
+    for (auto& m : modes) {
+        asio::io_context ioc(1);
+        auto st = m.make();
+        cpu_outcome warm;
+        asio::co_spawn(ioc, journaled_runs(&a, std::min(m.runs, 20), st, &warm), &rethrow);
+        ioc.run();
+        ioc.restart();
+        cpu_outcome out;
+        const long s0 = vfs.syncs();
+        const double c0 = process_cpu_us();
+        const auto t0 = clock_type::now();
+        asio::co_spawn(ioc, journaled_runs(&a, m.runs, st, &out), &rethrow);
+        ioc.run();
+        const double cpu = process_cpu_us() - c0;
+        const double wall_ms = ms_between(t0, clock_type::now());
+        const long syncs = vfs.syncs() - s0;
+        if (out.failed > 0 || out.turns == 0) {
+            std::fprintf(stderr, "agent_bench journal: %s: %d runs failed\n", m.name, out.failed);
+            rc = 1;
+            continue;
+        }
+        const double turns = static_cast<double>(out.turns);
+        const double per_turn = cpu / turns;
+        if (std::string_view(m.name) == "none") {
+            none_us = per_turn;
+        }
+        std::printf(
+            "name=journal_per_turn mode=%s runs=%d turns=%zu cpu_us_per_turn=%.1f "
+            "extra_cpu_us_per_turn=%.1f syncs_per_turn=%.2f wall_us_per_turn=%.1f "
+            "target_extra_us=15\n",
+            m.name,
+            m.runs,
+            out.turns,
+            per_turn,
+            per_turn - none_us,
+            static_cast<double>(syncs) / turns,
+            wall_ms * 1000.0 / turns
+        );
+    }
+    fs::remove_all(dir);
+    return rc;
 }
 
 int bench_cpu(int runs) {
@@ -632,6 +762,9 @@ int main(int argc, char** argv) {
         }
         if (only.empty() || only == "cpu") {
             rc |= bench_cpu(runs);
+        }
+        if (only.empty() || only == "journal") {
+            rc |= bench_journal(std::min(runs, 2000));
         }
         if (only.empty() || only == "memory") {
             rc |= bench_memory(concurrent, fake, chunk_delay_ms, read_buffer);
