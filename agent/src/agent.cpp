@@ -160,7 +160,14 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         );
     }
     const std::string owner = detail::make_lease_owner();
-    if (!co_await st->async_acquire_lease(run_id, owner, detail::journal_writer::lease_ttl)) {
+    // A lease held by a process of this host that died (a crash) is taken over at once.
+    std::string dead_holder;
+    if (!info->lease_owner.empty() && detail::lease_owner_is_dead(info->lease_owner)) {
+        dead_holder = info->lease_owner;
+    }
+    if (!co_await st->async_acquire_lease(
+            run_id, owner, detail::journal_writer::lease_ttl, dead_holder
+        )) {
         store::throw_error(
             store::errc::lease_held,
             "run " + run_id + " is being driven by another process (" + info->lease_owner + ")"

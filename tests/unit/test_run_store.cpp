@@ -476,6 +476,13 @@ TEST_SUITE("unit/run_store") {
             row->lease_expires_ms + 40'000
         );
 
+        // A live lease is taken over only from the holder named as dead.
+        CHECK_FALSE(run_coro(ioc, s->async_acquire_lease("r", "B", 10s, "someone else")));
+        CHECK(run_coro(ioc, s->async_find_run("r"))->lease_owner == "A");
+        CHECK(run_coro(ioc, s->async_acquire_lease("r", "C", 10s, "A")));
+        CHECK(run_coro(ioc, s->async_find_run("r"))->lease_owner == "C");
+        CHECK(run_coro(ioc, s->async_acquire_lease("r", "A", 60s, "C")));
+
         // Only the holder releases.
         run_coro(ioc, s->async_release_lease("r", "B"));
         CHECK(run_coro(ioc, s->async_find_run("r"))->lease_owner == "A");

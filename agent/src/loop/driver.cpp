@@ -246,9 +246,11 @@ public:
             u.turns = r.turns.size();
             u.prompt_tokens = r.usage.prompt_tokens;
             u.completion_tokens = r.usage.completion_tokens;
+            u.release_lease = true; // in the same commit
             journal_->add(stopped_entry(r.stop_reason));
             try {
                 co_await journal_->async_flush(std::move(u));
+                co_return;
             } catch (const wafer::error&) { // NOLINT(bugprone-empty-catch)
                 // Everything but the stop is journaled: a resume replays to the same end.
             }

@@ -3,7 +3,9 @@
 #include <wafer/store/codec.hpp>
 #include <wafer/store/error.hpp>
 
+#include <cerrno>
 #include <random>
+#include <signal.h>
 #include <unistd.h>
 
 namespace wafer::detail {
@@ -186,6 +188,25 @@ std::string make_lease_owner() {
     char buf[32];
     std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(salt));
     return std::string(host) + ":" + std::to_string(::getpid()) + ":" + buf;
+}
+
+bool lease_owner_is_dead(const std::string& owner) {
+    const auto first = owner.find(':');
+    const auto second = first == std::string::npos ? first : owner.find(':', first + 1);
+    if (second == std::string::npos) {
+        return false;
+    }
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0 || owner.compare(0, first, host) != 0) {
+        return false; // another machine's process: only its lease's expiry tells
+    }
+    const std::string pid_text = owner.substr(first + 1, second - first - 1);
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos ||
+        pid_text.size() > 9) {
+        return false;
+    }
+    const auto pid = static_cast<pid_t>(std::stol(pid_text));
+    return pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
 journal_writer::journal_writer(

@@ -81,6 +81,9 @@ void read_setup(std::string_view text, run_setup& s);
 
 /// A process-unique lease owner: "<host>:<pid>:<random>".
 std::string make_lease_owner();
+/// Whether `owner` (from make_lease_owner) names a process of this host that no longer exists:
+/// its lease may be taken over at once instead of waiting for it to expire.
+bool lease_owner_is_dead(const std::string& owner);
 
 /// The journal of one run while it is driven: entries buffer until flush, which commits them in
 /// one append (renewing the lease when it is due).

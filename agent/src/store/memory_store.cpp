@@ -78,6 +78,10 @@ boost::asio::awaitable<std::uint64_t> memory_store::async_append(
         r.info.completion_tokens = *update.completion_tokens;
     }
     r.info.updated_ms = now;
+    if (update.release_lease && !owner.empty() && r.info.lease_owner == owner) {
+        r.info.lease_owner.clear();
+        r.info.lease_expires_ms = 0;
+    }
     co_return r.journal.size();
 }
 
@@ -136,12 +140,13 @@ boost::asio::awaitable<std::vector<run_info>> memory_store::async_list_runs(run_
 }
 
 boost::asio::awaitable<bool> memory_store::async_acquire_lease(
-    std::string run_id, std::string owner, std::chrono::milliseconds ttl
+    std::string run_id, std::string owner, std::chrono::milliseconds ttl, std::string take_over_from
 ) {
     std::lock_guard lock(state_->mutex);
     auto& info = state_->get(run_id).info;
     const auto now = detail::now_ms();
-    if (detail::held_by_other(info.lease_owner, info.lease_expires_ms, owner, now)) {
+    if (detail::held_by_other(info.lease_owner, info.lease_expires_ms, owner, now) &&
+        (take_over_from.empty() || info.lease_owner != take_over_from)) {
         co_return false;
     }
     info.lease_owner = std::move(owner);

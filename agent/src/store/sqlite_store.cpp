@@ -787,6 +787,11 @@ asio::awaitable<std::uint64_t> sqlite_store::async_append(
             .bind(6, update.completion_tokens)
             .bind(7, now);
         q.step();
+        if (update.release_lease && !owner.empty()) {
+            query r(c, sql_release_lease);
+            r.bind(1, run_id).bind(2, owner);
+            r.step();
+        }
         return static_cast<std::uint64_t>(seq);
     };
     co_return co_await impl_->submit<std::uint64_t>(true, std::move(fn));
@@ -845,12 +850,16 @@ asio::awaitable<std::vector<run_info>> sqlite_store::async_list_runs(run_filter 
 }
 
 asio::awaitable<bool> sqlite_store::async_acquire_lease(
-    std::string run_id, std::string owner, std::chrono::milliseconds ttl
+    std::string run_id, std::string owner, std::chrono::milliseconds ttl, std::string take_over_from
 ) {
-    auto fn = [run_id = std::move(run_id), owner = std::move(owner), ttl](connection& c) {
+    auto fn = [run_id = std::move(run_id),
+               owner = std::move(owner),
+               ttl,
+               take_over_from = std::move(take_over_from)](connection& c) {
         const auto now = detail::now_ms();
         const auto [holder, expires] = lease_of(c, run_id);
-        if (detail::held_by_other(holder, expires, owner, now)) {
+        if (detail::held_by_other(holder, expires, owner, now) &&
+            (take_over_from.empty() || holder != take_over_from)) {
             return false;
         }
         query q(c, sql_set_lease);

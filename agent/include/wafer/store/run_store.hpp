@@ -80,6 +80,8 @@ struct run_update {
     std::optional<std::size_t> turns;
     std::optional<std::int64_t> prompt_tokens;
     std::optional<std::int64_t> completion_tokens;
+    /// Give up the appending owner's lease in the same transaction (a run that stops).
+    bool release_lease = false;
 };
 
 /// Which runs async_list_runs returns, newest (by updated_ms) first.
@@ -140,9 +142,14 @@ public:
     virtual boost::asio::awaitable<std::vector<run_info>> async_list_runs(run_filter filter) = 0;
 
     /// Takes or renews the run's lease for `ttl`. Returns false if another owner holds an
-    /// unexpired lease. Throws run_not_found.
-    virtual boost::asio::awaitable<bool>
-    async_acquire_lease(std::string run_id, std::string owner, std::chrono::milliseconds ttl) = 0;
+    /// unexpired lease, unless that owner is `take_over_from` (a holder the caller knows is
+    /// dead, e.g. a crashed process on this host). Throws run_not_found.
+    virtual boost::asio::awaitable<bool> async_acquire_lease(
+        std::string run_id,
+        std::string owner,
+        std::chrono::milliseconds ttl,
+        std::string take_over_from = {}
+    ) = 0;
 
     /// Gives the lease up if `owner` holds it (no effect otherwise).
     virtual boost::asio::awaitable<void>

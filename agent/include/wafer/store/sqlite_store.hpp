@@ -70,7 +70,10 @@ public:
     async_read_journal(std::string run_id, std::uint64_t after_seq = 0) override;
     boost::asio::awaitable<std::vector<run_info>> async_list_runs(run_filter filter) override;
     boost::asio::awaitable<bool> async_acquire_lease(
-        std::string run_id, std::string owner, std::chrono::milliseconds ttl
+        std::string run_id,
+        std::string owner,
+        std::chrono::milliseconds ttl,
+        std::string take_over_from = {}
     ) override;
     boost::asio::awaitable<void>
     async_release_lease(std::string run_id, std::string owner) override;
