@@ -407,7 +407,13 @@ int bench_journal(int runs) {
     };
     double none_us = 0;
     int rc = 0;
+    // WAFER_JOURNAL_MODE=memory (etc.) measures one mode alone, e.g. under a profiler.
+    const char* only_mode = std::getenv("WAFER_JOURNAL_MODE");
     for (auto& m : modes) {
+        if (only_mode && std::string_view(m.name) != only_mode &&
+            std::string_view(m.name) != "none") {
+            continue;
+        }
         asio::io_context ioc(1);
         auto st = m.make();
         cpu_outcome warm;

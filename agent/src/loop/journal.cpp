@@ -4,6 +4,7 @@
 #include <wafer/store/error.hpp>
 
 #include <cerrno>
+#include <mutex>
 #include <random>
 #include <signal.h>
 #include <unistd.h>
@@ -179,15 +180,31 @@ void read_setup(std::string_view text, run_setup& s) {
 }
 
 std::string make_lease_owner() {
-    char host[256] = {};
-    if (::gethostname(host, sizeof(host) - 1) != 0) {
-        host[0] = '\0';
+    // The host, pid and salt are computed once per process (again in a forked child):
+    // random_device is far too slow to open per run. The counter keeps two drivers of one
+    // process apart, so that the same run is never driven twice even within one process.
+    struct cached {
+        pid_t pid = 0;
+        std::string owner;
+        std::uint64_t next = 0;
+    };
+    static std::mutex m;
+    static cached c;
+    std::lock_guard lock(m);
+    const pid_t pid = ::getpid();
+    if (c.pid != pid) {
+        char host[256] = {};
+        if (::gethostname(host, sizeof(host) - 1) != 0) {
+            host[0] = '\0';
+        }
+        std::random_device rd;
+        const auto salt = (static_cast<std::uint64_t>(rd()) << 32U) ^ rd();
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(salt));
+        c.owner = std::string(host) + ":" + std::to_string(pid) + ":" + buf;
+        c.pid = pid;
     }
-    std::random_device rd;
-    const auto salt = (static_cast<std::uint64_t>(rd()) << 32U) ^ rd();
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(salt));
-    return std::string(host) + ":" + std::to_string(::getpid()) + ":" + buf;
+    return c.owner + ":" + std::to_string(++c.next);
 }
 
 bool lease_owner_is_dead(const std::string& owner) {

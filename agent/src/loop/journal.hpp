@@ -79,7 +79,7 @@ std::string setup_text(const run_setup& s);
 /// Reads setup_text() back (run_id, input, history). Throws nlohmann::json exceptions.
 void read_setup(std::string_view text, run_setup& s);
 
-/// A process-unique lease owner: "<host>:<pid>:<random>".
+/// A lease owner unique to this driver: "<host>:<pid>:<random>:<n>".
 std::string make_lease_owner();
 /// Whether `owner` (from make_lease_owner) names a process of this host that no longer exists:
 /// its lease may be taken over at once instead of waiting for it to expire.
