@@ -67,7 +67,7 @@ fault-test: build
 # (a finding fails it).
 FUZZ_CXX          ?= clang++-14
 FUZZ_SECONDS      ?= 300
-FUZZ_TEST_SECONDS ?= 30
+FUZZ_TEST_SECONDS ?= 10
 .PHONY: fuzz fuzz-build fuzz-test
 fuzz-build: deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
