@@ -294,22 +294,25 @@ asio::awaitable<void> sequential_runs(const wafer::agent* a, int n, cpu_outcome*
     }
 }
 
+// two_turn_responder's turns for the scripted model: the add tool, then the answer.
+wafer::scripted_model::turn two_turn_script(const api::chat_request& req, std::size_t) {
+    if (!req.messages.empty() && req.messages.back().role == api::role::tool) {
+        return wafer::scripted_model::turn::text(
+            "2 + 3 = " + req.messages.back().text() + ".", "The tool says 5."
+        );
+    }
+    return wafer::scripted_model::turn::calls(
+        {{"call_1", "add", R"({"a":2,"b":3})"}}, "I should use the add tool."
+    );
+}
+
 // The same 2-turn runs against the scripted model (no HTTP, no JSON on the wire): the loop's own
 // share of the CPU per turn, to split the figure above into framework and client.
 double loop_only_cpu_us_per_turn(int runs) {
     asio::io_context ioc(1);
     auto model = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
     model->check_requests(false);
-    model->set_responder([](const api::chat_request& req, std::size_t) {
-        if (!req.messages.empty() && req.messages.back().role == api::role::tool) {
-            return wafer::scripted_model::turn::text(
-                "2 + 3 = " + req.messages.back().text() + ".", "The tool says 5."
-            );
-        }
-        return wafer::scripted_model::turn::calls(
-            {{"call_1", "add", R"({"a":2,"b":3})"}}, "I should use the add tool."
-        );
-    });
+    model->set_responder(&two_turn_script);
     const wafer::agent a = make_agent(model);
     cpu_outcome warm;
     asio::co_spawn(ioc, sequential_runs(&a, std::min(runs, 100), &warm), &rethrow);
@@ -360,16 +363,7 @@ int bench_journal(int runs) {
     namespace fs = std::filesystem;
     auto model = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
     model->check_requests(false);
-    model->set_responder([](const api::chat_request& req, std::size_t) {
-        if (!req.messages.empty() && req.messages.back().role == api::role::tool) {
-            return wafer::scripted_model::turn::text(
-                "2 + 3 = " + req.messages.back().text() + ".", "The tool says 5."
-            );
-        }
-        return wafer::scripted_model::turn::calls(
-            {{"call_1", "add", R"({"a":2,"b":3})"}}, "I should use the add tool."
-        );
-    });
+    model->set_responder(&two_turn_script);
     const wafer::agent a = make_agent(model);
     char tmpl[] = "/tmp/wafer-journal-bench-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) {

@@ -32,9 +32,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "child_process.hpp"
 #include "run_coro.hpp"
-
-extern char** environ;
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -146,29 +145,12 @@ int child_main(const std::string& db, const std::string& log, const std::string&
 
 // Starts the child on run `id`; returns its pid.
 pid_t spawn_child(const fs::path& db, const fs::path& log, const std::string& id) {
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e != nullptr; ++e) {
-        env_strings.emplace_back(*e);
-    }
-    env_strings.push_back("WAFER_CRASH_DB=" + db.string());
-    env_strings.push_back("WAFER_CRASH_LOG=" + log.string());
-    env_strings.push_back("WAFER_CRASH_RUN=" + id);
-    std::vector<char*> envp;
-    for (auto& e : env_strings) {
-        envp.push_back(e.data());
-    }
-    envp.push_back(nullptr);
-    std::string self = "wafer_tests";
-    std::string filter = std::string("--test-case=") + child_test_name;
-    std::string no_skip = "--no-skip";
-    std::string quiet = "--out=/dev/null";
-    std::vector<char*> argv{self.data(), filter.data(), no_skip.data(), quiet.data(), nullptr};
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::execve("/proc/self/exe", argv.data(), envp.data());
-        ::_exit(3);
-    }
-    return pid;
+    return wafer::testing::spawn_test_case(
+        child_test_name,
+        {"WAFER_CRASH_DB=" + db.string(),
+         "WAFER_CRASH_LOG=" + log.string(),
+         "WAFER_CRASH_RUN=" + id}
+    );
 }
 
 std::map<std::string, int> count_lines(const fs::path& log, const std::string& prefix) {

@@ -39,32 +39,22 @@ struct tool_log {
     std::map<std::string, std::string> keys;
 };
 
+// A handler that records its call in `log` and answers `text`.
+auto logging_handler(std::shared_ptr<tool_log> log, std::string text) {
+    return [log = std::move(log), text = std::move(text)](json, const tools::call_context& ctx) {
+        ++log->runs[ctx.call_id];
+        log->keys[ctx.call_id] = ctx.idempotency_key;
+        return text;
+    };
+}
+
 std::shared_ptr<tools::registry> make_tools(std::shared_ptr<tool_log> log) {
     auto reg = std::make_shared<tools::registry>();
     json any = {{"type", "object"}};
     tools::tool_options ro;
     ro.read_only = true;
-    reg->add(tools::make_tool<json>(
-        "read",
-        "reads",
-        any,
-        [log](json, const tools::call_context& ctx) {
-            ++log->runs[ctx.call_id];
-            log->keys[ctx.call_id] = ctx.idempotency_key;
-            return std::string("read ok");
-        },
-        ro
-    ));
-    reg->add(tools::make_tool<json>(
-        "write",
-        "writes",
-        any,
-        [log](json, const tools::call_context& ctx) {
-            ++log->runs[ctx.call_id];
-            log->keys[ctx.call_id] = ctx.idempotency_key;
-            return std::string("written");
-        }
-    ));
+    reg->add(tools::make_tool<json>("read", "reads", any, logging_handler(log, "read ok"), ro));
+    reg->add(tools::make_tool<json>("write", "writes", any, logging_handler(log, "written")));
     return reg;
 }
 

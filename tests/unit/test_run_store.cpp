@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "child_process.hpp"
 #include "counting_vfs.hpp"
 #include "run_coro.hpp"
 
@@ -80,26 +81,13 @@ int child_main(const char* action, const char* file, const char* run) {
 
 /// Runs this executable as the child with `action` on `file`/`run`; returns its exit status.
 int run_child(const fs::path& file, const std::string& run, const std::string& action) {
-    // Everything the child needs is built before fork: after it, only exec.
-    std::vector<std::string> env_strings{
-        "WAFER_STORE_CHILD=" + action,
-        "WAFER_STORE_CHILD_FILE=" + file.string(),
-        "WAFER_STORE_CHILD_RUN=" + run};
-    std::vector<char*> envp;
-    for (auto& e : env_strings) {
-        envp.push_back(e.data());
-    }
-    envp.push_back(nullptr);
-    std::string filter = std::string("--test-case=") + child_test_name;
-    std::string self = "wafer_tests";
-    std::string no_skip = "--no-skip";
-    std::string quiet = "--out=/dev/null";
-    std::vector<char*> argv{self.data(), filter.data(), no_skip.data(), quiet.data(), nullptr};
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::execve("/proc/self/exe", argv.data(), envp.data());
-        ::_exit(3);
-    }
+    const pid_t pid = wafer::testing::spawn_test_case(
+        child_test_name,
+        {"WAFER_STORE_CHILD=" + action,
+         "WAFER_STORE_CHILD_FILE=" + file.string(),
+         "WAFER_STORE_CHILD_RUN=" + run},
+        false
+    );
     REQUIRE(pid > 0);
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
