@@ -135,6 +135,19 @@ std::string result_of(const run_result& r, const std::string& call_id) {
     return "<none>";
 }
 
+// Run "r" journaled to its end in a memory store: its journal and its row.
+std::pair<std::vector<store::journal_entry>, store::run_info> journal_of_full_run(fixture& f) {
+    auto full = std::make_shared<store::memory_store>();
+    agent a = f.make_agent();
+    run_options opts;
+    opts.store = full;
+    opts.run_id = "r";
+    run_coro(f.ioc, a.async_run("task", std::move(opts)));
+    return {
+        run_coro(f.ioc, full->async_read_journal("r")),
+        *run_coro(f.ioc, full->async_find_run("r"))};
+}
+
 } // namespace
 
 TEST_SUITE("unit/durable") {
@@ -201,14 +214,7 @@ TEST_SUITE("unit/durable") {
     TEST_CASE("resume from every step boundary: no finished call runs again, in-doubt calls "
               "follow the policy, the history stays valid") {
         fixture f;
-        auto full = std::make_shared<store::memory_store>();
-        agent a = f.make_agent();
-        run_options opts;
-        opts.store = full;
-        opts.run_id = "r";
-        run_coro(f.ioc, a.async_run("task", std::move(opts)));
-        const auto journal = run_coro(f.ioc, full->async_read_journal("r"));
-        auto info = *run_coro(f.ioc, full->async_find_run("r"));
+        auto [journal, info] = journal_of_full_run(f);
         REQUIRE(journal.size() == 12);
 
         for (std::size_t cut = 0; cut + 1 < journal.size(); ++cut) {
@@ -257,14 +263,7 @@ TEST_SUITE("unit/durable") {
 
     TEST_CASE("the reconcile hook decides in-doubt calls of tools that are not read_only") {
         fixture f;
-        auto full = std::make_shared<store::memory_store>();
-        agent a = f.make_agent();
-        run_options opts;
-        opts.store = full;
-        opts.run_id = "r";
-        run_coro(f.ioc, a.async_run("task", std::move(opts)));
-        auto journal = run_coro(f.ioc, full->async_read_journal("r"));
-        auto info = *run_coro(f.ioc, full->async_find_run("r"));
+        auto [journal, info] = journal_of_full_run(f);
         // Cut right after the first dispatch record: a, b and c are all in doubt.
         journal.resize(2);
         REQUIRE(journal[1].kind == "dispatch");
