@@ -121,6 +121,7 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
         journal->store = options.store;
         journal->owner = detail::make_lease_owner();
         journal->scope = options.scope;
+        journal->lease_ttl = options.lease_ttl;
     }
     co_return co_await detail::async_drive(
         cfg_, *critic_agents_, options, std::move(setup), std::move(journal)
@@ -165,9 +166,7 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
     if (!info->lease_owner.empty() && detail::lease_owner_is_dead(info->lease_owner)) {
         dead_holder = info->lease_owner;
     }
-    if (!co_await st->async_acquire_lease(
-            run_id, owner, detail::journal_writer::lease_ttl, dead_holder
-        )) {
+    if (!co_await st->async_acquire_lease(run_id, owner, options.lease_ttl, dead_holder)) {
         store::throw_error(
             store::errc::lease_held,
             "run " + run_id + " is being driven by another process (" + info->lease_owner + ")"
@@ -182,6 +181,7 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         plan.owner = owner;
         plan.create = false;
         plan.scope = info->scope;
+        plan.lease_ttl = options.lease_ttl;
         plan.segments.emplace_back();
         for (auto& e : entries) {
             if (e.kind == detail::journal_kind::follow_up) {

@@ -9,6 +9,9 @@
 #include <wafer/tools/tool.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -453,6 +456,51 @@ TEST_SUITE("unit/durable") {
         CHECK(r.stop_reason == stop_reason::completed);
         CHECK(result_of(r, "b").find("unknown") != std::string::npos);
         CHECK(result_of(r, "d") == "written");
+    }
+
+    TEST_CASE("a running journaled run renews its lease: another owner cannot take it, even "
+              "long after one lease would have expired") {
+        fixture f;
+        auto st = std::make_shared<store::memory_store>();
+        agent_config cfg;
+        cfg.model = f.model;
+        auto reg = std::make_shared<tools::registry>();
+        json any = {{"type", "object"}};
+        tools::tool_options ro;
+        ro.read_only = true;
+        reg->add(tools::make_tool<json>(
+            "read", "reads", any, [](json) { return std::string("r"); }, ro
+        ));
+        // The write takes 1 s, ten lease lifetimes; meanwhile another owner keeps trying.
+        auto refused = std::make_shared<int>(0);
+        auto tried = std::make_shared<int>(0);
+        reg->add(tools::make_async_tool<json>(
+            "write",
+            "writes",
+            any,
+            [st, refused, tried](json) -> asio::awaitable<std::string> {
+                auto ex = co_await asio::this_coro::executor;
+                for (int i = 0; i < 10; ++i) {
+                    asio::steady_timer t(ex, 100ms);
+                    co_await t.async_wait(asio::use_awaitable);
+                    ++*tried;
+                    const bool got = co_await st->async_acquire_lease("lease", "intruder", 100ms);
+                    *refused += got ? 0 : 1;
+                }
+                co_return "written";
+            }
+        ));
+        cfg.tools = reg;
+        agent a(std::move(cfg));
+        run_options opts;
+        opts.store = st;
+        opts.run_id = "lease";
+        opts.lease_ttl = 100ms;
+        run_result r = run_coro(f.ioc, a.async_run("task", std::move(opts)));
+        CHECK(r.stop_reason == stop_reason::completed);
+        CHECK(*tried >= 10);
+        CHECK(*refused == *tried);
+        CHECK(run_coro(f.ioc, st->async_find_run("lease"))->lease_owner.empty());
     }
 
     TEST_CASE("sqlite: a run journaled in a file resumes from another store object") {

@@ -95,6 +95,9 @@ struct run_options {
     std::shared_ptr<store::run_store> store;
     /// Stored with the run for listing (e.g. the CLI's workspace directory).
     std::string scope;
+    /// How long the run's lease lasts without renewal; the run renews it every third of this
+    /// while it runs. Another process may take an unrenewed run over once it expires.
+    std::chrono::milliseconds lease_ttl{30'000};
 };
 
 } // namespace wafer

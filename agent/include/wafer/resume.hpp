@@ -4,6 +4,7 @@
 #include <wafer/event.hpp>
 #include <wafer/event_channel.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -66,6 +67,8 @@ struct resume_options {
     /// replays is not sent again; seq starts at 1 in each process.
     std::function<void(const event&)> on_event;
     std::shared_ptr<event_channel> events;
+    /// As run_options::lease_ttl.
+    std::chrono::milliseconds lease_ttl{30'000};
 };
 
 } // namespace wafer

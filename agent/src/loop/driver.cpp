@@ -70,7 +70,7 @@ public:
           wake_(ex_) {
         setup.observed = emitter_.observed();
         if (journal) {
-            journal_.emplace(journal->store, setup.run_id, journal->owner);
+            journal_.emplace(journal->store, setup.run_id, journal->owner, journal->lease_ttl);
             plan_ = std::move(journal);
         }
         setup_ = std::move(setup);
@@ -208,7 +208,7 @@ public:
         info.lease_owner = journal_->owner();
         info.lease_expires_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(
-                (std::chrono::system_clock::now() + journal_writer::lease_ttl).time_since_epoch()
+                (std::chrono::system_clock::now() + journal_->lease_ttl()).time_since_epoch()
             )
                 .count();
         try {

@@ -38,6 +38,7 @@ struct drive_journal {
     bool create = true;
     /// For a fresh run's row.
     std::string scope;
+    std::chrono::milliseconds lease_ttl{30'000};
     /// A resumed run's journal, split at its follow-ups: the first segment continues the
     /// setup's input, each next one starts with `message`.
     struct segment {

@@ -227,9 +227,13 @@ bool lease_owner_is_dead(const std::string& owner) {
 }
 
 journal_writer::journal_writer(
-    std::shared_ptr<store::run_store> store, std::string run_id, std::string owner
+    std::shared_ptr<store::run_store> store,
+    std::string run_id,
+    std::string owner,
+    std::chrono::milliseconds lease_ttl
 )
-    : store_(std::move(store)), run_id_(std::move(run_id)), owner_(std::move(owner)) {}
+    : store_(std::move(store)), run_id_(std::move(run_id)), owner_(std::move(owner)),
+      lease_ttl_(lease_ttl) {}
 
 boost::asio::awaitable<void> journal_writer::async_flush(store::run_update update) {
     co_await async_keep_lease();
@@ -242,7 +246,7 @@ boost::asio::awaitable<void> journal_writer::async_keep_lease() {
     if (clock_type::now() < renew_at_) {
         co_return;
     }
-    const bool ok = co_await store_->async_acquire_lease(run_id_, owner_, lease_ttl);
+    const bool ok = co_await store_->async_acquire_lease(run_id_, owner_, lease_ttl_);
     if (!ok) {
         store::throw_error(
             store::errc::lease_held,

@@ -89,9 +89,12 @@ bool lease_owner_is_dead(const std::string& owner);
 /// one append (renewing the lease when it is due).
 class journal_writer {
 public:
-    journal_writer(std::shared_ptr<store::run_store> store, std::string run_id, std::string owner);
-
-    static constexpr std::chrono::milliseconds lease_ttl{30'000};
+    journal_writer(
+        std::shared_ptr<store::run_store> store,
+        std::string run_id,
+        std::string owner,
+        std::chrono::milliseconds lease_ttl
+    );
 
     void add(store::journal_entry e) { pending_.push_back(std::move(e)); }
     bool has_pending() const noexcept { return !pending_.empty(); }
@@ -102,7 +105,8 @@ public:
     boost::asio::awaitable<void> async_keep_lease();
     /// When the lease must be renewed next.
     clock_type::time_point renew_at() const noexcept { return renew_at_; }
-    void leased_now() { renew_at_ = clock_type::now() + lease_ttl / 3; }
+    void leased_now() { renew_at_ = clock_type::now() + lease_ttl_ / 3; }
+    std::chrono::milliseconds lease_ttl() const noexcept { return lease_ttl_; }
     boost::asio::awaitable<void> async_release();
 
     const std::string& owner() const noexcept { return owner_; }
@@ -112,6 +116,7 @@ private:
     std::shared_ptr<store::run_store> store_;
     std::string run_id_;
     std::string owner_;
+    std::chrono::milliseconds lease_ttl_;
     std::vector<store::journal_entry> pending_;
     clock_type::time_point renew_at_{};
 };
