@@ -1324,6 +1324,51 @@ TEST_SUITE("integration/cli_runs") {
         CHECK(contains(nothing.err, "no run of"));
     }
 
+    TEST_CASE("runs and runs show show tasks, answers and tool output escaped, never raw") {
+        temp_dir state("state");
+        const std::vector<std::string> env{"XDG_STATE_HOME=" + state.dir.string()};
+        served s;
+        s.server.enqueue(reply::of(
+            {.tool_calls = {{"", "run_command", R"({"command":"printf 'out\\033[2Jput'"})"}}}
+        ));
+        s.server.enqueue(reply::text("answer\x1b]0;pwned\x07 \u202Etxt"));
+        sample_workspace ws;
+        const std::string task = "clear\x1b[2J \u202Eevil\rthe screen";
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 task},
+                env
+            );
+        });
+        REQUIRE(r.status == 0);
+        const std::string id = run_id_of(r.err);
+        auto list = run_wafer({"runs", "--workspace", ws.dir.string()}, env);
+        INFO("runs:\n" << list.out);
+        // The first line only (a CR ends it too).
+        CHECK(contains(list.out, "clear\\x1b[2J \\u{202e}evil ...\n"));
+        auto show = run_wafer({"runs", "show", id}, env);
+        INFO("show:\n" << show.out);
+        CHECK(contains(show.out, "user: clear\\x1b[2J \\u{202e}evil\\rthe screen\n"));
+        CHECK(contains(show.out, "out\\x1b[2Jput"));
+        CHECK(contains(show.out, "answer\\x1b]0;pwned\\x07 \\u{202e}txt"));
+        for (const auto* out : {&list.out, &show.out}) {
+            CHECK_FALSE(contains(*out, "\x1b"));
+            CHECK_FALSE(contains(*out, "\r"));
+            CHECK_FALSE(contains(*out, "\u202E"));
+        }
+        // JSON keeps the text as it is, escaped by the encoder.
+        auto lines =
+            json_lines(run_wafer({"runs", "--json", "--workspace", ws.dir.string()}, env).out);
+        REQUIRE(lines.size() == 1);
+        CHECK(lines[0]["task"] == task);
+    }
+
     TEST_CASE("resume and runs show of an unknown run: one line, and no store is created") {
         temp_dir state("state");
         const std::vector<std::string> env{"XDG_STATE_HOME=" + state.dir.string()};
