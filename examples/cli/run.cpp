@@ -322,9 +322,16 @@ int resume(const resume_flags& flags) {
         );
     }
     if (lease_is_live(*info)) {
+        // A process that died keeps its lease until it expires (30 s after its last renewal).
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch()
+        )
+                                .count();
+        const auto left_s = (info->lease_expires_ms - now_ms + 999) / 1000;
         throw cli_error(
             "run " + info->id + " is being driven by another process (" +
-            visible(info->lease_owner) + ")"
+            visible(info->lease_owner) + "); if that process is gone, try again in " +
+            std::to_string(left_s) + " s"
         );
     }
     run_plan plan;
