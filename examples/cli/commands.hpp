@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,15 @@ struct ask_flags : model_flags {
     std::string prompt;
 };
 
-struct run_flags : model_flags {
+/// Where runs are journaled (store.hpp).
+struct store_flags {
+    /// --store: the SQLite file (empty: the default in the XDG state directory).
+    std::string store;
+};
+
+/// What `wafer run` and `wafer resume` build the agent from.
+struct run_flags : model_flags, store_flags {
+    /// --workspace. `wafer resume` leaves it empty: the run's own workspace.
     std::string workspace = ".";
     std::vector<std::string> critics;
     std::size_t max_turns = 16;
@@ -35,7 +44,26 @@ struct run_flags : model_flags {
     /// Let sandboxed commands open TCP connections.
     bool allow_network = false;
     bool yes = false;
+    /// --no-store: the run is not journaled (and cannot be resumed).
+    bool no_store = false;
+    /// --continue: `task` is a follow-up to the last run of this workspace.
+    bool continue_last = false;
     std::string task;
+};
+
+/// `wafer resume ID [MESSAGE]`: the agent as `wafer run` builds it from the same flags.
+struct resume_flags : run_flags {
+    std::string id;
+    std::optional<std::string> message;
+};
+
+/// `wafer runs` and `wafer runs show ID`.
+struct runs_flags : store_flags {
+    std::string workspace = ".";
+    bool all = false;
+    bool json = false;
+    /// `show`: the run whose history to print.
+    std::string show_id;
 };
 
 struct models_flags {
@@ -47,7 +75,14 @@ struct models_flags {
 int ask(const ask_flags& flags);
 /// `wafer run`: the coding agent with the built-in tools. Returns the exit status.
 int run(const run_flags& flags);
+/// `wafer resume`: continues a journaled run. Returns the exit status.
+int resume(const resume_flags& flags);
 /// `wafer models`: the models the endpoint serves. Returns the exit status.
 int models(const models_flags& flags);
+/// `wafer runs`: the journaled runs of a workspace (or all), newest first. Returns the exit
+/// status.
+int runs(const runs_flags& flags);
+/// `wafer runs show ID`: one run's history as its journal has it. Returns the exit status.
+int show_run(const runs_flags& flags);
 
 } // namespace wafer::cli

@@ -1,5 +1,7 @@
 #include "failure.hpp"
 
+#include <wafer/store/error.hpp>
+
 #include <cstdio>
 #include <string_view>
 
@@ -74,6 +76,10 @@ std::string in_stream_error(const wafer::diagnostics& d) {
 std::string failure_line(
     const boost::system::error_code& ec, const wafer::diagnostics& d, const std::string& base_url
 ) {
+    if (ec.category() == wafer::store::error_category()) {
+        // The run store's errors name the file and the run in their detail.
+        return d.detail.empty() ? ec.message() : d.detail;
+    }
     if (ec.category() != wafer::error_category()) {
         return ec.message() + (d.detail.empty() ? "" : " (" + d.detail + ")");
     }

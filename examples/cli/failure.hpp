@@ -37,8 +37,8 @@ private:
 /// The line (without "wafer: " and newline) for a transport or protocol failure talking to
 /// `base_url`: authentication (401/403), rate limits with the retry-after, connection refused,
 /// TLS verification, timeouts, an error event inside a stream (the provider's type, code and
-/// message), and any other HTTP error with the provider's message. Never contains the API key
-/// (diagnostics never do).
+/// message), a run store failure (its detail, which names the store and the run), and any other
+/// HTTP error with the provider's message. Never contains the API key (diagnostics never do).
 std::string failure_line(
     const boost::system::error_code& ec, const wafer::diagnostics& diag, const std::string& base_url
 );

@@ -1,5 +1,5 @@
-// wafer: the command-line program. `wafer ask`, `wafer run`, `wafer models`; see README.md
-// ("The wafer CLI") and `wafer --help`.
+// wafer: the command-line program. `wafer ask`, `wafer run`, `wafer resume`, `wafer runs`,
+// `wafer models`; see README.md ("The wafer CLI") and `wafer --help`.
 #include <CLI/CLI.hpp>
 
 #include <exception>
@@ -19,6 +19,52 @@ void add_model_flags(CLI::App& cmd, wafer::cli::model_flags& f) {
     cmd.add_option("--model", f.model, "Model id")->capture_default_str();
     cmd.add_option("--base-url", f.base_url, "Endpoint, e.g. https://api.cerebras.ai/v1");
     cmd.add_flag("--json", f.json, "Print the run's events as JSON lines instead of text");
+}
+
+constexpr const char* store_help =
+    "Run store (SQLite file); default $XDG_STATE_HOME/wafer/runs.db, else "
+    "~/.local/state/wafer/runs.db";
+
+/// The flags `wafer run` and `wafer resume` build the agent from (everything but what to run).
+void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* workspace_help) {
+    add_model_flags(cmd, run);
+    cmd.add_option("--workspace", run.workspace, workspace_help);
+    cmd.add_option("--store", run.store, store_help);
+    cmd.add_option(
+           "--critic",
+           run.critics,
+           "Critic reviewing the run (repeatable): security gates write_file, edit_file and "
+           "run_command; code-review, qa and performance review steps and the final answer"
+    )
+        ->check(CLI::IsMember({"security", "code-review", "qa", "performance"}));
+    cmd.add_option("--max-turns", run.max_turns, "Model turns that may call tools")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
+    cmd.add_option("--timeout", run.timeout_s, "Seconds the whole run may take (0: no limit)")
+        ->capture_default_str()
+        ->check(CLI::Range(0U, 7U * 24 * 3600));
+    cmd.add_option(
+           "--command-timeout",
+           run.command_timeout_s,
+           "Seconds a run_command may take unless the model asks for more (up to 600)"
+    )
+        ->capture_default_str()
+        ->check(CLI::Range(1U, 600U));
+    cmd.add_option(
+           "--sandbox",
+           run.sandbox,
+           "run_command's sandbox: on (write only in the workspace and a private temp dir, no "
+           "network; refuse commands where the kernel lacks Landlock), auto (sandbox where "
+           "possible), off"
+    )
+        ->capture_default_str()
+        ->check(CLI::IsMember({"on", "auto", "off"}));
+    cmd.add_flag(
+        "--allow-network", run.allow_network, "Let sandboxed commands open TCP connections"
+    );
+    cmd.add_flag(
+        "--yes", run.yes, "Run write_file, edit_file and run_command without asking for approval"
+    );
 }
 
 } // namespace
@@ -45,48 +91,46 @@ int main(int argc, char** argv) {
     CLI::App* run_cmd = app.add_subcommand(
         "run", "The coding agent: built-in file and shell tools confined to a workspace"
     );
-    add_model_flags(*run_cmd, run);
-    run_cmd->add_option("--workspace", run.workspace, "Directory the tools work in")
-        ->capture_default_str();
-    run_cmd
-        ->add_option(
-            "--critic",
-            run.critics,
-            "Critic reviewing the run (repeatable): security gates write_file, edit_file and "
-            "run_command; code-review, qa and performance review steps and the final answer"
-        )
-        ->check(CLI::IsMember({"security", "code-review", "qa", "performance"}));
-    run_cmd->add_option("--max-turns", run.max_turns, "Model turns that may call tools")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 1000));
-    run_cmd->add_option("--timeout", run.timeout_s, "Seconds the whole run may take (0: no limit)")
-        ->capture_default_str()
-        ->check(CLI::Range(0U, 7U * 24 * 3600));
-    run_cmd
-        ->add_option(
-            "--command-timeout",
-            run.command_timeout_s,
-            "Seconds a run_command may take unless the model asks for more (up to 600)"
-        )
-        ->capture_default_str()
-        ->check(CLI::Range(1U, 600U));
-    run_cmd
-        ->add_option(
-            "--sandbox",
-            run.sandbox,
-            "run_command's sandbox: on (write only in the workspace and a private temp dir, no "
-            "network; refuse commands where the kernel lacks Landlock), auto (sandbox where "
-            "possible), off"
-        )
-        ->capture_default_str()
-        ->check(CLI::IsMember({"on", "auto", "off"}));
-    run_cmd->add_flag(
-        "--allow-network", run.allow_network, "Let sandboxed commands open TCP connections"
+    add_agent_flags(*run_cmd, run, "Directory the tools work in (default: the current one)");
+    CLI::Option* no_store = run_cmd->add_flag(
+        "--no-store", run.no_store, "Do not journal the run (it cannot be resumed)"
     );
-    run_cmd->add_flag(
-        "--yes", run.yes, "Run write_file, edit_file and run_command without asking for approval"
-    );
+    run_cmd
+        ->add_flag(
+            "--continue",
+            run.continue_last,
+            "TASK is a follow-up message to the last run of this workspace"
+        )
+        ->excludes(no_store);
     run_cmd->add_option("task", run.task, "What the agent should do")->required();
+
+    wafer::cli::resume_flags resume;
+    resume.workspace.clear();
+    CLI::App* resume_cmd = app.add_subcommand(
+        "resume",
+        "Continue a journaled run: an interrupted one where it stopped, a finished one with a "
+        "follow-up MESSAGE (same agent flags as run)"
+    );
+    add_agent_flags(*resume_cmd, resume, "Directory the tools work in (default: the run's own)");
+    resume_cmd->add_option("id", resume.id, "The run (wafer runs lists them)")->required();
+    std::string resume_message;
+    CLI::Option* message_opt =
+        resume_cmd->add_option("message", resume_message, "A follow-up message for a finished run");
+
+    wafer::cli::runs_flags runs;
+    CLI::App* runs_cmd = app.add_subcommand(
+        "runs", "List the journaled runs of this workspace, newest first; `runs show ID`: a history"
+    );
+    runs_cmd->add_option("--store", runs.store, store_help);
+    runs_cmd->add_option("--workspace", runs.workspace, "List the runs of this directory")
+        ->capture_default_str();
+    runs_cmd->add_flag("--all", runs.all, "List the runs of every workspace");
+    runs_cmd->add_flag("--json", runs.json, "One JSON object per run and line");
+    CLI::App* show_cmd =
+        runs_cmd->add_subcommand("show", "A run's history as its journal holds it");
+    show_cmd->add_option("--store", runs.store, store_help);
+    show_cmd->add_flag("--json", runs.json, "The run, then each journal entry, as JSON lines");
+    show_cmd->add_option("id", runs.show_id, "The run")->required();
 
     wafer::cli::models_flags models;
     CLI::App* models_cmd = app.add_subcommand("models", "List the endpoint's models");
@@ -108,6 +152,18 @@ int main(int argc, char** argv) {
         }
         if (*run_cmd) {
             return wafer::cli::run(run);
+        }
+        if (*resume_cmd) {
+            if (*message_opt) {
+                resume.message = resume_message;
+            }
+            return wafer::cli::resume(resume);
+        }
+        if (*show_cmd) {
+            return wafer::cli::show_run(runs);
+        }
+        if (*runs_cmd) {
+            return wafer::cli::runs(runs);
         }
         return wafer::cli::models(models);
     } catch (const wafer::cli::cli_error& e) {

@@ -1,11 +1,14 @@
-// `wafer run`: the coding agent. The built-in tools confined to --workspace (write_file,
-// edit_file and run_command behind approval unless --yes), optional critics, the events printed
-// as they happen and a summary at the end.
+// `wafer run` and `wafer resume`: the coding agent. The built-in tools confined to --workspace
+// (write_file, edit_file and run_command behind approval unless --yes), optional critics, the
+// events printed as they happen and a summary at the end. Runs are journaled in the run store
+// (store.hpp) unless --no-store, so that `wafer resume` can continue them.
 #include <wafer/agent.hpp>
 #include <wafer/api/client.hpp>
 #include <wafer/cerebras_model.hpp>
 #include <wafer/critic.hpp>
+#include <wafer/event_emitter.hpp>
 #include <wafer/prompts.hpp>
+#include <wafer/store/run_store.hpp>
 #include <wafer/tools/builtin_tools.hpp>
 #include <wafer/tools/sandbox.hpp>
 
@@ -16,12 +19,14 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "approval.hpp"
 #include "commands.hpp"
 #include "failure.hpp"
 #include "printer.hpp"
 #include "session.hpp"
+#include "store.hpp"
 #include "terminal.hpp"
 #include "visible.hpp"
 
@@ -32,14 +37,29 @@ namespace wafer::cli {
 
 namespace {
 
-fs::path workspace_root(const std::string& dir) {
+fs::path workspace_root(const std::string& dir, const std::string& what = "--workspace") {
     std::error_code ec;
     fs::path root = fs::canonical(dir, ec);
     if (ec || !fs::is_directory(root, ec)) {
-        throw cli_error("--workspace " + dir + " is not a directory", exit_usage);
+        throw cli_error(what + " " + dir + " is not a directory", exit_usage);
     }
     return root;
 }
+
+/// What a run_task drives: a new run, or a journaled one resumed (with a follow-up message for
+/// a finished one).
+struct run_plan {
+    fs::path root;
+    /// Null: the run is not journaled (--no-store).
+    std::shared_ptr<store::run_store> store;
+    /// --store as given (for the resume hint).
+    std::string store_flag;
+    std::string run_id;
+    bool resume = false;
+    std::optional<std::string> message;
+    /// A new run's task.
+    std::string task;
+};
 
 approval_mode approvals(bool yes) {
     if (yes) {
@@ -143,17 +163,17 @@ agent_config make_config(
 }
 
 asio::awaitable<int> run_task(
-    run_flags flags, fs::path root, std::shared_ptr<api::client> client, std::string base_url
+    run_flags flags, run_plan plan, std::shared_ptr<api::client> client, std::string base_url
 ) {
     const approval_mode mode = approvals(flags.yes);
-    const agent coder(make_config(flags, root, client, mode));
+    const agent coder(make_config(flags, plan.root, client, mode));
 
     event_printer printer(
         std::cout, {.json = flags.json, .reasoning = true, .color = stdout_is_tty(), .steps = true}
     );
     if (!flags.json) {
-        std::cout << "workspace: " << visible(root.string()) << "\nmodel: " << visible(flags.model)
-                  << "\ncritics: ";
+        std::cout << "workspace: " << visible(plan.root.string())
+                  << "\nmodel: " << visible(flags.model) << "\ncritics: ";
         for (std::size_t i = 0; i < flags.critics.size(); ++i) {
             std::cout << (i ? ", " : "") << flags.critics[i];
         }
@@ -162,26 +182,172 @@ asio::awaitable<int> run_task(
                   << "\n\n"
                   << std::flush;
     }
-    run_options options;
-    options.on_event = [&printer](const event& e) {
+    // The run's id on stderr once it runs (the first event), so that a failure before it (an
+    // unknown run, a busy one) stays one line.
+    bool announced = false;
+    auto on_event = [&printer, &announced, &plan](const event& e) {
+        if (!announced && plan.store) {
+            announced = true;
+            std::cerr << "run " << plan.run_id << "\n" << std::flush;
+        }
         printer.on_event(e);
     };
-    std::string input = std::move(flags.task);
-    auto op = coder.async_run(std::move(input), std::move(options));
-    const run_result result = co_await std::move(op);
+    run_result result;
+    if (plan.resume) {
+        resume_options options;
+        options.store = plan.store;
+        options.message = std::move(plan.message);
+        options.on_event = on_event;
+        try {
+            auto op = coder.async_resume(plan.run_id, std::move(options));
+            result = co_await std::move(op);
+        } catch (const wafer::error& e) {
+            // Unknown, busy, finished without a message, corrupt, configured differently.
+            throw cli_error(store_failure_line(e), exit_failure);
+        }
+    } else {
+        run_options options;
+        options.on_event = on_event;
+        options.run_id = plan.run_id;
+        options.store = plan.store;
+        options.scope = plan.root.string();
+        std::string input = std::move(plan.task);
+        auto op = coder.async_run(std::move(input), std::move(options));
+        result = co_await std::move(op);
+    }
     printer.finish(result);
     printer.summary(result);
+    if (result.stop_reason == stop_reason::cancelled && plan.store) {
+        print_failure(
+            "interrupted; the run can go on: wafer resume " + plan.run_id +
+            store_flag_hint(plan.store_flag)
+        );
+        co_return exit_interrupted;
+    }
     co_return run_status(result, base_url, std::chrono::seconds(flags.timeout_s));
+}
+
+/// The runs of `root`, newest first (at most `limit`, 0: all).
+std::vector<store::run_info>
+runs_of(asio::io_context& ioc, store::run_store& st, const fs::path& root, std::size_t limit) {
+    store::run_filter filter;
+    filter.scope = root.string();
+    filter.top_level_only = true;
+    filter.limit = limit;
+    try {
+        return wait_for(ioc, st.async_list_runs(std::move(filter)));
+    } catch (const wafer::error& e) {
+        throw cli_error(store_failure_line(e), exit_failure);
+    }
+}
+
+int drive(asio::io_context& ioc, const run_flags& flags, run_plan plan) {
+    endpoint ep = open_endpoint(ioc.get_executor(), endpoint_request::from_env(flags.base_url));
+    auto client = std::make_shared<api::client>(ioc.get_executor(), ep.config);
+    return run_session(ioc, ep, run_task(flags, std::move(plan), client, ep.display_url));
 }
 
 } // namespace
 
 int run(const run_flags& flags) {
-    const fs::path root = workspace_root(flags.workspace);
+    run_plan plan;
+    plan.root = workspace_root(flags.workspace);
+    // The io_context outlives the store: the store's last completions go to it.
     asio::io_context ioc(1);
-    endpoint ep = open_endpoint(ioc.get_executor(), endpoint_request::from_env(flags.base_url));
-    auto client = std::make_shared<api::client>(ioc.get_executor(), ep.config);
-    return run_session(ioc, ep, run_task(flags, root, client, ep.display_url));
+    std::shared_ptr<store::run_store> st;
+    if (!flags.no_store) {
+        st = open_store(store_path(flags.store));
+        plan.store = st;
+        plan.store_flag = flags.store;
+    }
+    if (flags.continue_last) {
+        const auto last = runs_of(ioc, *st, plan.root, 1);
+        if (last.empty()) {
+            throw cli_error(
+                "no run of " + plan.root.string() + " to continue; start one with wafer run TASK"
+            );
+        }
+        const store::run_info& r = last.front();
+        if (r.status != store::run_status::finished) {
+            throw cli_error(
+                "the last run of this workspace, " + r.id + ", has not finished (" +
+                (r.stop_reason.empty() ? std::string(store::to_string(r.status)) : r.stop_reason) +
+                "); continue it first: wafer resume " + r.id + store_flag_hint(flags.store)
+            );
+        }
+        plan.resume = true;
+        plan.run_id = r.id;
+        plan.message = flags.task;
+    } else {
+        plan.run_id = make_run_id();
+        plan.task = flags.task;
+    }
+    return drive(ioc, flags, std::move(plan));
+}
+
+int resume(const resume_flags& flags) {
+    const fs::path file = store_path(flags.store);
+    std::error_code ec;
+    if (!fs::exists(file, ec)) {
+        // Not created by a lookup: a mistyped --store must not leave an empty store behind.
+        throw cli_error(
+            "run " + flags.id + " does not exist (there is no run store at " + file.string() + ")"
+        );
+    }
+    asio::io_context ioc(1);
+    std::shared_ptr<store::run_store> st = open_store(file);
+    std::optional<store::run_info> info;
+    try {
+        info = wait_for(ioc, st->async_find_run(flags.id));
+    } catch (const wafer::error& e) {
+        throw cli_error(store_failure_line(e), exit_failure);
+    }
+    if (!info) {
+        throw cli_error("run " + flags.id + " does not exist in " + file.string());
+    }
+    const std::string hint = store_flag_hint(flags.store);
+    const bool finished = info->status == store::run_status::finished;
+    if (finished && !flags.message) {
+        throw cli_error(
+            "run " + info->id + " finished (" + info->stop_reason +
+            "); give a message to continue it: wafer resume " + info->id + hint + " \"...\""
+        );
+    }
+    if (!finished && flags.message) {
+        throw cli_error(
+            "run " + info->id + " has not finished (" +
+            (info->stop_reason.empty() ? std::string(store::to_string(info->status))
+                                       : info->stop_reason) +
+            "); continue it first without a message: wafer resume " + info->id + hint
+        );
+    }
+    if (lease_is_live(*info)) {
+        // A process that died keeps its lease until it expires (30 s after its last renewal).
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch()
+        )
+                                .count();
+        const auto left_s = (info->lease_expires_ms - now_ms + 999) / 1000;
+        throw cli_error(
+            "run " + info->id + " is being driven by another process (" +
+            visible(info->lease_owner) + "); if that process is gone, try again in " +
+            std::to_string(left_s) + " s"
+        );
+    }
+    run_plan plan;
+    if (!flags.workspace.empty()) {
+        plan.root = workspace_root(flags.workspace);
+    } else if (!info->scope.empty()) {
+        plan.root = workspace_root(info->scope, "the run's workspace");
+    } else {
+        plan.root = workspace_root(".");
+    }
+    plan.store = st;
+    plan.store_flag = flags.store;
+    plan.run_id = info->id;
+    plan.resume = true;
+    plan.message = flags.message;
+    return drive(ioc, flags, std::move(plan));
 }
 
 } // namespace wafer::cli
