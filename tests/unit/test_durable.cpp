@@ -212,6 +212,11 @@ TEST_SUITE("unit/durable") {
         CHECK(g.model->request_count() == 1);
         auto after = run_coro(f.ioc, st->async_read_journal("r1"));
         CHECK(after.size() == journal.size() + 3); // follow_up, model_reply, stopped
+        // The row counts both exchanges; the result, this one.
+        CHECK(r2.turns.size() == 1);
+        auto row2 = run_coro(f.ioc, st->async_find_run("r1"));
+        CHECK(row2->turns == 4);
+        CHECK(row2->prompt_tokens == info->prompt_tokens + r2.usage.prompt_tokens);
     }
 
     TEST_CASE("resume from every step boundary: no finished call runs again, in-doubt calls "

@@ -243,9 +243,10 @@ public:
             u.status = r.stop_reason == stop_reason::cancelled ? store::run_status::running
                                                                : store::run_status::finished;
             u.stop_reason = std::string(to_string(r.stop_reason));
-            u.turns = r.turns.size();
-            u.prompt_tokens = r.usage.prompt_tokens;
-            u.completion_tokens = r.usage.completion_tokens;
+            // The row counts every exchange of the run, the result only this one.
+            u.turns = earlier_turns_ + r.turns.size();
+            u.prompt_tokens = earlier_usage_.prompt_tokens + r.usage.prompt_tokens;
+            u.completion_tokens = earlier_usage_.completion_tokens + r.usage.completion_tokens;
             u.release_lease = true; // in the same commit
             journal_->add(stopped_entry(r.stop_reason));
             try {
@@ -298,6 +299,8 @@ public:
     // A new exchange on the conversation the finished one ended with.
     void next_exchange(const std::string& message) {
         run_result prev = std::move(*machine_).take_result();
+        earlier_turns_ += prev.turns.size();
+        earlier_usage_ += prev.usage;
         run_setup s = setup_;
         s.input = message;
         s.history = std::move(prev.conversation);
@@ -785,6 +788,9 @@ private:
     std::vector<std::unique_ptr<op_entry>> ops_;
     bool cancel_seen_ = false;
     bool journal_failed_ = false;
+    // What the exchanges before this one of a resumed run used.
+    std::size_t earlier_turns_ = 0;
+    api::usage earlier_usage_;
 };
 
 } // namespace
