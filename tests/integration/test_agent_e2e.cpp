@@ -4,6 +4,7 @@
 #include <wafer/agent.hpp>
 #include <wafer/api/client.hpp>
 #include <wafer/cerebras_model.hpp>
+#include <wafer/store/sqlite_store.hpp>
 #include <wafer/testing/fake_server.hpp>
 #include <wafer/tools/registry.hpp>
 #include <wafer/tools/tool.hpp>
@@ -22,6 +23,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -421,6 +425,41 @@ TEST_SUITE("integration/agent_e2e") {
         CHECK(fin[0]->error->find("Requests per minute") != std::string::npos);
         CHECK(fin[0]->usage == u1);
         CHECK(everything_said(r, f.events).find(secret) == std::string::npos);
+    }
+
+    TEST_CASE("a journaled run over HTTP: the key and the request headers never reach the store") {
+        e2e f;
+        scripted_turn first;
+        first.reasoning = "One city.";
+        first.tool_calls = {call("get_weather", R"({"city":"Paris"})")};
+        f.server.enqueue(reply::of(first));
+        scripted_turn second;
+        second.content = "Sunny in Paris.";
+        f.server.enqueue(reply::of(second));
+        char tmpl[] = "/tmp/wafer-e2e-store-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        const std::filesystem::path dir = tmpl;
+        {
+            auto st = std::make_shared<wafer::store::sqlite_store>(dir / "runs.db");
+            agent a = f.make_agent();
+            run_options opts = f.options();
+            opts.store = st;
+            run_result r = run_coro(f.ioc, a.async_run("Weather in Paris?", std::move(opts)), 10s);
+            CHECK(r.stop_reason == stop_reason::completed);
+            auto row = run_coro(f.ioc, st->async_find_run(r.run_id));
+            REQUIRE(row);
+            CHECK(row->status == wafer::store::run_status::finished);
+        }
+        std::string bytes;
+        for (const auto& e : std::filesystem::directory_iterator(dir)) {
+            std::ifstream in(e.path(), std::ios::binary);
+            bytes += std::string(std::istreambuf_iterator<char>(in), {});
+        }
+        CHECK(bytes.find("Sunny in Paris.") != std::string::npos); // the journal is in there
+        CHECK(bytes.find(secret) == std::string::npos);
+        CHECK(bytes.find("Bearer") == std::string::npos);
+        CHECK(bytes.find("uthorization") == std::string::npos);
+        std::filesystem::remove_all(dir);
     }
 
     TEST_CASE("a mid-stream disconnect ends the run with stream_truncated") {
