@@ -138,6 +138,17 @@ std::string result_of(const run_result& r, const std::string& call_id) {
     return "<none>";
 }
 
+// A registry with a read-only "read" tool, for tests that add their own "write".
+std::shared_ptr<tools::registry> registry_with_read() {
+    auto reg = std::make_shared<tools::registry>();
+    tools::tool_options ro;
+    ro.read_only = true;
+    reg->add(tools::make_tool<json>(
+        "read", "reads", json{{"type", "object"}}, [](json) { return std::string("r"); }, ro
+    ));
+    return reg;
+}
+
 // Run "r" journaled to its end in a memory store: its journal and its row.
 std::pair<std::vector<store::journal_entry>, store::run_info> journal_of_full_run(fixture& f) {
     auto full = std::make_shared<store::memory_store>();
@@ -407,14 +418,9 @@ TEST_SUITE("unit/durable") {
         // The write tool waits until cancelled, the first time only.
         agent_config cfg;
         cfg.model = f.model;
-        auto reg = std::make_shared<tools::registry>();
+        auto reg = registry_with_read();
         json any = {{"type", "object"}};
-        tools::tool_options ro;
-        ro.read_only = true;
         auto first = std::make_shared<bool>(true);
-        reg->add(tools::make_tool<json>(
-            "read", "reads", any, [](json) { return std::string("r"); }, ro
-        ));
         reg->add(tools::make_async_tool<json>(
             "write",
             "writes",
@@ -469,13 +475,8 @@ TEST_SUITE("unit/durable") {
         auto st = std::make_shared<store::memory_store>();
         agent_config cfg;
         cfg.model = f.model;
-        auto reg = std::make_shared<tools::registry>();
+        auto reg = registry_with_read();
         json any = {{"type", "object"}};
-        tools::tool_options ro;
-        ro.read_only = true;
-        reg->add(tools::make_tool<json>(
-            "read", "reads", any, [](json) { return std::string("r"); }, ro
-        ));
         // The write takes 1 s, ten lease lifetimes; meanwhile another owner keeps trying.
         auto refused = std::make_shared<int>(0);
         auto tried = std::make_shared<int>(0);
