@@ -138,6 +138,14 @@ std::string result_of(const run_result& r, const std::string& call_id) {
     return "<none>";
 }
 
+// The row of a run with task "t" that has journaled nothing yet.
+store::run_info row_of(const std::string& id) {
+    store::run_info row;
+    row.id = id;
+    row.setup = json{{"version", 1}, {"run_id", id}, {"input", "t"}, {"history", nullptr}}.dump();
+    return row;
+}
+
 // A registry with a read-only "read" tool, for tests that add their own "write".
 std::shared_ptr<tools::registry> registry_with_read() {
     auto reg = std::make_shared<tools::registry>();
@@ -356,9 +364,7 @@ TEST_SUITE("unit/durable") {
             CHECK(why.find("nope") != std::string::npos);
         }
         SUBCASE("another process holds the lease") {
-            store::run_info row;
-            row.id = "busy";
-            row.setup = R"({"version":1,"run_id":"busy","input":"t","history":null})";
+            store::run_info row = row_of("busy");
             row.lease_owner = "other";
             row.lease_expires_ms = 99'999'999'999'999;
             run_coro(f.ioc, st->async_create_run(row));
@@ -368,10 +374,7 @@ TEST_SUITE("unit/durable") {
             CHECK(run_coro(f.ioc, st->async_find_run("busy"))->lease_owner == "other");
         }
         SUBCASE("a journal entry that does not parse") {
-            store::run_info row;
-            row.id = "bad";
-            row.setup = R"({"version":1,"run_id":"bad","input":"t","history":null})";
-            run_coro(f.ioc, st->async_create_run(row));
+            run_coro(f.ioc, st->async_create_run(row_of("bad")));
             store::journal_entry e;
             e.kind = "model_reply";
             e.body = R"({"op":1,"reply":{"message":5}})";
@@ -384,10 +387,7 @@ TEST_SUITE("unit/durable") {
             CHECK(run_coro(f.ioc, st->async_read_journal("bad")).size() == 1);
         }
         SUBCASE("a journal another agent configuration wrote") {
-            store::run_info row;
-            row.id = "other";
-            row.setup = R"({"version":1,"run_id":"other","input":"t","history":null})";
-            run_coro(f.ioc, st->async_create_run(row));
+            run_coro(f.ioc, st->async_create_run(row_of("other")));
             store::journal_entry e;
             // A tool result where this agent's run starts with a model call.
             e.kind = "tool_result";
@@ -399,10 +399,7 @@ TEST_SUITE("unit/durable") {
             CHECK(why.find("configured differently") != std::string::npos);
         }
         SUBCASE("a message for a run that did not finish") {
-            store::run_info row;
-            row.id = "live";
-            row.setup = R"({"version":1,"run_id":"live","input":"t","history":null})";
-            run_coro(f.ioc, st->async_create_run(row));
+            run_coro(f.ioc, st->async_create_run(row_of("live")));
             resume_options ro;
             ro.store = st;
             ro.message = "hi";

@@ -435,41 +435,43 @@ void run_machine::start_review(
     push(std::move(a));
 }
 
-void run_machine::on_tool_started(std::uint32_t op, std::size_t k) {
-    if (phase_ != phase::tool_step || !observed()) {
-        return;
+run_machine::dispatch_op* run_machine::running_dispatch(std::uint32_t op, std::size_t k) {
+    if (phase_ != phase::tool_step) {
+        return nullptr;
     }
-    for (const auto& d : dispatches_) {
+    for (auto& d : dispatches_) {
         if (d.op == op && !d.done && k < d.calls.size()) {
-            const api::tool_call& c = step_calls_[d.calls[k]];
-            emit(events::tool_call_started{turn_, c.id, c.name, c.arguments});
-            return;
+            return &d;
         }
+    }
+    return nullptr;
+}
+
+void run_machine::on_tool_started(std::uint32_t op, std::size_t k) {
+    const dispatch_op* d = running_dispatch(op, k);
+    if (d && observed()) {
+        const api::tool_call& c = step_calls_[d->calls[k]];
+        emit(events::tool_call_started{turn_, c.id, c.name, c.arguments});
     }
 }
 
 void run_machine::on_tool_finished(
     std::uint32_t op, std::size_t k, tools::tool_result result, std::chrono::microseconds took
 ) {
-    if (phase_ != phase::tool_step) {
+    const dispatch_op* d = running_dispatch(op, k);
+    if (!d) {
         return;
     }
-    for (const auto& d : dispatches_) {
-        if (d.op != op || d.done || k >= d.calls.size()) {
-            continue;
-        }
-        call_slot& s = slots_[d.calls[k]];
-        if (s.result) {
-            return; // reported twice: the first report stands
-        }
-        if (observed()) {
-            const api::tool_call& c = step_calls_[d.calls[k]];
-            emit(events::tool_call_finished{
-                turn_, c.id, c.name, took, result.is_error, result.content});
-        }
-        s.result = std::move(result);
-        return;
+    call_slot& s = slots_[d->calls[k]];
+    if (s.result) {
+        return; // reported twice: the first report stands
     }
+    if (observed()) {
+        const api::tool_call& c = step_calls_[d->calls[k]];
+        emit(events::tool_call_finished{turn_, c.id, c.name, took, result.is_error, result.content}
+        );
+    }
+    s.result = std::move(result);
 }
 
 void run_machine::on_dispatch_done(
@@ -626,7 +628,6 @@ void run_machine::advance_tool_step(clock_type::time_point now) {
 }
 
 void run_machine::begin_step_gate(gate g, std::string_view answer) {
-    step_gate_ = g;
     phase_ = g == gate::after_step ? phase::after_step : phase::final_answer;
     reviews_.clear();
     step_reviews_.clear();
@@ -657,7 +658,7 @@ void run_machine::begin_step_gate(gate g, std::string_view answer) {
 }
 
 void run_machine::settle_step_gate() {
-    const gate g = step_gate_;
+    const gate g = phase_ == phase::after_step ? gate::after_step : gate::final_answer;
     std::vector<critic_decision> decisions;
     std::vector<const critic_review*> all;
     for (const auto& r : step_reviews_) {

@@ -200,6 +200,8 @@ private:
     void start_review(
         std::size_t critic_index, gate g, std::string input, std::optional<std::string> call_id
     );
+    // The dispatch op `op` of this step if it is still running and has a call `k`, else null.
+    dispatch_op* running_dispatch(std::uint32_t op, std::size_t k);
     void settle_before_tools(clock_type::time_point now);
     void advance_tool_step(clock_type::time_point now);
     void begin_step_gate(gate g, std::string_view answer);
@@ -242,7 +244,6 @@ private:
     bool before_tools_settled_ = true;
     bool step_cancelled_ = false;
     deadline batch_deadline_;
-    gate step_gate_ = gate::after_step;
 };
 
 } // namespace wafer::detail
