@@ -32,6 +32,8 @@ std::string_view to_string(stop_reason r) noexcept {
         return "critic_denied";
     case stop_reason::revisions_exhausted:
         return "revisions_exhausted";
+    case stop_reason::awaiting_approval:
+        return "awaiting_approval";
     }
     return "error";
 }
@@ -207,6 +209,7 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         run_options ro;
         ro.on_event = std::move(options.on_event);
         ro.events = std::move(options.events);
+        ro.approvals = std::move(options.approvals);
         ro.run_id = run_id;
         ro.store = st;
         ro.scope = info->scope;

@@ -72,6 +72,21 @@ std::vector<history_repair> conversation::make_call_ids_unique() {
     return repairs;
 }
 
+bool conversation::set_call_arguments(std::string_view call_id, std::string arguments) {
+    for (auto m = messages_.rbegin(); m != messages_.rend(); ++m) {
+        if (m->role != api::role::assistant) {
+            continue;
+        }
+        for (auto& c : m->tool_calls) {
+            if (c.id == call_id) {
+                c.arguments = std::move(arguments);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 void conversation::clear() {
     messages_.clear();
     meta_.clear();

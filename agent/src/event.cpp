@@ -50,6 +50,8 @@ constexpr std::array<std::string_view, std::variant_size_v<event_data>> type_nam
     "tool_call_finished",
     "turn_finished",
     "critic_verdict",
+    "approval_requested",
+    "approval_decided",
     "run_finished",
 };
 
@@ -191,6 +193,20 @@ void write(json& j, const critic_verdict& e) {
     j["latency_ms"] = to_ms(e.latency);
     write_opt(j, "usage", e.usage);
 }
+void write(json& j, const approval_requested& e) {
+    j["turn"] = e.turn;
+    j["call_id"] = e.call_id;
+    j["name"] = e.name;
+    j["arguments"] = e.arguments;
+}
+void write(json& j, const approval_decided& e) {
+    j["turn"] = e.turn;
+    j["call_id"] = e.call_id;
+    j["name"] = e.name;
+    j["approved"] = e.approved;
+    write_opt(j, "arguments", e.arguments);
+    j["message"] = e.message;
+}
 void write(json& j, const run_finished& e) {
     j["stop_reason"] = e.stop_reason;
     j["final_text"] = e.final_text;
@@ -264,6 +280,20 @@ void read(const json& j, critic_verdict& e) {
     detail::read_optional(j, "error", e.error);
     e.latency = from_ms(j, "latency_ms");
     detail::read_optional(j, "usage", e.usage);
+}
+void read(const json& j, approval_requested& e) {
+    detail::read_value(j, "turn", e.turn);
+    detail::read_value(j, "call_id", e.call_id);
+    detail::read_value(j, "name", e.name);
+    detail::read_value(j, "arguments", e.arguments);
+}
+void read(const json& j, approval_decided& e) {
+    detail::read_value(j, "turn", e.turn);
+    detail::read_value(j, "call_id", e.call_id);
+    detail::read_value(j, "name", e.name);
+    detail::read_value(j, "approved", e.approved);
+    detail::read_optional(j, "arguments", e.arguments);
+    detail::read_value(j, "message", e.message);
 }
 void read(const json& j, run_finished& e) {
     detail::read_value(j, "stop_reason", e.stop_reason);

@@ -442,6 +442,9 @@ TEST_SUITE("unit/events") {
                 std::nullopt},
             run_finished{"completed", "done", std::nullopt, u, 3, 2500000us},
             run_finished{"error", "", "HTTP 429 too_many_requests_error", {}, 1, 10us},
+            approval_requested{2, "c2", "write_file", R"({"path":"x"})"},
+            approval_decided{2, "c2", "write_file", true, R"({"path":"y"})", ""},
+            approval_decided{2, "c3", "run_command", false, std::nullopt, "not now"},
         };
         for (const auto& d : all) {
             const event e = sample(d);
@@ -475,6 +478,10 @@ TEST_SUITE("unit/events") {
         CHECK(tc.at("duration_ms") == 1.234);
         CHECK_FALSE(json(sample(all[10])).contains("error"));
         CHECK(json(sample(all[11])).at("error") == "HTTP 429 too_many_requests_error");
+        CHECK(json(sample(all[12])).at("type") == "approval_requested");
+        CHECK(json(sample(all[13])).at("arguments") == R"({"path":"y"})");
+        CHECK_FALSE(json(sample(all[14])).contains("arguments"));
+        CHECK(json(sample(all[14])).at("approved") == false);
 
         json bad = json(sample(all[0]));
         bad["type"] = "no_such_event";

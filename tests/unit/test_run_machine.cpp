@@ -551,3 +551,232 @@ TEST_SUITE("unit/run_machine") {
         CHECK(first.size() == 7);
     }
 }
+
+namespace {
+
+// read (free), write (always needs approval) and push (needs it when "force" is true).
+std::shared_ptr<tools::registry> make_gated_tools() {
+    auto reg = std::make_shared<tools::registry>();
+    json any = {{"type", "object"}};
+    tools::tool_options ro;
+    ro.read_only = true;
+    reg->add(tools::make_tool<json>(
+        "read", "reads", any, [](json) { return std::string("r"); }, ro
+    ));
+    tools::tool_options gated;
+    gated.needs_approval = true;
+    reg->add(tools::make_tool<json>(
+        "write", "writes", any, [](json) { return std::string("w"); }, gated
+    ));
+    tools::tool_options forced;
+    forced.needs_approval = [](const json& args) {
+        return args.value("force", false);
+    };
+    reg->add(tools::make_tool<json>(
+        "push", "pushes", any, [](json) { return std::string("p"); }, forced
+    ));
+    return reg;
+}
+
+// A step of calls `a` (read) and `b` (write): `a` is dispatched at once, `b` waits.
+struct gated_step {
+    script s;
+    run_action free;
+
+    explicit gated_step(agent_config cfg) : s(with_tools(std::move(cfg))) {
+        s.expect(run_action_type::call_model);
+        s.m->on_model_reply(1, calls_reply({call("a", "read"), call("b", "write")}), 1us);
+        free = s.expect(run_action_type::dispatch);
+        REQUIRE(free.dispatch().calls == std::vector<std::size_t>{0});
+        s.expect(run_action_type::wait);
+    }
+    static agent_config with_tools(agent_config cfg) {
+        cfg.tools = make_gated_tools();
+        return cfg;
+    }
+    void finish_free() {
+        s.m->on_tool_finished(free.op, 0, ok_result("a", "read", "r"), 1us);
+        s.m->on_dispatch_done(free.op, false, std::nullopt);
+    }
+    std::vector<const events::approval_requested*> requested() const {
+        std::vector<const events::approval_requested*> out;
+        for (const auto& e : s.events) {
+            if (const auto* r = std::get_if<events::approval_requested>(&e)) {
+                out.push_back(r);
+            }
+        }
+        return out;
+    }
+};
+
+} // namespace
+
+TEST_SUITE("unit/run_machine") {
+    TEST_CASE("approval: the rest of the step runs, then the machine waits; paused, it stops "
+              "with the pending calls and the open step") {
+        gated_step g(agent_config{});
+        REQUIRE(g.requested().size() == 1); // asked as soon as the call is held
+        CHECK(g.requested()[0]->call_id == "b");
+        CHECK(g.requested()[0]->name == "write");
+        g.finish_free();
+        run_action w = g.s.expect(run_action_type::await_approval);
+        REQUIRE(w.approval().calls.size() == 1);
+        CHECK(w.approval().calls[0] == pending_approval{"b", "write", "{}", 1});
+        CHECK(g.s.m->awaiting_approval());
+        g.s.expect(run_action_type::wait); // asked once
+        g.s.m->on_paused();
+        run_result r = g.s.done();
+        CHECK(r.stop_reason == stop_reason::awaiting_approval);
+        CHECK(r.pending_approvals == w.approval().calls);
+        // Not repaired: the open step is continued by a resume, not answered with "not run".
+        const auto& msgs = r.conversation.messages();
+        REQUIRE(msgs.size() == 2);
+        CHECK(msgs.back().tool_calls.size() == 2);
+        CHECK(g.s.count<events::run_finished>() == 1);
+    }
+
+    TEST_CASE("approval: approved with edited arguments, the call runs with them and the history "
+              "says so; denied, it never runs and the model reads why") {
+        gated_step g(agent_config{});
+        g.finish_free();
+        g.s.expect(run_action_type::await_approval);
+        SUBCASE("approve, edited") {
+            g.s.m->on_approval("b", approval_decision::approve(R"({"path":"safe.txt"})"));
+            run_action d = g.s.expect(run_action_type::dispatch);
+            CHECK(d.dispatch().calls == std::vector<std::size_t>{1});
+            REQUIRE(d.dispatch().requests.size() == 1);
+            CHECK(d.dispatch().requests[0].arguments == R"({"path":"safe.txt"})");
+            g.s.m->on_tool_finished(d.op, 0, ok_result("b", "write", "w"), 1us);
+            g.s.m->on_dispatch_done(d.op, false, std::nullopt);
+            g.s.expect(run_action_type::call_model);
+            const auto& msgs = g.s.m->conversation().messages();
+            CHECK(msgs[1].tool_calls[1].arguments == R"({"path":"safe.txt"})");
+            CHECK(msgs[2].text() == "r");
+            CHECK(msgs[3].text() == "w");
+            CHECK(g.s.count<events::approval_decided>() == 1);
+        }
+        SUBCASE("deny, with a message") {
+            g.s.m->on_approval("b", approval_decision::deny("not on a Friday"));
+            g.s.expect(run_action_type::call_model); // nothing dispatched
+            const auto& msgs = g.s.m->conversation().messages();
+            REQUIRE(msgs.size() == 4);
+            CHECK(msgs[3].tool_call_id == "b");
+            CHECK(msgs[3].text().find("denied: the user declined") != std::string::npos);
+            CHECK(msgs[3].text().find("not on a Friday") != std::string::npos);
+        }
+    }
+
+    TEST_CASE("approval: a decision that comes while the rest runs starts the call at once; "
+              "stray and second decisions change nothing") {
+        gated_step g(agent_config{});
+        g.s.m->on_approval("zz", approval_decision::approve()); // no such call
+        g.s.m->on_approval("a", approval_decision::deny());     // needs no approval
+        g.s.m->on_approval("b", approval_decision::approve());
+        g.s.m->on_approval("b", approval_decision::deny()); // the first one counts
+        run_action d = g.s.expect(run_action_type::dispatch);
+        CHECK(d.dispatch().calls == std::vector<std::size_t>{1});
+        g.s.expect(run_action_type::wait);
+        g.finish_free();
+        g.s.m->on_tool_finished(d.op, 0, ok_result("b", "write", "w"), 1us);
+        g.s.m->on_dispatch_done(d.op, false, std::nullopt);
+        g.s.expect(run_action_type::call_model); // no await_approval on the way
+        CHECK(g.s.m->conversation().messages()[2].text() == "r");
+        CHECK(g.s.m->conversation().messages()[3].text() == "w");
+    }
+
+    TEST_CASE("approval: a predicate decides per call; arguments that do not parse always ask") {
+        agent_config cfg;
+        cfg.tools = make_gated_tools();
+        script s(cfg);
+        s.expect(run_action_type::call_model);
+        s.m->on_model_reply(
+            1,
+            calls_reply(
+                {call("p1", "push", R"({"force":false})"),
+                 call("p2", "push", R"({"force":true})"),
+                 call("p3", "push", "{not json"),
+                 call("p4", "push", "[1]")}
+            ),
+            1us
+        );
+        run_action d = s.expect(run_action_type::dispatch);
+        CHECK(d.dispatch().calls == std::vector<std::size_t>{0});
+        s.m->on_tool_finished(d.op, 0, ok_result("p1", "push", "p"), 1us);
+        s.m->on_dispatch_done(d.op, false, std::nullopt);
+        run_action w = s.expect(run_action_type::await_approval);
+        REQUIRE(w.approval().calls.size() == 3);
+        CHECK(w.approval().calls[0].call_id == "p2");
+        CHECK(w.approval().calls[1].call_id == "p3");
+        CHECK(w.approval().calls[2].call_id == "p4");
+        SUBCASE("a partial answer leaves the rest pending") {
+            s.m->on_approval("p3", approval_decision::deny());
+            run_action again = s.expect(run_action_type::await_approval);
+            REQUIRE(again.approval().calls.size() == 2);
+            CHECK(again.approval().calls[0].call_id == "p2");
+            CHECK(again.approval().calls[1].call_id == "p4");
+            s.m->on_paused();
+            CHECK(s.done().pending_approvals.size() == 2);
+        }
+    }
+
+    TEST_CASE("approval: critics review first; nobody is asked about a call they refuse") {
+        agent_config cfg;
+        cfg.tools = make_gated_tools();
+        cfg.critics.push_back(make_critic("security", gate::before_tools));
+        script s(cfg);
+        s.expect(run_action_type::call_model);
+        s.m->on_model_reply(1, calls_reply({call("b", "write")}), 1us);
+        run_action review = s.expect(run_action_type::review);
+        s.expect(run_action_type::wait);
+        CHECK(s.count<events::approval_requested>() == 0);
+        SUBCASE("refused by the critic") {
+            s.m->on_review(
+                review.op, verdict_of(review.review(), "security", critic_decision::deny, "no")
+            );
+            s.expect(run_action_type::call_model);
+            CHECK(s.count<events::approval_requested>() == 0);
+        }
+        SUBCASE("approved by the critic: then a person is asked") {
+            s.m->on_review(
+                review.op, verdict_of(review.review(), "security", critic_decision::approve, "ok")
+            );
+            run_action w = s.expect(run_action_type::await_approval);
+            CHECK(w.approval().calls.size() == 1);
+            CHECK(s.count<events::approval_requested>() == 1);
+        }
+    }
+
+    TEST_CASE("approval: cancellation or the deadline while waiting ends the run; the waiting "
+              "call never runs") {
+        agent_config cfg;
+        cfg.limits.run_timeout = 10s;
+        gated_step g(cfg);
+        g.finish_free();
+        run_action w = g.s.expect(run_action_type::await_approval);
+        CHECK(w.approval().until.is_set());
+        SUBCASE("cancelled") {
+            g.s.m->on_cancelled();
+            run_result r = g.s.done();
+            CHECK(r.stop_reason == stop_reason::cancelled);
+            CHECK(
+                r.conversation.messages()[3].text().find("waited for approval") != std::string::npos
+            );
+        }
+        SUBCASE("deadline") {
+            g.s.now += 11s;
+            run_result r = g.s.done();
+            CHECK(r.stop_reason == stop_reason::deadline);
+            CHECK(r.conversation.messages()[3].text().find("deadline passed") != std::string::npos);
+            CHECK(r.pending_approvals.empty());
+        }
+    }
+
+    TEST_CASE("approval: a resumed machine asks again for what is still pending") {
+        gated_step g(agent_config{});
+        g.finish_free();
+        g.s.expect(run_action_type::await_approval);
+        g.s.m->on_resumed();
+        g.s.expect(run_action_type::await_approval);
+        CHECK(g.requested().size() == 2); // once before, once again
+    }
+}

@@ -36,6 +36,15 @@ namespace wafer {
 /// critic_policy::max_revisions; deny ends the run with stop_reason::critic_denied). Every
 /// verdict is an events::critic_verdict and a run_result::reviews entry.
 ///
+/// Approvals: a call whose tool's tool_options::needs_approval says so waits for a person; the
+/// rest of its step runs (before_tools critics review it first: a refused call is not asked
+/// about). With run_options::approvals the run asks over the event stream
+/// (events::approval_requested) and goes on as decisions arrive; without, once nothing else of
+/// the step is left, it stops with stop_reason::awaiting_approval and
+/// run_result::pending_approvals. A journaled run is then continued from any process with
+/// async_approve / async_deny (approval.hpp) and async_resume; a partial answer leaves the rest
+/// pending. A denied call never runs; the model reads why.
+///
 /// Cancellation: terminal cancellation from the caller's slot (co_spawn with
 /// bind_cancellation_slot) stops the run at the next step: a model call in flight is abandoned
 /// (its connection closed), running tools are cancelled and get "cancelled" results, and the run

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <wafer/api/chat_request.hpp>
+#include <wafer/approval_channel.hpp>
 #include <wafer/conversation.hpp>
 #include <wafer/critic.hpp>
 #include <wafer/event.hpp>
@@ -98,6 +99,10 @@ struct run_options {
     /// How long the run's lease lasts without renewal; the run renews it every third of this
     /// while it runs. Another process may take an unrenewed run over once it expires.
     std::chrono::milliseconds lease_ttl{30'000};
+    /// Answer approvals while the run goes on (approval_channel.hpp). Null: a call that needs
+    /// approval stops the run with stop_reason::awaiting_approval once the rest of its step
+    /// has settled.
+    std::shared_ptr<approval_channel> approvals;
 };
 
 } // namespace wafer

@@ -109,6 +109,10 @@ public:
     /// running its tools, so results and events carry the ids the history will keep.
     std::vector<history_repair> make_call_ids_unique();
 
+    /// Replaces the arguments of the latest assistant tool call with id `call_id` (a call
+    /// approved with edited arguments). Returns false, changing nothing, if there is none.
+    bool set_call_arguments(std::string_view call_id, std::string arguments);
+
     /// Removes every message (metadata object kept).
     void clear();
 

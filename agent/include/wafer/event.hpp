@@ -118,6 +118,30 @@ struct critic_verdict {
     friend bool operator==(const critic_verdict&, const critic_verdict&) = default;
 };
 
+/// A tool call waits for a person's approval (tool_options::needs_approval). Without a live
+/// approval channel the run then stops with stop_reason::awaiting_approval.
+struct approval_requested {
+    std::size_t turn = 0;
+    std::string call_id;
+    std::string name;
+    /// The arguments JSON text as the model sent it.
+    std::string arguments;
+    friend bool operator==(const approval_requested&, const approval_requested&) = default;
+};
+
+/// A decision on a call that needed approval reached the run.
+struct approval_decided {
+    std::size_t turn = 0;
+    std::string call_id;
+    std::string name;
+    bool approved = false;
+    /// Approved with these arguments instead of the model's.
+    std::optional<std::string> arguments;
+    /// Denied: the reason given (may be empty).
+    std::string message;
+    friend bool operator==(const approval_decided&, const approval_decided&) = default;
+};
+
 /// The run ended, successfully or not.
 struct run_finished {
     /// Why it stopped (the agent's stop reason, e.g. "completed", "max_turns", "error").
@@ -145,6 +169,8 @@ using event_data = std::variant<
     events::tool_call_finished,
     events::turn_finished,
     events::critic_verdict,
+    events::approval_requested,
+    events::approval_decided,
     events::run_finished>;
 
 /// An event: a payload plus where and when it happened. Built by event_emitter, which assigns

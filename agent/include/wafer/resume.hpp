@@ -1,6 +1,7 @@
 // Resuming a journaled run: what happens to calls whose outcome the journal does not know.
 #pragma once
 
+#include <wafer/approval_channel.hpp>
 #include <wafer/event.hpp>
 #include <wafer/event_channel.hpp>
 
@@ -69,6 +70,8 @@ struct resume_options {
     std::shared_ptr<event_channel> events;
     /// As run_options::lease_ttl.
     std::chrono::milliseconds lease_ttl{30'000};
+    /// As run_options::approvals: pending calls are asked for again over it.
+    std::shared_ptr<approval_channel> approvals;
 };
 
 } // namespace wafer

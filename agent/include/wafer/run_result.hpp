@@ -2,6 +2,7 @@
 #pragma once
 
 #include <wafer/api/usage.hpp>
+#include <wafer/approval.hpp>
 #include <wafer/conversation.hpp>
 #include <wafer/critic.hpp>
 #include <wafer/error.hpp>
@@ -35,6 +36,10 @@ enum class stop_reason {
     critic_denied,
     /// Critics asked for more revisions than critic_policy::max_revisions allows.
     revisions_exhausted,
+    /// Calls need a person's approval (tool_options::needs_approval) and the run has no live
+    /// approval channel: see run_result::pending_approvals. A journaled run goes on with
+    /// async_approve / async_deny and agent::async_resume.
+    awaiting_approval,
 };
 
 std::string_view to_string(stop_reason r) noexcept;
@@ -76,6 +81,10 @@ struct run_result {
     std::size_t revisions = 0;
     /// Set when stop_reason is error.
     std::optional<run_error> error;
+    /// With stop_reason::awaiting_approval: the calls waiting, in the model's order. The
+    /// conversation then ends with the assistant message that made them, without the step's
+    /// results (they are journaled; the resumed run appends them).
+    std::vector<pending_approval> pending_approvals;
     std::string run_id;
     std::chrono::microseconds duration{0};
 

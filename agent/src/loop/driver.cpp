@@ -12,6 +12,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -22,6 +23,7 @@
 #include <variant>
 
 #include "critics/critic_review.hpp"
+#include "loop/approval_port.hpp"
 #include "loop/journal.hpp"
 
 namespace wafer::detail {
@@ -45,6 +47,11 @@ std::string exception_text(const std::exception_ptr& e) {
 }
 
 class run_driver;
+
+// What a posted approval notification finds: the driver, or null once the run is over.
+struct approval_wake {
+    run_driver* driver = nullptr;
+};
 
 // What a dispatch's observers use, owned by them. A dispatch that throws may leave calls running
 // detached; when one of them reports later, it finds `driver` null instead of a finished run.
@@ -75,11 +82,25 @@ public:
         }
         setup_ = std::move(setup);
         machine_.emplace(cfg_, setup_);
+        channel_ = options.approvals;
+    }
+
+    run_driver(const run_driver&) = delete;
+    run_driver& operator=(const run_driver&) = delete;
+
+    ~run_driver() {
+        if (wake_token_) {
+            approval_port::detach(*channel_);
+            wake_token_->driver = nullptr;
+        }
     }
 
     asio::awaitable<run_result> run() {
         asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
         std::exception_ptr failure;
+        if (channel_) {
+            attach_channel();
+        }
         if (journal_) {
             co_await open_journal();
         }
@@ -159,6 +180,13 @@ public:
             case run_action_type::cancel_ops:
                 cancel_all();
                 break;
+            case run_action_type::await_approval:
+                // With a channel the run waits for decisions (and its deadline); without, it
+                // stops here and a decision comes through the store.
+                if (!channel_) {
+                    machine_->on_paused();
+                }
+                break;
             case run_action_type::wait:
                 co_await wait_for_reports();
                 break;
@@ -196,6 +224,7 @@ public:
         if (!plan_->create) {
             journal_->leased_now(); // async_resume took the lease
             replay_all();           // throws for a journal this agent does not reproduce
+            machine_->on_resumed();
             co_return;
         }
         store::run_info info;
@@ -238,17 +267,20 @@ public:
 
     asio::awaitable<void> close_journal(const run_result& r) {
         if (!journal_failed_) {
-            // A cancelled run stays resumable; every other stop finishes it.
+            // A cancelled run stays resumable, one waiting for approvals waits; every other
+            // stop finishes it.
             store::run_update u;
             u.status = r.stop_reason == stop_reason::cancelled ? store::run_status::running
-                                                               : store::run_status::finished;
+                       : r.stop_reason == stop_reason::awaiting_approval
+                           ? store::run_status::awaiting_approval
+                           : store::run_status::finished;
             u.stop_reason = std::string(to_string(r.stop_reason));
             // The row counts every exchange of the run, the result only this one.
             u.turns = earlier_turns_ + r.turns.size();
             u.prompt_tokens = earlier_usage_.prompt_tokens + r.usage.prompt_tokens;
             u.completion_tokens = earlier_usage_.completion_tokens + r.usage.completion_tokens;
             u.release_lease = true; // in the same commit
-            journal_->add(stopped_entry(r.stop_reason));
+            journal_->add(stopped_entry(r.stop_reason, r.pending_approvals));
             try {
                 co_await journal_->async_flush(std::move(u));
                 co_return;
@@ -318,6 +350,7 @@ public:
                 switch (a.type) {
                 case run_action_type::emit: // what was replayed is not sent again
                 case run_action_type::cancel_ops:
+                case run_action_type::await_approval: // asked again once resumed
                     continue;
                 case run_action_type::wait:
                 case run_action_type::done:
@@ -336,6 +369,14 @@ public:
                 continue;
             }
             drain();
+            if (e.kind == journal_kind::approval) {
+                try {
+                    feed_machine(report_of(e));
+                } catch (const std::exception& x) {
+                    corrupt(e, x.what());
+                }
+                continue;
+            }
             if (e.kind == journal_kind::dispatch) {
                 std::uint32_t op = 0;
                 try {
@@ -356,7 +397,16 @@ public:
             } catch (const std::exception& x) {
                 corrupt(e, x.what());
             }
-            const std::uint32_t op = std::visit([](const auto& x) { return x.op; }, r);
+            const std::uint32_t op = std::visit(
+                [](const auto& x) -> std::uint32_t {
+                    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, approval_given>) {
+                        return 0; // not reached: approvals are fed above
+                    } else {
+                        return x.op;
+                    }
+                },
+                r
+            );
             auto it = open.find(op);
             const run_action_type want =
                 std::holds_alternative<model_done>(r)    ? run_action_type::call_model
@@ -468,6 +518,12 @@ public:
         wake_.cancel();
     }
 
+    void approvals_arrived() {
+        for (auto& [id, d] : approval_port::take(*channel_)) {
+            report_in(approval_given{std::move(id), std::move(d)});
+        }
+    }
+
 private:
     // One operation in flight. The signal stays alive until the driver drains the op's report:
     // co_spawn (1.81) still touches the slot's state while the completion handler runs.
@@ -510,6 +566,19 @@ private:
         }
     }
 
+    void attach_channel() {
+        auto token = std::make_shared<approval_wake>();
+        token->driver = this;
+        approval_port::attach(*channel_, [ex = ex_, token] {
+            asio::post(ex, [token] {
+                if (token->driver) {
+                    token->driver->approvals_arrived();
+                }
+            });
+        });
+        wake_token_ = std::move(token); // attached: detached by the destructor
+    }
+
     asio::awaitable<void> wait_for_reports() {
         if (inbox_.empty() && journal_ && journal_->has_pending()) {
             // What came in is committed before the run sits waiting (one commit per step).
@@ -517,11 +586,16 @@ private:
         }
         if (inbox_.empty()) {
             const bool leased = journal_ && !journal_failed_;
-            wake_.expires_at(leased ? journal_->renew_at() : clock_type::time_point::max());
+            auto until = leased ? journal_->renew_at() : clock_type::time_point::max();
+            // Waiting for a person, the run's deadline is the machine's to act on.
+            if (machine_->awaiting_approval() && machine_->run_deadline()) {
+                until = std::min(until, machine_->run_deadline().at());
+            }
+            wake_.expires_at(until);
             auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
             // A report or the caller's cancellation (the loop looks at both), or the lease is
             // due for renewal.
-            if (!ec && leased) {
+            if (!ec && leased && clock_type::now() >= journal_->renew_at()) {
                 try {
                     co_await journal_->async_keep_lease();
                 } catch (const wafer::error& e) {
@@ -567,6 +641,8 @@ private:
                     machine_->on_tool_finished(x.op, x.k, std::move(x.result), x.took);
                 } else if constexpr (std::is_same_v<T, dispatch_done>) {
                     machine_->on_dispatch_done(x.op, x.cancelled, std::move(x.failure));
+                } else if constexpr (std::is_same_v<T, approval_given>) {
+                    machine_->on_approval(x.call_id, std::move(x.decision));
                 } else {
                     machine_->on_review(x.op, std::move(x.review));
                 }
@@ -783,6 +859,8 @@ private:
     std::vector<resumed_action> resumed_;
     asio::any_io_executor ex_;
     asio::steady_timer wake_;
+    std::shared_ptr<approval_channel> channel_;
+    std::shared_ptr<approval_wake> wake_token_;
     std::vector<report> inbox_;
     std::vector<report> draining_;
     std::vector<std::unique_ptr<op_entry>> ops_;

@@ -53,6 +53,18 @@ std::uint32_t op_of(const json& j) {
     return j.at("op").get<std::uint32_t>();
 }
 
+json pending_json(const pending_approval& p) {
+    return {{"call_id", p.call_id}, {"tool", p.tool}, {"arguments", p.arguments}, {"turn", p.turn}};
+}
+
+pending_approval pending_from(const json& j) {
+    return {
+        j.at("call_id").get<std::string>(),
+        j.at("tool").get<std::string>(),
+        j.at("arguments").get<std::string>(),
+        j.at("turn").get<std::size_t>()};
+}
+
 } // namespace
 
 bool journaled(const report& r, bool cancelling) {
@@ -68,7 +80,7 @@ bool journaled(const report& r, bool cancelling) {
     if (const auto* d = std::get_if<dispatch_done>(&r)) {
         return !d->cancelled;
     }
-    return std::holds_alternative<review_done>(r);
+    return std::holds_alternative<review_done>(r) || std::holds_alternative<approval_given>(r);
 }
 
 store::journal_entry journal_entry_of(const report& r) {
@@ -98,8 +110,40 @@ store::journal_entry journal_entry_of(const report& r) {
         }
         return entry(journal_kind::dispatch_done, body);
     }
+    if (const auto* a = std::get_if<approval_given>(&r)) {
+        return approval_entry(a->call_id, a->decision);
+    }
     const auto& v = std::get<review_done>(r);
     return entry(journal_kind::review, {{"op", v.op}, {"review", v.review}});
+}
+
+store::journal_entry approval_entry(const std::string& call_id, const approval_decision& d) {
+    json body = {{"call_id", call_id}, {"approved", d.approved}, {"message", d.message}};
+    if (d.arguments) {
+        body["arguments"] = *d.arguments;
+    }
+    return entry(journal_kind::approval, body);
+}
+
+std::vector<pending_approval> pending_in(const std::vector<store::journal_entry>& journal) {
+    std::vector<pending_approval> out;
+    for (const auto& e : journal) {
+        if (e.kind == journal_kind::stopped) {
+            out.clear();
+            const json j = json::parse(e.body);
+            if (const auto it = j.find("pending"); it != j.end()) {
+                for (const auto& p : *it) {
+                    out.push_back(pending_from(p));
+                }
+            }
+        } else if (e.kind == journal_kind::approval) {
+            const std::string id = json::parse(e.body).at("call_id").get<std::string>();
+            std::erase_if(out, [&](const pending_approval& p) { return p.call_id == id; });
+        } else if (e.kind != journal_kind::follow_up) {
+            out.clear(); // the run went on after its stop
+        }
+    }
+    return out;
 }
 
 store::journal_entry dispatch_entry(std::uint32_t op, const dispatch_job& job) {
@@ -114,8 +158,16 @@ store::journal_entry follow_up_entry(const std::string& message) {
     return entry(journal_kind::follow_up, {{"message", message}});
 }
 
-store::journal_entry stopped_entry(stop_reason why) {
-    return entry(journal_kind::stopped, {{"stop_reason", to_string(why)}});
+store::journal_entry stopped_entry(stop_reason why, const std::vector<pending_approval>& pending) {
+    json body = {{"stop_reason", to_string(why)}};
+    if (!pending.empty()) {
+        json list = json::array();
+        for (const auto& p : pending) {
+            list.push_back(pending_json(p));
+        }
+        body["pending"] = std::move(list);
+    }
+    return entry(journal_kind::stopped, body);
 }
 
 report report_of(const store::journal_entry& e) {
@@ -155,6 +207,16 @@ report report_of(const store::journal_entry& e) {
     }
     if (e.kind == journal_kind::review) {
         return review_done{op_of(j), j.at("review").get<critic_review>()};
+    }
+    if (e.kind == journal_kind::approval) {
+        approval_given a;
+        a.call_id = j.at("call_id").get<std::string>();
+        a.decision.approved = j.at("approved").get<bool>();
+        a.decision.message = j.value("message", std::string());
+        if (const auto it = j.find("arguments"); it != j.end()) {
+            a.decision.arguments = it->get<std::string>();
+        }
+        return a;
     }
     throw json::other_error::create(501, "unknown journal entry kind \"" + e.kind + "\"", nullptr);
 }

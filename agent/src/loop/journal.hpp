@@ -45,7 +45,13 @@ struct review_done {
     std::uint32_t op = 0;
     critic_review review;
 };
-using report = std::variant<model_done, tool_started, tool_finished, dispatch_done, review_done>;
+/// A decision on a call that waits for approval (keyed by call id: it belongs to no operation).
+struct approval_given {
+    std::string call_id;
+    approval_decision decision;
+};
+using report = std::
+    variant<model_done, tool_started, tool_finished, dispatch_done, review_done, approval_given>;
 
 namespace journal_kind {
 inline constexpr std::string_view model_reply = "model_reply";
@@ -55,9 +61,12 @@ inline constexpr std::string_view dispatch = "dispatch";
 inline constexpr std::string_view tool_result = "tool_result";
 inline constexpr std::string_view dispatch_done = "dispatch_done";
 inline constexpr std::string_view review = "review";
+/// A decision on a pending call: {"call_id","approved","arguments"?,"message"}. Written by the
+/// run (live decisions) or, while it is stopped, by async_decide.
+inline constexpr std::string_view approval = "approval";
 /// A new exchange on a finished run: {"message"}.
 inline constexpr std::string_view follow_up = "follow_up";
-/// Not an input: the run stopped, {"stop_reason"}.
+/// Not an input: the run stopped, {"stop_reason","pending"?: the calls awaiting approval}.
 inline constexpr std::string_view stopped = "stopped";
 } // namespace journal_kind
 
@@ -69,7 +78,13 @@ bool journaled(const report& r, bool cancelling);
 store::journal_entry journal_entry_of(const report& r);
 store::journal_entry dispatch_entry(std::uint32_t op, const dispatch_job& job);
 store::journal_entry follow_up_entry(const std::string& message);
-store::journal_entry stopped_entry(stop_reason why);
+store::journal_entry stopped_entry(stop_reason why, const std::vector<pending_approval>& pending);
+store::journal_entry approval_entry(const std::string& call_id, const approval_decision& d);
+
+/// The calls a journal's run waits for: those of its last stop with awaiting_approval that have
+/// no decision after it (empty if its last stop was another or it has none). Throws
+/// nlohmann::json exceptions on a malformed body.
+std::vector<pending_approval> pending_in(const std::vector<store::journal_entry>& journal);
 
 /// A report back from its entry. Throws nlohmann::json exceptions on a malformed body.
 report report_of(const store::journal_entry& e);

@@ -349,8 +349,14 @@ void run_machine::begin_tool_step(clock_type::time_point now) {
     step_reviews_.clear();
     covered_.clear();
     step_cancelled_ = false;
+    asked_ = false;
     phase_ = phase::tool_step;
 
+    for (std::size_t i = 0; i < n; ++i) {
+        const tools::tool* t = cfg_.tools->find(step_calls_[i].name);
+        slots_[i].needs_approval = t != nullptr && t->options.needs_approval.may_apply() &&
+                                   t->options.needs_approval.needs(step_calls_[i].arguments);
+    }
     for (std::size_t ci = 0; ci < cfg_.critics.size(); ++ci) {
         const critic& c = cfg_.critics[ci];
         if (!c.gates.contains(gate::before_tools)) {
@@ -363,9 +369,15 @@ void run_machine::begin_tool_step(clock_type::time_point now) {
             }
         }
     }
+    // Critics review first; a call that needs approval waits for a person only once they
+    // approved it (nobody is asked about a call a critic refuses).
     std::vector<std::size_t> free_calls;
     for (std::size_t i = 0; i < n; ++i) {
-        (slots_[i].covering.empty() ? free_calls : covered_).push_back(i);
+        if (!slots_[i].covering.empty()) {
+            covered_.push_back(i);
+        } else if (!hold(i)) {
+            free_calls.push_back(i);
+        }
     }
     const std::optional<std::chrono::milliseconds> batch_timeout =
         run_deadline_.cap(cfg_.limits.tool_batch_timeout, now);
@@ -384,6 +396,7 @@ void run_machine::begin_tool_step(clock_type::time_point now) {
     if (!free_calls.empty()) {
         start_dispatch(std::move(free_calls), batch_timeout);
     }
+    request_approvals();
 }
 
 void run_machine::start_dispatch(
@@ -493,20 +506,13 @@ void run_machine::on_dispatch_done(
             if (s.result) {
                 continue;
             }
-            const api::tool_call& c = step_calls_[d.calls[k]];
-            tools::tool_result r;
-            r.tool_call_id = c.id;
-            r.name = c.name;
-            r.is_error = true;
-            r.status = tools::result_status::handler_exception;
-            r.content = "tool " + nlohmann::json(c.name).dump() +
-                        " failed: the tool dispatch failed (" +
-                        failure.value_or("results are missing") + "); its result is lost";
-            if (observed()) {
-                emit(events::tool_call_finished{
-                    turn_, c.id, c.name, std::chrono::microseconds(0), true, r.content});
-            }
-            s.result = std::move(r);
+            give_result(
+                d.calls[k],
+                tools::result_status::handler_exception,
+                "tool " + nlohmann::json(step_calls_[d.calls[k]].name).dump() +
+                    " failed: the tool dispatch failed (" +
+                    failure.value_or("results are missing") + "); its result is lost"
+            );
         }
         return;
     }
@@ -565,27 +571,20 @@ void run_machine::settle_before_tools(clock_type::time_point now) {
         }
         const critic_decision d = combine_decisions(decisions, cfg_.critic_policy.combine);
         if (d == critic_decision::approve && !cancelled_) {
-            approved.push_back(i);
+            if (!hold(i)) {
+                approved.push_back(i);
+            }
             continue;
         }
-        const api::tool_call& c = step_calls_[i];
-        tools::tool_result r;
-        r.tool_call_id = c.id;
-        r.name = c.name;
-        r.is_error = true;
         if (d == critic_decision::approve) {
-            r.status = tools::result_status::cancelled;
-            r.content = "cancelled: the run was cancelled before this call started";
+            give_result(
+                i,
+                tools::result_status::cancelled,
+                "cancelled: the run was cancelled before this call started"
+            );
         } else {
-            r.status = tools::result_status::refused;
-            r.content = refusal_text(d, mine);
+            give_result(i, tools::result_status::refused, refusal_text(d, mine));
         }
-        // No tool_call_started: the call never ran.
-        if (observed()) {
-            emit(events::tool_call_finished{
-                turn_, c.id, c.name, std::chrono::microseconds(0), true, r.content});
-        }
-        s.result = std::move(r);
     }
     if (cancelled_) {
         step_cancelled_ = true;
@@ -593,6 +592,151 @@ void run_machine::settle_before_tools(clock_type::time_point now) {
     if (!approved.empty()) {
         start_dispatch(std::move(approved), batch_deadline_.left(now));
     }
+    request_approvals();
+}
+
+void run_machine::give_result(std::size_t i, tools::result_status status, std::string content) {
+    const api::tool_call& c = step_calls_[i];
+    tools::tool_result r;
+    r.tool_call_id = c.id;
+    r.name = c.name;
+    r.is_error = true;
+    r.status = status;
+    r.content = std::move(content);
+    // No tool_call_started: the call never ran.
+    if (observed()) {
+        emit(events::tool_call_finished{
+            turn_, c.id, c.name, std::chrono::microseconds(0), true, r.content});
+    }
+    slots_[i].result = std::move(r);
+}
+
+bool run_machine::hold(std::size_t i) {
+    if (!slots_[i].needs_approval) {
+        return false;
+    }
+    slots_[i].held = true;
+    return true;
+}
+
+void run_machine::request_approvals() {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        call_slot& s = slots_[i];
+        if (!s.held || s.decision || s.requested) {
+            continue;
+        }
+        s.requested = true;
+        if (observed()) {
+            const api::tool_call& c = step_calls_[i];
+            emit(events::approval_requested{turn_, c.id, c.name, c.arguments});
+        }
+    }
+}
+
+std::vector<pending_approval> run_machine::undecided() const {
+    std::vector<pending_approval> out;
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        if (slots_[i].held && !slots_[i].decision) {
+            const api::tool_call& c = step_calls_[i];
+            out.push_back({c.id, c.name, c.arguments, turn_});
+        }
+    }
+    return out;
+}
+
+bool run_machine::awaiting_approval() const noexcept {
+    if (phase_ != phase::tool_step || !before_tools_settled_ || in_flight_ > 0) {
+        return false;
+    }
+    return std::any_of(slots_.begin(), slots_.end(), [](const call_slot& s) {
+        return s.held && !s.decision;
+    });
+}
+
+void run_machine::abandon_undecided(std::string_view why) {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        if (slots_[i].held && !slots_[i].decision) {
+            slots_[i].held = false;
+            give_result(i, tools::result_status::cancelled, std::string(why));
+        }
+    }
+}
+
+void run_machine::release_decided(clock_type::time_point now) {
+    std::vector<std::size_t> go;
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        call_slot& s = slots_[i];
+        if (!s.held || !s.decision) {
+            continue;
+        }
+        s.held = false;
+        const approval_decision& d = *s.decision;
+        const api::tool_call& c = step_calls_[i];
+        if (observed()) {
+            emit(events::approval_decided{turn_, c.id, c.name, d.approved, d.arguments, d.message});
+        }
+        if (!d.approved) {
+            std::string text = "denied: the user declined this " + c.name +
+                               " call; it did not run. Do not retry the same call; explain what "
+                               "you wanted to do or try a different approach.";
+            if (!d.message.empty()) {
+                text += " The user said: " + d.message;
+            }
+            give_result(i, tools::result_status::refused, std::move(text));
+        } else if (cancelled_) {
+            give_result(
+                i,
+                tools::result_status::cancelled,
+                "cancelled: the run was cancelled before this call started"
+            );
+        } else if (run_deadline_.passed(now)) {
+            give_result(
+                i,
+                tools::result_status::cancelled,
+                "not run: the run's deadline passed before this call could start"
+            );
+        } else {
+            if (d.arguments) {
+                step_calls_[i].arguments = *d.arguments;
+                result_.conversation.set_call_arguments(c.id, *d.arguments);
+            }
+            go.push_back(i);
+        }
+    }
+    if (!go.empty()) {
+        // Its own batch deadline: the time a person took to decide is not the tools'.
+        start_dispatch(std::move(go), run_deadline_.cap(cfg_.limits.tool_batch_timeout, now));
+    }
+}
+
+void run_machine::on_approval(const std::string& call_id, approval_decision decision) {
+    if (phase_ != phase::tool_step) {
+        return;
+    }
+    for (std::size_t i = 0; i < step_calls_.size(); ++i) {
+        call_slot& s = slots_[i];
+        if (step_calls_[i].id != call_id || !s.needs_approval || s.decision || s.result) {
+            continue;
+        }
+        s.decision = std::move(decision);
+        asked_ = false; // what is still undecided is asked for again at the next wait
+        return;
+    }
+}
+
+void run_machine::on_paused() {
+    paused_ = true;
+}
+
+void run_machine::on_resumed() {
+    asked_ = false;
+    if (phase_ != phase::tool_step) {
+        return;
+    }
+    for (auto& s : slots_) {
+        s.requested = false;
+    }
+    request_approvals();
 }
 
 void run_machine::advance_tool_step(clock_type::time_point now) {
@@ -607,8 +751,37 @@ void run_machine::advance_tool_step(clock_type::time_point now) {
         settle_before_tools(now);
         return;
     }
+    release_decided(now);
     if (in_flight_ > 0) {
         return;
+    }
+    // The fixed point of a step: everything but the calls waiting for approval has settled.
+    bool out_of_time = false;
+    if (std::vector<pending_approval> waiting = undecided(); !waiting.empty()) {
+        if (cancelled_) {
+            step_cancelled_ = true;
+            abandon_undecided(
+                "cancelled: the run was cancelled while this call waited for approval; it did "
+                "not run"
+            );
+        } else if (run_deadline_.passed(now)) {
+            out_of_time = true;
+            abandon_undecided(
+                "not run: the run's deadline passed while this call waited for approval"
+            );
+        } else if (paused_) {
+            result_.pending_approvals = std::move(waiting);
+            return stop(stop_reason::awaiting_approval);
+        } else {
+            if (!asked_) {
+                asked_ = true;
+                run_action a;
+                a.type = run_action_type::await_approval;
+                a.payload = approval_wait{std::move(waiting), run_deadline_};
+                push(std::move(a));
+            }
+            return;
+        }
     }
     // Every call has its result: append them in the model's order.
     wafer::conversation& conv = result_.conversation;
@@ -619,6 +792,9 @@ void run_machine::advance_tool_step(clock_type::time_point now) {
     slots_.clear();
     if (step_cancelled_ || cancelled_) {
         return stop(stop_reason::cancelled);
+    }
+    if (out_of_time) {
+        return stop(stop_reason::deadline);
     }
     if (has_gate(gate::after_step)) {
         begin_step_gate(gate::after_step, {});
@@ -702,8 +878,11 @@ void run_machine::settle_step_gate() {
 }
 
 void run_machine::finish(clock_type::time_point now) {
-    // Whatever stopped the run, leave a history that can be sent again as it is.
-    result_.conversation.repair();
+    // Whatever stopped the run, leave a history that can be sent again as it is; a run that
+    // waits for approvals keeps its open step as it is, to continue it.
+    if (result_.stop_reason != stop_reason::awaiting_approval) {
+        result_.conversation.repair();
+    }
     if (wants_json(cfg_.request) && !result_.final_text.empty()) {
         result_.final_json = parse_json(result_.final_text);
     }

@@ -51,6 +51,13 @@ struct review_job {
     deadline until;
 };
 
+/// Calls waiting for approval, with nothing else of the step left to run.
+struct approval_wait {
+    std::vector<pending_approval> calls;
+    /// The run's deadline: the wait ends then.
+    deadline until;
+};
+
 enum class run_action_type {
     /// Deliver `event` (the machine builds events only when the run is observed).
     emit,
@@ -63,6 +70,9 @@ enum class run_action_type {
     review,
     /// Cancel every operation in flight; they still report as usual.
     cancel_ops,
+    /// The step waits for the approvals of `approval()` (nothing is in flight). Report
+    /// decisions with on_approval, or on_paused to stop the run with awaiting_approval.
+    await_approval,
     /// Nothing to do until an operation in flight reports.
     wait,
     /// The run is over: take_result().
@@ -74,13 +84,15 @@ enum class run_action_type {
 struct run_action {
     run_action_type type = run_action_type::wait;
     std::uint32_t op = 0;
-    std::variant<std::monostate, event_data, model_call, dispatch_job, review_job> payload;
+    std::variant<std::monostate, event_data, model_call, dispatch_job, review_job, approval_wait>
+        payload;
 
     event_data& event() { return std::get<event_data>(payload); }
     model_call& model() { return std::get<model_call>(payload); }
     dispatch_job& dispatch() { return std::get<dispatch_job>(payload); }
     const dispatch_job& dispatch() const { return std::get<dispatch_job>(payload); }
     review_job& review() { return std::get<review_job>(payload); }
+    approval_wait& approval() { return std::get<approval_wait>(payload); }
 };
 
 /// How a model call failed.
@@ -128,6 +140,14 @@ public:
     /// an error result saying so).
     void on_dispatch_done(std::uint32_t op, bool cancelled, std::optional<std::string> failure);
     void on_review(std::uint32_t op, critic_review review);
+    /// A decision on call `call_id` (ignored unless the call waits for one and has none).
+    void on_approval(const std::string& call_id, approval_decision decision);
+    /// Nobody answers approvals now: at the next await_approval point the run stops with
+    /// stop_reason::awaiting_approval. Not an input of the journal: a resumed run waits again.
+    void on_paused();
+    /// A new driver took the run over after replaying its journal: the approvals still pending
+    /// are requested again (their events went to the earlier process).
+    void on_resumed();
     void on_cancelled();
     /// The run cannot go on (its journal failed): what is in flight is cancelled and the run
     /// ends with stop_reason::error and `e`.
@@ -136,6 +156,10 @@ public:
     /// Operations started and not yet reported.
     std::size_t in_flight() const noexcept { return in_flight_; }
     bool finished() const noexcept { return phase_ == phase::done; }
+    /// The run's deadline (unset: none).
+    const deadline& run_deadline() const noexcept { return run_deadline_; }
+    /// Whether the step waits for approvals and for nothing else.
+    bool awaiting_approval() const noexcept;
     const wafer::conversation& conversation() const noexcept { return result_.conversation; }
     const std::string& run_id() const noexcept { return result_.run_id; }
 
@@ -160,6 +184,10 @@ private:
     // One call of the current tool step.
     struct call_slot {
         std::optional<tools::tool_result> result;
+        bool needs_approval = false; // tool_options::needs_approval says so
+        bool held = false;           // waits for a decision (critics, if any, approved it)
+        bool requested = false;      // approval_requested sent (by this process)
+        std::optional<approval_decision> decision;
         std::vector<std::size_t> covering; // critics (indices) that review it at before_tools
         std::vector<std::size_t> reviews;  // indices in step_reviews_ of its reviews
     };
@@ -203,6 +231,17 @@ private:
     // The dispatch op `op` of this step if it is still running and has a call `k`, else null.
     dispatch_op* running_dispatch(std::uint32_t op, std::size_t k);
     void settle_before_tools(clock_type::time_point now);
+    // Settles call `i` without running it (refused, cancelled, ...): result and event.
+    void give_result(std::size_t i, tools::result_status status, std::string content);
+    // Holds call `i` for approval, or returns false if it needs none.
+    bool hold(std::size_t i);
+    void request_approvals();
+    // Starts (or refuses) the held calls that have a decision.
+    void release_decided(clock_type::time_point now);
+    // The held calls still without a decision.
+    std::vector<pending_approval> undecided() const;
+    // Gives the held calls without a decision a result: the run stopped before one came.
+    void abandon_undecided(std::string_view why);
     void advance_tool_step(clock_type::time_point now);
     void begin_step_gate(gate g, std::string_view answer);
     void settle_step_gate();
@@ -244,6 +283,8 @@ private:
     bool before_tools_settled_ = true;
     bool step_cancelled_ = false;
     deadline batch_deadline_;
+    bool asked_ = false;  // await_approval sent for the current wait
+    bool paused_ = false; // on_paused: stop at the next wait
 };
 
 } // namespace wafer::detail

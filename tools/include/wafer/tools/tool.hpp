@@ -1,6 +1,7 @@
 // A tool: name, description, parameter schema, options and a handler.
 #pragma once
 
+#include <wafer/tools/approval_rule.hpp>
 #include <wafer/tools/tool_result.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -54,6 +55,9 @@ struct tool_options {
     bool sequential = false;
     /// Informational (the tool does not change the world); the agent and critics may use it.
     bool read_only = false;
+    /// Which calls wait for a person's approval before they run (see approval_rule). The
+    /// registry itself ignores it: the agent applies it (agent.hpp, "Approvals").
+    approval_rule needs_approval;
     /// Maximum bytes of result content; longer output is cut at a UTF-8 boundary and a visible
     /// marker is appended. 0: dispatch_options::output_cap applies.
     std::size_t output_cap = 0;
