@@ -1,13 +1,22 @@
-// Approval of the tools that change the workspace (write_file, edit_file, run_command): the
-// user says y/N on the terminal, or, with nobody to ask, the call is denied and the model reads
-// why. Implemented by wrapping the tools' handlers, so the registry and the agent are unchanged.
+// Approval of the tools that change the workspace (write_file, edit_file, run_command). With a
+// terminal the user answers y/N as each call comes up (a live approval channel, so the rest of
+// the step goes on meanwhile); without one, a journaled run stops at the call and names the
+// `wafer approve` / `wafer deny` commands that continue it; a run that is not journaled
+// (--no-store) cannot wait, so its calls are denied and the model reads why.
 #pragma once
 
+#include <wafer/approval_channel.hpp>
+#include <wafer/event.hpp>
 #include <wafer/tools/registry.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace boost::asio {
+class thread_pool;
+}
 
 namespace wafer::cli {
 
@@ -16,23 +25,42 @@ enum class approval_mode {
     allow,
     /// Each call is shown and runs only if the user answers y (stdin is a terminal).
     ask,
-    /// Each call is refused with a result that tells the model why (stdin is not a terminal).
+    /// The run stops at the call (awaiting_approval) for `wafer approve` / `wafer deny`.
+    pause,
+    /// Each call is refused with a result that tells the model why (nobody to ask and no
+    /// journal to wait in).
     deny,
 };
 
 /// The tools that need approval: write_file, edit_file, run_command.
 const std::vector<std::string>& gated_tools();
 
-/// A registry with every tool of `base` (same names, schemas and options), where the calls of
-/// the tools named in `gated` go through `mode` first. Denied calls end as error results
-/// ("denied: ...") without running; the model reads them like any tool failure.
-///
-/// With approval_mode::ask, prompts are asked one at a time (ask_yes_no). Blocking handlers ask
-/// on their pool thread, async handlers on a separate prompt thread, so the io_context keeps
-/// running while the user decides.
+/// A registry with every tool of `base` (same names, schemas and options). The tools named in
+/// `gated` need approval (tool_options::needs_approval) with ask and pause; with deny their
+/// calls end as error results ("denied: ...") without running.
 std::shared_ptr<tools::registry> with_approval(
     const tools::registry& base, const std::vector<std::string>& gated, approval_mode mode
 );
+
+/// approval_mode::ask: answers the run's approval_requested events from the terminal, one
+/// question at a time, on a thread of its own (the run goes on meanwhile).
+class terminal_approver {
+public:
+    terminal_approver();
+    ~terminal_approver();
+    terminal_approver(const terminal_approver&) = delete;
+    terminal_approver& operator=(const terminal_approver&) = delete;
+
+    /// For run_options::approvals / resume_options::approvals.
+    const std::shared_ptr<approval_channel>& channel() const noexcept { return channel_; }
+    /// Call with every event of the run (on the run's thread).
+    void on_event(const event& e);
+
+private:
+    std::shared_ptr<approval_channel> channel_;
+    std::unique_ptr<boost::asio::thread_pool> prompt_thread_;
+    std::shared_ptr<std::atomic<int>> asking_; // questions posted and not answered
+};
 
 /// The question shown for a call: the tool and the essentials of its arguments (the command,
 /// the path and sizes; never a whole file).

@@ -66,6 +66,17 @@ struct runs_flags : store_flags {
     std::string show_id;
 };
 
+/// `wafer approve ID CALL [--args JSON]` and `wafer deny ID CALL [--message TEXT]`.
+struct decide_flags : store_flags {
+    std::string id;
+    std::string call;
+    bool approve = true;
+    /// approve: the call runs with these arguments (a JSON object) instead of the model's.
+    std::optional<std::string> arguments;
+    /// deny: why, for the model.
+    std::string message;
+};
+
 struct models_flags {
     std::string base_url;
     bool json = false;
@@ -77,6 +88,9 @@ int ask(const ask_flags& flags);
 int run(const run_flags& flags);
 /// `wafer resume`: continues a journaled run. Returns the exit status.
 int resume(const resume_flags& flags);
+/// `wafer approve` / `wafer deny`: records a decision on a call a stopped run waits for (the
+/// next `wafer resume` acts on it). Returns the exit status.
+int decide(const decide_flags& flags);
 /// `wafer models`: the models the endpoint serves. Returns the exit status.
 int models(const models_flags& flags);
 /// `wafer runs`: the journaled runs of a workspace (or all), newest first. Returns the exit

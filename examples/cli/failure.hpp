@@ -19,6 +19,8 @@ enum exit_status : int {
     exit_usage = 2,
     /// The run stopped before a final answer (turn limit, deadline, token budget, a critic).
     exit_incomplete = 3,
+    /// The run waits for approvals (wafer approve / wafer deny, then wafer resume).
+    exit_awaiting_approval = 4,
     /// Interrupted (Ctrl-C).
     exit_interrupted = 130,
 };

@@ -1,5 +1,6 @@
 // wafer: the command-line program. `wafer ask`, `wafer run`, `wafer resume`, `wafer runs`,
-// `wafer models`; see README.md ("The wafer CLI") and `wafer --help`.
+// `wafer approve`, `wafer deny`, `wafer models`; see README.md ("The wafer CLI") and
+// `wafer --help`.
 #include <CLI/CLI.hpp>
 
 #include <exception>
@@ -132,6 +133,28 @@ int main(int argc, char** argv) {
     show_cmd->add_flag("--json", runs.json, "The run, then each journal entry, as JSON lines");
     show_cmd->add_option("id", runs.show_id, "The run")->required();
 
+    wafer::cli::decide_flags approve;
+    CLI::App* approve_cmd = app.add_subcommand(
+        "approve", "Approve a call a stopped run waits for (then: wafer resume ID)"
+    );
+    approve_cmd->add_option("--store", approve.store, store_help);
+    approve_cmd->add_option("id", approve.id, "The run")->required();
+    approve_cmd->add_option("call", approve.call, "The call id (as the stop line names it)")
+        ->required();
+    std::string edited_args;
+    CLI::Option* args_opt = approve_cmd->add_option(
+        "--args", edited_args, "Run the call with these arguments (a JSON object) instead"
+    );
+    wafer::cli::decide_flags deny;
+    deny.approve = false;
+    CLI::App* deny_cmd = app.add_subcommand(
+        "deny", "Deny a call a stopped run waits for: it never runs (then: wafer resume ID)"
+    );
+    deny_cmd->add_option("--store", deny.store, store_help);
+    deny_cmd->add_option("id", deny.id, "The run")->required();
+    deny_cmd->add_option("call", deny.call, "The call id (as the stop line names it)")->required();
+    deny_cmd->add_option("--message", deny.message, "Why, for the model");
+
     wafer::cli::models_flags models;
     CLI::App* models_cmd = app.add_subcommand("models", "List the endpoint's models");
     models_cmd->add_option(
@@ -158,6 +181,15 @@ int main(int argc, char** argv) {
                 resume.message = resume_message;
             }
             return wafer::cli::resume(resume);
+        }
+        if (*approve_cmd) {
+            if (*args_opt) {
+                approve.arguments = edited_args;
+            }
+            return wafer::cli::decide(approve);
+        }
+        if (*deny_cmd) {
+            return wafer::cli::decide(deny);
         }
         if (*show_cmd) {
             return wafer::cli::show_run(runs);

@@ -183,6 +183,15 @@ void event_printer::on_event(const wafer::event& e) {
             out_ << " [the review failed: " << visible(cut(*v->error, 200)) << "]";
         }
         out_ << "\n";
+    } else if (const auto* q = e.get_if<approval_requested>()) {
+        enter(block::steps);
+        out_ << "  ?  " << visible(q->name) << " waits for approval (call " << visible(q->call_id)
+             << ")\n";
+    } else if (const auto* d = e.get_if<approval_decided>()) {
+        enter(block::steps);
+        out_ << "  " << (d->approved ? "approved " : "denied ") << visible(d->name) << " (call "
+             << visible(d->call_id) << ")"
+             << (d->message.empty() ? "" : ": " + visible(cut(d->message, 200))) << "\n";
     } else if (const auto* h = e.get_if<history_repaired>()) {
         enter(block::steps);
         for (const auto& repair : h->repairs) {

@@ -61,11 +61,14 @@ struct run_plan {
     std::string task;
 };
 
-approval_mode approvals(bool yes) {
+approval_mode approvals(bool yes, bool journaled) {
     if (yes) {
         return approval_mode::allow;
     }
-    return can_prompt() ? approval_mode::ask : approval_mode::deny;
+    if (can_prompt()) {
+        return approval_mode::ask;
+    }
+    return journaled ? approval_mode::pause : approval_mode::deny;
 }
 
 // What run_command's sandbox does on this machine, as the header of a run says it.
@@ -92,8 +95,12 @@ std::string approvals_text(approval_mode m) {
         return "every tool call runs (--yes)";
     case approval_mode::ask:
         return "write_file, edit_file and run_command ask first";
+    case approval_mode::pause:
+        return "write_file, edit_file and run_command stop the run for wafer approve / wafer deny "
+               "(no terminal to ask)";
     case approval_mode::deny:
-        return "write_file, edit_file and run_command are denied (no terminal to ask; use --yes)";
+        return "write_file, edit_file and run_command are denied (no terminal to ask, no journal "
+               "to wait in; use --yes)";
     }
     return {};
 }
@@ -165,8 +172,12 @@ agent_config make_config(
 asio::awaitable<int> run_task(
     run_flags flags, run_plan plan, std::shared_ptr<api::client> client, std::string base_url
 ) {
-    const approval_mode mode = approvals(flags.yes);
+    const approval_mode mode = approvals(flags.yes, plan.store != nullptr);
     const agent coder(make_config(flags, plan.root, client, mode));
+    std::optional<terminal_approver> approver;
+    if (mode == approval_mode::ask) {
+        approver.emplace();
+    }
 
     event_printer printer(
         std::cout, {.json = flags.json, .reasoning = true, .color = stdout_is_tty(), .steps = true}
@@ -185,19 +196,25 @@ asio::awaitable<int> run_task(
     // The run's id on stderr once it runs (the first event), so that a failure before it (an
     // unknown run, a busy one) stays one line.
     bool announced = false;
-    auto on_event = [&printer, &announced, &plan](const event& e) {
+    auto on_event = [&printer, &announced, &plan, &approver](const event& e) {
         if (!announced && plan.store) {
             announced = true;
             std::cerr << "run " << plan.run_id << "\n" << std::flush;
         }
         printer.on_event(e);
+        if (approver) {
+            approver->on_event(e); // after the printer: the question comes below the step
+        }
     };
+    const std::shared_ptr<approval_channel> channel =
+        approver ? approver->channel() : std::shared_ptr<approval_channel>();
     run_result result;
     if (plan.resume) {
         resume_options options;
         options.store = plan.store;
         options.message = std::move(plan.message);
         options.on_event = on_event;
+        options.approvals = channel;
         try {
             auto op = coder.async_resume(plan.run_id, std::move(options));
             result = co_await std::move(op);
@@ -211,12 +228,27 @@ asio::awaitable<int> run_task(
         options.run_id = plan.run_id;
         options.store = plan.store;
         options.scope = plan.root.string();
+        options.approvals = channel;
         std::string input = std::move(plan.task);
         auto op = coder.async_run(std::move(input), std::move(options));
         result = co_await std::move(op);
     }
     printer.finish(result);
     printer.summary(result);
+    if (result.stop_reason == stop_reason::awaiting_approval) {
+        // One line per call, each naming the commands that answer it.
+        const std::string hint = store_flag_hint(plan.store_flag);
+        for (const auto& p : result.pending_approvals) {
+            print_failure(
+                "call " + visible(p.call_id) + " waits for approval (" +
+                describe_call(p.tool, nlohmann::json::parse(p.arguments, nullptr, false)) +
+                "): wafer approve " + plan.run_id + " " + visible(p.call_id) + hint +
+                " or wafer deny " + plan.run_id + " " + visible(p.call_id) + hint +
+                ", then wafer resume " + plan.run_id + hint
+            );
+        }
+        co_return exit_awaiting_approval;
+    }
     if (result.stop_reason == stop_reason::cancelled && plan.store) {
         print_failure(
             "interrupted; the run can go on: wafer resume " + plan.run_id +

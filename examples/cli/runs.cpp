@@ -203,6 +203,20 @@ void print_entry(std::ostream& out, const store::journal_entry& e) {
         out << "  (the model call failed: " << visible(why) << ")\n";
     } else if (e.kind == "stopped") {
         out << "== " << visible(body.value("stop_reason", "?")) << "\n";
+        for (const auto& p : body.value("pending", json::array())) {
+            out << "  ? " << visible(p.value("call_id", "?"))
+                << " waits for approval: " << visible(p.value("tool", "?")) << "\n";
+        }
+    } else if (e.kind == "approval") {
+        const bool yes = body.value("approved", false);
+        out << "  " << (yes ? "approved " : "denied ") << visible(body.value("call_id", "?"));
+        if (body.contains("arguments")) {
+            out << " with arguments " << visible(first_line(body.value("arguments", ""), 300));
+        }
+        if (const std::string m = body.value("message", ""); !m.empty()) {
+            out << ": " << visible(first_line(m, 300));
+        }
+        out << "\n";
     }
     // dispatch and dispatch_done mark where tool calls started and ended: nothing to show.
 }

@@ -179,12 +179,13 @@ TEST_SUITE("integration/cli") {
         );
     }
 
-    TEST_CASE("run without --yes and without a terminal: changes are denied, the model is told") {
+    TEST_CASE("run --no-store without --yes and without a terminal: changes are denied, the "
+              "model is told") {
         offline_run o;
         sample_workspace& ws = o.ws;
         served& s = o.s;
         const std::string before = ws.read("stats.sh");
-        auto r = s.while_serving([&] { return run_wafer(o.args()); });
+        auto r = s.while_serving([&] { return run_wafer(o.args({"--no-store"})); });
         INFO("stdout:\n" << r.out);
         CHECK(r.status == 0);
         CHECK(contains(r.out, "<- edit_file failed"));

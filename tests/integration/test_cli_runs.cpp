@@ -463,6 +463,104 @@ TEST_SUITE("integration/cli_runs") {
         CHECK(contains(tool_output, "unknown"));
     }
 
+    TEST_CASE("without a terminal a call that needs approval stops the run with one line per "
+              "call; approve and deny in other processes, resume in a third: the approved call "
+              "runs once with the approved arguments, the denied one never") {
+        temp_dir state("state");
+        const std::vector<std::string> env{"XDG_STATE_HOME=" + state.dir.string()};
+        served s;
+        s.server.enqueue(reply::of(
+            {.tool_calls =
+                 {{"", "read_file", R"({"path":"stats.sh"})"},
+                  {"", "write_file", R"({"path":"notes.txt","content":"model text\n"})"},
+                  {"", "write_file", R"({"path":"other.txt","content":"x\n"})"}}}
+        ));
+        s.server.enqueue(reply::text("Wrote the notes."));
+        sample_workspace ws;
+        const std::string url = s.server.base_url();
+        const std::string wsd = ws.dir.string();
+
+        auto r = s.while_serving([&] {
+            return run_wafer({"run", "--base-url", url, "--workspace", wsd, "take notes"}, env);
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 4);
+        const std::string id = run_id_of(r.err);
+        REQUIRE(id.size() == 16);
+        CHECK(contains(r.out, "approvals: write_file, edit_file and run_command stop the run"));
+        CHECK(contains(r.out, "<- read_file ok")); // the free call ran
+        CHECK_FALSE(fs::exists(ws.dir / "notes.txt"));
+        // One line per waiting call, naming the commands that answer it.
+        std::vector<std::string> calls;
+        std::istringstream err(r.err);
+        for (std::string line; std::getline(err, line);) {
+            if (line.starts_with("run ")) {
+                continue;
+            }
+            CHECK(line.starts_with("wafer: call "));
+            const std::string call = line.substr(12, line.find(' ', 12) - 12);
+            CHECK(contains(line, "wafer approve " + id + " " + call));
+            CHECK(contains(line, "wafer deny " + id + " " + call));
+            CHECK(contains(line, "then wafer resume " + id));
+            calls.push_back(call);
+        }
+        REQUIRE(calls.size() == 2);
+        CHECK(contains(r.err, "(write_file notes.txt (11 bytes))"));
+        auto list = run_wafer({"runs", "--json", "--workspace", wsd}, env);
+        REQUIRE(json_lines(list.out).size() == 1);
+        CHECK(json_lines(list.out)[0]["status"] == "awaiting_approval");
+
+        // Another process approves the first with other arguments; a bad call id is one line.
+        auto bad = run_wafer({"approve", id, "no-such-call"}, env);
+        check_one_failure_line(bad);
+        CHECK(contains(bad.err, "no pending call no-such-call"));
+        auto ok = run_wafer(
+            {"approve", id, calls[0], "--args", R"({"path":"notes.txt","content":"approved\n"})"},
+            env
+        );
+        INFO("approve:\n" << ok.out << ok.err);
+        CHECK(ok.status == 0);
+        CHECK(contains(ok.out, "approved " + calls[0] + " of run " + id));
+        CHECK(contains(ok.out, "still waiting: " + calls[1] + " (write_file)"));
+        auto no = run_wafer({"deny", id, calls[1], "--message", "only the notes"}, env);
+        CHECK(no.status == 0);
+        CHECK(contains(no.out, "nothing else waits; continue the run: wafer resume " + id));
+        auto twice = run_wafer({"deny", id, calls[0]}, env);
+        check_one_failure_line(twice);
+
+        // A third process resumes: the approved call runs, with the approved arguments.
+        auto resumed = s.while_serving([&] {
+            return run_wafer({"resume", "--base-url", url, id}, env);
+        });
+        INFO("resume:\n" << resumed.out << resumed.err);
+        CHECK(resumed.status == 0);
+        CHECK(contains(resumed.out, "Wrote the notes."));
+        CHECK(ws.read("notes.txt") == "approved\n");
+        CHECK_FALSE(fs::exists(ws.dir / "other.txt"));
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 2);
+        bool denial_sent = false;
+        bool edited_sent = false;
+        for (const auto& m : bodies[1]["messages"]) {
+            if (m["role"] == "tool" && contains(m.value("content", ""), "only the notes")) {
+                denial_sent = true;
+            }
+            for (const auto& c : m.value("tool_calls", json::array())) {
+                if (c["id"] == calls[0]) {
+                    edited_sent =
+                        contains(c["function"]["arguments"].get<std::string>(), "approved");
+                }
+            }
+        }
+        CHECK(denial_sent);
+        CHECK(edited_sent);
+        auto show = run_wafer({"runs", "show", id}, env);
+        CHECK(contains(show.out, "== awaiting_approval"));
+        CHECK(contains(show.out, "approved " + calls[0] + " with arguments"));
+        CHECK(contains(show.out, "denied " + calls[1] + ": only the notes"));
+        CHECK(contains(show.out, "== completed"));
+    }
+
 } // TEST_SUITE
 
 #endif // WAFER_CLI_PATH
