@@ -82,7 +82,7 @@ std::shared_ptr<tools::registry> with_approval(
     for (const auto& name : base.names()) {
         tools::tool t = *base.find(name);
         const bool is_gated = std::find(gated.begin(), gated.end(), name) != gated.end();
-        if (is_gated && (mode == approval_mode::ask || mode == approval_mode::pause)) {
+        if (is_gated && mode != approval_mode::deny) {
             t.options.needs_approval = true;
         } else if (is_gated && mode == approval_mode::deny) {
             t.fn = tools::inline_handler{[name](const json&, const tools::call_context&) {
@@ -94,12 +94,15 @@ std::shared_ptr<tools::registry> with_approval(
     return out;
 }
 
-terminal_approver::terminal_approver()
-    : channel_(std::make_shared<approval_channel>()),
-      prompt_thread_(std::make_unique<asio::thread_pool>(1)),
+live_approver::live_approver(approval_mode mode)
+    : mode_(mode), channel_(std::make_shared<approval_channel>()),
+      prompt_thread_(mode == approval_mode::ask ? std::make_unique<asio::thread_pool>(1) : nullptr),
       asking_(std::make_shared<std::atomic<int>>(0)) {}
 
-terminal_approver::~terminal_approver() {
+live_approver::~live_approver() {
+    if (!prompt_thread_) {
+        return;
+    }
     if (*asking_ > 0) {
         // A question nobody answered (the run ended meanwhile: Ctrl-C, its deadline): its
         // thread is blocked reading the terminal and the process is about to exit, so it is
@@ -111,9 +114,13 @@ terminal_approver::~terminal_approver() {
     prompt_thread_->join();
 }
 
-void terminal_approver::on_event(const event& e) {
+void live_approver::on_event(const event& e) {
     const auto* q = e.get_if<events::approval_requested>();
     if (!q) {
+        return;
+    }
+    if (!prompt_thread_) {
+        channel_->approve(q->call_id); // --yes
         return;
     }
     // One question at a time, on the prompt thread: the io thread keeps the run going.

@@ -2,7 +2,9 @@
 // terminal the user answers y/N as each call comes up (a live approval channel, so the rest of
 // the step goes on meanwhile); without one, a journaled run stops at the call and names the
 // `wafer approve` / `wafer deny` commands that continue it; a run that is not journaled
-// (--no-store) cannot wait, so its calls are denied and the model reads why.
+// (--no-store) cannot wait, so its calls are denied and the model reads why. With --yes every
+// call is approved as it comes: the tools need approval in every journaled mode, so that a run
+// started with --yes and resumed without it (or the other way round) replays the same steps.
 #pragma once
 
 #include <wafer/approval_channel.hpp>
@@ -21,7 +23,7 @@ class thread_pool;
 namespace wafer::cli {
 
 enum class approval_mode {
-    /// Every call runs (--yes).
+    /// Every call runs (--yes): approved as it comes.
     allow,
     /// Each call is shown and runs only if the user answers y (stdin is a terminal).
     ask,
@@ -36,20 +38,21 @@ enum class approval_mode {
 const std::vector<std::string>& gated_tools();
 
 /// A registry with every tool of `base` (same names, schemas and options). The tools named in
-/// `gated` need approval (tool_options::needs_approval) with ask and pause; with deny their
-/// calls end as error results ("denied: ...") without running.
+/// `gated` need approval (tool_options::needs_approval) with allow, ask and pause; with deny
+/// their calls end as error results ("denied: ...") without running.
 std::shared_ptr<tools::registry> with_approval(
     const tools::registry& base, const std::vector<std::string>& gated, approval_mode mode
 );
 
-/// approval_mode::ask: answers the run's approval_requested events from the terminal, one
-/// question at a time, on a thread of its own (the run goes on meanwhile).
-class terminal_approver {
+/// Answers the run's approval_requested events: approval_mode::ask from the terminal, one
+/// question at a time, on a thread of its own (the run goes on meanwhile); approval_mode::allow
+/// at once.
+class live_approver {
 public:
-    terminal_approver();
-    ~terminal_approver();
-    terminal_approver(const terminal_approver&) = delete;
-    terminal_approver& operator=(const terminal_approver&) = delete;
+    explicit live_approver(approval_mode mode);
+    ~live_approver();
+    live_approver(const live_approver&) = delete;
+    live_approver& operator=(const live_approver&) = delete;
 
     /// For run_options::approvals / resume_options::approvals.
     const std::shared_ptr<approval_channel>& channel() const noexcept { return channel_; }
@@ -57,6 +60,7 @@ public:
     void on_event(const event& e);
 
 private:
+    approval_mode mode_;
     std::shared_ptr<approval_channel> channel_;
     std::unique_ptr<boost::asio::thread_pool> prompt_thread_;
     std::shared_ptr<std::atomic<int>> asking_; // questions posted and not answered

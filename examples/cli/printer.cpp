@@ -183,6 +183,8 @@ void event_printer::on_event(const wafer::event& e) {
             out_ << " [the review failed: " << visible(cut(*v->error, 200)) << "]";
         }
         out_ << "\n";
+    } else if (!opts_.approvals && (e.is<approval_requested>() || e.is<approval_decided>())) {
+        return;
     } else if (const auto* q = e.get_if<approval_requested>()) {
         enter(block::steps);
         out_ << "  ?  " << visible(q->name) << " waits for approval (call " << visible(q->call_id)

@@ -22,6 +22,9 @@ struct printer_options {
     bool color = false;
     /// Show turns, tool calls and critic verdicts (wafer run).
     bool steps = false;
+    /// With steps: show calls waiting for approval and the decisions (not with --yes, where
+    /// every call is approved as it comes).
+    bool approvals = true;
 };
 
 /// Prints events as they come (call on_event from the run's observer) and the end of the run.

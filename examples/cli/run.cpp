@@ -174,13 +174,18 @@ asio::awaitable<int> run_task(
 ) {
     const approval_mode mode = approvals(flags.yes, plan.store != nullptr);
     const agent coder(make_config(flags, plan.root, client, mode));
-    std::optional<terminal_approver> approver;
-    if (mode == approval_mode::ask) {
-        approver.emplace();
+    std::optional<live_approver> approver;
+    if (mode == approval_mode::ask || mode == approval_mode::allow) {
+        approver.emplace(mode);
     }
 
     event_printer printer(
-        std::cout, {.json = flags.json, .reasoning = true, .color = stdout_is_tty(), .steps = true}
+        std::cout,
+        {.json = flags.json,
+         .reasoning = true,
+         .color = stdout_is_tty(),
+         .steps = true,
+         .approvals = mode != approval_mode::allow}
     );
     if (!flags.json) {
         std::cout << "workspace: " << visible(plan.root.string())

@@ -258,6 +258,30 @@ TEST_SUITE("unit/approvals") {
         );
         CHECK(run_coro(f.ioc, st->async_read_journal("r")).size() == before + 1);
 
+        // An agent that would not have held the calls (no needs_approval) does not reproduce
+        // the journal: refused, as any other configuration mismatch.
+        {
+            fixture g;
+            agent_config cfg;
+            cfg.model = g.model;
+            auto reg = std::make_shared<tools::registry>();
+            for (const auto& name : make_tools(g.log)->names()) {
+                tools::tool t = *make_tools(g.log)->find(name);
+                t.options.needs_approval = false;
+                reg->add(std::move(t));
+            }
+            cfg.tools = reg;
+            agent ungated(std::move(cfg));
+            resume_options plain;
+            plain.store = st;
+            CHECK(
+                code_of(g.ioc, ungated.async_resume("r", plain), &detail) ==
+                make_error_code(errc::invalid_request)
+            );
+            CHECK(has(detail, "configured differently"));
+            CHECK(g.log->runs.empty());
+        }
+
         // A finished run waits for nothing.
         fixture g;
         auto done = std::make_shared<store::memory_store>();

@@ -17,6 +17,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -379,14 +380,31 @@ public:
             }
             if (e.kind == journal_kind::dispatch) {
                 std::uint32_t op = 0;
+                std::vector<std::string> ids;
                 try {
-                    op = nlohmann::json::parse(e.body).at("op").get<std::uint32_t>();
+                    const nlohmann::json body = nlohmann::json::parse(e.body);
+                    op = body.at("op").get<std::uint32_t>();
+                    ids = body.at("calls").get<std::vector<std::string>>();
                 } catch (const std::exception& x) {
                     corrupt(e, x.what());
                 }
                 auto it = open.find(op);
                 if (it == open.end() || it->second.type != run_action_type::dispatch) {
                     mismatch(e, "records a dispatch the agent did not ask for");
+                }
+                // The same calls (a resumed dispatch records again the subset it reruns): an
+                // agent that decides differently which calls wait for approval does not match.
+                const auto& requests = it->second.dispatch().requests;
+                const bool first = !dispatched.contains(op);
+                bool same = !first || ids.size() == requests.size();
+                for (const auto& id : ids) {
+                    same =
+                        same && std::any_of(requests.begin(), requests.end(), [&](const auto& r) {
+                            return r.id == id;
+                        });
+                }
+                if (!same) {
+                    mismatch(e, "records other calls than the agent dispatches");
                 }
                 dispatched.insert(op);
                 continue;
