@@ -123,6 +123,7 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
         journal->store = options.store;
         journal->owner = detail::make_lease_owner();
         journal->scope = options.scope;
+        journal->metadata = options.metadata;
         journal->lease_ttl = options.lease_ttl;
     }
     co_return co_await detail::async_drive(
@@ -228,6 +229,15 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         std::rethrow_exception(failure);
     }
     co_return result;
+}
+
+nlohmann::json run_metadata(const store::run_info& run) {
+    const nlohmann::json setup = nlohmann::json::parse(run.setup, nullptr, false);
+    if (!setup.is_object()) {
+        return nullptr;
+    }
+    const auto it = setup.find("metadata");
+    return it == setup.end() ? nlohmann::json() : *it;
 }
 
 } // namespace wafer

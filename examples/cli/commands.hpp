@@ -1,8 +1,11 @@
 // The wafer CLI's commands and their options (parsed in main.cpp with CLI11).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstddef>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,13 +52,25 @@ struct run_flags : model_flags, store_flags {
     /// --continue: `task` is a follow-up to the last run of this workspace.
     bool continue_last = false;
     std::string task;
+    /// The agent flags given on this command line ("--model", "--critic", ...): a resumed or
+    /// continued run takes the others from the flags stored with it.
+    std::set<std::string> given;
 };
 
-/// `wafer resume ID [MESSAGE]`: the agent as `wafer run` builds it from the same flags.
+/// `wafer resume ID [MESSAGE]`: the agent as `wafer run` built it. The agent flags the run was
+/// started with are stored with it (run_options::metadata); those not given again here are
+/// taken from there (the same for `wafer run --continue`).
 struct resume_flags : run_flags {
     std::string id;
     std::optional<std::string> message;
 };
+
+/// The agent flags of a run, as stored with it.
+nlohmann::json agent_flags_json(const run_flags& flags);
+/// `flags` with every agent flag not in `given` taken from `stored` (agent_flags_json).
+void apply_stored_flags(
+    run_flags& flags, const nlohmann::json& stored, const std::set<std::string>& given
+);
 
 /// `wafer runs` and `wafer runs show ID`.
 struct runs_flags : store_flags {

@@ -5,6 +5,7 @@
 
 #include <exception>
 #include <iostream>
+#include <set>
 
 #include "commands.hpp"
 #include "failure.hpp"
@@ -66,6 +67,25 @@ void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* work
     cmd.add_flag(
         "--yes", run.yes, "Run write_file, edit_file and run_command without asking for approval"
     );
+}
+
+/// The agent flags given on `cmd`'s command line.
+std::set<std::string> given_agent_flags(const CLI::App& cmd) {
+    std::set<std::string> given;
+    for (const char* flag :
+         {"--model",
+          "--critic",
+          "--max-turns",
+          "--timeout",
+          "--command-timeout",
+          "--sandbox",
+          "--allow-network",
+          "--yes"}) {
+        if (cmd.count(flag) > 0) {
+            given.insert(flag);
+        }
+    }
+    return given;
 }
 
 } // namespace
@@ -174,12 +194,14 @@ int main(int argc, char** argv) {
             return wafer::cli::ask(ask);
         }
         if (*run_cmd) {
+            run.given = given_agent_flags(*run_cmd);
             return wafer::cli::run(run);
         }
         if (*resume_cmd) {
             if (*message_opt) {
                 resume.message = resume_message;
             }
+            resume.given = given_agent_flags(*resume_cmd);
             return wafer::cli::resume(resume);
         }
         if (*approve_cmd) {

@@ -46,6 +46,12 @@ fs::path workspace_root(const std::string& dir, const std::string& what = "--wor
     return root;
 }
 
+/// The agent flags stored with a run (null if none).
+nlohmann::json stored_agent_flags(const store::run_info& run) {
+    const nlohmann::json m = run_metadata(run);
+    return m.is_object() ? m.value("agent_flags", nlohmann::json()) : nlohmann::json();
+}
+
 /// What a run_task drives: a new run, or a journaled one resumed (with a follow-up message for
 /// a finished one).
 struct run_plan {
@@ -234,6 +240,7 @@ asio::awaitable<int> run_task(
         options.store = plan.store;
         options.scope = plan.root.string();
         options.approvals = channel;
+        options.metadata = {{"agent_flags", agent_flags_json(flags)}};
         std::string input = std::move(plan.task);
         auto op = coder.async_run(std::move(input), std::move(options));
         result = co_await std::move(op);
@@ -286,6 +293,66 @@ int drive(asio::io_context& ioc, const run_flags& flags, run_plan plan) {
 
 } // namespace
 
+nlohmann::json agent_flags_json(const run_flags& f) {
+    return {
+        {"model", f.model},
+        {"critics", f.critics},
+        {"max_turns", f.max_turns},
+        {"timeout_s", f.timeout_s},
+        {"command_timeout_s", f.command_timeout_s},
+        {"sandbox", f.sandbox},
+        {"allow_network", f.allow_network},
+        {"yes", f.yes}};
+}
+
+void apply_stored_flags(
+    run_flags& f, const nlohmann::json& stored, const std::set<std::string>& given
+) {
+    if (!stored.is_object()) {
+        return; // a run started by an older wafer, or by a program that stores none
+    }
+    // The store is a file anyone may have edited: a value of the wrong type or out of range is
+    // left out, and the command line's (or the default) stays.
+    auto take = [&](const char* flag, const char* key, auto& field, auto valid) {
+        const auto it = stored.find(key);
+        if (given.contains(flag) || it == stored.end()) {
+            return;
+        }
+        using T = std::decay_t<decltype(field)>;
+        try {
+            T value = it->get<T>();
+            if (valid(value)) {
+                field = std::move(value);
+            }
+        } catch (const nlohmann::json::exception&) { // NOLINT(bugprone-empty-catch)
+        }
+    };
+    auto any = [](const auto&) {
+        return true;
+    };
+    take("--model", "model", f.model, [](const std::string& m) {
+        return !m.empty() && m.size() < 200;
+    });
+    take("--critic", "critics", f.critics, [](const std::vector<std::string>& names) {
+        static const std::set<std::string> known{"security", "code-review", "qa", "performance"};
+        return std::all_of(names.begin(), names.end(), [](const std::string& n) {
+            return known.contains(n);
+        });
+    });
+    take("--max-turns", "max_turns", f.max_turns, [](std::size_t n) {
+        return n >= 1 && n <= 1000;
+    });
+    take("--timeout", "timeout_s", f.timeout_s, [](unsigned s) { return s <= 7U * 24 * 3600; });
+    take("--command-timeout", "command_timeout_s", f.command_timeout_s, [](unsigned s) {
+        return s >= 1 && s <= 600;
+    });
+    take("--sandbox", "sandbox", f.sandbox, [](const std::string& s) {
+        return tools::parse_sandbox_mode(s).has_value();
+    });
+    take("--allow-network", "allow_network", f.allow_network, any);
+    take("--yes", "yes", f.yes, any);
+}
+
 int run(const run_flags& flags) {
     run_plan plan;
     plan.root = workspace_root(flags.workspace);
@@ -315,6 +382,9 @@ int run(const run_flags& flags) {
         plan.resume = true;
         plan.run_id = r.id;
         plan.message = flags.task;
+        run_flags continued = flags;
+        apply_stored_flags(continued, stored_agent_flags(r), flags.given);
+        return drive(ioc, continued, std::move(plan));
     } else {
         plan.run_id = make_run_id();
         plan.task = flags.task;
@@ -371,6 +441,9 @@ int resume(const resume_flags& flags) {
             std::to_string(left_s) + " s"
         );
     }
+    // The agent as the run was started: its stored flags, unless given again here.
+    resume_flags agent_flags = flags;
+    apply_stored_flags(agent_flags, stored_agent_flags(*info), flags.given);
     run_plan plan;
     if (!flags.workspace.empty()) {
         plan.root = workspace_root(flags.workspace);
@@ -384,7 +457,7 @@ int resume(const resume_flags& flags) {
     plan.run_id = info->id;
     plan.resume = true;
     plan.message = flags.message;
-    return drive(ioc, flags, std::move(plan));
+    return drive(ioc, agent_flags, std::move(plan));
 }
 
 } // namespace wafer::cli

@@ -480,8 +480,13 @@ TEST_SUITE("integration/cli_runs") {
         const std::string url = s.server.base_url();
         const std::string wsd = ws.dir.string();
 
+        // --max-turns 1: the resume below, given no agent flags, must keep it (the flags are
+        // stored with the run).
         auto r = s.while_serving([&] {
-            return run_wafer({"run", "--base-url", url, "--workspace", wsd, "take notes"}, env);
+            return run_wafer(
+                {"run", "--base-url", url, "--workspace", wsd, "--max-turns", "1", "take notes"},
+                env
+            );
         });
         INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
         CHECK(r.status == 4);
@@ -533,7 +538,9 @@ TEST_SUITE("integration/cli_runs") {
             return run_wafer({"resume", "--base-url", url, id}, env);
         });
         INFO("resume:\n" << resumed.out << resumed.err);
-        CHECK(resumed.status == 0);
+        // The answer came on the final-answer turn of --max-turns 1: stop reason max_turns (3).
+        CHECK(resumed.status == 3);
+        CHECK(contains(resumed.err, "(max_turns)"));
         CHECK(contains(resumed.out, "Wrote the notes."));
         CHECK(ws.read("notes.txt") == "approved\n");
         CHECK_FALSE(fs::exists(ws.dir / "other.txt"));
@@ -554,11 +561,13 @@ TEST_SUITE("integration/cli_runs") {
         }
         CHECK(denial_sent);
         CHECK(edited_sent);
+        // The stored --max-turns 1: the second request is the final-answer turn, without tools.
+        CHECK_FALSE(bodies[1].contains("tools"));
         auto show = run_wafer({"runs", "show", id}, env);
         CHECK(contains(show.out, "== awaiting_approval"));
         CHECK(contains(show.out, "approved " + calls[0] + " with arguments"));
         CHECK(contains(show.out, "denied " + calls[1] + ": only the notes"));
-        CHECK(contains(show.out, "== completed"));
+        CHECK(contains(show.out, "== max_turns"));
     }
 
 } // TEST_SUITE

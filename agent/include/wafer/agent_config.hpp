@@ -96,6 +96,10 @@ struct run_options {
     std::shared_ptr<store::run_store> store;
     /// Stored with the run for listing (e.g. the CLI's workspace directory).
     std::string scope;
+    /// Stored with a journaled run for the application, read back with run_metadata(): e.g.
+    /// the CLI keeps the flags its agent was built from, so that a resume rebuilds the same
+    /// agent. Never interpreted by wafer; must not hold secrets.
+    nlohmann::json metadata;
     /// How long the run's lease lasts without renewal; the run renews it every third of this
     /// while it runs. Another process may take an unrenewed run over once it expires.
     std::chrono::milliseconds lease_ttl{30'000};

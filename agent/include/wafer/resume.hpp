@@ -5,6 +5,8 @@
 #include <wafer/event.hpp>
 #include <wafer/event_channel.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -15,7 +17,8 @@ namespace wafer {
 
 namespace store {
 class run_store;
-}
+struct run_info;
+} // namespace store
 
 /// A tool call a journaled run handed to its tools and whose result the journal does not have:
 /// the process stopped while it ran, or before it started (calls of a dispatch count as started
@@ -52,6 +55,10 @@ struct reconcile_decision {
     }
     static reconcile_decision unknown() { return {kind::mark_unknown, {}, false}; }
 };
+
+/// The run_options::metadata a journaled run was started with (null if none, or if the row's
+/// setup does not parse).
+nlohmann::json run_metadata(const store::run_info& run);
 
 /// How agent::async_resume continues a run.
 struct resume_options {

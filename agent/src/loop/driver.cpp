@@ -234,7 +234,7 @@ public:
         info.task = setup_.input;
         info.scope = plan_->scope;
         info.status = store::run_status::running;
-        info.setup = setup_text(setup_);
+        info.setup = setup_text(setup_, plan_->metadata);
         info.lease_owner = journal_->owner();
         info.lease_expires_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(

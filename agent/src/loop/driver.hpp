@@ -38,6 +38,8 @@ struct drive_journal {
     bool create = true;
     /// For a fresh run's row.
     std::string scope;
+    /// run_options::metadata, stored with a fresh run's setup.
+    nlohmann::json metadata;
     std::chrono::milliseconds lease_ttl{30'000};
     /// A resumed run's journal, split at its follow-ups: the first segment continues the
     /// setup's input, each next one starts with `message`.

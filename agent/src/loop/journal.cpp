@@ -221,10 +221,13 @@ report report_of(const store::journal_entry& e) {
     throw json::other_error::create(501, "unknown journal entry kind \"" + e.kind + "\"", nullptr);
 }
 
-std::string setup_text(const run_setup& s) {
+std::string setup_text(const run_setup& s, const json& metadata) {
     json j = {{"version", 1}, {"run_id", s.run_id}, {"input", s.input}, {"history", nullptr}};
     if (s.history) {
         j["history"] = *s.history;
+    }
+    if (!metadata.is_null()) {
+        j["metadata"] = metadata;
     }
     return j.dump();
 }

@@ -89,8 +89,9 @@ std::vector<pending_approval> pending_in(const std::vector<store::journal_entry>
 /// A report back from its entry. Throws nlohmann::json exceptions on a malformed body.
 report report_of(const store::journal_entry& e);
 
-/// What a run starts from, as stored in run_info::setup.
-std::string setup_text(const run_setup& s);
+/// What a run starts from, as stored in run_info::setup, with the application's metadata
+/// (run_options::metadata; left out when null).
+std::string setup_text(const run_setup& s, const nlohmann::json& metadata = {});
 /// Reads setup_text() back (run_id, input, history). Throws nlohmann::json exceptions.
 void read_setup(std::string_view text, run_setup& s);
 
