@@ -94,8 +94,8 @@ std::shared_ptr<tools::registry> with_approval(
     return out;
 }
 
-live_approver::live_approver(approval_mode mode)
-    : mode_(mode), channel_(std::make_shared<approval_channel>()),
+live_approver::live_approver(approval_mode mode, std::string unconfined)
+    : unconfined_(std::move(unconfined)), channel_(std::make_shared<approval_channel>()),
       prompt_thread_(mode == approval_mode::ask ? std::make_unique<asio::thread_pool>(1) : nullptr),
       asking_(std::make_shared<std::atomic<int>>(0)) {}
 
@@ -119,8 +119,18 @@ void live_approver::on_event(const event& e) {
     if (!q) {
         return;
     }
-    if (!prompt_thread_) {
-        channel_->approve(q->call_id); // --yes
+    const bool unconfined = q->name == "run_command" && !unconfined_.empty();
+    if (!prompt_thread_) { // --yes
+        if (unconfined) {
+            channel_->deny(
+                q->call_id,
+                "the sandbox is unavailable here (" + unconfined_ +
+                    "), and --yes does not let a command run unconfined: the user must approve "
+                    "each such command at a terminal, or run wafer with --sandbox=off"
+            );
+        } else {
+            channel_->approve(q->call_id);
+        }
         return;
     }
     // One question at a time, on the prompt thread: the io thread keeps the run going.
@@ -131,9 +141,11 @@ void live_approver::on_event(const event& e) {
          asking = asking_,
          id = q->call_id,
          tool = q->name,
-         text = q->arguments] {
+         text = q->arguments,
+         warning = unconfined ? " (UNCONFINED: no sandbox on this system)" : ""] {
             const json args = json::parse(text, nullptr, false);
-            const auto answer = ask_yes_no("wafer: allow " + describe_call(tool, args) + "?");
+            const auto answer =
+                ask_yes_no("wafer: allow " + describe_call(tool, args) + warning + "?");
             if (answer.value_or(false)) {
                 channel->approve(id);
             } else {

@@ -47,9 +47,13 @@ std::shared_ptr<tools::registry> with_approval(
 /// Answers the run's approval_requested events: approval_mode::ask from the terminal, one
 /// question at a time, on a thread of its own (the run goes on meanwhile); approval_mode::allow
 /// at once.
+///
+/// `unconfined`: non-empty when run_command's sandbox is required but missing here, so that an
+/// approved command runs unconfined: the question says so, and --yes does not approve such
+/// commands (nobody looked at them): they are denied with this text for the model.
 class live_approver {
 public:
-    explicit live_approver(approval_mode mode);
+    live_approver(approval_mode mode, std::string unconfined);
     ~live_approver();
     live_approver(const live_approver&) = delete;
     live_approver& operator=(const live_approver&) = delete;
@@ -60,7 +64,7 @@ public:
     void on_event(const event& e);
 
 private:
-    approval_mode mode_;
+    std::string unconfined_;
     std::shared_ptr<approval_channel> channel_;
     std::unique_ptr<boost::asio::thread_pool> prompt_thread_;
     std::shared_ptr<std::atomic<int>> asking_; // questions posted and not answered

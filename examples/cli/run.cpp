@@ -77,6 +77,20 @@ approval_mode approvals(bool yes, bool journaled) {
     return journaled ? approval_mode::pause : approval_mode::deny;
 }
 
+// Why an approved command would run unconfined: the sandbox is required (on) and this kernel
+// has no Landlock. Empty otherwise.
+std::string unconfined_reason(const run_flags& flags) {
+    const auto mode = tools::parse_sandbox_mode(flags.sandbox).value_or(tools::sandbox_mode::on);
+    if (mode != tools::sandbox_mode::on) {
+        return {};
+    }
+    const tools::sandbox_support support = tools::probe_sandbox_support();
+    if (support.landlock_abi > 0) {
+        return {};
+    }
+    return support.reason.empty() ? "no Landlock" : support.reason;
+}
+
 // What run_command's sandbox does on this machine, as the header of a run says it.
 std::string sandbox_text(const run_flags& flags) {
     const auto mode = tools::parse_sandbox_mode(flags.sandbox).value_or(tools::sandbox_mode::on);
@@ -87,7 +101,8 @@ std::string sandbox_text(const run_flags& flags) {
     if (support.landlock_abi == 0) {
         return mode == tools::sandbox_mode::on
                    ? "unavailable (" + visible(support.reason) +
-                         "): run_command is refused; use --sandbox=off to run commands unconfined"
+                         "): run_command runs only when you approve each command, unconfined "
+                         "(never with --yes); --sandbox=off runs every command unconfined"
                    : "unavailable (" + visible(support.reason) + "): commands run unconfined";
     }
     return "Landlock ABI " + std::to_string(support.landlock_abi) +
@@ -145,6 +160,10 @@ agent_config make_config(
     }
     topts.command.max_timeout =
         std::max<std::chrono::milliseconds>(topts.command.max_timeout, topts.command.run.timeout);
+    // Without Landlock, a command a person approved may run unconfined (never one under --yes:
+    // live_approver denies those).
+    topts.command.unconfined_if_approved =
+        topts.command.run.sandbox.mode == tools::sandbox_mode::on;
     tools::add_builtin_tools(builtin, topts);
 
     agent_config cfg;
@@ -182,7 +201,7 @@ asio::awaitable<int> run_task(
     const agent coder(make_config(flags, plan.root, client, mode));
     std::optional<live_approver> approver;
     if (mode == approval_mode::ask || mode == approval_mode::allow) {
-        approver.emplace(mode);
+        approver.emplace(mode, unconfined_reason(flags));
     }
 
     event_printer printer(

@@ -21,11 +21,15 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstddef>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <pty.h>
 #include <random>
@@ -33,6 +37,8 @@
 #include <sqlite3.h>
 #include <sstream>
 #include <string>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -312,12 +318,37 @@ inline process_result run_wafer(
     return w.collect(deadline);
 }
 
+/// Makes this process (and what it executes) see a kernel without Landlock: a seccomp filter
+/// fails landlock_create_ruleset with ENOSYS, as on a kernel built without it. False where that
+/// cannot be done (another architecture, seccomp refused).
+inline bool pretend_no_landlock() {
+#if defined(__x86_64__) && defined(__NR_landlock_create_ruleset)
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_landlock_create_ruleset, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+#else
+    return false;
+#endif
+}
+
 /// Runs `wafer args...` on a pseudo-terminal (stdin, stdout and stderr), answering each
-/// "[y/N]" prompt with the next of `answers`; returns everything the terminal showed.
+/// "[y/N]" prompt with the next of `answers`; returns everything the terminal showed. With
+/// `without_landlock`, wafer runs as on a kernel without Landlock (pretend_no_landlock; exit
+/// status 126 if that cannot be arranged).
 inline process_result run_wafer_on_terminal(
     std::vector<std::string> args,
     std::vector<std::string> answers,
-    std::chrono::seconds deadline = 60s
+    std::chrono::seconds deadline = 60s,
+    bool without_landlock = false
 ) {
     process_result r;
     args.insert(args.begin(), WAFER_CLI_PATH);
@@ -337,6 +368,9 @@ inline process_result run_wafer_on_terminal(
     const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
     REQUIRE(pid >= 0);
     if (pid == 0) {
+        if (without_landlock && !pretend_no_landlock()) {
+            ::_exit(126);
+        }
         ::execve(WAFER_CLI_PATH, argv.data(), envp.data());
         ::_exit(127);
     }

@@ -220,6 +220,54 @@ TEST_SUITE("integration/cli") {
         CHECK(contains(ws.read("stats.sh"), "NR == 1 { min = $1; max = $1 }"));
     }
 
+    TEST_CASE("without Landlock and --sandbox on: a command the user approves runs unconfined and "
+              "says so; --yes does not run it") {
+        sample_workspace ws;
+        const std::vector<std::string> run{"run", "--no-store", "--workspace", ws.dir.string()};
+        auto script = [](served& s) {
+            s.server.enqueue(reply::of(
+                {.tool_calls = {{"", "run_command", R"({"command":"echo hi > out.txt"})"}}}
+            ));
+            s.server.enqueue(reply::text("Done."));
+        };
+        {
+            served s;
+            script(s);
+            auto args = run;
+            args.insert(args.end(), {"--base-url", s.server.base_url(), "go"});
+            auto r =
+                s.while_serving([&] { return run_wafer_on_terminal(args, {"y\n"}, 60s, true); });
+            INFO("terminal:\n" << r.out);
+            REQUIRE(r.status != 126); // the kernel let us hide Landlock
+            CHECK(r.status == 0);
+            CHECK(contains(r.out, "run_command runs only when you approve each command"));
+            CHECK(
+                contains(r.out, "echo hi > out.txt (UNCONFINED: no sandbox on this system)? [y/N]")
+            );
+            CHECK(contains(r.out, "ran unconfined because the user approved it"));
+            CHECK(ws.read("out.txt") == "hi\n");
+        }
+        fs::remove(ws.dir / "out.txt");
+        {
+            served s;
+            script(s);
+            auto args = run;
+            args.insert(args.end(), {"--yes", "--base-url", s.server.base_url(), "go"});
+            auto r = s.while_serving([&] { return run_wafer_on_terminal(args, {}, 60s, true); });
+            INFO("terminal:\n" << r.out);
+            CHECK(r.status == 0);
+            CHECK(count(r.out, "[y/N]") == 0);
+            CHECK(contains(r.out, "<- run_command failed"));
+            CHECK_FALSE(fs::exists(ws.dir / "out.txt"));
+            // The model reads why.
+            const auto bodies = s.chat_bodies();
+            REQUIRE(bodies.size() == 2);
+            const auto& last = bodies[1]["messages"].back();
+            CHECK(last["role"] == "tool");
+            CHECK(contains(last["content"].get<std::string>(), "--yes does not let a command run"));
+        }
+    }
+
     TEST_CASE("failure: a real endpoint without an API key") {
         auto r = run_wafer({"ask", "--base-url", "https://api.example.invalid/v1", "hi"});
         check_one_failure_line(r);

@@ -104,12 +104,13 @@ struct fixture {
     fixture(const fixture&) = delete;
     fixture& operator=(const fixture&) = delete;
 
-    tools::tool_result run(const std::string& command, std::optional<int> timeout_ms = {}) {
+    tools::tool_result
+    run(const std::string& command, std::optional<int> timeout_ms = {}, bool approved = false) {
         json args{{"command", command}};
         if (timeout_ms) {
             args["timeout_ms"] = *timeout_ms;
         }
-        tools::tool_call_request req{"c1", "run_command", args.dump()};
+        tools::tool_call_request req{"c1", "run_command", args.dump(), approved};
         return wafer::testing::run_coro(ioc, reg.async_call(std::move(req)), 30s);
     }
 
@@ -369,6 +370,22 @@ TEST_SUITE("integration/sandbox") {
         CHECK(contains(r.content, "/nonexistent/wafer-writable"));
         CHECK(contains(r.content, "The command was not run"));
         CHECK_FALSE(fs::exists(f.root / "ran.txt"));
+    }
+
+    TEST_CASE("where the sandbox works, an approved command is confined all the same") {
+        if (!landlock_here()) {
+            MESSAGE("skipped: no Landlock on this kernel");
+            return;
+        }
+        tools::run_command_options o = sandboxed();
+        o.unconfined_if_approved = true; // only matters where Landlock is missing
+        fixture f(o);
+        const fs::path outside =
+            fs::temp_directory_path() / ("wafer-outside-approved-" + std::to_string(::getpid()));
+        auto r = f.run("touch " + outside.string() + " 2>&1; echo rc=$?", std::nullopt, true);
+        CHECK(contains(r.content, "rc=1"));
+        CHECK_FALSE(contains(r.content, "unconfined"));
+        CHECK_FALSE(fs::exists(outside));
     }
 
     TEST_CASE("the tool tells the model about the sandbox") {

@@ -646,6 +646,8 @@ TEST_SUITE("unit/run_machine") {
             CHECK(d.dispatch().calls == std::vector<std::size_t>{1});
             REQUIRE(d.dispatch().requests.size() == 1);
             CHECK(d.dispatch().requests[0].arguments == R"({"path":"safe.txt"})");
+            CHECK(d.dispatch().requests[0].approved); // the handler is told
+            CHECK_FALSE(g.free.dispatch().requests[0].approved);
             g.s.m->on_tool_finished(d.op, 0, ok_result("b", "write", "w"), 1us);
             g.s.m->on_dispatch_done(d.op, false, std::nullopt);
             g.s.expect(run_action_type::call_model);

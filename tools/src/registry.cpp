@@ -301,7 +301,7 @@ private:
         if (!usable) {
             return;
         }
-        call_context ctx{c.req.id, c.req.name, c.stop.get_token(), {}};
+        call_context ctx{c.req.id, c.req.name, c.stop.get_token(), {}, c.req.approved};
         if (!opts_.idempotency_scope.empty()) {
             ctx.idempotency_key = opts_.idempotency_scope + "/" + c.req.id;
         }

@@ -566,6 +566,16 @@ asio::awaitable<tool_output> run_command_handler(
     }
     const auto timeout = p.timeout;
     const auto grace = p.kill_grace;
+    if (p.sandbox.mode == sandbox_mode::on && opts.unconfined_if_approved && ctx.approved) {
+        // A person approved this command knowing the sandbox may be missing: where it is, the
+        // command runs unconfined and says so.
+        if (const sandbox_support s = probe_sandbox_support(); s.landlock_abi <= 0) {
+            p.sandbox.mode = sandbox_mode::off;
+            note += "(ran unconfined because the user approved it: the sandbox is unavailable "
+                    "here (" +
+                    (s.reason.empty() ? std::string("no Landlock") : s.reason) + "))\n";
+        }
+    }
     std::optional<command_result> ran;
     std::string refused;
     try {

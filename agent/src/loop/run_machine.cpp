@@ -400,14 +400,14 @@ void run_machine::begin_tool_step(clock_type::time_point now) {
 }
 
 void run_machine::start_dispatch(
-    std::vector<std::size_t> calls, std::optional<std::chrono::milliseconds> timeout
+    std::vector<std::size_t> calls, std::optional<std::chrono::milliseconds> timeout, bool approved
 ) {
     dispatch_job job;
     job.turn = turn_;
     job.requests.reserve(calls.size());
     for (std::size_t i : calls) {
         const api::tool_call& c = step_calls_[i];
-        job.requests.push_back({c.id, c.name, c.arguments});
+        job.requests.push_back({c.id, c.name, c.arguments, approved});
     }
     job.options.max_concurrency = cfg_.limits.max_tool_concurrency;
     job.options.call_timeout = cfg_.limits.tool_call_timeout;
@@ -705,7 +705,7 @@ void run_machine::release_decided(clock_type::time_point now) {
     }
     if (!go.empty()) {
         // Its own batch deadline: the time a person took to decide is not the tools'.
-        start_dispatch(std::move(go), run_deadline_.cap(cfg_.limits.tool_batch_timeout, now));
+        start_dispatch(std::move(go), run_deadline_.cap(cfg_.limits.tool_batch_timeout, now), true);
     }
 }
 

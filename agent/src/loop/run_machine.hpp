@@ -222,8 +222,11 @@ private:
     void start_model(clock_type::time_point now);
     void take_model_outcome();
     void begin_tool_step(clock_type::time_point now);
+    // `approved`: a person approved these calls (tool_call_request::approved).
     void start_dispatch(
-        std::vector<std::size_t> calls, std::optional<std::chrono::milliseconds> timeout
+        std::vector<std::size_t> calls,
+        std::optional<std::chrono::milliseconds> timeout,
+        bool approved = false
     );
     void start_review(
         std::size_t critic_index, gate g, std::string input, std::optional<std::string> call_id

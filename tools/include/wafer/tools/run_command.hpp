@@ -113,6 +113,10 @@ struct run_command_options {
     command_params run;
     /// Upper bound for the model's timeout_ms (larger values are clamped, and the result says so).
     std::chrono::milliseconds max_timeout{600'000};
+    /// Where the sandbox is required (mode on) but this kernel cannot provide it, run a call
+    /// that a person approved (call_context::approved) unconfined instead of refusing it; the
+    /// result says so. Calls nobody approved are still refused.
+    bool unconfined_if_approved = false;
 };
 
 /// The `run_command {command, timeout_ms?}` tool: runs the command with /bin/sh in the workspace
@@ -122,8 +126,8 @@ struct run_command_options {
 /// or not a number, is an invalid-arguments result.
 ///
 /// If the sandbox is required but unavailable, the result is an error that says so and the
-/// command is not run. With the sandbox on, the tool's description tells the model where it may
-/// write and that it has no network.
+/// command is not run (unless unconfined_if_approved and the call was approved). With the sandbox
+/// on, the tool's description tells the model where it may write and that it has no network.
 ///
 /// The tool's tool_options::timeout is left unset: the dispatch's call_timeout (if any) also
 /// applies and cancels the run, killing its group, without the output. Its output_cap is set

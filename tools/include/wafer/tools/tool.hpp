@@ -36,6 +36,9 @@ struct call_context {
     /// effects outside the process can send it along (an Idempotency-Key header, a unique
     /// column) so that a call repeated after a crash takes effect once. Empty without a scope.
     std::string idempotency_key;
+    /// A person approved this very call (tool_options::needs_approval): a tool may then allow
+    /// what it would refuse otherwise (run_command_options::unconfined_if_approved).
+    bool approved = false;
 };
 
 /// Thrown by a handler (or by the typed-argument conversion) when the arguments passed schema

@@ -18,6 +18,9 @@ struct tool_call_request {
     std::string name;
     /// The arguments as the model wrote them: JSON text, possibly malformed.
     std::string arguments;
+    /// A person approved this call (tool_options::needs_approval); the handler sees it as
+    /// call_context::approved.
+    bool approved = false;
 };
 
 /// Why a tool result looks the way it does. Everything except `ok` has `is_error == true`.
