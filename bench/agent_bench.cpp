@@ -376,10 +376,13 @@ int bench_journal(int runs) {
         std::function<std::shared_ptr<wafer::store::run_store>()> make;
         int runs;
     };
-    auto sqlite = [&](wafer::store::sqlite_durability d, const char* file) {
-        return [&, d, file] {
+    using wafer::store::sqlite_durability;
+    using wafer::store::sqlite_threading;
+    auto sqlite = [&](sqlite_durability d, sqlite_threading t, const char* file) {
+        return [&, d, t, file] {
             wafer::store::sqlite_options o;
             o.durability = d;
+            o.threading = t;
             o.vfs = wafer::testing::counting_vfs::name;
             return std::static_pointer_cast<wafer::store::run_store>(
                 std::make_shared<wafer::store::sqlite_store>(dir / file, o)
@@ -396,8 +399,18 @@ int bench_journal(int runs) {
              );
          },
          runs},
-        {"sqlite_normal", sqlite(wafer::store::sqlite_durability::normal, "normal.db"), slow_runs},
-        {"sqlite_full", sqlite(wafer::store::sqlite_durability::full, "full.db"), slow_runs},
+        {"sqlite_normal",
+         sqlite(sqlite_durability::normal, sqlite_threading::store_thread, "normal.db"),
+         slow_runs},
+        {"sqlite_full",
+         sqlite(sqlite_durability::full, sqlite_threading::store_thread, "full.db"),
+         slow_runs},
+        {"sqlite_normal_caller",
+         sqlite(sqlite_durability::normal, sqlite_threading::caller_when_idle, "normal_c.db"),
+         slow_runs},
+        {"sqlite_full_caller",
+         sqlite(sqlite_durability::full, sqlite_threading::caller_when_idle, "full_c.db"),
+         slow_runs},
     };
     double none_us = 0;
     int rc = 0;

@@ -206,7 +206,18 @@ public:
     /// Runs a statement without parameters nor result rows (BEGIN, COMMIT, ...).
     void run(const char* sql);
 
+    /// Begins a transaction without waiting for another connection: false if the file is locked
+    /// (SQLITE_BUSY), nothing begun. Throws on other errors.
+    bool try_begin(bool writes);
+
     bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
+
+    /// Whether the write-ahead log has grown past the checkpoint threshold since the last
+    /// checkpoint (set by commits; SQLite's own automatic checkpoint is off).
+    bool checkpoint_due() const noexcept { return checkpoint_due_; }
+    /// A passive checkpoint, as SQLite's automatic one: copies what no reader needs any more
+    /// into the database file, waiting for nobody. Failures are left to the next one.
+    void checkpoint() noexcept;
 
 private:
     friend class query;
@@ -216,9 +227,12 @@ private:
     void exec_script(const char* sql, std::string_view what);
     void close() noexcept;
 
+    static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
+
     std::string name_;
     sqlite3* db_ = nullptr;
     int busy_ms_ = 0;
+    bool checkpoint_due_ = false;
     std::map<const char*, sqlite3_stmt*> cache_;
 };
 
@@ -302,6 +316,35 @@ void connection::close() noexcept {
 void connection::run(const char* sql) {
     query q(*this, sql);
     q.step();
+}
+
+bool connection::try_begin(bool writes) {
+    sqlite3_busy_timeout(db_, 0);
+    sqlite3_stmt* s = cached(writes ? sql_begin_write : sql_begin_read);
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_busy_timeout(db_, busy_ms_);
+    if (rc == SQLITE_DONE) {
+        return true;
+    }
+    if ((rc & 0xff) == SQLITE_BUSY) {
+        return false;
+    }
+    fail_sqlite(rc, sqlite3_sql(s));
+}
+
+int connection::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
+    // SQLite's automatic checkpoint threshold (pages in the log).
+    constexpr int threshold = 1000;
+    if (frames >= threshold) {
+        static_cast<connection*>(self)->checkpoint_due_ = true;
+    }
+    return SQLITE_OK;
+}
+
+void connection::checkpoint() noexcept {
+    checkpoint_due_ = false;
+    sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
 }
 
 std::int64_t connection::pragma_int(const char* sql) {
@@ -408,6 +451,9 @@ void connection::open(const fs::path& file, const sqlite_options& opts) {
                                                        : "PRAGMA synchronous=NORMAL",
             "setting synchronous"
         );
+        // Replaces SQLite's automatic checkpoint, which would run inside the commit that crosses
+        // the threshold, on whichever thread made it: the store runs it on its own thread.
+        sqlite3_wal_hook(db_, &connection::on_wal_commit, this);
         if (version < sqlite_store::schema_version) {
             migrate();
         }
@@ -555,9 +601,16 @@ private:
 struct sqlite_store::impl {
     fs::path file;
     sqlite_options opts;
+    /// Opened and closed by the store's thread; used by whoever set `busy`.
+    std::optional<connection> conn;
     std::mutex mutex;
     std::condition_variable wake;
+    // Guarded by `mutex`:
     std::vector<std::unique_ptr<job>> queue;
+    /// The connection is in use (by the store's thread, or by a caller running inline).
+    bool busy = false;
+    /// A commit crossed the checkpoint threshold: the store's thread checkpoints when idle.
+    bool checkpoint_due = false;
     bool stopping = false;
     std::thread thread;
 
@@ -569,25 +622,79 @@ struct sqlite_store::impl {
         wake.notify_one();
     }
 
-    /// Queues `fn(connection&) -> R`; the awaitable resumes with its result on the caller's
-    /// executor once its transaction has committed.
+    /// Runs `fn` on the calling thread, in a transaction of its own, if the connection is idle,
+    /// nothing is queued and no other connection holds the file (nothing would be waited for);
+    /// nullopt (and `fn` untouched) otherwise. Throws what `fn` or the commit throws.
+    template <class R, class Fn>
+    std::optional<R> try_inline(bool writes, Fn& fn) {
+        {
+            std::lock_guard lock(mutex);
+            if (busy || stopping || !queue.empty()) {
+                return std::nullopt;
+            }
+            busy = true;
+        }
+        connection& c = *conn;
+        auto release = [&] {
+            bool notify = false;
+            {
+                std::lock_guard lock(mutex);
+                busy = false;
+                checkpoint_due = checkpoint_due || c.checkpoint_due();
+                notify = !queue.empty() || checkpoint_due;
+            }
+            if (notify) {
+                wake.notify_one();
+            }
+        };
+        try {
+            if (!c.try_begin(writes)) {
+                release();
+                return std::nullopt;
+            }
+            std::optional<R> v(std::in_place, fn(c));
+            c.run(sql_commit);
+            release();
+            return v;
+        } catch (...) {
+            if (c.in_transaction()) {
+                try {
+                    c.run(sql_rollback);
+                } catch (...) { // NOLINT(bugprone-empty-catch)
+                }
+            }
+            release();
+            throw;
+        }
+    }
+
+    /// Runs `fn(connection&) -> R` (inline if the options allow and nothing would wait, else
+    /// queued to the store's thread); resumes with its result on the caller's executor once its
+    /// transaction has committed.
     template <class R, class Fn>
     asio::awaitable<R> submit(bool writes, Fn fn) {
-        return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
-            [this, writes](auto handler, Fn f) {
-                auto ex = asio::get_associated_executor(handler);
-                asio::any_io_executor work =
-                    asio::prefer(ex, asio::execution::outstanding_work.tracked);
-                enqueue(std::make_unique<job_of<R, Fn>>(
-                    writes,
-                    std::move(f),
-                    typename job_of<R, Fn>::handler_type(std::move(handler)),
-                    std::move(work)
-                ));
-            },
-            asio::use_awaitable,
-            std::move(fn)
-        );
+        if (opts.threading == sqlite_threading::caller_when_idle) {
+            if (std::optional<R> v = try_inline<R>(writes, fn)) {
+                co_return std::move(*v);
+            }
+        }
+        asio::awaitable<R> queued =
+            asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+                [this, writes](auto handler, Fn f) {
+                    auto ex = asio::get_associated_executor(handler);
+                    asio::any_io_executor work =
+                        asio::prefer(ex, asio::execution::outstanding_work.tracked);
+                    enqueue(std::make_unique<job_of<R, Fn>>(
+                        writes,
+                        std::move(f),
+                        typename job_of<R, Fn>::handler_type(std::move(handler)),
+                        std::move(work)
+                    ));
+                },
+                asio::use_awaitable,
+                std::move(fn)
+            );
+        co_return co_await std::move(queued);
     }
 
     void thread_main(std::promise<void>& opened);
@@ -595,32 +702,47 @@ struct sqlite_store::impl {
 };
 
 void sqlite_store::impl::thread_main(std::promise<void>& opened) {
-    std::optional<connection> c;
     try {
-        c.emplace(file, opts);
+        conn.emplace(file, opts);
     } catch (...) {
         opened.set_exception(std::current_exception());
         return;
     }
     opened.set_value();
+    connection& c = *conn;
     std::vector<std::unique_ptr<job>> batch;
     for (;;) {
+        bool checkpoint = false;
         {
             std::unique_lock lock(mutex);
-            wake.wait(lock, [this] { return stopping || !queue.empty(); });
-            if (queue.empty()) {
+            wake.wait(lock, [this] {
+                return !busy && (stopping || checkpoint_due || !queue.empty());
+            });
+            if (queue.empty() && !checkpoint_due) {
                 break; // stopping, and everything queued is done
             }
+            busy = true;
             batch.swap(queue);
+            checkpoint = std::exchange(checkpoint_due, false);
         }
-        run_batch(*c, batch);
-        batch.clear();
+        if (!batch.empty()) {
+            run_batch(c, batch);
+            batch.clear();
+        }
+        if (checkpoint || c.checkpoint_due()) {
+            c.checkpoint();
+        }
+        std::lock_guard lock(mutex);
+        busy = false;
     }
+    conn.reset();
 }
 
 void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<job>>& batch) {
     const bool writes =
         std::any_of(batch.begin(), batch.end(), [](const auto& j) { return j->writes; });
+    // A job alone in its transaction needs no savepoint: its failure undoes the transaction.
+    const bool alone = batch.size() == 1;
     // Every job that has not failed on its own fails with `e`: nothing of the batch landed.
     auto fail_rest = [&](std::exception_ptr e) {
         for (auto& j : batch) {
@@ -633,7 +755,7 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         if (c.in_transaction()) {
             try {
                 c.run(sql_rollback);
-            } catch (...) {
+            } catch (...) { // NOLINT(bugprone-empty-catch)
             }
         }
     };
@@ -647,6 +769,10 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
     for (auto it = batch.begin(); !lost && it != batch.end(); ++it) {
         auto& j = **it;
         try {
+            if (alone) {
+                j.run(c);
+                continue;
+            }
             c.run(sql_savepoint);
             j.run(c);
             c.run(sql_release);
@@ -657,12 +783,12 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         // This job alone is undone; if that is impossible (SQLite already rolled the whole
         // transaction back on an I/O error, say), the batch is lost.
         try {
-            if (c.in_transaction()) {
+            if (!alone && c.in_transaction()) {
                 c.run(sql_rollback_to);
                 c.run(sql_release);
                 continue;
             }
-        } catch (...) {
+        } catch (...) { // NOLINT(bugprone-empty-catch)
         }
         fail_rest(j.error);
         lost = true;
