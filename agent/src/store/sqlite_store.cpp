@@ -206,9 +206,9 @@ public:
     /// Runs a statement without parameters nor result rows (BEGIN, COMMIT, ...).
     void run(const char* sql);
 
-    /// Begins a transaction without waiting for another connection: false if the file is locked
-    /// (SQLITE_BUSY), nothing begun. Throws on other errors.
-    bool try_begin(bool writes);
+    /// Begins a write transaction without waiting for another connection: false if another
+    /// one holds the write lock (SQLITE_BUSY), nothing begun. Throws on other errors.
+    bool try_begin_write();
 
     bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
 
@@ -318,9 +318,9 @@ void connection::run(const char* sql) {
     q.step();
 }
 
-bool connection::try_begin(bool writes) {
+bool connection::try_begin_write() {
     sqlite3_busy_timeout(db_, 0);
-    sqlite3_stmt* s = cached(writes ? sql_begin_write : sql_begin_read);
+    sqlite3_stmt* s = cached(sql_begin_write);
     const int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_busy_timeout(db_, busy_ms_);
@@ -623,10 +623,11 @@ struct sqlite_store::impl {
     }
 
     /// Runs `fn` on the calling thread, in a transaction of its own, if the connection is idle,
-    /// nothing is queued and no other connection holds the file (nothing would be waited for);
-    /// nullopt (and `fn` untouched) otherwise. Throws what `fn` or the commit throws.
+    /// nothing is queued and no other connection holds the file's write lock (nothing would be
+    /// waited for); nullopt (and `fn` untouched) otherwise. Throws what `fn` or the commit
+    /// throws.
     template <class R, class Fn>
-    std::optional<R> try_inline(bool writes, Fn& fn) {
+    std::optional<R> try_inline(Fn& fn) {
         {
             std::lock_guard lock(mutex);
             if (busy || stopping || !queue.empty()) {
@@ -648,7 +649,7 @@ struct sqlite_store::impl {
             }
         };
         try {
-            if (!c.try_begin(writes)) {
+            if (!c.try_begin_write()) {
                 release();
                 return std::nullopt;
             }
@@ -673,8 +674,10 @@ struct sqlite_store::impl {
     /// transaction has committed.
     template <class R, class Fn>
     asio::awaitable<R> submit(bool writes, Fn fn) {
-        if (opts.threading == sqlite_threading::caller_when_idle) {
-            if (std::optional<R> v = try_inline<R>(writes, fn)) {
+        // Reads stay on the store's thread: a read transaction starts at its first statement,
+        // where it could wait for another connection (recovering the file after a crash, say).
+        if (writes && opts.threading == sqlite_threading::caller_when_idle) {
+            if (std::optional<R> v = try_inline<R>(fn)) {
                 co_return std::move(*v);
             }
         }

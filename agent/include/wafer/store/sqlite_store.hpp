@@ -25,11 +25,12 @@ enum class sqlite_threading {
     /// Always the store's own thread: the caller's thread never waits for the file, and
     /// operations that arrive while it is busy share one commit (group commit).
     store_thread,
-    /// The calling thread, when the store is idle and no other connection holds the file (the
-    /// store's thread otherwise, as store_thread): no hand-off between threads and back, which
-    /// is most of the CPU an append costs at NORMAL. The calling thread is blocked for the
-    /// transaction, its sync included at FULL, and operations started one after the other from
-    /// one thread commit one by one. Checkpoints stay on the store's thread.
+    /// Writes (create, append, leases) on the calling thread when the store is idle and no
+    /// other connection holds the file's write lock, the store's thread otherwise (and for
+    /// reads): no hand-off between threads and back, which is most of the CPU an append costs at
+    /// NORMAL. The calling thread is blocked for the transaction, its sync included at FULL, and
+    /// writes started one after the other from one thread commit one by one (no group commit
+    /// between the runs of one thread). Checkpoints stay on the store's thread.
     caller_when_idle,
 };
 
@@ -54,9 +55,9 @@ struct sqlite_options {
 /// complete on the caller's executor (counted as outstanding work meanwhile). Requests queued
 /// while the connection is busy commit together in one transaction (group commit), each in its
 /// own savepoint: one refused append does not fail the others. With
-/// sqlite_threading::caller_when_idle, an operation that finds the connection idle, nothing
-/// queued and the file not locked by another connection runs at once on the calling thread, in
-/// a transaction of its own, and the awaiting coroutine resumes there without a hand-off.
+/// sqlite_threading::caller_when_idle, a write that finds the connection idle, nothing queued
+/// and the file's write lock free runs at once on the calling thread, in a transaction of its
+/// own, and the awaiting coroutine resumes there without a hand-off.
 /// Either way an operation completes only after its transaction committed, and checkpoints of
 /// the write-ahead log run on the store's thread. Operations are not cancellable: once
 /// started, they run.
