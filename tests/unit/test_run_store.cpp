@@ -698,6 +698,58 @@ TEST_SUITE("unit/run_store") {
         CHECK(run_coro(ioc, two.async_read_journal("p")).size() == 20);
     }
 
+    TEST_CASE("sqlite: what another connection writes is seen by the next append (no stale lease "
+              "or seq)") {
+        for (auto threading :
+             {store::sqlite_threading::store_thread, store::sqlite_threading::caller_when_idle}) {
+            temp_dir dir;
+            const auto file = dir.path / "runs.db";
+            asio::io_context ioc;
+            store::sqlite_store one(file, {.threading = threading});
+            store::sqlite_store two(file);
+            run_coro(ioc, one.async_create_run(make_run("r")));
+            REQUIRE(run_coro(ioc, one.async_acquire_lease("r", "one", 30s)));
+            CHECK(run_coro(ioc, one.async_append("r", "one", entries({{"a", "1"}}), {})) == 1);
+            CHECK(run_coro(ioc, one.async_append("r", "one", entries({{"a", "2"}}), {})) == 2);
+
+            // Another store takes the lease over (the holder is known dead): the holder's next
+            // append is refused, although its own last write left it holding the lease.
+            REQUIRE(run_coro(ioc, two.async_acquire_lease("r", "two", 30s, "one")));
+            CHECK(
+                failure_of(ioc, one.async_append("r", "one", entries({{"x", "x"}}), {})).code ==
+                errc::lease_held
+            );
+            CHECK(run_coro(ioc, two.async_append("r", "two", entries({{"b", "3"}}), {})) == 3);
+            run_coro(ioc, two.async_release_lease("r", "two"));
+            // The journal goes on after the other store's entries.
+            REQUIRE(run_coro(ioc, one.async_acquire_lease("r", "one", 30s)));
+            CHECK(run_coro(ioc, one.async_append("r", "one", entries({{"c", "4"}}), {})) == 4);
+
+            // A plain SQLite connection writing behind the store's back is seen too.
+            sqlite3* db = nullptr;
+            REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+            sqlite3_busy_timeout(db, 5000);
+            REQUIRE(
+                sqlite3_exec(
+                    db,
+                    "UPDATE runs SET lease_owner = 'other', lease_expires_ms = 9000000000000",
+                    nullptr,
+                    nullptr,
+                    nullptr
+                ) == SQLITE_OK
+            );
+            sqlite3_close(db);
+            CHECK(
+                failure_of(ioc, one.async_append("r", "one", entries({{"y", "y"}}), {})).code ==
+                errc::lease_held
+            );
+            CHECK_FALSE(run_coro(ioc, one.async_acquire_lease("r", "one", 30s)));
+            auto journal = run_coro(ioc, two.async_read_journal("r"));
+            REQUIRE(journal.size() == 4);
+            CHECK(journal[3].body == "4");
+        }
+    }
+
     TEST_CASE("sqlite: another process is fenced by the lease and takes it once released") {
         temp_dir dir;
         const auto file = dir.path / "runs.db";

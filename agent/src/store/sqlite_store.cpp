@@ -41,6 +41,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -209,6 +210,32 @@ public:
     /// Begins a write transaction without waiting for another connection: false if another
     /// one holds the write lock (SQLITE_BUSY), nothing begun. Throws on other errors.
     bool try_begin_write();
+    /// Begins a write transaction (waiting up to the busy timeout for another connection).
+    void begin_write();
+    /// Commits; `writes`: the transaction was a write transaction (begun by begin_write or
+    /// try_begin_write).
+    void commit(bool writes);
+    /// Rolls the transaction back, if there is one (errors ignored).
+    void rollback() noexcept;
+    /// Undoes the current job's savepoint.
+    void rollback_to_savepoint();
+
+    /// What an append needs of a run: its lease and the last seq of its journal.
+    struct run_state {
+        std::string holder;
+        std::int64_t expires = 0;
+        std::int64_t last_seq = 0;
+    };
+    /// The run's state, inside a write transaction: remembered from this connection's earlier
+    /// write transactions while no other connection has written to the file since (SQLite's
+    /// data version tells), else read. Throws run_not_found.
+    const run_state& state_of(const std::string& run_id);
+    /// Whether the run is known to exist (inside a write transaction; false: unknown).
+    bool known(const std::string& run_id) const { return runs_.contains(run_id); }
+    /// Records what this write transaction leaves the run as (forgotten if it does not commit).
+    void remember(const std::string& run_id, run_state st);
+    /// Records a release of `owner`'s lease, if the run is remembered.
+    void remember_release(const std::string& run_id, const std::string& owner);
 
     bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
 
@@ -229,11 +256,24 @@ private:
 
     static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
 
+    /// SQLite's data version of the file: changes with every commit, of any connection.
+    unsigned data_version() noexcept;
+    /// After a write transaction began: forgets the runs if anyone wrote since the last commit.
+    void check_runs() noexcept;
+    void forget_runs() noexcept {
+        runs_.clear();
+        runs_version_.reset();
+    }
+
     std::string name_;
     sqlite3* db_ = nullptr;
     int busy_ms_ = 0;
     bool checkpoint_due_ = false;
     std::map<const char*, sqlite3_stmt*> cache_;
+    /// Runs as this connection's last committed write transaction left them, valid while the
+    /// file's data version is still runs_version_ (nobody else wrote).
+    std::unordered_map<std::string, run_state> runs_;
+    std::optional<unsigned> runs_version_;
 };
 
 /// One use of a cached statement: binds, steps, reads columns, resets when done.
@@ -325,12 +365,99 @@ bool connection::try_begin_write() {
     sqlite3_reset(s);
     sqlite3_busy_timeout(db_, busy_ms_);
     if (rc == SQLITE_DONE) {
+        check_runs();
         return true;
     }
     if ((rc & 0xff) == SQLITE_BUSY) {
         return false;
     }
     fail_sqlite(rc, sqlite3_sql(s));
+}
+
+void connection::begin_write() {
+    run(sql_begin_write);
+    check_runs();
+}
+
+void connection::commit(bool writes) {
+    try {
+        run(sql_commit);
+    } catch (...) {
+        forget_runs();
+        throw;
+    }
+    if (writes) {
+        runs_version_ = data_version();
+    }
+}
+
+void connection::rollback() noexcept {
+    forget_runs();
+    if (in_transaction()) {
+        try {
+            run(sql_rollback);
+        } catch (...) { // NOLINT(bugprone-empty-catch)
+        }
+    }
+}
+
+void connection::rollback_to_savepoint() {
+    forget_runs();
+    run(sql_rollback_to);
+}
+
+unsigned connection::data_version() noexcept {
+    unsigned v = 0;
+    sqlite3_file_control(db_, "main", SQLITE_FCNTL_DATA_VERSION, &v);
+    return v;
+}
+
+void connection::check_runs() noexcept {
+    // The write lock is held and the transaction sees the latest commit: if that commit is not
+    // this connection's last one, another connection (another store, another process) wrote.
+    if (!runs_version_ || *runs_version_ != data_version()) {
+        forget_runs();
+    }
+}
+
+const connection::run_state& connection::state_of(const std::string& run_id) {
+    if (auto it = runs_.find(run_id); it != runs_.end()) {
+        return it->second;
+    }
+    run_state st;
+    {
+        query q(*this, sql_lease_of);
+        q.bind(1, run_id);
+        if (!q.step()) {
+            detail::throw_run_not_found(name_, run_id);
+        }
+        st.holder = q.text(0);
+        st.expires = q.integer(1);
+    }
+    {
+        query q(*this, sql_last_seq);
+        q.bind(1, run_id);
+        q.step();
+        st.last_seq = q.integer(0);
+    }
+    remember(run_id, std::move(st));
+    return runs_.at(run_id);
+}
+
+void connection::remember(const std::string& run_id, run_state st) {
+    // A bound on memory for stores with many runs: start over.
+    constexpr std::size_t most = 4096;
+    if (runs_.size() >= most && !runs_.contains(run_id)) {
+        runs_.clear();
+    }
+    runs_.insert_or_assign(run_id, std::move(st));
+}
+
+void connection::remember_release(const std::string& run_id, const std::string& owner) {
+    if (auto it = runs_.find(run_id); it != runs_.end() && it->second.holder == owner) {
+        it->second.holder.clear();
+        it->second.expires = 0;
+    }
 }
 
 int connection::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
@@ -654,16 +781,11 @@ struct sqlite_store::impl {
                 return std::nullopt;
             }
             std::optional<R> v(std::in_place, fn(c));
-            c.run(sql_commit);
+            c.commit(true);
             release();
             return v;
         } catch (...) {
-            if (c.in_transaction()) {
-                try {
-                    c.run(sql_rollback);
-                } catch (...) { // NOLINT(bugprone-empty-catch)
-                }
-            }
+            c.rollback();
             release();
             throw;
         }
@@ -755,16 +877,15 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         }
     };
     auto abandon = [&] {
-        if (c.in_transaction()) {
-            try {
-                c.run(sql_rollback);
-            } catch (...) { // NOLINT(bugprone-empty-catch)
-            }
-        }
+        c.rollback();
     };
     bool lost = false;
     try {
-        c.run(writes ? sql_begin_write : sql_begin_read);
+        if (writes) {
+            c.begin_write();
+        } else {
+            c.run(sql_begin_read);
+        }
     } catch (...) {
         fail_rest(std::current_exception());
         lost = true;
@@ -787,7 +908,7 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         // transaction back on an I/O error, say), the batch is lost.
         try {
             if (!alone && c.in_transaction()) {
-                c.run(sql_rollback_to);
+                c.rollback_to_savepoint();
                 c.run(sql_release);
                 continue;
             }
@@ -800,7 +921,7 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         abandon();
     } else {
         try {
-            c.run(sql_commit);
+            c.commit(writes);
         } catch (...) {
             fail_rest(std::current_exception());
             abandon();
@@ -843,14 +964,14 @@ const fs::path& sqlite_store::path() const noexcept {
 
 asio::awaitable<void> sqlite_store::async_create_run(run_info run) {
     auto fn = [run = std::move(run)](connection& c) {
-        {
+        bool taken = c.known(run.id);
+        if (!taken) {
             query q(c, sql_run_exists);
             q.bind(1, run.id);
-            if (q.step()) {
-                throw_error(
-                    errc::run_exists, detail::run_message(c.name(), run.id, "the id is taken")
-                );
-            }
+            taken = q.step();
+        }
+        if (taken) {
+            throw_error(errc::run_exists, detail::run_message(c.name(), run.id, "the id is taken"));
         }
         const auto now = detail::now_ms();
         query q(c, sql_insert_run);
@@ -870,6 +991,7 @@ asio::awaitable<void> sqlite_store::async_create_run(run_info run) {
             .bind(14, run.lease_owner)
             .bind(15, run.lease_expires_ms);
         q.step();
+        c.remember(run.id, {run.lease_owner, run.lease_expires_ms, 0});
         return std::monostate{};
     };
     co_await impl_->submit<std::monostate>(true, std::move(fn));
@@ -883,17 +1005,11 @@ asio::awaitable<std::uint64_t> sqlite_store::async_append(
                entries = std::move(entries),
                update = std::move(update)](connection& c) {
         const auto now = detail::now_ms();
-        const auto [holder, expires] = lease_of(c, run_id);
-        if (auto why = detail::append_refusal(holder, expires, owner, now); !why.empty()) {
+        connection::run_state st = c.state_of(run_id);
+        if (auto why = detail::append_refusal(st.holder, st.expires, owner, now); !why.empty()) {
             throw_error(errc::lease_held, detail::run_message(c.name(), run_id, why));
         }
-        std::int64_t seq = 0;
-        {
-            query q(c, sql_last_seq);
-            q.bind(1, run_id);
-            q.step();
-            seq = q.integer(0);
-        }
+        std::int64_t seq = st.last_seq;
         for (const auto& e : entries) {
             query q(c, sql_insert_entry);
             q.bind(1, run_id).bind(2, ++seq).bind(3, e.kind).bind(4, now).bind(5, e.body);
@@ -920,7 +1036,13 @@ asio::awaitable<std::uint64_t> sqlite_store::async_append(
             query r(c, sql_release_lease);
             r.bind(1, run_id).bind(2, owner);
             r.step();
+            if (st.holder == owner) {
+                st.holder.clear();
+                st.expires = 0;
+            }
         }
+        st.last_seq = seq;
+        c.remember(run_id, std::move(st));
         return static_cast<std::uint64_t>(seq);
     };
     co_return co_await impl_->submit<std::uint64_t>(true, std::move(fn));
@@ -986,14 +1108,17 @@ asio::awaitable<bool> sqlite_store::async_acquire_lease(
                ttl,
                take_over_from = std::move(take_over_from)](connection& c) {
         const auto now = detail::now_ms();
-        const auto [holder, expires] = lease_of(c, run_id);
-        if (detail::held_by_other(holder, expires, owner, now) &&
-            (take_over_from.empty() || holder != take_over_from)) {
+        connection::run_state st = c.state_of(run_id);
+        if (detail::held_by_other(st.holder, st.expires, owner, now) &&
+            (take_over_from.empty() || st.holder != take_over_from)) {
             return false;
         }
+        st.holder = owner;
+        st.expires = detail::lease_end(now, ttl);
         query q(c, sql_set_lease);
-        q.bind(1, run_id).bind(2, owner).bind(3, detail::lease_end(now, ttl));
+        q.bind(1, run_id).bind(2, st.holder).bind(3, st.expires);
         q.step();
+        c.remember(run_id, std::move(st));
         return true;
     };
     co_return co_await impl_->submit<bool>(true, std::move(fn));
@@ -1005,6 +1130,7 @@ asio::awaitable<void> sqlite_store::async_release_lease(std::string run_id, std:
             query q(c, sql_release_lease);
             q.bind(1, run_id).bind(2, owner);
             q.step();
+            c.remember_release(run_id, owner);
         }
         return std::monostate{};
     };
