@@ -358,7 +358,11 @@ asio::awaitable<void> journaled_runs(
 }
 
 // The loop-only runs of loop_only_cpu_us_per_turn with no journal, a memory store and SQLite at
-// NORMAL and FULL: process CPU (the store's thread included) and commits (xSync calls) per turn.
+// NORMAL and FULL, each with its store's thread doing the SQLite work (sqlite_normal,
+// sqlite_full: the default) and with the caller's thread doing it when the store is idle
+// (*_caller: sqlite_threading::caller_when_idle): process CPU (the store's thread included) and
+// syncs (xSync calls) per turn. A 2-turn run commits 5 times: the run's creation, the reply
+// with its dispatch, the tool's result, the dispatch's end, the last reply with the stop.
 int bench_journal(int runs) {
     namespace fs = std::filesystem;
     auto model = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
