@@ -358,7 +358,11 @@ asio::awaitable<void> journaled_runs(
 }
 
 // The loop-only runs of loop_only_cpu_us_per_turn with no journal, a memory store and SQLite at
-// NORMAL and FULL: process CPU (the store's thread included) and commits (xSync calls) per turn.
+// NORMAL and FULL, each with its store's thread doing the SQLite work (sqlite_normal,
+// sqlite_full: the default) and with the caller's thread doing it when the store is idle
+// (*_caller: sqlite_threading::caller_when_idle): process CPU (the store's thread included) and
+// syncs (xSync calls) per turn. A 2-turn run commits 5 times: the run's creation, the reply
+// with its dispatch, the tool's result, the dispatch's end, the last reply with the stop.
 int bench_journal(int runs) {
     namespace fs = std::filesystem;
     auto model = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
@@ -376,10 +380,13 @@ int bench_journal(int runs) {
         std::function<std::shared_ptr<wafer::store::run_store>()> make;
         int runs;
     };
-    auto sqlite = [&](wafer::store::sqlite_durability d, const char* file) {
-        return [&, d, file] {
+    using wafer::store::sqlite_durability;
+    using wafer::store::sqlite_threading;
+    auto sqlite = [&](sqlite_durability d, sqlite_threading t, const char* file) {
+        return [&, d, t, file] {
             wafer::store::sqlite_options o;
             o.durability = d;
+            o.threading = t;
             o.vfs = wafer::testing::counting_vfs::name;
             return std::static_pointer_cast<wafer::store::run_store>(
                 std::make_shared<wafer::store::sqlite_store>(dir / file, o)
@@ -396,8 +403,18 @@ int bench_journal(int runs) {
              );
          },
          runs},
-        {"sqlite_normal", sqlite(wafer::store::sqlite_durability::normal, "normal.db"), slow_runs},
-        {"sqlite_full", sqlite(wafer::store::sqlite_durability::full, "full.db"), slow_runs},
+        {"sqlite_normal",
+         sqlite(sqlite_durability::normal, sqlite_threading::store_thread, "normal.db"),
+         slow_runs},
+        {"sqlite_full",
+         sqlite(sqlite_durability::full, sqlite_threading::store_thread, "full.db"),
+         slow_runs},
+        {"sqlite_normal_caller",
+         sqlite(sqlite_durability::normal, sqlite_threading::caller_when_idle, "normal_c.db"),
+         slow_runs},
+        {"sqlite_full_caller",
+         sqlite(sqlite_durability::full, sqlite_threading::caller_when_idle, "full_c.db"),
+         slow_runs},
     };
     double none_us = 0;
     int rc = 0;

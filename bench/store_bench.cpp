@@ -8,7 +8,10 @@
 // Reported per append: process CPU (CLOCK_PROCESS_CPUTIME_ID, so the store's thread counts),
 // wall time, and fsyncs (xSync calls counted by a wrapping sqlite3_vfs).
 //
-// usage: wafer_store_bench [--dir DIR] [--steps N]   (N sequential appends, 64 x N/50 concurrent)
+// Each SQLite durability runs with both threadings ("c": sqlite_threading::caller_when_idle).
+//
+// usage: wafer_store_bench [--dir DIR] [--steps N] [--only NAME]
+//   N sequential appends, 64 x N/50 concurrent; NAME: only the stores whose name contains it.
 // DIR (default: the current directory) must be on the disk to measure, not a tmpfs.
 #include <wafer/store/memory_store.hpp>
 #include <wafer/store/sqlite_store.hpp>
@@ -199,13 +202,18 @@ void print(const char* store_name, const char* pattern, const figures& f) {
 int main(int argc, char** argv) {
     fs::path dir = fs::current_path();
     int steps = 1000;
+    const char* only = nullptr;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (std::strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
             steps = std::max(1, std::atoi(argv[++i]));
+        } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: wafer_store_bench [--dir DIR] [--steps N]\n");
+            std::fprintf(
+                stderr, "usage: wafer_store_bench [--dir DIR] [--steps N] [--only NAME]\n"
+            );
             return 2;
         }
     }
@@ -232,22 +240,53 @@ int main(int argc, char** argv) {
         const auto& vfs_name = wafer::testing::counting_vfs::name;
         wafer::testing::counting_vfs::instance();
         prepared_steps();
-        for (auto d : {store::sqlite_durability::full, store::sqlite_durability::normal}) {
-            const char* name =
-                d == store::sqlite_durability::full ? "sqlite FULL" : "sqlite NORMAL";
-            const auto file =
-                work / (d == store::sqlite_durability::full ? "full.db" : "normal.db");
-            store::sqlite_store s(file, {.durability = d, .vfs = vfs_name});
-            print(name, "sequential (1 run)", measure(s, "seq-", 1, steps));
+        struct config {
+            const char* name;
+            const char* file;
+            store::sqlite_durability durability;
+            store::sqlite_threading threading;
+        };
+        using store::sqlite_durability;
+        using store::sqlite_threading;
+        const config configs[] = {
+            {"sqlite FULL", "full.db", sqlite_durability::full, sqlite_threading::store_thread},
+            {"sqlite FULL c",
+             "full-c.db",
+             sqlite_durability::full,
+             sqlite_threading::caller_when_idle},
+            {"sqlite NORMAL",
+             "normal.db",
+             sqlite_durability::normal,
+             sqlite_threading::store_thread},
+            {"sqlite NORMAL c",
+             "normal-c.db",
+             sqlite_durability::normal,
+             sqlite_threading::caller_when_idle},
+        };
+        for (const auto& c : configs) {
+            if (only && std::strstr(c.name, only) == nullptr) {
+                continue;
+            }
+            store::sqlite_store s(
+                work / c.file,
+                {.durability = c.durability, .threading = c.threading, .vfs = vfs_name}
+            );
+            print(c.name, "sequential (1 run)", measure(s, "seq-", 1, steps));
             print(
-                name, "concurrent (64 runs)", measure(s, "par-", concurrent_runs, concurrent_steps)
+                c.name,
+                "concurrent (64 runs)",
+                measure(s, "par-", concurrent_runs, concurrent_steps)
             );
         }
-        store::memory_store m;
-        print("memory", "sequential (1 run)", measure(m, "seq-", 1, steps));
-        print(
-            "memory", "concurrent (64 runs)", measure(m, "par-", concurrent_runs, concurrent_steps)
-        );
+        if (!only || std::strstr("memory", only) != nullptr) {
+            store::memory_store m;
+            print("memory", "sequential (1 run)", measure(m, "seq-", 1, steps));
+            print(
+                "memory",
+                "concurrent (64 runs)",
+                measure(m, "par-", concurrent_runs, concurrent_steps)
+            );
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "store bench: %s\n", e.what());
         std::error_code ec;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -200,6 +201,17 @@ struct sqlite_kind {
     }
 };
 
+/// sqlite_store running operations on the caller's thread when it is idle.
+struct sqlite_caller_kind {
+    temp_dir dir;
+    std::unique_ptr<store::run_store> open() {
+        return std::make_unique<store::sqlite_store>(
+            dir.path / "runs.db",
+            store::sqlite_options{.threading = store::sqlite_threading::caller_when_idle}
+        );
+    }
+};
+
 /// Starts `n` coroutines at once on `ioc` and runs it until all finished; returns the number
 /// that failed (and their codes).
 struct burst {
@@ -264,6 +276,7 @@ asio::awaitable<std::uint64_t> append_one(store::run_store& s, std::string run, 
 
 TYPE_TO_STRING(memory_kind);
 TYPE_TO_STRING(sqlite_kind);
+TYPE_TO_STRING(sqlite_caller_kind);
 
 TEST_SUITE("unit/run_store") {
     // Not a test: the second process of the cross-process test (see run_child).
@@ -277,7 +290,11 @@ TEST_SUITE("unit/run_store") {
     }
 
     TEST_CASE_TEMPLATE(
-        "create, find and list runs with filters, newest first", K, memory_kind, sqlite_kind
+        "create, find and list runs with filters, newest first",
+        K,
+        memory_kind,
+        sqlite_kind,
+        sqlite_caller_kind
     ) {
         K kind;
         auto s = kind.open();
@@ -351,7 +368,8 @@ TEST_SUITE("unit/run_store") {
         "append assigns seq in order, keeps bodies verbatim, applies the update",
         K,
         memory_kind,
-        sqlite_kind
+        sqlite_kind,
+        sqlite_caller_kind
     ) {
         K kind;
         auto s = kind.open();
@@ -421,7 +439,9 @@ TEST_SUITE("unit/run_store") {
         CHECK(row->setup == make_run("r").setup);
     }
 
-    TEST_CASE_TEMPLATE("operations on an unknown run", K, memory_kind, sqlite_kind) {
+    TEST_CASE_TEMPLATE(
+        "operations on an unknown run", K, memory_kind, sqlite_kind, sqlite_caller_kind
+    ) {
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -441,7 +461,11 @@ TEST_SUITE("unit/run_store") {
     }
 
     TEST_CASE_TEMPLATE(
-        "leases: acquire, renew, refuse, release, expire", K, memory_kind, sqlite_kind
+        "leases: acquire, renew, refuse, release, expire",
+        K,
+        memory_kind,
+        sqlite_kind,
+        sqlite_caller_kind
     ) {
         K kind;
         auto s = kind.open();
@@ -489,7 +513,9 @@ TEST_SUITE("unit/run_store") {
         CHECK(run_coro(ioc, s->async_find_run("short"))->lease_owner == "B");
     }
 
-    TEST_CASE_TEMPLATE("appends are fenced by the lease", K, memory_kind, sqlite_kind) {
+    TEST_CASE_TEMPLATE(
+        "appends are fenced by the lease", K, memory_kind, sqlite_kind, sqlite_caller_kind
+    ) {
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -534,7 +560,11 @@ TEST_SUITE("unit/run_store") {
     }
 
     TEST_CASE_TEMPLATE(
-        "concurrent appends from many coroutines all land", K, memory_kind, sqlite_kind
+        "concurrent appends from many coroutines all land",
+        K,
+        memory_kind,
+        sqlite_kind,
+        sqlite_caller_kind
     ) {
         K kind;
         auto s = kind.open();
@@ -573,7 +603,11 @@ TEST_SUITE("unit/run_store") {
     }
 
     TEST_CASE_TEMPLATE(
-        "a refused append among concurrent ones fails alone", K, memory_kind, sqlite_kind
+        "a refused append among concurrent ones fails alone",
+        K,
+        memory_kind,
+        sqlite_kind,
+        sqlite_caller_kind
     ) {
         K kind;
         auto s = kind.open();
@@ -662,6 +696,58 @@ TEST_SUITE("unit/run_store") {
         CHECK(b.errors.empty());
         CHECK(run_coro(ioc, one.async_read_journal("q")).size() == 20);
         CHECK(run_coro(ioc, two.async_read_journal("p")).size() == 20);
+    }
+
+    TEST_CASE("sqlite: what another connection writes is seen by the next append (no stale lease "
+              "or seq)") {
+        for (auto threading :
+             {store::sqlite_threading::store_thread, store::sqlite_threading::caller_when_idle}) {
+            temp_dir dir;
+            const auto file = dir.path / "runs.db";
+            asio::io_context ioc;
+            store::sqlite_store one(file, {.threading = threading});
+            store::sqlite_store two(file);
+            run_coro(ioc, one.async_create_run(make_run("r")));
+            REQUIRE(run_coro(ioc, one.async_acquire_lease("r", "one", 30s)));
+            CHECK(run_coro(ioc, one.async_append("r", "one", entries({{"a", "1"}}), {})) == 1);
+            CHECK(run_coro(ioc, one.async_append("r", "one", entries({{"a", "2"}}), {})) == 2);
+
+            // Another store takes the lease over (the holder is known dead): the holder's next
+            // append is refused, although its own last write left it holding the lease.
+            REQUIRE(run_coro(ioc, two.async_acquire_lease("r", "two", 30s, "one")));
+            CHECK(
+                failure_of(ioc, one.async_append("r", "one", entries({{"x", "x"}}), {})).code ==
+                errc::lease_held
+            );
+            CHECK(run_coro(ioc, two.async_append("r", "two", entries({{"b", "3"}}), {})) == 3);
+            run_coro(ioc, two.async_release_lease("r", "two"));
+            // The journal goes on after the other store's entries.
+            REQUIRE(run_coro(ioc, one.async_acquire_lease("r", "one", 30s)));
+            CHECK(run_coro(ioc, one.async_append("r", "one", entries({{"c", "4"}}), {})) == 4);
+
+            // A plain SQLite connection writing behind the store's back is seen too.
+            sqlite3* db = nullptr;
+            REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+            sqlite3_busy_timeout(db, 5000);
+            REQUIRE(
+                sqlite3_exec(
+                    db,
+                    "UPDATE runs SET lease_owner = 'other', lease_expires_ms = 9000000000000",
+                    nullptr,
+                    nullptr,
+                    nullptr
+                ) == SQLITE_OK
+            );
+            sqlite3_close(db);
+            CHECK(
+                failure_of(ioc, one.async_append("r", "one", entries({{"y", "y"}}), {})).code ==
+                errc::lease_held
+            );
+            CHECK_FALSE(run_coro(ioc, one.async_acquire_lease("r", "one", 30s)));
+            auto journal = run_coro(ioc, two.async_read_journal("r"));
+            REQUIRE(journal.size() == 4);
+            CHECK(journal[3].body == "4");
+        }
     }
 
     TEST_CASE("sqlite: another process is fenced by the lease and takes it once released") {
@@ -895,6 +981,126 @@ TEST_SUITE("unit/run_store") {
         CHECK(failed == 0);
         store::sqlite_store again(file);
         CHECK(run_coro(ioc, again.async_read_journal("r")).size() == n);
+    }
+
+    TEST_CASE("sqlite: caller_when_idle leaves waiting for another connection to the store's thread"
+    ) {
+        temp_dir dir;
+        const auto file = dir.path / "runs.db";
+        asio::io_context ioc;
+        store::sqlite_store s(file, {.threading = store::sqlite_threading::caller_when_idle});
+        run_coro(ioc, s.async_create_run(make_run("r")));
+        CHECK(run_coro(ioc, append_one(s, "r", "")) == 1); // idle: on this thread
+        sqlite3* blocker = nullptr;
+        REQUIRE(sqlite3_open(file.c_str(), &blocker) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+        constexpr int n = 5;
+        int finished = 0;
+        int failed = 0;
+        for (int i = 0; i < n; ++i) {
+            asio::co_spawn(ioc, append_one(s, "r", ""), [&](std::exception_ptr e, std::uint64_t) {
+                ++finished;
+                failed += e ? 1 : 0;
+            });
+        }
+        ioc.restart();
+        // The file is locked: nothing runs here (no waiting on this thread, no SQLITE_BUSY), all
+        // of it queues for the store's thread, which waits for the lock.
+        ioc.poll();
+        CHECK(finished == 0);
+        std::thread release([blocker] {
+            std::this_thread::sleep_for(200ms);
+            sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr);
+            sqlite3_close(blocker);
+        });
+        const auto end = std::chrono::steady_clock::now() + 10s;
+        while (finished < n && std::chrono::steady_clock::now() < end) {
+            ioc.run_one_for(50ms);
+            ioc.restart();
+        }
+        release.join();
+        CHECK(finished == n);
+        CHECK(failed == 0);
+        CHECK(run_coro(ioc, s.async_read_journal("r")).size() == n + 1);
+    }
+
+    TEST_CASE("sqlite: caller_when_idle from several threads at once") {
+        temp_dir dir;
+        store::sqlite_store s(
+            dir.path / "runs.db", {.threading = store::sqlite_threading::caller_when_idle}
+        );
+        constexpr int threads = 4;
+        constexpr int steps = 40;
+        {
+            asio::io_context ioc;
+            for (int t = 0; t < threads; ++t) {
+                run_coro(ioc, s.async_create_run(make_run("t" + std::to_string(t))));
+            }
+            run_coro(ioc, s.async_create_run(make_run("shared")));
+        }
+        std::vector<std::thread> pool;
+        std::atomic<int> failures{0};
+        for (int t = 0; t < threads; ++t) {
+            pool.emplace_back([&s, &failures, t] {
+                asio::io_context ioc;
+                auto body = [&]() -> asio::awaitable<void> {
+                    for (int k = 0; k < steps; ++k) {
+                        co_await append_steps(s, "t" + std::to_string(t), 1);
+                        co_await append_one(s, "shared", "");
+                        co_await s.async_find_run("shared");
+                    }
+                };
+                asio::co_spawn(ioc, body(), [&failures](std::exception_ptr e) {
+                    failures += e ? 1 : 0;
+                });
+                ioc.run();
+            });
+        }
+        for (auto& th : pool) {
+            th.join();
+        }
+        CHECK(failures == 0);
+        asio::io_context ioc;
+        for (int t = 0; t < threads; ++t) {
+            CHECK(run_coro(ioc, s.async_read_journal("t" + std::to_string(t))).size() == 2 * steps);
+        }
+        const auto shared = run_coro(ioc, s.async_read_journal("shared"));
+        REQUIRE(shared.size() == threads * steps);
+        for (std::size_t k = 0; k < shared.size(); ++k) {
+            CHECK(shared[k].seq == k + 1);
+        }
+    }
+
+    TEST_CASE("sqlite: the log is checkpointed into the database file as it grows") {
+        for (auto threading :
+             {store::sqlite_threading::store_thread, store::sqlite_threading::caller_when_idle}) {
+            temp_dir dir;
+            const auto file = dir.path / "runs.db";
+            asio::io_context ioc;
+            store::sqlite_store s(
+                file, {.durability = store::sqlite_durability::normal, .threading = threading}
+            );
+            run_coro(ioc, s.async_create_run(make_run("r")));
+            const auto small = fs::file_size(file);
+            // 8 MB of bodies: about 2,000 pages of log, twice the checkpoint threshold.
+            const std::string body(100 * 1024, 'x');
+            for (int i = 0; i < 80; ++i) {
+                auto e = entries({{"tool_result", body}});
+                run_coro(ioc, s.async_append("r", "", std::move(e), store::run_update{}));
+            }
+            // Checkpoints run on the store's thread, after the commits that crossed the
+            // threshold.
+            const auto end = std::chrono::steady_clock::now() + 10s;
+            while (fs::file_size(file) < 4 * 1024 * 1024 && std::chrono::steady_clock::now() < end
+            ) {
+                std::this_thread::sleep_for(10ms);
+            }
+            CHECK(small < 100 * 1024);
+            CHECK(fs::file_size(file) >= 4 * 1024 * 1024);
+            // The log was started over after a checkpoint instead of growing to hold it all.
+            CHECK(fs::file_size(fs::path(file.string() + "-wal")) < 7 * 1024 * 1024);
+            CHECK(run_coro(ioc, s.async_read_journal("r")).size() == 80);
+        }
     }
 
     TEST_CASE("sqlite: operations complete on the caller's executor, which counts them as work") {

@@ -41,6 +41,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 
@@ -206,7 +207,44 @@ public:
     /// Runs a statement without parameters nor result rows (BEGIN, COMMIT, ...).
     void run(const char* sql);
 
+    /// Begins a write transaction without waiting for another connection: false if another
+    /// one holds the write lock (SQLITE_BUSY), nothing begun. Throws on other errors.
+    bool try_begin_write();
+    /// Begins a write transaction (waiting up to the busy timeout for another connection).
+    void begin_write();
+    /// Commits; `writes`: the transaction was a write transaction (begun by begin_write or
+    /// try_begin_write).
+    void commit(bool writes);
+    /// Rolls the transaction back, if there is one (errors ignored).
+    void rollback() noexcept;
+    /// Undoes the current job's savepoint.
+    void rollback_to_savepoint();
+
+    /// What an append needs of a run: its lease and the last seq of its journal.
+    struct run_state {
+        std::string holder;
+        std::int64_t expires = 0;
+        std::int64_t last_seq = 0;
+    };
+    /// The run's state, inside a write transaction: remembered from this connection's earlier
+    /// write transactions while no other connection has written to the file since (SQLite's
+    /// data version tells), else read. Throws run_not_found.
+    const run_state& state_of(const std::string& run_id);
+    /// Whether the run is known to exist (inside a write transaction; false: unknown).
+    bool known(const std::string& run_id) const { return runs_.contains(run_id); }
+    /// Records what this write transaction leaves the run as (forgotten if it does not commit).
+    void remember(const std::string& run_id, run_state st);
+    /// Records a release of `owner`'s lease, if the run is remembered.
+    void remember_release(const std::string& run_id, const std::string& owner);
+
     bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
+
+    /// Whether the write-ahead log has grown past the checkpoint threshold since the last
+    /// checkpoint (set by commits; SQLite's own automatic checkpoint is off).
+    bool checkpoint_due() const noexcept { return checkpoint_due_; }
+    /// A passive checkpoint, as SQLite's automatic one: copies what no reader needs any more
+    /// into the database file, waiting for nobody. Failures are left to the next one.
+    void checkpoint() noexcept;
 
 private:
     friend class query;
@@ -216,10 +254,26 @@ private:
     void exec_script(const char* sql, std::string_view what);
     void close() noexcept;
 
+    static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
+
+    /// SQLite's data version of the file: changes with every commit, of any connection.
+    unsigned data_version() noexcept;
+    /// After a write transaction began: forgets the runs if anyone wrote since the last commit.
+    void check_runs() noexcept;
+    void forget_runs() noexcept {
+        runs_.clear();
+        runs_version_.reset();
+    }
+
     std::string name_;
     sqlite3* db_ = nullptr;
     int busy_ms_ = 0;
+    bool checkpoint_due_ = false;
     std::map<const char*, sqlite3_stmt*> cache_;
+    /// Runs as this connection's last committed write transaction left them, valid while the
+    /// file's data version is still runs_version_ (nobody else wrote).
+    std::unordered_map<std::string, run_state> runs_;
+    std::optional<unsigned> runs_version_;
 };
 
 /// One use of a cached statement: binds, steps, reads columns, resets when done.
@@ -302,6 +356,122 @@ void connection::close() noexcept {
 void connection::run(const char* sql) {
     query q(*this, sql);
     q.step();
+}
+
+bool connection::try_begin_write() {
+    sqlite3_busy_timeout(db_, 0);
+    sqlite3_stmt* s = cached(sql_begin_write);
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_busy_timeout(db_, busy_ms_);
+    if (rc == SQLITE_DONE) {
+        check_runs();
+        return true;
+    }
+    if ((rc & 0xff) == SQLITE_BUSY) {
+        return false;
+    }
+    fail_sqlite(rc, sqlite3_sql(s));
+}
+
+void connection::begin_write() {
+    run(sql_begin_write);
+    check_runs();
+}
+
+void connection::commit(bool writes) {
+    try {
+        run(sql_commit);
+    } catch (...) {
+        forget_runs();
+        throw;
+    }
+    if (writes) {
+        runs_version_ = data_version();
+    }
+}
+
+void connection::rollback() noexcept {
+    forget_runs();
+    if (in_transaction()) {
+        try {
+            run(sql_rollback);
+        } catch (...) { // NOLINT(bugprone-empty-catch)
+        }
+    }
+}
+
+void connection::rollback_to_savepoint() {
+    forget_runs();
+    run(sql_rollback_to);
+}
+
+unsigned connection::data_version() noexcept {
+    unsigned v = 0;
+    sqlite3_file_control(db_, "main", SQLITE_FCNTL_DATA_VERSION, &v);
+    return v;
+}
+
+void connection::check_runs() noexcept {
+    // The write lock is held and the transaction sees the latest commit: if that commit is not
+    // this connection's last one, another connection (another store, another process) wrote.
+    if (!runs_version_ || *runs_version_ != data_version()) {
+        forget_runs();
+    }
+}
+
+const connection::run_state& connection::state_of(const std::string& run_id) {
+    if (auto it = runs_.find(run_id); it != runs_.end()) {
+        return it->second;
+    }
+    run_state st;
+    {
+        query q(*this, sql_lease_of);
+        q.bind(1, run_id);
+        if (!q.step()) {
+            detail::throw_run_not_found(name_, run_id);
+        }
+        st.holder = q.text(0);
+        st.expires = q.integer(1);
+    }
+    {
+        query q(*this, sql_last_seq);
+        q.bind(1, run_id);
+        q.step();
+        st.last_seq = q.integer(0);
+    }
+    remember(run_id, std::move(st));
+    return runs_.at(run_id);
+}
+
+void connection::remember(const std::string& run_id, run_state st) {
+    // A bound on memory for stores with many runs: start over.
+    constexpr std::size_t most = 4096;
+    if (runs_.size() >= most && !runs_.contains(run_id)) {
+        runs_.clear();
+    }
+    runs_.insert_or_assign(run_id, std::move(st));
+}
+
+void connection::remember_release(const std::string& run_id, const std::string& owner) {
+    if (auto it = runs_.find(run_id); it != runs_.end() && it->second.holder == owner) {
+        it->second.holder.clear();
+        it->second.expires = 0;
+    }
+}
+
+int connection::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
+    // SQLite's automatic checkpoint threshold (pages in the log).
+    constexpr int threshold = 1000;
+    if (frames >= threshold) {
+        static_cast<connection*>(self)->checkpoint_due_ = true;
+    }
+    return SQLITE_OK;
+}
+
+void connection::checkpoint() noexcept {
+    checkpoint_due_ = false;
+    sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
 }
 
 std::int64_t connection::pragma_int(const char* sql) {
@@ -408,6 +578,9 @@ void connection::open(const fs::path& file, const sqlite_options& opts) {
                                                        : "PRAGMA synchronous=NORMAL",
             "setting synchronous"
         );
+        // Replaces SQLite's automatic checkpoint, which would run inside the commit that crosses
+        // the threshold, on whichever thread made it: the store runs it on its own thread.
+        sqlite3_wal_hook(db_, &connection::on_wal_commit, this);
         if (version < sqlite_store::schema_version) {
             migrate();
         }
@@ -555,9 +728,16 @@ private:
 struct sqlite_store::impl {
     fs::path file;
     sqlite_options opts;
+    /// Opened and closed by the store's thread; used by whoever set `busy`.
+    std::optional<connection> conn;
     std::mutex mutex;
     std::condition_variable wake;
+    // Guarded by `mutex`:
     std::vector<std::unique_ptr<job>> queue;
+    /// The connection is in use (by the store's thread, or by a caller running inline).
+    bool busy = false;
+    /// A commit crossed the checkpoint threshold: the store's thread checkpoints when idle.
+    bool checkpoint_due = false;
     bool stopping = false;
     std::thread thread;
 
@@ -569,25 +749,77 @@ struct sqlite_store::impl {
         wake.notify_one();
     }
 
-    /// Queues `fn(connection&) -> R`; the awaitable resumes with its result on the caller's
-    /// executor once its transaction has committed.
+    /// Runs `fn` on the calling thread, in a transaction of its own, if the connection is idle,
+    /// nothing is queued and no other connection holds the file's write lock (nothing would be
+    /// waited for); nullopt (and `fn` untouched) otherwise. Throws what `fn` or the commit
+    /// throws.
+    template <class R, class Fn>
+    std::optional<R> try_inline(Fn& fn) {
+        {
+            std::lock_guard lock(mutex);
+            if (busy || stopping || !queue.empty()) {
+                return std::nullopt;
+            }
+            busy = true;
+        }
+        connection& c = *conn;
+        auto release = [&] {
+            bool notify = false;
+            {
+                std::lock_guard lock(mutex);
+                busy = false;
+                checkpoint_due = checkpoint_due || c.checkpoint_due();
+                notify = !queue.empty() || checkpoint_due;
+            }
+            if (notify) {
+                wake.notify_one();
+            }
+        };
+        try {
+            if (!c.try_begin_write()) {
+                release();
+                return std::nullopt;
+            }
+            std::optional<R> v(std::in_place, fn(c));
+            c.commit(true);
+            release();
+            return v;
+        } catch (...) {
+            c.rollback();
+            release();
+            throw;
+        }
+    }
+
+    /// Runs `fn(connection&) -> R` (inline if the options allow and nothing would wait, else
+    /// queued to the store's thread); resumes with its result on the caller's executor once its
+    /// transaction has committed.
     template <class R, class Fn>
     asio::awaitable<R> submit(bool writes, Fn fn) {
-        return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
-            [this, writes](auto handler, Fn f) {
-                auto ex = asio::get_associated_executor(handler);
-                asio::any_io_executor work =
-                    asio::prefer(ex, asio::execution::outstanding_work.tracked);
-                enqueue(std::make_unique<job_of<R, Fn>>(
-                    writes,
-                    std::move(f),
-                    typename job_of<R, Fn>::handler_type(std::move(handler)),
-                    std::move(work)
-                ));
-            },
-            asio::use_awaitable,
-            std::move(fn)
-        );
+        // Reads stay on the store's thread: a read transaction starts at its first statement,
+        // where it could wait for another connection (recovering the file after a crash, say).
+        if (writes && opts.threading == sqlite_threading::caller_when_idle) {
+            if (std::optional<R> v = try_inline<R>(fn)) {
+                co_return std::move(*v);
+            }
+        }
+        asio::awaitable<R> queued =
+            asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+                [this, writes](auto handler, Fn f) {
+                    auto ex = asio::get_associated_executor(handler);
+                    asio::any_io_executor work =
+                        asio::prefer(ex, asio::execution::outstanding_work.tracked);
+                    enqueue(std::make_unique<job_of<R, Fn>>(
+                        writes,
+                        std::move(f),
+                        typename job_of<R, Fn>::handler_type(std::move(handler)),
+                        std::move(work)
+                    ));
+                },
+                asio::use_awaitable,
+                std::move(fn)
+            );
+        co_return co_await std::move(queued);
     }
 
     void thread_main(std::promise<void>& opened);
@@ -595,32 +827,47 @@ struct sqlite_store::impl {
 };
 
 void sqlite_store::impl::thread_main(std::promise<void>& opened) {
-    std::optional<connection> c;
     try {
-        c.emplace(file, opts);
+        conn.emplace(file, opts);
     } catch (...) {
         opened.set_exception(std::current_exception());
         return;
     }
     opened.set_value();
+    connection& c = *conn;
     std::vector<std::unique_ptr<job>> batch;
     for (;;) {
+        bool checkpoint = false;
         {
             std::unique_lock lock(mutex);
-            wake.wait(lock, [this] { return stopping || !queue.empty(); });
-            if (queue.empty()) {
+            wake.wait(lock, [this] {
+                return !busy && (stopping || checkpoint_due || !queue.empty());
+            });
+            if (queue.empty() && !checkpoint_due) {
                 break; // stopping, and everything queued is done
             }
+            busy = true;
             batch.swap(queue);
+            checkpoint = std::exchange(checkpoint_due, false);
         }
-        run_batch(*c, batch);
-        batch.clear();
+        if (!batch.empty()) {
+            run_batch(c, batch);
+            batch.clear();
+        }
+        if (checkpoint || c.checkpoint_due()) {
+            c.checkpoint();
+        }
+        std::lock_guard lock(mutex);
+        busy = false;
     }
+    conn.reset();
 }
 
 void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<job>>& batch) {
     const bool writes =
         std::any_of(batch.begin(), batch.end(), [](const auto& j) { return j->writes; });
+    // A job alone in its transaction needs no savepoint: its failure undoes the transaction.
+    const bool alone = batch.size() == 1;
     // Every job that has not failed on its own fails with `e`: nothing of the batch landed.
     auto fail_rest = [&](std::exception_ptr e) {
         for (auto& j : batch) {
@@ -630,16 +877,15 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         }
     };
     auto abandon = [&] {
-        if (c.in_transaction()) {
-            try {
-                c.run(sql_rollback);
-            } catch (...) {
-            }
-        }
+        c.rollback();
     };
     bool lost = false;
     try {
-        c.run(writes ? sql_begin_write : sql_begin_read);
+        if (writes) {
+            c.begin_write();
+        } else {
+            c.run(sql_begin_read);
+        }
     } catch (...) {
         fail_rest(std::current_exception());
         lost = true;
@@ -647,6 +893,10 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
     for (auto it = batch.begin(); !lost && it != batch.end(); ++it) {
         auto& j = **it;
         try {
+            if (alone) {
+                j.run(c);
+                continue;
+            }
             c.run(sql_savepoint);
             j.run(c);
             c.run(sql_release);
@@ -657,12 +907,12 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         // This job alone is undone; if that is impossible (SQLite already rolled the whole
         // transaction back on an I/O error, say), the batch is lost.
         try {
-            if (c.in_transaction()) {
-                c.run(sql_rollback_to);
+            if (!alone && c.in_transaction()) {
+                c.rollback_to_savepoint();
                 c.run(sql_release);
                 continue;
             }
-        } catch (...) {
+        } catch (...) { // NOLINT(bugprone-empty-catch)
         }
         fail_rest(j.error);
         lost = true;
@@ -671,7 +921,7 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
         abandon();
     } else {
         try {
-            c.run(sql_commit);
+            c.commit(writes);
         } catch (...) {
             fail_rest(std::current_exception());
             abandon();
@@ -714,14 +964,14 @@ const fs::path& sqlite_store::path() const noexcept {
 
 asio::awaitable<void> sqlite_store::async_create_run(run_info run) {
     auto fn = [run = std::move(run)](connection& c) {
-        {
+        bool taken = c.known(run.id);
+        if (!taken) {
             query q(c, sql_run_exists);
             q.bind(1, run.id);
-            if (q.step()) {
-                throw_error(
-                    errc::run_exists, detail::run_message(c.name(), run.id, "the id is taken")
-                );
-            }
+            taken = q.step();
+        }
+        if (taken) {
+            throw_error(errc::run_exists, detail::run_message(c.name(), run.id, "the id is taken"));
         }
         const auto now = detail::now_ms();
         query q(c, sql_insert_run);
@@ -741,6 +991,7 @@ asio::awaitable<void> sqlite_store::async_create_run(run_info run) {
             .bind(14, run.lease_owner)
             .bind(15, run.lease_expires_ms);
         q.step();
+        c.remember(run.id, {run.lease_owner, run.lease_expires_ms, 0});
         return std::monostate{};
     };
     co_await impl_->submit<std::monostate>(true, std::move(fn));
@@ -754,17 +1005,11 @@ asio::awaitable<std::uint64_t> sqlite_store::async_append(
                entries = std::move(entries),
                update = std::move(update)](connection& c) {
         const auto now = detail::now_ms();
-        const auto [holder, expires] = lease_of(c, run_id);
-        if (auto why = detail::append_refusal(holder, expires, owner, now); !why.empty()) {
+        connection::run_state st = c.state_of(run_id);
+        if (auto why = detail::append_refusal(st.holder, st.expires, owner, now); !why.empty()) {
             throw_error(errc::lease_held, detail::run_message(c.name(), run_id, why));
         }
-        std::int64_t seq = 0;
-        {
-            query q(c, sql_last_seq);
-            q.bind(1, run_id);
-            q.step();
-            seq = q.integer(0);
-        }
+        std::int64_t seq = st.last_seq;
         for (const auto& e : entries) {
             query q(c, sql_insert_entry);
             q.bind(1, run_id).bind(2, ++seq).bind(3, e.kind).bind(4, now).bind(5, e.body);
@@ -791,7 +1036,13 @@ asio::awaitable<std::uint64_t> sqlite_store::async_append(
             query r(c, sql_release_lease);
             r.bind(1, run_id).bind(2, owner);
             r.step();
+            if (st.holder == owner) {
+                st.holder.clear();
+                st.expires = 0;
+            }
         }
+        st.last_seq = seq;
+        c.remember(run_id, std::move(st));
         return static_cast<std::uint64_t>(seq);
     };
     co_return co_await impl_->submit<std::uint64_t>(true, std::move(fn));
@@ -857,14 +1108,17 @@ asio::awaitable<bool> sqlite_store::async_acquire_lease(
                ttl,
                take_over_from = std::move(take_over_from)](connection& c) {
         const auto now = detail::now_ms();
-        const auto [holder, expires] = lease_of(c, run_id);
-        if (detail::held_by_other(holder, expires, owner, now) &&
-            (take_over_from.empty() || holder != take_over_from)) {
+        connection::run_state st = c.state_of(run_id);
+        if (detail::held_by_other(st.holder, st.expires, owner, now) &&
+            (take_over_from.empty() || st.holder != take_over_from)) {
             return false;
         }
+        st.holder = owner;
+        st.expires = detail::lease_end(now, ttl);
         query q(c, sql_set_lease);
-        q.bind(1, run_id).bind(2, owner).bind(3, detail::lease_end(now, ttl));
+        q.bind(1, run_id).bind(2, st.holder).bind(3, st.expires);
         q.step();
+        c.remember(run_id, std::move(st));
         return true;
     };
     co_return co_await impl_->submit<bool>(true, std::move(fn));
@@ -876,6 +1130,7 @@ asio::awaitable<void> sqlite_store::async_release_lease(std::string run_id, std:
             query q(c, sql_release_lease);
             q.bind(1, run_id).bind(2, owner);
             q.step();
+            c.remember_release(run_id, owner);
         }
         return std::monostate{};
     };

@@ -20,8 +20,23 @@ enum class sqlite_durability {
     normal,
 };
 
+/// Which thread does an operation's SQLite work.
+enum class sqlite_threading {
+    /// Always the store's own thread: the caller's thread never waits for the file, and
+    /// operations that arrive while it is busy share one commit (group commit).
+    store_thread,
+    /// Writes (create, append, leases) on the calling thread when the store is idle and no
+    /// other connection holds the file's write lock, the store's thread otherwise (and for
+    /// reads): no hand-off between threads and back, which is most of the CPU an append costs at
+    /// NORMAL. The calling thread is blocked for the transaction, its sync included at FULL, and
+    /// writes started one after the other from one thread commit one by one (no group commit
+    /// between the runs of one thread). Checkpoints stay on the store's thread.
+    caller_when_idle,
+};
+
 struct sqlite_options {
     sqlite_durability durability = sqlite_durability::full;
+    sqlite_threading threading = sqlite_threading::store_thread;
     /// How long a write waits for another connection (another process) to release the file.
     std::chrono::milliseconds busy_timeout{5000};
     /// Name of a registered sqlite3_vfs to open the file with (instrumentation, tests); empty:
@@ -36,12 +51,16 @@ struct sqlite_options {
 /// schema_too_new for a file written by a newer wafer; corrupt for a file that is not a wafer
 /// run store or is damaged, which is left untouched; io if it cannot be opened.
 ///
-/// All SQLite work happens on one thread owned by the store, over one connection. Operations
-/// queue there and complete on the caller's executor (counted as outstanding work meanwhile).
-/// Requests queued while the thread is busy commit together in one transaction (group commit),
-/// each in its own savepoint: one refused append does not fail the others. An operation
-/// completes only after its transaction committed. Operations are not cancellable: once
-/// queued, they run.
+/// The store has one connection and a thread of its own. Operations queue to that thread and
+/// complete on the caller's executor (counted as outstanding work meanwhile). Requests queued
+/// while the connection is busy commit together in one transaction (group commit), each in its
+/// own savepoint: one refused append does not fail the others. With
+/// sqlite_threading::caller_when_idle, a write that finds the connection idle, nothing queued
+/// and the file's write lock free runs at once on the calling thread, in a transaction of its
+/// own, and the awaiting coroutine resumes there without a hand-off.
+/// Either way an operation completes only after its transaction committed, and checkpoints of
+/// the write-ahead log run on the store's thread. Operations are not cancellable: once
+/// started, they run.
 ///
 /// Several stores, in one process or several, may open the same file: writers wait up to
 /// sqlite_options::busy_timeout for each other, and leases are compared against wall-clock
