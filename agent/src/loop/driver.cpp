@@ -598,8 +598,10 @@ private:
     }
 
     asio::awaitable<void> wait_for_reports() {
-        if (inbox_.empty() && journal_ && journal_->has_pending()) {
-            // What came in is committed before the run sits waiting (one commit per step).
+        if (inbox_.empty() && journal_ && journal_->has_pending() &&
+            !machine_->dispatch_end_due()) {
+            // What came in is committed before the run sits waiting (one commit per step). A
+            // dispatch whose calls all reported ends at once: its results go with its end.
             co_await flush_journal();
         }
         if (inbox_.empty()) {

@@ -653,6 +653,17 @@ bool run_machine::awaiting_approval() const noexcept {
     });
 }
 
+bool run_machine::dispatch_end_due() const noexcept {
+    if (phase_ != phase::tool_step) {
+        return false;
+    }
+    return std::any_of(dispatches_.begin(), dispatches_.end(), [this](const dispatch_op& d) {
+        return !d.done && std::all_of(d.calls.begin(), d.calls.end(), [this](std::size_t i) {
+            return slots_[i].result.has_value();
+        });
+    });
+}
+
 void run_machine::abandon_undecided(std::string_view why) {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         if (slots_[i].held && !slots_[i].decision) {

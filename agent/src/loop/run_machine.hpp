@@ -160,6 +160,9 @@ public:
     const deadline& run_deadline() const noexcept { return run_deadline_; }
     /// Whether the step waits for approvals and for nothing else.
     bool awaiting_approval() const noexcept;
+    /// Whether a dispatch has a result for every call and only its end is still to come (the
+    /// driver then commits the results with it, in one transaction).
+    bool dispatch_end_due() const noexcept;
     const wafer::conversation& conversation() const noexcept { return result_.conversation; }
     const std::string& run_id() const noexcept { return result_.run_id; }
 
