@@ -910,6 +910,39 @@ TEST_SUITE("unit/run_store") {
         CHECK(vfs.wal_syncs.load() - before == 0);
     }
 
+    TEST_CASE("sqlite FULL: an append without run_update::sync is not synced, the next synced "
+              "commit makes it durable, and a reopened store (a crashed process) has it") {
+        temp_dir dir;
+        auto& vfs = wafer::testing::counting_vfs::instance();
+        asio::io_context ioc;
+        const auto file = dir.path / "runs.db";
+        for (auto threading :
+             {store::sqlite_threading::store_thread, store::sqlite_threading::caller_when_idle}) {
+            CAPTURE(static_cast<int>(threading));
+            fs::remove(file);
+            store::sqlite_store s(file, {.threading = threading, .vfs = vfs.name});
+            run_coro(ioc, s.async_create_run(make_run("r")));
+            store::run_update deferred;
+            deferred.sync = false;
+            auto before = vfs.wal_syncs.load();
+            for (int i = 0; i < 5; ++i) {
+                run_coro(ioc, s.async_append("r", "", entries({{"tool_result", "{}"}}), deferred));
+            }
+            CHECK(vfs.wal_syncs.load() - before == 0);
+            {
+                store::sqlite_store other(file); // what another process sees at once
+                CHECK(run_coro(ioc, other.async_read_journal("r")).size() == 5);
+            }
+            before = vfs.wal_syncs.load();
+            run_coro(ioc, append_one(s, "r", "")); // synced: the five go to disk with it
+            CHECK(vfs.wal_syncs.load() - before >= 1);
+            before = vfs.wal_syncs.load();
+            run_coro(ioc, append_one(s, "r", "")); // and the setting went back to FULL
+            CHECK(vfs.wal_syncs.load() - before >= 1);
+            CHECK(run_coro(ioc, s.async_read_journal("r")).size() == 7);
+        }
+    }
+
     TEST_CASE(
         "sqlite: a failing disk fails the appends with io, lands nothing, and the store recovers"
     ) {

@@ -304,6 +304,14 @@ boost::asio::awaitable<void> journal_writer::async_flush(store::run_update updat
     co_await async_keep_lease();
     std::vector<store::journal_entry> entries = std::move(pending_);
     pending_.clear();
+    // Synced: what makes calls start (a dispatch), decisions, and a run's end. Results, replies
+    // and verdicts ride along with the next synced commit: lost to a power loss, they are
+    // asked again (a reply, a verdict) or leave their call in doubt (a result), never repeated.
+    update.sync = update.status.has_value() || update.release_lease ||
+                  std::any_of(entries.begin(), entries.end(), [](const store::journal_entry& e) {
+                      return e.kind == journal_kind::dispatch || e.kind == journal_kind::approval ||
+                             e.kind == journal_kind::stopped || e.kind == journal_kind::follow_up;
+                  });
     co_await store_->async_append(run_id_, owner_, std::move(entries), std::move(update));
 }
 

@@ -215,6 +215,9 @@ public:
     /// Commits; `writes`: the transaction was a write transaction (begun by begin_write or
     /// try_begin_write).
     void commit(bool writes);
+    /// Outside a transaction: whether the next commits sync (sqlite_durability::full only; a
+    /// normal store never syncs at commit). Changed only when it differs.
+    void sync_commits(bool sync);
     /// Rolls the transaction back, if there is one (errors ignored).
     void rollback() noexcept;
     /// Undoes the current job's savepoint.
@@ -268,6 +271,8 @@ private:
     std::string name_;
     sqlite3* db_ = nullptr;
     int busy_ms_ = 0;
+    bool full_ = false;    // sqlite_durability::full
+    bool syncing_ = false; // synchronous is FULL now
     bool checkpoint_due_ = false;
     std::map<const char*, sqlite3_stmt*> cache_;
     /// Runs as this connection's last committed write transaction left them, valid while the
@@ -388,6 +393,16 @@ void connection::commit(bool writes) {
     }
     if (writes) {
         runs_version_ = data_version();
+    }
+}
+
+void connection::sync_commits(bool sync) {
+    // Set between transactions only. In WAL mode a later synced commit syncs the log up to
+    // itself, so what was committed before it without a sync is durable with it.
+    const bool want = full_ && sync;
+    if (want != syncing_) {
+        run(want ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+        syncing_ = want;
     }
 }
 
@@ -573,10 +588,10 @@ void connection::open(const fs::path& file, const sqlite_options& opts) {
                 fail(errc::io, "cannot switch to WAL journal mode");
             }
         }
+        full_ = opts.durability == sqlite_durability::full;
+        syncing_ = full_;
         exec_script(
-            opts.durability == sqlite_durability::full ? "PRAGMA synchronous=FULL"
-                                                       : "PRAGMA synchronous=NORMAL",
-            "setting synchronous"
+            full_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", "setting synchronous"
         );
         // Replaces SQLite's automatic checkpoint, which would run inside the commit that crosses
         // the threshold, on whichever thread made it: the store runs it on its own thread.
@@ -674,7 +689,7 @@ std::pair<std::string, std::int64_t> lease_of(connection& c, const std::string& 
 // --- Jobs: one queued operation, its result, and where the result goes. ------------------------
 
 struct job {
-    explicit job(bool w) : writes(w) {}
+    job(bool w, bool s) : writes(w), sync(s) {}
     virtual ~job() = default;
     job(const job&) = delete;
     job& operator=(const job&) = delete;
@@ -685,6 +700,8 @@ struct job {
     virtual void complete() = 0;
 
     const bool writes;
+    /// Its commit must be synced (run_update::sync).
+    const bool sync;
     std::exception_ptr error;
 };
 
@@ -693,8 +710,8 @@ class job_of final : public job {
 public:
     using handler_type = asio::any_completion_handler<void(std::exception_ptr, R)>;
 
-    job_of(bool writes_to_store, Fn fn, handler_type handler, asio::any_io_executor work)
-        : job(writes_to_store), fn_(std::move(fn)), handler_(std::move(handler)),
+    job_of(bool writes_to_store, bool sync, Fn fn, handler_type handler, asio::any_io_executor work)
+        : job(writes_to_store, sync), fn_(std::move(fn)), handler_(std::move(handler)),
           work_(std::move(work)) {}
 
     void run(connection& c) override { value_ = fn_(c); }
@@ -754,7 +771,7 @@ struct sqlite_store::impl {
     /// waited for); nullopt (and `fn` untouched) otherwise. Throws what `fn` or the commit
     /// throws.
     template <class R, class Fn>
-    std::optional<R> try_inline(Fn& fn) {
+    std::optional<R> try_inline(Fn& fn, bool sync) {
         {
             std::lock_guard lock(mutex);
             if (busy || stopping || !queue.empty()) {
@@ -776,6 +793,7 @@ struct sqlite_store::impl {
             }
         };
         try {
+            c.sync_commits(sync);
             if (!c.try_begin_write()) {
                 release();
                 return std::nullopt;
@@ -795,22 +813,23 @@ struct sqlite_store::impl {
     /// queued to the store's thread); resumes with its result on the caller's executor once its
     /// transaction has committed.
     template <class R, class Fn>
-    asio::awaitable<R> submit(bool writes, Fn fn) {
+    asio::awaitable<R> submit(bool writes, Fn fn, bool sync = true) {
         // Reads stay on the store's thread: a read transaction starts at its first statement,
         // where it could wait for another connection (recovering the file after a crash, say).
         if (writes && opts.threading == sqlite_threading::caller_when_idle) {
-            if (std::optional<R> v = try_inline<R>(fn)) {
+            if (std::optional<R> v = try_inline<R>(fn, sync)) {
                 co_return std::move(*v);
             }
         }
         asio::awaitable<R> queued =
             asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
-                [this, writes](auto handler, Fn f) {
+                [this, writes, sync](auto handler, Fn f) {
                     auto ex = asio::get_associated_executor(handler);
                     asio::any_io_executor work =
                         asio::prefer(ex, asio::execution::outstanding_work.tracked);
                     enqueue(std::make_unique<job_of<R, Fn>>(
                         writes,
+                        sync,
                         std::move(f),
                         typename job_of<R, Fn>::handler_type(std::move(handler)),
                         std::move(work)
@@ -882,6 +901,10 @@ void sqlite_store::impl::run_batch(connection& c, std::vector<std::unique_ptr<jo
     bool lost = false;
     try {
         if (writes) {
+            // One job that must be synced syncs the commit of the whole batch.
+            c.sync_commits(std::any_of(batch.begin(), batch.end(), [](const auto& j) {
+                return j->sync;
+            }));
             c.begin_write();
         } else {
             c.run(sql_begin_read);
@@ -1000,6 +1023,7 @@ asio::awaitable<void> sqlite_store::async_create_run(run_info run) {
 asio::awaitable<std::uint64_t> sqlite_store::async_append(
     std::string run_id, std::string owner, std::vector<journal_entry> entries, run_update update
 ) {
+    const bool sync = update.sync;
     auto fn = [run_id = std::move(run_id),
                owner = std::move(owner),
                entries = std::move(entries),
@@ -1045,7 +1069,7 @@ asio::awaitable<std::uint64_t> sqlite_store::async_append(
         c.remember(run_id, std::move(st));
         return static_cast<std::uint64_t>(seq);
     };
-    co_return co_await impl_->submit<std::uint64_t>(true, std::move(fn));
+    co_return co_await impl_->submit<std::uint64_t>(true, std::move(fn), sync);
 }
 
 asio::awaitable<std::optional<run_info>> sqlite_store::async_find_run(std::string run_id) {

@@ -82,6 +82,12 @@ struct run_update {
     std::optional<std::int64_t> completion_tokens;
     /// Give up the appending owner's lease in the same transaction (a run that stops).
     bool release_lease = false;
+    /// Whether the commit must reach stable storage before the append completes (a store that
+    /// syncs, e.g. sqlite_durability::full). False: it may wait for the next commit that does;
+    /// a crash of the process never loses it, a power loss may. The journal syncs what makes a
+    /// call "started" (so that it never runs twice) and the end of a run, and defers results:
+    /// one lost to a power loss leaves its call in doubt, never repeated.
+    bool sync = true;
 };
 
 /// Which runs async_list_runs returns, newest (by updated_ms) first.

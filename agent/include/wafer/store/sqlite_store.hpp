@@ -12,8 +12,9 @@ namespace wafer::store {
 
 /// When a commit counts as done.
 enum class sqlite_durability {
-    /// synchronous=FULL: the write-ahead log is synced at every commit; a committed append
-    /// survives power loss.
+    /// synchronous=FULL: the write-ahead log is synced at every commit of an append with
+    /// run_update::sync (the default), so that it survives power loss; an append without it
+    /// is committed as with normal and reaches the disk with the next synced commit.
     full,
     /// synchronous=NORMAL: synced at checkpoints only; a committed append survives a crash of
     /// the process, the last ones may be lost on power loss. Much cheaper per commit.
