@@ -42,7 +42,11 @@ fs::path store_path(const std::string& flag) {
 
 std::shared_ptr<store::run_store> open_store(const fs::path& file) {
     try {
-        return std::make_shared<store::sqlite_store>(file);
+        // One run per process: committing on the run's own thread saves the hand-off to the
+        // store's thread and back, and there is no other run to share commits with.
+        store::sqlite_options o;
+        o.threading = store::sqlite_threading::caller_when_idle;
+        return std::make_shared<store::sqlite_store>(file, o);
     } catch (const wafer::error& e) {
         throw cli_error(store_failure_line(e), exit_usage);
     } catch (const std::exception& e) {
