@@ -710,8 +710,14 @@ class job_of final : public job {
 public:
     using handler_type = asio::any_completion_handler<void(std::exception_ptr, R)>;
 
-    job_of(bool writes_to_store, bool sync, Fn fn, handler_type handler, asio::any_io_executor work)
-        : job(writes_to_store, sync), fn_(std::move(fn)), handler_(std::move(handler)),
+    job_of(
+        bool writes_to_store,
+        bool synced_commit,
+        Fn fn,
+        handler_type handler,
+        asio::any_io_executor work
+    )
+        : job(writes_to_store, synced_commit), fn_(std::move(fn)), handler_(std::move(handler)),
           work_(std::move(work)) {}
 
     void run(connection& c) override { value_ = fn_(c); }
