@@ -2,7 +2,6 @@
 // to its journal; the next `wafer resume` acts on it.
 #include <wafer/approval.hpp>
 
-#include <filesystem>
 #include <iostream>
 
 #include "commands.hpp"
@@ -11,21 +10,12 @@
 #include "visible.hpp"
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 
 namespace wafer::cli {
 
 int decide(const decide_flags& flags) {
-    const fs::path file = store_path(flags.store);
-    std::error_code ec;
-    if (!fs::exists(file, ec)) {
-        // Not created by a lookup: a mistyped --store must not leave an empty store behind.
-        throw cli_error(
-            "run " + flags.id + " does not exist (there is no run store at " + file.string() + ")"
-        );
-    }
-    asio::io_context ioc(1);
-    std::shared_ptr<store::run_store> st = open_store(file);
+    asio::io_context ioc(1); // outlives the store: its last completions go here
+    std::shared_ptr<store::run_store> st = store_of_run(flags.store, flags.id);
     const approval_decision decision = flags.approve ? approval_decision::approve(flags.arguments)
                                                      : approval_decision::deny(flags.message);
     auto record = [&]() -> asio::awaitable<std::vector<pending_approval>> {

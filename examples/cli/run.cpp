@@ -413,15 +413,8 @@ int run(const run_flags& flags) {
 
 int resume(const resume_flags& flags) {
     const fs::path file = store_path(flags.store);
-    std::error_code ec;
-    if (!fs::exists(file, ec)) {
-        // Not created by a lookup: a mistyped --store must not leave an empty store behind.
-        throw cli_error(
-            "run " + flags.id + " does not exist (there is no run store at " + file.string() + ")"
-        );
-    }
-    asio::io_context ioc(1);
-    std::shared_ptr<store::run_store> st = open_store(file);
+    asio::io_context ioc(1); // outlives the store: its last completions go here
+    std::shared_ptr<store::run_store> st = store_of_run(flags.store, flags.id);
     std::optional<store::run_info> info;
     try {
         info = wait_for(ioc, st->async_find_run(flags.id));

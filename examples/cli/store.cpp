@@ -54,6 +54,17 @@ std::shared_ptr<store::run_store> open_store(const fs::path& file) {
     }
 }
 
+std::shared_ptr<store::run_store> store_of_run(const std::string& flag, const std::string& run_id) {
+    const fs::path file = store_path(flag);
+    std::error_code ec;
+    if (!fs::exists(file, ec)) {
+        throw cli_error(
+            "run " + run_id + " does not exist (there is no run store at " + file.string() + ")"
+        );
+    }
+    return open_store(file);
+}
+
 std::string store_failure_line(const wafer::error& e) {
     const std::string& detail = e.diag().detail;
     return detail.empty() ? std::string(e.what()) : detail;

@@ -27,6 +27,11 @@ std::filesystem::path store_path(const std::string& flag);
 /// one line and exit_usage.
 std::shared_ptr<store::run_store> open_store(const std::filesystem::path& file);
 
+/// The store that should hold run `run_id`, for a command on an existing run (resume, approve,
+/// deny): a missing file is "run ID does not exist" (cli_error), not created by the lookup, so
+/// that a mistyped --store leaves no empty store behind.
+std::shared_ptr<store::run_store> store_of_run(const std::string& flag, const std::string& run_id);
+
 /// The one line for a store or resume failure: the error's detail (which names the store and
 /// the run), else its message.
 std::string store_failure_line(const wafer::error& e);

@@ -65,7 +65,8 @@ critic_review verdict_of(
     return r;
 }
 
-std::shared_ptr<tools::registry> make_tools() {
+// A read-only "read" and a "write" with `write_options`.
+std::shared_ptr<tools::registry> make_tools(tools::tool_options write_options = {}) {
     auto reg = std::make_shared<tools::registry>();
     json any = {{"type", "object"}};
     tools::tool_options ro;
@@ -73,7 +74,9 @@ std::shared_ptr<tools::registry> make_tools() {
     reg->add(tools::make_tool<json>(
         "read", "reads", any, [](json) { return std::string("r"); }, ro
     ));
-    reg->add(tools::make_tool<json>("write", "writes", any, [](json) { return std::string("w"); }));
+    reg->add(tools::make_tool<json>(
+        "write", "writes", any, [](json) { return std::string("w"); }, std::move(write_options)
+    ));
     return reg;
 }
 
@@ -556,18 +559,10 @@ namespace {
 
 // read (free), write (always needs approval) and push (needs it when "force" is true).
 std::shared_ptr<tools::registry> make_gated_tools() {
-    auto reg = std::make_shared<tools::registry>();
-    json any = {{"type", "object"}};
-    tools::tool_options ro;
-    ro.read_only = true;
-    reg->add(tools::make_tool<json>(
-        "read", "reads", any, [](json) { return std::string("r"); }, ro
-    ));
     tools::tool_options gated;
     gated.needs_approval = true;
-    reg->add(tools::make_tool<json>(
-        "write", "writes", any, [](json) { return std::string("w"); }, gated
-    ));
+    auto reg = make_tools(std::move(gated));
+    const json any = {{"type", "object"}};
     tools::tool_options forced;
     forced.needs_approval = [](const json& args) {
         return args.value("force", false);
