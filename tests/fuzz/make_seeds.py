@@ -147,3 +147,16 @@ for name, text in {
     "no_newline": '{"path":"b"}',
 }.items():
     write("tool_arguments", name, text)
+
+# --- mcp_framing: [p][what an MCP server writes to stdout] -----------------------------------
+for name, data in {
+    "ping_and_tools": b'\x05{"jsonrpc":"2.0","id":0,"method":"ping"}\n'
+    b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}}\n',
+    "progress_log_error": b'\x01{"jsonrpc":"2.0","method":"notifications/progress","params":'
+    b'{"progressToken":"p1","progress":1,"total":2}}\r\nserver log line on stdout\n'
+    b'{"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"Method not found"}}',
+    "request_batch_null": b'\x20{"jsonrpc":"2.0","id":"s-1","method":"roots/list"}\n'
+    b'[{"jsonrpc":"2.0","method":"x"}]\n'
+    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}\n',
+}.items():
+    write("mcp_framing", name, data)

@@ -1,0 +1,182 @@
+// MCP over stdio, sans-io: the line framer (split reads, CRLF, oversized lines, the last line)
+// and the JSON-RPC reader and writers (every shape, every malformed one).
+#include <wafer/tools/mcp/jsonrpc.hpp>
+#include <wafer/tools/mcp/line_framer.hpp>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace wafer::tools::mcp;
+using nlohmann::json;
+
+namespace {
+
+std::vector<frame> drain(line_framer& f) {
+    std::vector<frame> out;
+    while (auto fr = f.next()) {
+        out.push_back(std::move(*fr));
+    }
+    return out;
+}
+
+frame line(std::string text) {
+    const std::size_t n = text.size();
+    return {frame::kind::line, std::move(text), n};
+}
+
+frame oversized(std::size_t n) {
+    return {frame::kind::oversized, {}, n};
+}
+
+} // namespace
+
+TEST_SUITE("unit/mcp_framing") {
+    TEST_CASE("lines come out whole however the stream is split; CRLF is accepted") {
+        const std::string stream = "{\"a\":1}\r\n{\"b\":2}\n\n{\"c\":\"x\\ny\"}\n";
+        const std::vector<frame> want{
+            line(R"({"a":1})"), line(R"({"b":2})"), line(""), line(R"({"c":"x\ny"})")};
+        for (std::size_t piece = 1; piece <= stream.size(); ++piece) {
+            CAPTURE(piece);
+            line_framer f;
+            std::vector<frame> got;
+            for (std::size_t i = 0; i < stream.size(); i += piece) {
+                f.feed(std::string_view(stream).substr(i, piece));
+                for (auto& fr : drain(f)) {
+                    got.push_back(std::move(fr));
+                }
+            }
+            CHECK(got == want);
+            CHECK_FALSE(f.finish());
+            CHECK(f.buffered() == 0);
+        }
+    }
+
+    TEST_CASE("a line over the limit is dropped and reported, and the next one is read") {
+        line_framer f(8);
+        SUBCASE("in one read") {
+            f.feed("0123456789\nok\n");
+            CHECK(drain(f) == std::vector<frame>{oversized(10), line("ok")});
+        }
+        SUBCASE("across many reads, never buffering more than the limit") {
+            for (int i = 0; i < 1000; ++i) {
+                f.feed("0123456789");
+                CHECK(drain(f).empty());
+                CHECK(f.buffered() <= 18);
+            }
+            f.feed("\nok\n");
+            CHECK(drain(f) == std::vector<frame>{oversized(10000), line("ok")});
+        }
+        SUBCASE("exactly the limit is fine") {
+            f.feed("01234567\n");
+            CHECK(drain(f) == std::vector<frame>{line("01234567")});
+        }
+    }
+
+    TEST_CASE("at end of stream the last line without a newline is returned") {
+        line_framer f;
+        f.feed("{\"a\":1}\n{\"partial\":");
+        CHECK(drain(f) == std::vector<frame>{line(R"({"a":1})")});
+        CHECK(f.finish() == line(R"({"partial":)"));
+        CHECK_FALSE(f.finish());
+        line_framer small(4);
+        small.feed("0123456");
+        CHECK(drain(small).empty());
+        CHECK(small.finish() == oversized(7));
+    }
+
+    TEST_CASE("read_message classifies requests, notifications, results and errors") {
+        auto req = read_message(R"({"jsonrpc":"2.0","id":7,"method":"ping"})");
+        REQUIRE(req);
+        CHECK(req->type == rpc_message::kind::request);
+        CHECK(req->id == rpc_id(std::int64_t{7}));
+        CHECK(req->method == "ping");
+        CHECK(req->params.is_null());
+
+        auto note = read_message(
+            R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1}})"
+        );
+        REQUIRE(note);
+        CHECK(note->type == rpc_message::kind::notification);
+        CHECK_FALSE(note->id);
+        CHECK(note->params.at("progress") == 1);
+
+        auto res = read_message(R"({"jsonrpc":"2.0","id":"a-1","result":{"tools":[]}})");
+        REQUIRE(res);
+        CHECK(res->type == rpc_message::kind::result);
+        CHECK(res->id == rpc_id(std::string("a-1")));
+        CHECK(res->result.at("tools").empty());
+
+        auto err = read_message(
+            R"({"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"Method not found","data":{"m":"x"}}})"
+        );
+        REQUIRE(err);
+        CHECK(err->type == rpc_message::kind::error);
+        CHECK(err->error.code == rpc_code::method_not_found);
+        CHECK(err->error.message == "Method not found");
+        CHECK(err->error.data == json{{"m", "x"}});
+
+        // The peer could not read the request: an error with a null id.
+        auto unread = read_message(
+            R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}})"
+        );
+        REQUIRE(unread);
+        CHECK_FALSE(unread->id);
+        CHECK(unread->error.code == rpc_code::parse_error);
+    }
+
+    TEST_CASE("read_message refuses what is not one JSON-RPC 2.0 message, saying why") {
+        const std::vector<std::pair<std::string, std::string>> bad{
+            {"hello from a server that logs to stdout", "not JSON"},
+            {"\"\xff\"", "not JSON"},
+            {"[{\"jsonrpc\":\"2.0\",\"method\":\"a\"}]", "batch"},
+            {"42", "not a JSON object"},
+            {R"({"method":"a"})", "jsonrpc"},
+            {R"({"jsonrpc":"1.0","method":"a"})", "jsonrpc"},
+            {R"({"jsonrpc":"2.0","method":5})", "method"},
+            {R"({"jsonrpc":"2.0","method":"a","params":3})", "params"},
+            {R"({"jsonrpc":"2.0","id":null,"method":"a"})", "request id"},
+            {R"({"jsonrpc":"2.0","id":1.5,"method":"a"})", "request id"},
+            {R"({"jsonrpc":"2.0","id":18446744073709551615,"method":"a"})", "request id"},
+            {R"({"jsonrpc":"2.0","id":1})", "exactly one"},
+            {R"({"jsonrpc":"2.0","id":1,"result":1,"error":{}})", "exactly one"},
+            {R"({"jsonrpc":"2.0","result":1})", "without an id"},
+            {R"({"jsonrpc":"2.0","id":{},"result":1})", "response id"},
+            {R"({"jsonrpc":"2.0","id":1,"error":"bad"})", "error without"},
+            {R"({"jsonrpc":"2.0","id":1,"error":{"code":"x","message":"m"}})", "error without"},
+            {R"({"jsonrpc":"2.0","id":1,"error":{"code":1.5,"message":"m"}})", "error without"},
+            {R"({"jsonrpc":"2.0","id":1,"error":{"code":1}})", "error without"},
+            {R"({"jsonrpc":"2.0","id":1,"error":{"code":18446744073709551615,"message":"m"}})",
+             "out of range"},
+        };
+        for (const auto& [text, reason] : bad) {
+            CAPTURE(text);
+            std::string why;
+            CHECK_FALSE(read_message(text, &why));
+            CHECK(why.find(reason) != std::string::npos);
+        }
+    }
+
+    TEST_CASE("the writers make one line that reads back as the same message") {
+        const std::string r = write_request(std::int64_t{3}, "tools/call", {{"name", "echo"}});
+        CHECK(r == R"({"id":3,"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo"}})");
+        const std::string n = write_notification(
+            "notifications/cancelled", {{"requestId", 3}, {"reason", "line1\nline2"}}
+        );
+        CHECK(n.find('\n') == std::string::npos); // escaped: stdio framing stays intact
+        const std::string ok = write_result(std::string("s-1"), json::object());
+        const std::string no =
+            write_error(std::int64_t{9}, {rpc_code::invalid_params, "bad", json(1)});
+        for (const std::string& text : {r, n, ok, no}) {
+            CAPTURE(text);
+            auto m = read_message(text);
+            REQUIRE(m);
+            CHECK(write_message(*m) == text);
+        }
+        // Invalid UTF-8 from a caller is replaced, never sent.
+        const std::string bad = write_notification("x", {{"s", std::string("a\xff")}});
+        CHECK(read_message(bad));
+    }
+}

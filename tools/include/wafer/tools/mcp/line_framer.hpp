@@ -1,0 +1,60 @@
+// MCP's stdio framing, sans-io: one JSON-RPC message per line on the server's stdout.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wafer::tools::mcp {
+
+/// One line the server wrote, or the report of one that was too long.
+struct frame {
+    enum class kind {
+        /// A complete line, without its "\n" (and without a "\r" before it).
+        line,
+        /// A line longer than the framer's limit: its bytes were dropped (`text` is empty), the
+        /// next line starts fresh. A server's stdout is untrusted: one runaway message must not
+        /// exhaust memory nor end the connection.
+        oversized,
+    };
+    kind type = kind::line;
+    std::string text;
+    /// Bytes the line had (for oversized ones too), without the line end.
+    std::size_t size = 0;
+
+    friend bool operator==(const frame&, const frame&) = default;
+};
+
+/// Splits the bytes read from a stdio server into lines. Feed it what each read returned, then
+/// take frames until there are none; at end of stream, finish() returns a last line that had no
+/// newline. Keeps at most the current partial line (bounded by `max_line`).
+///
+/// Thread safety: distinct objects safe; shared objects unsafe.
+class line_framer {
+public:
+    /// 8 MiB by default (the TypeScript SDK refuses above 10 MiB, codex above 8 MiB).
+    static constexpr std::size_t default_max_line = 8U << 20U;
+
+    explicit line_framer(std::size_t max_line = default_max_line) : max_line_(max_line) {}
+
+    /// Takes the next bytes of the stream.
+    void feed(std::string_view bytes);
+    /// The next complete frame, if any.
+    std::optional<frame> next();
+    /// At end of stream: the partial last line (kind line, or oversized), if there was one.
+    std::optional<frame> finish();
+
+    /// Bytes buffered and not yet returned.
+    std::size_t buffered() const noexcept { return buf_.size() - pos_; }
+
+private:
+    std::size_t max_line_;
+    std::string buf_;
+    std::size_t pos_ = 0;     // where the unread part of buf_ starts
+    std::size_t scan_ = 0;    // where to look for the next "\n" (everything before has none)
+    bool dropping_ = false;   // inside an oversized line: skip to its newline
+    std::size_t dropped_ = 0; // bytes of it skipped so far
+};
+
+} // namespace wafer::tools::mcp

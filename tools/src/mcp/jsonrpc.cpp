@@ -1,0 +1,189 @@
+#include <wafer/tools/mcp/jsonrpc.hpp>
+
+#include <limits>
+
+namespace wafer::tools::mcp {
+
+using nlohmann::json;
+
+namespace {
+
+std::optional<rpc_message> refuse(std::string* why, const char* reason) {
+    if (why) {
+        *why = reason;
+    }
+    return std::nullopt;
+}
+
+// An id member: integer (within int64) or string. False for anything else, null included.
+bool read_id(const json& v, rpc_id& out) {
+    if (v.is_string()) {
+        out = v.get<std::string>();
+        return true;
+    }
+    if (v.is_number_integer() && !v.is_number_unsigned()) {
+        out = v.get<std::int64_t>();
+        return true;
+    }
+    if (v.is_number_unsigned()) {
+        const auto u = v.get<std::uint64_t>();
+        if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+            out = static_cast<std::int64_t>(u);
+            return true;
+        }
+    }
+    return false;
+}
+
+json id_json(const rpc_id& id) {
+    return std::visit([](const auto& v) { return json(v); }, id);
+}
+
+} // namespace
+
+std::optional<rpc_message> read_message(std::string_view text, std::string* why) {
+    const json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) {
+        return refuse(why, "not JSON (or not UTF-8)");
+    }
+    if (j.is_array()) {
+        return refuse(why, "a batch (MCP has no batches)");
+    }
+    if (!j.is_object()) {
+        return refuse(why, "not a JSON object");
+    }
+    const auto version = j.find("jsonrpc");
+    if (version == j.end() || !version->is_string() || version->get<std::string>() != "2.0") {
+        return refuse(why, "\"jsonrpc\" is not \"2.0\"");
+    }
+    rpc_message m;
+    const auto method = j.find("method");
+    const auto id = j.find("id");
+    if (method != j.end()) {
+        if (!method->is_string()) {
+            return refuse(why, "\"method\" is not a string");
+        }
+        m.method = method->get<std::string>();
+        if (const auto p = j.find("params"); p != j.end()) {
+            if (!p->is_object() && !p->is_array()) {
+                return refuse(why, "\"params\" is neither an object nor an array");
+            }
+            m.params = *p;
+        }
+        if (id == j.end()) {
+            m.type = rpc_message::kind::notification;
+            return m;
+        }
+        rpc_id rid;
+        if (!read_id(*id, rid)) {
+            return refuse(why, "a request id that is not an integer or a string");
+        }
+        m.type = rpc_message::kind::request;
+        m.id = std::move(rid);
+        return m;
+    }
+    const auto result = j.find("result");
+    const auto error = j.find("error");
+    if ((result == j.end()) == (error == j.end())) {
+        return refuse(why, "a response needs exactly one of \"result\" and \"error\"");
+    }
+    if (id == j.end() || id->is_null()) {
+        if (result != j.end()) {
+            return refuse(why, "a result without an id");
+        }
+    } else {
+        rpc_id rid;
+        if (!read_id(*id, rid)) {
+            return refuse(why, "a response id that is not an integer or a string");
+        }
+        m.id = std::move(rid);
+    }
+    if (result != j.end()) {
+        m.type = rpc_message::kind::result;
+        m.result = *result;
+        return m;
+    }
+    const auto code = error->is_object() ? error->find("code") : error->end();
+    const auto message = error->is_object() ? error->find("message") : error->end();
+    if (!error->is_object() || code == error->end() || !code->is_number_integer() ||
+        message == error->end() || !message->is_string()) {
+        return refuse(why, "an error without an integer \"code\" and a string \"message\"");
+    }
+    if (code->is_number_unsigned() &&
+        code->get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return refuse(why, "an error code out of range");
+    }
+    m.type = rpc_message::kind::error;
+    m.error.code = code->get<std::int64_t>();
+    m.error.message = message->get<std::string>();
+    if (const auto d = error->find("data"); d != error->end()) {
+        m.error.data = *d;
+    }
+    return m;
+}
+
+std::string write_message(const rpc_message& m) {
+    json j = {{"jsonrpc", "2.0"}};
+    switch (m.type) {
+    case rpc_message::kind::request:
+    case rpc_message::kind::notification:
+        if (m.type == rpc_message::kind::request && m.id) {
+            j["id"] = id_json(*m.id);
+        }
+        j["method"] = m.method;
+        if (!m.params.is_null()) {
+            j["params"] = m.params;
+        }
+        break;
+    case rpc_message::kind::result:
+        j["id"] = m.id ? id_json(*m.id) : json(nullptr);
+        j["result"] = m.result;
+        break;
+    case rpc_message::kind::error: {
+        j["id"] = m.id ? id_json(*m.id) : json(nullptr);
+        json e = {{"code", m.error.code}, {"message", m.error.message}};
+        if (m.error.data) {
+            e["data"] = *m.error.data;
+        }
+        j["error"] = std::move(e);
+        break;
+    }
+    }
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string write_request(const rpc_id& id, std::string_view method, json params) {
+    rpc_message m;
+    m.type = rpc_message::kind::request;
+    m.id = id;
+    m.method = std::string(method);
+    m.params = std::move(params);
+    return write_message(m);
+}
+
+std::string write_notification(std::string_view method, json params) {
+    rpc_message m;
+    m.type = rpc_message::kind::notification;
+    m.method = std::string(method);
+    m.params = std::move(params);
+    return write_message(m);
+}
+
+std::string write_result(const rpc_id& id, json result) {
+    rpc_message m;
+    m.type = rpc_message::kind::result;
+    m.id = id;
+    m.result = std::move(result);
+    return write_message(m);
+}
+
+std::string write_error(const rpc_id& id, rpc_error error) {
+    rpc_message m;
+    m.type = rpc_message::kind::error;
+    m.id = id;
+    m.error = std::move(error);
+    return write_message(m);
+}
+
+} // namespace wafer::tools::mcp

@@ -1,0 +1,75 @@
+#include <wafer/tools/mcp/line_framer.hpp>
+
+namespace wafer::tools::mcp {
+
+void line_framer::feed(std::string_view bytes) {
+    if (pos_ > 0 && pos_ >= buf_.size() / 2) {
+        // Reclaim what was returned, so the buffer holds about one partial line.
+        buf_.erase(0, pos_);
+        scan_ -= pos_;
+        pos_ = 0;
+    }
+    buf_.append(bytes);
+}
+
+std::optional<frame> line_framer::next() {
+    for (;;) {
+        const std::size_t nl = buf_.find('\n', scan_);
+        if (nl == std::string::npos) {
+            scan_ = buf_.size();
+            const std::size_t partial = buf_.size() - pos_;
+            if (partial > max_line_) {
+                // Too long already: stop keeping it, remember how much was seen.
+                dropping_ = true;
+                dropped_ += partial;
+                buf_.clear();
+                pos_ = scan_ = 0;
+            }
+            return std::nullopt;
+        }
+        std::size_t end = nl;
+        if (end > pos_ && buf_[end - 1] == '\r') {
+            --end;
+        }
+        const std::size_t size = end - pos_;
+        frame f;
+        if (dropping_ || size > max_line_) {
+            f.type = frame::kind::oversized;
+            f.size = dropped_ + size;
+        } else {
+            f.text.assign(buf_, pos_, size);
+            f.size = size;
+        }
+        dropping_ = false;
+        dropped_ = 0;
+        pos_ = scan_ = nl + 1;
+        return f;
+    }
+}
+
+std::optional<frame> line_framer::finish() {
+    const std::size_t partial = buf_.size() - pos_;
+    if (partial == 0 && !dropping_) {
+        return std::nullopt;
+    }
+    std::size_t end = buf_.size();
+    if (end > pos_ && buf_[end - 1] == '\r') {
+        --end;
+    }
+    frame f;
+    const std::size_t size = end - pos_;
+    if (dropping_ || size > max_line_) {
+        f.type = frame::kind::oversized;
+        f.size = dropped_ + size;
+    } else {
+        f.text.assign(buf_, pos_, size);
+        f.size = size;
+    }
+    buf_.clear();
+    pos_ = scan_ = 0;
+    dropping_ = false;
+    dropped_ = 0;
+    return f;
+}
+
+} // namespace wafer::tools::mcp
