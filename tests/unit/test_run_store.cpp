@@ -1107,6 +1107,7 @@ TEST_SUITE("unit/run_store") {
     TEST_CASE("sqlite: the log is checkpointed into the database file as it grows") {
         for (auto threading :
              {store::sqlite_threading::store_thread, store::sqlite_threading::caller_when_idle}) {
+            CAPTURE(static_cast<int>(threading));
             temp_dir dir;
             const auto file = dir.path / "runs.db";
             asio::io_context ioc;

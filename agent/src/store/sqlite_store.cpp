@@ -780,7 +780,9 @@ struct sqlite_store::impl {
     std::optional<R> try_inline(Fn& fn, bool sync) {
         {
             std::lock_guard lock(mutex);
-            if (busy || stopping || !queue.empty()) {
+            // A checkpoint that is due goes first: writes that kept running inline would
+            // starve the store's thread of it, and the log would grow without bound.
+            if (busy || stopping || !queue.empty() || checkpoint_due) {
                 return std::nullopt;
             }
             busy = true;
