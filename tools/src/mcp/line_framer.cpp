@@ -13,38 +13,21 @@ void line_framer::feed(std::string_view bytes) {
 }
 
 std::optional<frame> line_framer::next() {
-    for (;;) {
-        const std::size_t nl = buf_.find('\n', scan_);
-        if (nl == std::string::npos) {
-            scan_ = buf_.size();
-            const std::size_t partial = buf_.size() - pos_;
-            if (partial > max_line_) {
-                // Too long already: stop keeping it, remember how much was seen.
-                dropping_ = true;
-                dropped_ += partial;
-                buf_.clear();
-                pos_ = scan_ = 0;
-            }
-            return std::nullopt;
+    const std::size_t nl = buf_.find('\n', scan_);
+    if (nl == std::string::npos) {
+        scan_ = buf_.size();
+        if (buf_.size() - pos_ > max_line_) {
+            // Too long already: stop keeping it, remember how much was seen.
+            dropping_ = true;
+            dropped_ += buf_.size() - pos_;
+            buf_.clear();
+            pos_ = scan_ = 0;
         }
-        std::size_t end = nl;
-        if (end > pos_ && buf_[end - 1] == '\r') {
-            --end;
-        }
-        const std::size_t size = end - pos_;
-        frame f;
-        if (dropping_ || size > max_line_) {
-            f.type = frame::kind::oversized;
-            f.size = dropped_ + size;
-        } else {
-            f.text.assign(buf_, pos_, size);
-            f.size = size;
-        }
-        dropping_ = false;
-        dropped_ = 0;
-        pos_ = scan_ = nl + 1;
-        return f;
+        return std::nullopt;
     }
+    frame f = take(nl);
+    pos_ = scan_ = nl + 1;
+    return f;
 }
 
 std::optional<frame> line_framer::finish() {
@@ -52,12 +35,18 @@ std::optional<frame> line_framer::finish() {
     if (partial == 0 && !dropping_) {
         return std::nullopt;
     }
-    std::size_t end = buf_.size();
+    frame f = take(buf_.size());
+    buf_.clear();
+    pos_ = scan_ = 0;
+    return f;
+}
+
+frame line_framer::take(std::size_t end) {
     if (end > pos_ && buf_[end - 1] == '\r') {
         --end;
     }
-    frame f;
     const std::size_t size = end - pos_;
+    frame f;
     if (dropping_ || size > max_line_) {
         f.type = frame::kind::oversized;
         f.size = dropped_ + size;
@@ -65,8 +54,6 @@ std::optional<frame> line_framer::finish() {
         f.text.assign(buf_, pos_, size);
         f.size = size;
     }
-    buf_.clear();
-    pos_ = scan_ = 0;
     dropping_ = false;
     dropped_ = 0;
     return f;

@@ -49,6 +49,9 @@ public:
     std::size_t buffered() const noexcept { return buf_.size() - pos_; }
 
 private:
+    // The frame of the line from pos_ to `end` (its "\n", or the end of the stream).
+    frame take(std::size_t end);
+
     std::size_t max_line_;
     std::string buf_;
     std::size_t pos_ = 0;     // where the unread part of buf_ starts
