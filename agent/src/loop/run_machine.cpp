@@ -352,19 +352,17 @@ void run_machine::begin_tool_step(clock_type::time_point now) {
     asked_ = false;
     phase_ = phase::tool_step;
 
+    // One lookup per call: whether it needs approval, and which critics review it first.
     for (std::size_t i = 0; i < n; ++i) {
         const tools::tool* t = cfg_.tools->find(step_calls_[i].name);
-        slots_[i].needs_approval = t != nullptr && t->options.needs_approval.may_apply() &&
-                                   t->options.needs_approval.needs(step_calls_[i].arguments);
-    }
-    for (std::size_t ci = 0; ci < cfg_.critics.size(); ++ci) {
-        const critic& c = cfg_.critics[ci];
-        if (!c.gates.contains(gate::before_tools)) {
+        if (t == nullptr) {
             continue;
         }
-        for (std::size_t i = 0; i < n; ++i) {
-            const tools::tool* t = cfg_.tools->find(step_calls_[i].name);
-            if (t && c.covers(t->name, t->options.read_only)) {
+        slots_[i].needs_approval = t->options.needs_approval.may_apply() &&
+                                   t->options.needs_approval.needs(step_calls_[i].arguments);
+        for (std::size_t ci = 0; ci < cfg_.critics.size(); ++ci) {
+            const critic& c = cfg_.critics[ci];
+            if (c.gates.contains(gate::before_tools) && c.covers(t->name, t->options.read_only)) {
                 slots_[i].covering.push_back(ci);
             }
         }
@@ -611,48 +609,6 @@ void run_machine::give_result(std::size_t i, tools::result_status status, std::s
     slots_[i].result = std::move(r);
 }
 
-bool run_machine::hold(std::size_t i) {
-    if (!slots_[i].needs_approval) {
-        return false;
-    }
-    slots_[i].held = true;
-    return true;
-}
-
-void run_machine::request_approvals() {
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-        call_slot& s = slots_[i];
-        if (!s.held || s.decision || s.requested) {
-            continue;
-        }
-        s.requested = true;
-        if (observed()) {
-            const api::tool_call& c = step_calls_[i];
-            emit(events::approval_requested{turn_, c.id, c.name, c.arguments});
-        }
-    }
-}
-
-std::vector<pending_approval> run_machine::undecided() const {
-    std::vector<pending_approval> out;
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-        if (slots_[i].held && !slots_[i].decision) {
-            const api::tool_call& c = step_calls_[i];
-            out.push_back({c.id, c.name, c.arguments, turn_});
-        }
-    }
-    return out;
-}
-
-bool run_machine::awaiting_approval() const noexcept {
-    if (phase_ != phase::tool_step || !before_tools_settled_ || in_flight_ > 0) {
-        return false;
-    }
-    return std::any_of(slots_.begin(), slots_.end(), [](const call_slot& s) {
-        return s.held && !s.decision;
-    });
-}
-
 bool run_machine::dispatch_end_due() const noexcept {
     if (phase_ != phase::tool_step) {
         return false;
@@ -662,92 +618,6 @@ bool run_machine::dispatch_end_due() const noexcept {
             return slots_[i].result.has_value();
         });
     });
-}
-
-void run_machine::abandon_undecided(std::string_view why) {
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-        if (slots_[i].held && !slots_[i].decision) {
-            slots_[i].held = false;
-            give_result(i, tools::result_status::cancelled, std::string(why));
-        }
-    }
-}
-
-void run_machine::release_decided(clock_type::time_point now) {
-    std::vector<std::size_t> go;
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-        call_slot& s = slots_[i];
-        if (!s.held || !s.decision) {
-            continue;
-        }
-        s.held = false;
-        const approval_decision& d = *s.decision;
-        const api::tool_call& c = step_calls_[i];
-        if (observed()) {
-            emit(events::approval_decided{turn_, c.id, c.name, d.approved, d.arguments, d.message});
-        }
-        if (!d.approved) {
-            std::string text = "denied: the user declined this " + c.name +
-                               " call; it did not run. Do not retry the same call; explain what "
-                               "you wanted to do or try a different approach.";
-            if (!d.message.empty()) {
-                text += " The user said: " + d.message;
-            }
-            give_result(i, tools::result_status::refused, std::move(text));
-        } else if (cancelled_) {
-            give_result(
-                i,
-                tools::result_status::cancelled,
-                "cancelled: the run was cancelled before this call started"
-            );
-        } else if (run_deadline_.passed(now)) {
-            give_result(
-                i,
-                tools::result_status::cancelled,
-                "not run: the run's deadline passed before this call could start"
-            );
-        } else {
-            if (d.arguments) {
-                step_calls_[i].arguments = *d.arguments;
-                result_.conversation.set_call_arguments(c.id, *d.arguments);
-            }
-            go.push_back(i);
-        }
-    }
-    if (!go.empty()) {
-        // Its own batch deadline: the time a person took to decide is not the tools'.
-        start_dispatch(std::move(go), run_deadline_.cap(cfg_.limits.tool_batch_timeout, now), true);
-    }
-}
-
-void run_machine::on_approval(const std::string& call_id, approval_decision decision) {
-    if (phase_ != phase::tool_step) {
-        return;
-    }
-    for (std::size_t i = 0; i < step_calls_.size(); ++i) {
-        call_slot& s = slots_[i];
-        if (step_calls_[i].id != call_id || !s.needs_approval || s.decision || s.result) {
-            continue;
-        }
-        s.decision = std::move(decision);
-        asked_ = false; // what is still undecided is asked for again at the next wait
-        return;
-    }
-}
-
-void run_machine::on_paused() {
-    paused_ = true;
-}
-
-void run_machine::on_resumed() {
-    asked_ = false;
-    if (phase_ != phase::tool_step) {
-        return;
-    }
-    for (auto& s : slots_) {
-        s.requested = false;
-    }
-    request_approvals();
 }
 
 void run_machine::advance_tool_step(clock_type::time_point now) {
