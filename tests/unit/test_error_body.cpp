@@ -90,6 +90,11 @@ TEST_SUITE("unit/error_body") {
         wafer::diagnostics d3;
         CHECK(read_error_response(413, {}, std::string(2000, 'x'), d3) == errc::http_status);
         CHECK(d3.message.size() == 512);
+        // A raw body cut at 512 bytes keeps whole code points: "é" at bytes 511-512 is dropped
+        // whole, never split into a lone lead byte.
+        wafer::diagnostics d4;
+        read_error_response(502, {}, std::string(511, 'x') + "\xC3\xA9" + std::string(10, 'y'), d4);
+        CHECK(d4.message == std::string(511, 'x'));
     }
 
     TEST_CASE("non-string fields are rendered, null fields are empty") {

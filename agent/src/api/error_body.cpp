@@ -12,6 +12,21 @@ namespace {
 
 constexpr std::size_t max_raw_message = 512;
 
+// A raw body shown as the message is cut where a code point starts, so that a valid UTF-8 body
+// stays valid when it is logged or sent on as JSON.
+std::string_view raw_message(std::string_view body) noexcept {
+    if (body.size() <= max_raw_message) {
+        return body;
+    }
+    std::size_t cut = max_raw_message;
+    for (int back = 0;
+         back < 3 && cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0U) == 0x80U;
+         ++back) {
+        --cut;
+    }
+    return body.substr(0, cut);
+}
+
 // Error fields are usually strings, but some servers send numbers or null.
 std::string field_text(const nlohmann::json& obj, const char* key) {
     if (!obj.is_object()) {
@@ -101,7 +116,7 @@ void read_error_headers(
 int read_error_body(std::string_view body, diagnostics& diag) {
     auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
-        diag.message = std::string(body.substr(0, max_raw_message));
+        diag.message = std::string(raw_message(body));
         return 0;
     }
     int status = 0;
