@@ -6,6 +6,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -247,6 +248,37 @@ asio::awaitable<tools::tool_output> async_throw(json) {
 } // namespace
 
 TEST_SUITE("unit/dispatch") {
+
+    TEST_CASE("calls without options from inside a coroutine (GCC 12: no aggregate default)") {
+        // A defaulted `dispatch_options = {}` argument was double-freed when the call was awaited
+        // inside a coroutine (ASan: attempting double-free); the overloads without options avoid
+        // building the struct in the caller's co_await expression.
+        asio::io_context ioc;
+        tools::registry reg;
+        reg.add(tools::make_tool<json>("echo", "Echoes", json::object(), [](const json& a) {
+            return a.dump();
+        }));
+        std::vector<std::string> got;
+        asio::co_spawn(
+            ioc,
+            [](tools::registry& r, std::vector<std::string>& out) -> asio::awaitable<void> {
+                tools::tool_call_request one;
+                one.id = "1";
+                one.name = "echo";
+                one.arguments = std::string(R"({"x":1})");
+                auto res = co_await r.async_call(one);
+                out.push_back(res.content);
+                std::vector<tools::tool_call_request> batch{one, one};
+                auto both = co_await r.async_dispatch(batch);
+                for (auto& x : both.results) {
+                    out.push_back(x.content);
+                }
+            }(reg, got),
+            asio::detached
+        );
+        ioc.run();
+        CHECK(got == std::vector<std::string>{R"({"x":1})", R"({"x":1})", R"({"x":1})"});
+    }
 
     TEST_CASE("8 async calls of 100 ms run concurrently, results in emission order") {
         // setup

@@ -689,6 +689,15 @@ registry::async_dispatch(std::vector<tool_call_request> calls, dispatch_options 
     co_return out;
 }
 
+asio::awaitable<dispatch_result> registry::async_dispatch(std::vector<tool_call_request> calls
+) const {
+    return async_dispatch(std::move(calls), dispatch_options());
+}
+
+asio::awaitable<tool_result> registry::async_call(tool_call_request call) const {
+    return async_call(std::move(call), dispatch_options());
+}
+
 asio::awaitable<tool_result>
 registry::async_call(tool_call_request call, dispatch_options options) const {
     std::vector<tool_call_request> one;

@@ -619,6 +619,12 @@ asio::awaitable<tool_output> run_command_handler(
 
 } // namespace
 
+asio::awaitable<command_result> async_run_command(std::string command, std::filesystem::path cwd) {
+    return async_run_command(
+        std::move(command), std::move(cwd), command_params(), std::stop_token()
+    );
+}
+
 asio::awaitable<command_result> async_run_command(
     std::string command, std::filesystem::path cwd, command_params params, std::stop_token stop
 ) {

@@ -97,12 +97,19 @@ public:
     ///
     /// Thread safety: the awaiting coroutine's executor must not run handlers concurrently
     /// (a single-threaded io_context or a strand); async handlers run on it too.
+    ///
+    /// (GCC 12 miscompiles an option struct built in a co_await expression, `{}` defaults
+    /// included: the overloads without options build theirs outside the caller's coroutine.
+    /// Pass options as a named object.)
     boost::asio::awaitable<dispatch_result>
-    async_dispatch(std::vector<tool_call_request> calls, dispatch_options options = {}) const;
+    async_dispatch(std::vector<tool_call_request> calls, dispatch_options options) const;
+    boost::asio::awaitable<dispatch_result> async_dispatch(std::vector<tool_call_request> calls
+    ) const;
 
     /// Runs one call (a batch of one). Same error and cancellation rules as async_dispatch.
     boost::asio::awaitable<tool_result>
-    async_call(tool_call_request call, dispatch_options options = {}) const;
+    async_call(tool_call_request call, dispatch_options options) const;
+    boost::asio::awaitable<tool_result> async_call(tool_call_request call) const;
 
 private:
     struct impl;

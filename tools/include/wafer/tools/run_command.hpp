@@ -99,12 +99,15 @@ struct command_result {
 ///
 /// Thread safety: the executor must not run the call's handlers concurrently (a
 /// single-threaded io_context or a strand). Any number of calls may run at once.
+///
+/// (GCC 12 miscompiles an option struct built in a co_await expression, `{}` defaults included:
+/// the overload without params builds its own outside the caller's coroutine. Pass params as a
+/// named object.)
 boost::asio::awaitable<command_result> async_run_command(
-    std::string command,
-    std::filesystem::path cwd,
-    command_params params = {},
-    std::stop_token stop = {}
+    std::string command, std::filesystem::path cwd, command_params params, std::stop_token stop = {}
 );
+boost::asio::awaitable<command_result>
+async_run_command(std::string command, std::filesystem::path cwd);
 
 /// Options of the `run_command` tool.
 struct run_command_options {

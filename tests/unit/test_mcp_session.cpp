@@ -1,0 +1,447 @@
+// mcp::session, sans-io: the handshake, ids and out-of-order answers, the server's own requests,
+// progress against the timeout and its hard maximum, cancellation, and what a hostile server
+// sends.
+#include <wafer/tools/mcp/jsonrpc.hpp>
+#include <wafer/tools/mcp/server_tools.hpp>
+#include <wafer/tools/mcp/session.hpp>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+using namespace wafer::tools::mcp;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const session_clock::time_point t0{};
+
+// The JSON messages of a take_output() block.
+std::vector<json> sent(session& s) {
+    std::vector<json> out;
+    const std::string text = s.take_output();
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const std::size_t nl = text.find('\n', start);
+        REQUIRE(nl != std::string::npos);
+        out.push_back(json::parse(text.substr(start, nl - start)));
+        start = nl + 1;
+    }
+    return out;
+}
+
+template <class Event>
+std::vector<Event> only(const std::vector<session_event>& events) {
+    std::vector<Event> out;
+    for (const auto& e : events) {
+        if (const auto* p = std::get_if<Event>(&e)) {
+            out.push_back(*p);
+        }
+    }
+    return out;
+}
+
+std::string line(const json& j) {
+    return j.dump() + "\n";
+}
+
+json init_result(std::string version = "2025-11-25") {
+    return {
+        {"jsonrpc", "2.0"},
+        {"id", 1},
+        {"result",
+         {{"protocolVersion", version},
+          {"capabilities", {{"tools", {{"listChanged", true}}}}},
+          {"serverInfo", {{"name", "srv"}, {"version", "1.2"}}},
+          {"instructions", "be nice"}}}};
+}
+
+// A session past its handshake; the initialize exchange is consumed.
+session ready_session(session_config cfg = {}) {
+    session s(std::move(cfg));
+    s.start(t0);
+    (void)s.take_output();
+    s.receive(line(init_result()), t0);
+    (void)s.take_output();
+    (void)s.take_events();
+    return s;
+}
+
+json result_for(std::int64_t id, json result) {
+    return {{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
+}
+
+} // namespace
+
+TEST_SUITE("unit/mcp_session") {
+    TEST_CASE("the handshake: initialize first, initialized only after its answer") {
+        session s;
+        s.start(t0);
+        auto out = sent(s);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0]["method"] == "initialize");
+        CHECK(out[0]["id"] == 1);
+        CHECK(out[0]["params"]["protocolVersion"] == "2025-11-25");
+        CHECK(out[0]["params"]["clientInfo"]["name"] == "wafer");
+        CHECK(out[0]["params"]["clientInfo"].contains("version"));
+        // Nothing declared that wafer does not handle.
+        CHECK(out[0]["params"]["capabilities"] == json::object());
+        CHECK_FALSE(s.ready());
+
+        // A notification before the answer is taken, and initialized is still not sent.
+        s.receive(line({{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}}), t0);
+        CHECK(sent(s).empty());
+        s.receive(line(init_result("2025-06-18")), t0);
+        out = sent(s);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0] == json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+        CHECK(s.ready());
+        CHECK(s.server().protocol_version == "2025-06-18");
+        CHECK(s.server().name == "srv");
+        CHECK(s.server().version == "1.2");
+        CHECK(s.server().instructions == "be nice");
+        CHECK(s.server().capabilities["tools"]["listChanged"] == true);
+        const auto events = s.take_events();
+        CHECK(only<list_changed_event>(events).size() == 1);
+        CHECK(only<ready_event>(events).size() == 1);
+    }
+
+    TEST_CASE("roots and elicitation are declared only when configured") {
+        session_config cfg;
+        cfg.roots.push_back({"file:///work", "work"});
+        cfg.elicitation = true;
+        session s(cfg);
+        s.start(t0);
+        const auto out = sent(s);
+        CHECK(out[0]["params"]["capabilities"]["roots"] == json{{"listChanged", false}});
+        CHECK(out[0]["params"]["capabilities"]["elicitation"] == json{{"form", json::object()}});
+    }
+
+    TEST_CASE("a version this client does not speak, or a bad initialize answer, closes") {
+        for (const json& bad :
+             {init_result("1999-01-01"),
+              json{{"jsonrpc", "2.0"}, {"id", 1}, {"result", {{"capabilities", json::object()}}}},
+              json{{"jsonrpc", "2.0"}, {"id", 1}, {"result", "yes"}},
+              json{
+                  {"jsonrpc", "2.0"},
+                  {"id", 1},
+                  {"error", {{"code", -32602}, {"message", "no"}}}}}) {
+            CAPTURE(bad.dump());
+            session s;
+            s.start(t0);
+            (void)s.take_output();
+            s.receive(line(bad), t0);
+            CHECK(s.closed());
+            const auto closed = only<closed_event>(s.take_events());
+            REQUIRE(closed.size() == 1);
+            CHECK((closed[0].reason == errc::protocol || closed[0].reason == errc::rpc_error));
+            CHECK(sent(s).empty()); // no initialized after a failed handshake
+        }
+    }
+
+    TEST_CASE("the handshake times out") {
+        session s;
+        s.start(t0);
+        (void)s.take_output();
+        REQUIRE(s.next_deadline());
+        CHECK(*s.next_deadline() == t0 + 30s);
+        s.on_time(t0 + 29s);
+        CHECK_FALSE(s.closed());
+        s.on_time(t0 + 30s);
+        CHECK(s.closed());
+        const auto closed = only<closed_event>(s.take_events());
+        REQUIRE(closed.size() == 1);
+        CHECK(closed[0].reason == errc::timeout);
+        // initialize is never cancelled with a notification.
+        CHECK(sent(s).empty());
+    }
+
+    TEST_CASE("answers are matched by id in any order; the server's ids are its own") {
+        session s = ready_session();
+        const auto a = s.request("tools/list", json::object(), t0);
+        const auto b = s.request("tools/call", {{"name", "x"}}, t0);
+        CHECK(a == 2);
+        CHECK(b == 3);
+        auto out = sent(s);
+        REQUIRE(out.size() == 2);
+        CHECK(out[1]["params"]["name"] == "x");
+        CHECK_FALSE(out[1]["params"].contains("_meta"));
+
+        // The server's own request with id 2 (the same number as ours) is not our answer.
+        s.receive(line({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}), t0);
+        out = sent(s);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0] == json{{"jsonrpc", "2.0"}, {"id", 2}, {"result", json::object()}});
+        CHECK(s.open_requests() == 2);
+
+        s.receive(
+            line({{"jsonrpc", "2.0"}, {"id", b}, {"error", {{"code", -32602}, {"message", "bad"}}}}
+            ),
+            t0
+        );
+        s.receive(line(result_for(a, {{"tools", json::array()}})), t0);
+        const auto done = only<response_event>(s.take_events());
+        REQUIRE(done.size() == 2);
+        CHECK(done[0].id == b);
+        CHECK(done[0].failure == errc::rpc_error);
+        CHECK(done[0].error.code == -32602);
+        CHECK(done[0].error.message == "bad");
+        CHECK(done[1].id == a);
+        CHECK_FALSE(done[1].failure);
+        CHECK(done[1].result["tools"] == json::array());
+        CHECK(s.open_requests() == 0);
+    }
+
+    TEST_CASE("the server's requests: ping, roots/list, and refusals for the rest") {
+        session_config cfg;
+        cfg.roots.push_back({"file:///w", "w"});
+        session s = ready_session(cfg);
+        s.receive(line({{"jsonrpc", "2.0"}, {"id", "r1"}, {"method", "roots/list"}}), t0);
+        s.receive(
+            line(
+                {{"jsonrpc", "2.0"},
+                 {"id", 7},
+                 {"method", "sampling/createMessage"},
+                 {"params", json::object()}}
+            ),
+            t0
+        );
+        s.receive(line({{"jsonrpc", "2.0"}, {"id", 8}, {"method", "elicitation/create"}}), t0);
+        const auto out = sent(s);
+        REQUIRE(out.size() == 3);
+        CHECK(out[0]["id"] == "r1");
+        CHECK(out[0]["result"]["roots"] == json::array({{{"uri", "file:///w"}, {"name", "w"}}}));
+        CHECK(out[1]["id"] == 7);
+        CHECK(out[1]["error"]["code"] == -32601);
+        CHECK(out[2]["id"] == 8);
+        CHECK(out[2]["error"]["code"] == -32601);
+        CHECK(only<server_request_event>(s.take_events()).empty());
+
+        // With elicitation declared, its requests go to the embedder, who answers.
+        session_config with;
+        with.elicitation = true;
+        session e = ready_session(with);
+        e.receive(
+            line(
+                {{"jsonrpc", "2.0"},
+                 {"id", 0},
+                 {"method", "elicitation/create"},
+                 {"params", {{"message", "name?"}}}}
+            ),
+            t0
+        );
+        const auto asks = only<server_request_event>(e.take_events());
+        REQUIRE(asks.size() == 1);
+        CHECK(asks[0].method == "elicitation/create");
+        CHECK(asks[0].params["message"] == "name?");
+        CHECK(sent(e).empty());
+        e.respond(asks[0].id, {{"action", "decline"}});
+        CHECK(
+            sent(e)[0] == json{{"jsonrpc", "2.0"}, {"id", 0}, {"result", {{"action", "decline"}}}}
+        );
+    }
+
+    TEST_CASE("progress restarts the timeout but not the hard maximum") {
+        session s = ready_session();
+        request_options o;
+        o.limits = request_limits{10s, 25s};
+        o.progress = true;
+        const auto id = s.request("tools/call", {{"name", "slow"}}, t0, o);
+        CHECK(sent(s)[0]["params"]["_meta"]["progressToken"] == id);
+        CHECK(*s.next_deadline() == t0 + 10s);
+
+        auto progress = [&](double p, session_clock::time_point at) {
+            s.receive(
+                line(
+                    {{"jsonrpc", "2.0"},
+                     {"method", "notifications/progress"},
+                     {"params",
+                      {{"progressToken", id}, {"progress", p}, {"total", 3}, {"message", "step"}}}}
+                ),
+                at
+            );
+        };
+        progress(1, t0 + 8s);
+        CHECK(*s.next_deadline() == t0 + 18s);
+        s.on_time(t0 + 12s);
+        CHECK(s.open_requests() == 1);
+        progress(2, t0 + 17s);
+        CHECK(*s.next_deadline() == t0 + 25s); // the hard maximum comes first now
+        const auto ps = only<progress_event>(s.take_events());
+        REQUIRE(ps.size() == 2);
+        CHECK(ps[1].progress == 2);
+        CHECK(ps[1].total == 3);
+        CHECK(ps[1].message == "step");
+
+        s.on_time(t0 + 25s);
+        const auto done = only<response_event>(s.take_events());
+        REQUIRE(done.size() == 1);
+        CHECK(done[0].failure == errc::timeout);
+        CHECK(done[0].detail.find("maximum") != std::string::npos);
+        // The server is told to stop, and its late answer is dropped quietly.
+        const auto out = sent(s);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0]["method"] == "notifications/cancelled");
+        CHECK(out[0]["params"]["requestId"] == id);
+        s.receive(line(result_for(id, json::object())), t0 + 26s);
+        CHECK(s.take_events().empty());
+    }
+
+    TEST_CASE("cancel tells the server once and ends the request") {
+        session s = ready_session();
+        const auto id = s.request("tools/call", {{"name", "x"}}, t0);
+        (void)s.take_output();
+        s.cancel(id, "the user stopped");
+        s.cancel(id, "again"); // no effect on an ended request
+        const auto out = sent(s);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0]["params"] == json{{"requestId", id}, {"reason", "the user stopped"}});
+        const auto done = only<response_event>(s.take_events());
+        REQUIRE(done.size() == 1);
+        CHECK(done[0].failure == errc::cancelled);
+        CHECK_FALSE(s.next_deadline());
+    }
+
+    TEST_CASE("garbage, strangers and oversized lines are noise; the connection goes on") {
+        session_config cfg;
+        cfg.max_message = 512;
+        session s = ready_session(cfg);
+        const auto id = s.request("ping", nullptr, t0);
+        (void)s.take_output();
+        s.receive("Server starting on stdio...\n\x1b[31mred\x1b[0m\n", t0);
+        s.receive(line(result_for(999, json::object())), t0); // never sent
+        s.receive(
+            line({{"jsonrpc", "2.0"}, {"id", "s"}, {"result", json::object()}}), t0
+        ); // string id
+        s.receive(std::string(600, 'x') + "\n", t0);
+        s.receive(line(result_for(id, json::object())), t0);
+        const auto events = s.take_events();
+        const auto noise = only<noise_event>(events);
+        REQUIRE(noise.size() == 5);
+        CHECK(noise[1].what.find("\\x1b") != std::string::npos); // shown escaped, never raw
+        CHECK(noise[1].what.find('\x1b') == std::string::npos);
+        CHECK(noise[4].what.find("over the limit") != std::string::npos);
+        const auto done = only<response_event>(events);
+        REQUIRE(done.size() == 1);
+        CHECK_FALSE(done[0].failure);
+    }
+
+    TEST_CASE("the end of the stream ends every open request, after a last unterminated line") {
+        session s = ready_session();
+        const auto a = s.request("tools/call", {{"name", "a"}}, t0);
+        const auto b = s.request("tools/call", {{"name", "b"}}, t0);
+        (void)s.take_output();
+        s.receive(result_for(a, json::object()).dump(), t0); // no newline yet
+        s.end_of_stream("the server exited with status 1", t0);
+        const auto events = s.take_events();
+        const auto done = only<response_event>(events);
+        REQUIRE(done.size() == 2);
+        CHECK(done[0].id == a);
+        CHECK_FALSE(done[0].failure);
+        CHECK(done[1].id == b);
+        CHECK(done[1].failure == errc::closed);
+        CHECK(done[1].detail == "the server exited with status 1");
+        CHECK(only<closed_event>(events).size() == 1);
+        // After the end, a request ends at once.
+        const auto c = s.request("ping", nullptr, t0);
+        const auto late = only<response_event>(s.take_events());
+        REQUIRE(late.size() == 1);
+        CHECK(late[0].id == c);
+        CHECK(late[0].failure == errc::closed);
+        CHECK(sent(s).empty());
+    }
+
+    TEST_CASE("server logging and list changes come out as events") {
+        session s = ready_session();
+        s.receive(
+            line(
+                {{"jsonrpc", "2.0"},
+                 {"method", "notifications/message"},
+                 {"params", {{"level", "warning"}, {"logger", "db"}, {"data", {{"x", 1}}}}}}
+            ),
+            t0
+        );
+        s.receive(line({{"jsonrpc", "2.0"}, {"method", "notifications/prompts/list_changed"}}), t0);
+        const auto events = s.take_events();
+        const auto logs = only<log_event>(events);
+        REQUIRE(logs.size() == 1);
+        CHECK(logs[0].level == "warning");
+        CHECK(logs[0].logger == "db");
+        CHECK(logs[0].data == json{{"x", 1}});
+        const auto changed = only<list_changed_event>(events);
+        REQUIRE(changed.size() == 1);
+        CHECK(changed[0].list == "prompts");
+    }
+}
+
+TEST_SUITE("unit/mcp_tools") {
+    TEST_CASE("tool entries: verbatim schemas, spec defaults for the hints, bad entries refused") {
+        const json entry{
+            {"name", "get-sum"},
+            {"description", "adds"},
+            {"inputSchema",
+             {{"$schema", "http://json-schema.org/draft-07/schema#"},
+              {"type", "object"},
+              {"properties", {{"a", {{"type", "number"}}}}}}},
+            {"annotations", {{"title", "Sum"}, {"readOnlyHint", true}}}};
+        const auto t = read_tool_info(entry);
+        REQUIRE(t);
+        CHECK(t->name == "get-sum");
+        CHECK(t->title == "Sum");
+        CHECK(t->input_schema == entry["inputSchema"]);
+        CHECK(t->read_only_hint);
+        CHECK(t->destructive_hint);
+        CHECK_FALSE(t->idempotent_hint);
+        CHECK(t->open_world_hint);
+
+        std::string why;
+        CHECK_FALSE(read_tool_info(json{{"name", "x"}}, &why));
+        CHECK(why == "x: inputSchema is not an object");
+        CHECK_FALSE(read_tool_info(json{{"inputSchema", json::object()}}, &why));
+        CHECK_FALSE(read_tool_info(json::array(), &why));
+    }
+
+    TEST_CASE("registry names: prefixed, mapped to what Chat Completions accepts, bounded") {
+        CHECK(registry_name("everything__", "get-sum") == "everything__get-sum");
+        CHECK(registry_name("fs__", "read.file v2") == "fs__read_file_v2");
+        CHECK(registry_name("s__", std::string(61, 'a')) == "s__" + std::string(61, 'a'));
+        CHECK(registry_name("s__", std::string(62, 'a')).empty());
+    }
+
+    TEST_CASE("call results: every block type as text, isError, structured content") {
+        const json result{
+            {"content",
+             json::array(
+                 {{{"type", "text"}, {"text", "hello"}},
+                  {{"type", "image"}, {"mimeType", "image/png"}, {"data", "AAAA"}},
+                  {{"type", "resource_link"},
+                   {"uri", "file:///a.txt"},
+                   {"name", "a.txt"},
+                   {"mimeType", "text/plain"}},
+                  {{"type", "resource"}, {"resource", {{"uri", "mem://n"}, {"text", "note"}}}},
+                  {{"type", "hologram"}, {"x", 1}}}
+             )},
+            {"structuredContent", {{"sum", 3}}}};
+        const auto r = read_call_result(result);
+        CHECK_FALSE(r.is_error);
+        CHECK(
+            r.text == "hello\n[image image/png, 3 bytes]\n[resource link: a.txt <file:///a.txt> "
+                      "text/plain]\n[resource <mem://n>]\nnote\n{\"type\":\"hologram\",\"x\":1}"
+        );
+        CHECK(r.structured == json{{"sum", 3}});
+
+        const auto only_structured =
+            read_call_result(json{{"content", json::array()}, {"structuredContent", {{"sum", 3}}}});
+        CHECK(only_structured.text == R"({"sum":3})");
+
+        const auto failed = read_call_result(json{
+            {"content", json::array({{{"type", "text"}, {"text", "no"}}})}, {"isError", true}});
+        CHECK(failed.is_error);
+        CHECK(failed.text == "no");
+        CHECK(read_call_result(json("x")).is_error);
+    }
+}

@@ -1,0 +1,128 @@
+// An MCP client over a stdio server: it starts the server, runs the handshake, sends requests
+// with deadlines and cancellation, and shuts the server down as the spec says.
+#pragma once
+
+#include <wafer/tools/command_environment.hpp>
+#include <wafer/tools/mcp/error.hpp>
+#include <wafer/tools/mcp/session.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace wafer::tools::mcp {
+
+/// A server started as a child process, speaking MCP on its stdin and stdout (the `command`,
+/// `args`, `env` entry of an `mcpServers` configuration).
+struct stdio_server {
+    /// The name the configuration gives it: in errors, logs and tool names.
+    std::string name;
+    /// The program, found on PATH when it has no '/'.
+    std::string command;
+    std::vector<std::string> args;
+    /// Variables set for the server, after `environment` (credentials the server needs go here:
+    /// wafer's own keys never reach it otherwise).
+    std::vector<std::pair<std::string, std::string>> env;
+    /// Which of wafer's variables the server sees: the command allow-list by default (PATH,
+    /// HOME, USER, locale, ...), never CEREBRAS_API_KEY or OPENAI_API_KEY.
+    command_environment environment;
+    /// Working directory; empty: wafer's.
+    std::string cwd;
+};
+
+/// What the server reported of one request while it ran.
+using progress_handler = std::function<void(const progress_event&)>;
+
+/// How a client behaves.
+struct client_options {
+    /// Identity, roots, elicitation and the handshake's limits.
+    session_config session;
+    /// Limits of each request unless it says otherwise.
+    request_limits limits;
+    /// Each shutdown step (stdin closed, then SIGTERM, then SIGKILL) waits this long.
+    std::chrono::milliseconds shutdown_grace{2000};
+    /// The server's logging (notifications/message). For the embedder's log, never the model.
+    std::function<void(const log_event&)> on_log;
+    /// Each line the server writes to stderr (its free-form log), without the newline.
+    std::function<void(std::string_view)> on_stderr;
+    /// notifications/*/list_changed.
+    std::function<void(const list_changed_event&)> on_list_changed;
+    /// What the server sent that was unusable (a non-JSON line on stdout, ...); the connection
+    /// goes on.
+    std::function<void(std::string_view)> on_noise;
+    /// The connection ended (the server exited, or broke the handshake) outside close().
+    std::function<void(const error&)> on_closed;
+};
+
+/// Options of one request.
+struct call_options {
+    /// Unset: client_options::limits.
+    std::optional<request_limits> limits;
+    /// Progress the server reports for this request (asks the server for it when set).
+    progress_handler on_progress;
+};
+
+/// A connection to one MCP server.
+///
+/// Every operation runs on the executor the client was connected on; the executor must not run
+/// them concurrently (a single-threaded io_context or a strand). Several requests may be in
+/// flight at once: answers are matched by id in whatever order they come.
+///
+/// Cancellation: terminal cancellation of an awaiting coroutine (its co_spawn slot) ends that
+/// request at once with errc::cancelled, and the server is told (notifications/cancelled).
+///
+/// Errors: operations throw mcp::error (errc::rpc_error with the server's error, timeout,
+/// cancelled, closed, protocol, spawn_failed, bad_config).
+///
+/// Object lifetimes: the client (a shared_ptr) must outlive the operations awaiting it; after
+/// the last reference goes without async_close, the server's process group is killed.
+class client {
+public:
+    /// Starts the server and runs the handshake (initialize, then notifications/initialized).
+    /// Throws mcp::error: spawn_failed, closed (it exited first: its status and the end of its
+    /// stderr in the detail), timeout, protocol or rpc_error (initialize refused).
+    ///
+    /// (No defaulted option arguments here: GCC 12 miscompiles an option struct built in a
+    /// co_await expression. Pass options as a named object.)
+    static boost::asio::awaitable<std::shared_ptr<client>>
+    async_connect(stdio_server server, client_options options);
+    static boost::asio::awaitable<std::shared_ptr<client>> async_connect(stdio_server server);
+
+    ~client();
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+
+    /// The configuration's name for the server.
+    const std::string& name() const noexcept;
+    /// What the server said in its initialize result.
+    const server_info& server() const noexcept;
+    /// False once the connection ended (the server exited, or close).
+    bool connected() const noexcept;
+
+    /// One request: its result. Throws mcp::error.
+    boost::asio::awaitable<nlohmann::json>
+    async_request(std::string method, nlohmann::json params, call_options options);
+    boost::asio::awaitable<nlohmann::json> async_request(std::string method, nlohmann::json params);
+
+    /// The spec's shutdown: stdin closed, SIGTERM, SIGKILL (client_options::shutdown_grace
+    /// apart). Open requests end with errc::closed. Idempotent; never throws.
+    boost::asio::awaitable<void> async_close();
+
+    struct impl;
+
+private:
+    explicit client(std::shared_ptr<impl> state) noexcept;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace wafer::tools::mcp

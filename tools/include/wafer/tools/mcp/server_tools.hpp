@@ -1,0 +1,104 @@
+// An MCP server's tools: listing them (every page), calling one, and turning each into a
+// registry tool the agent offers the model.
+#pragma once
+
+#include <wafer/tools/mcp/client.hpp>
+#include <wafer/tools/tool.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace wafer::tools::mcp {
+
+/// One tool as tools/list described it. Schemas and annotations are kept verbatim.
+struct tool_info {
+    std::string name;
+    /// `title`, else `annotations.title`, else empty.
+    std::string title;
+    std::string description;
+    nlohmann::json input_schema = nlohmann::json::object();
+    std::optional<nlohmann::json> output_schema;
+    nlohmann::json annotations = nlohmann::json::object();
+    /// The annotations as the spec defaults them (hints from the server: untrusted).
+    bool read_only_hint = false;
+    bool destructive_hint = true;
+    bool idempotent_hint = false;
+    bool open_world_hint = true;
+};
+
+/// Bounds of async_list_tools against a server that pages forever.
+struct list_limits {
+    std::size_t max_pages = 100;
+    std::size_t max_tools = 10'000;
+};
+
+/// Reads one tool of a tools/list page; nullopt (with the reason in `why`) for an entry without
+/// a string name or with an inputSchema that is not an object.
+std::optional<tool_info> read_tool_info(const nlohmann::json& entry, std::string* why = nullptr);
+
+/// Every tool of the server: tools/list page after page until there is no nextCursor (an empty
+/// string is a cursor), a cursor repeats, or a limit is reached. A name seen twice keeps its
+/// first entry. Entries that cannot be read are skipped and reported to `skipped` ("name:
+/// reason"). Throws mcp::error.
+boost::asio::awaitable<std::vector<tool_info>>
+async_list_tools(client& c, list_limits limits, std::vector<std::string>* skipped = nullptr);
+boost::asio::awaitable<std::vector<tool_info>> async_list_tools(client& c);
+
+/// A tools/call result as the model reads it.
+struct call_result {
+    /// The content blocks as text, one after the other: text verbatim, other blocks described
+    /// (an image by its type and size, a resource link by its name and URI, an embedded
+    /// resource by its URI and text), unknown blocks as their JSON. When no block is text,
+    /// structuredContent follows as JSON.
+    std::string text;
+    /// isError: the tool failed (the text says how).
+    bool is_error = false;
+    /// structuredContent, verbatim (null when absent).
+    nlohmann::json structured;
+};
+
+/// Maps a tools/call result (sans-io). A result that is not an object is an error result that
+/// says so.
+call_result read_call_result(const nlohmann::json& result);
+
+/// Calls one tool. A tool failure (isError) is a result; a JSON-RPC error, a timeout, a cancel
+/// or a closed connection throw mcp::error.
+/// (No defaulted option arguments: see client::async_connect.)
+boost::asio::awaitable<call_result>
+async_call_tool(client& c, std::string name, nlohmann::json arguments, call_options options);
+boost::asio::awaitable<call_result>
+async_call_tool(client& c, std::string name, nlohmann::json arguments);
+
+/// How a server's tools become registry tools.
+struct registry_tool_options {
+    /// Prefix of the registry names; unset: the server's name and "__" ("everything__echo").
+    std::optional<std::string> prefix;
+    /// Per-call limits; unset: the client's.
+    std::optional<request_limits> limits;
+    /// Calls of tools that may be destructive (destructiveHint, or no readOnlyHint) wait for
+    /// approval (tool_options::needs_approval).
+    bool approve_destructive = false;
+};
+
+/// The registry name of an MCP tool: prefix + name, characters outside [A-Za-z0-9_-] replaced
+/// by '_'. Empty when longer than the 64 characters Chat Completions accepts.
+std::string registry_name(std::string_view prefix, std::string_view tool_name);
+
+/// Registry tools for `tools` (async handlers calling the server through `c`). readOnlyHint
+/// makes a tool read_only. The schema is the server's inputSchema, verbatim. Tools whose name
+/// cannot be mapped are left out and reported to `skipped`.
+std::vector<tool> make_registry_tools(
+    const std::shared_ptr<client>& c,
+    const std::vector<tool_info>& tools,
+    const registry_tool_options& options = {},
+    std::vector<std::string>* skipped = nullptr
+);
+
+} // namespace wafer::tools::mcp

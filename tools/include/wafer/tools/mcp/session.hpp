@@ -1,0 +1,241 @@
+// The client side of one MCP connection, sans-io: the initialize handshake, request ids and
+// their deadlines, the server's requests and notifications. It decides; the transport moves
+// bytes (client.hpp runs it over a stdio server).
+#pragma once
+
+#include <wafer/tools/mcp/error.hpp>
+#include <wafer/tools/mcp/jsonrpc.hpp>
+#include <wafer/tools/mcp/line_framer.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace wafer::tools::mcp {
+
+using session_clock = std::chrono::steady_clock;
+
+/// The protocol versions of the initialize handshake this client speaks, newest first.
+inline constexpr std::string_view handshake_versions[] = {
+    "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
+
+/// How long a request may take.
+struct request_limits {
+    /// Without any sign of life for the request: its response, or progress for it (progress
+    /// starts the wait again).
+    std::chrono::milliseconds timeout{60'000};
+    /// From the moment it was sent, whatever progress says: a server that reports progress
+    /// forever still ends.
+    std::chrono::milliseconds max_total{600'000};
+};
+
+/// A directory the client offers the server (`roots/list`).
+struct root {
+    /// A file:// URI.
+    std::string uri;
+    std::string name;
+};
+
+/// What the client says about itself in `initialize`.
+struct session_config {
+    std::string client_name = "wafer";
+    std::string client_version = "0.1.0";
+    /// Answered to the server's roots/list. The roots capability is declared only when there
+    /// are some (servers change what they do when it is: server-filesystem replaces its
+    /// allowed directories with the client's roots).
+    std::vector<root> roots;
+    /// Declare form elicitation: the server's elicitation/create requests then come out as
+    /// server_request events for the embedder to answer (respond()); without it they are
+    /// refused.
+    bool elicitation = false;
+    /// Limits of the initialize request.
+    request_limits initialize_limits{
+        std::chrono::milliseconds(30'000), std::chrono::milliseconds(30'000)};
+    /// Longest line accepted from the server; longer ones are dropped and reported.
+    std::size_t max_message = line_framer::default_max_line;
+};
+
+/// What the server said about itself in its initialize result.
+struct server_info {
+    std::string protocol_version;
+    std::string name;
+    std::string title;
+    std::string version;
+    /// The server's capabilities object, verbatim ({} when absent).
+    nlohmann::json capabilities = nlohmann::json::object();
+    /// Guidance for the model, verbatim (may be long Markdown).
+    std::string instructions;
+};
+
+/// The end of one request of the client: its result, or why there is none.
+struct response_event {
+    std::int64_t id = 0;
+    /// Empty: `result` holds the server's result. Else rpc_error (see `error`), timeout,
+    /// cancelled or closed.
+    std::optional<errc> failure;
+    nlohmann::json result;
+    rpc_error error;
+    /// For a failure the client decided (timeout, cancel, close): what happened.
+    std::string detail;
+};
+
+/// notifications/progress for a request of the client.
+struct progress_event {
+    std::int64_t id = 0;
+    double progress = 0;
+    std::optional<double> total;
+    std::string message;
+};
+
+/// notifications/message: the server's logging. For the embedder's log, never for the model.
+struct log_event {
+    std::string level;
+    std::string logger;
+    nlohmann::json data;
+};
+
+/// notifications/{tools,prompts,resources}/list_changed.
+struct list_changed_event {
+    /// "tools", "prompts" or "resources".
+    std::string list;
+};
+
+/// A request of the server the session cannot answer itself (elicitation/create when
+/// declared). Answer it with respond() or respond_error().
+struct server_request_event {
+    rpc_id id;
+    std::string method;
+    nlohmann::json params;
+};
+
+/// The handshake finished: server() is set, requests may be sent.
+struct ready_event {};
+
+/// The connection cannot go on (the initialize reply was unusable, or close() was called):
+/// every request has had its response_event.
+struct closed_event {
+    errc reason = errc::closed;
+    std::string detail;
+};
+
+/// Something the server sent that is not usable: a line that is not JSON-RPC, an oversized
+/// message, a response to no request. The connection goes on; embedders log these.
+struct noise_event {
+    std::string what;
+};
+
+using session_event = std::variant<
+    response_event,
+    progress_event,
+    log_event,
+    list_changed_event,
+    server_request_event,
+    ready_event,
+    closed_event,
+    noise_event>;
+
+/// Options of one request.
+struct request_options {
+    /// Unset: session defaults (session::set_default_limits).
+    std::optional<request_limits> limits;
+    /// Ask the server for progress (`_meta.progressToken`, the request's id).
+    bool progress = false;
+};
+
+/// One MCP connection, client side, 2025 generation (the initialize handshake).
+///
+/// Feed it what the server wrote (receive, end_of_stream) and the time (on_time); send what
+/// take_output() returns, in order; act on take_events(). Request ids are integers from 1, the
+/// server's requests have their own id space; responses may come in any order.
+///
+/// Thread safety: distinct objects safe; shared objects unsafe.
+class session {
+public:
+    explicit session(session_config config = {});
+
+    /// Queues the initialize request. Call once, first.
+    void start(session_clock::time_point now);
+
+    /// Queues a request and returns its id. Its end is a response_event (result, rpc_error,
+    /// timeout, cancelled or closed), exactly once. After close: a closed response_event at
+    /// once.
+    std::int64_t request(
+        std::string_view method,
+        nlohmann::json params,
+        session_clock::time_point now,
+        request_options options = {}
+    );
+    /// Queues a notification.
+    void notify(std::string_view method, nlohmann::json params = nullptr);
+    /// Gives up a request: tells the server (notifications/cancelled; never for initialize) and
+    /// ends it with a cancelled response_event. A response that comes later is ignored. No
+    /// effect on a request that already ended.
+    void cancel(std::int64_t id, std::string_view reason);
+    /// Answers a server_request_event.
+    void respond(const rpc_id& id, nlohmann::json result);
+    void respond_error(const rpc_id& id, rpc_error error);
+
+    /// Bytes the server wrote to its stdout.
+    void receive(std::string_view bytes, session_clock::time_point now);
+    /// The server's stdout ended: a last unterminated line is read, then every open request
+    /// ends with `closed`, and a closed_event follows.
+    void end_of_stream(std::string_view why, session_clock::time_point now);
+    /// Ends every open request with `closed` (detail `why`) and refuses new ones.
+    void close(errc reason, std::string_view why);
+    /// Ends the requests whose time is up (timeout response_events; the server is told).
+    void on_time(session_clock::time_point now);
+    /// The earliest deadline of an open request, if any.
+    std::optional<session_clock::time_point> next_deadline() const;
+
+    /// The lines to write to the server's stdin, each ending in "\n", in order.
+    std::string take_output();
+    std::vector<session_event> take_events();
+
+    void set_default_limits(request_limits limits) noexcept { limits_ = limits; }
+    bool ready() const noexcept { return state_ == state::ready; }
+    bool closed() const noexcept { return state_ == state::closed; }
+    /// Set once ready.
+    const server_info& server() const noexcept { return server_; }
+    /// Requests sent and not yet ended.
+    std::size_t open_requests() const noexcept { return pending_.size(); }
+
+private:
+    enum class state { idle, initializing, ready, closed };
+    struct pending {
+        std::string method;
+        session_clock::time_point sent;
+        session_clock::time_point last_sign;
+        request_limits limits;
+    };
+
+    void send(const std::string& line);
+    void on_line(std::string_view line, session_clock::time_point now);
+    void on_response(const rpc_message& m);
+    void on_server_request(rpc_message m);
+    void on_notification(const rpc_message& m, session_clock::time_point now);
+    void on_initialized(const nlohmann::json& result);
+    void finish(std::int64_t id, response_event ev);
+    void fail_all(errc reason, std::string_view why);
+    static session_clock::time_point deadline_of(const pending& p) noexcept;
+
+    session_config config_;
+    request_limits limits_;
+    state state_ = state::idle;
+    line_framer framer_;
+    std::int64_t next_id_ = 1;
+    std::int64_t initialize_id_ = 0;
+    std::map<std::int64_t, pending> pending_;
+    server_info server_;
+    std::string output_;
+    std::vector<session_event> events_;
+};
+
+} // namespace wafer::tools::mcp

@@ -1,0 +1,292 @@
+#include <wafer/tools/mcp/server_tools.hpp>
+
+#include <set>
+#include <utility>
+
+namespace wafer::tools::mcp {
+
+using nlohmann::json;
+
+namespace {
+
+std::string text_of(const json& obj, const char* key) {
+    if (!obj.is_object()) {
+        return {};
+    }
+    const auto it = obj.find(key);
+    return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+bool hint(const json& annotations, const char* key, bool fallback) {
+    const auto it = annotations.find(key);
+    return it != annotations.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Base64 text of `data` as a byte count, for describing a binary block without it.
+std::size_t base64_bytes(const json& block) {
+    const std::string data = text_of(block, "data");
+    std::size_t pad = 0;
+    for (auto it = data.rbegin(); it != data.rend() && *it == '='; ++it) {
+        ++pad;
+    }
+    return data.size() / 4 * 3 - std::min<std::size_t>(pad, 2);
+}
+
+std::string describe_block(const json& block) {
+    const std::string type = text_of(block, "type");
+    if (type == "text") {
+        return text_of(block, "text");
+    }
+    if (type == "image" || type == "audio") {
+        return "[" + type + " " + text_of(block, "mimeType") + ", " +
+               std::to_string(base64_bytes(block)) + " bytes]";
+    }
+    if (type == "resource_link") {
+        std::string s =
+            "[resource link: " + text_of(block, "name") + " <" + text_of(block, "uri") + ">";
+        if (const std::string mime = text_of(block, "mimeType"); !mime.empty()) {
+            s += " " + mime;
+        }
+        if (const std::string d = text_of(block, "description"); !d.empty()) {
+            s += ": " + d;
+        }
+        return s + "]";
+    }
+    if (type == "resource" && block.contains("resource") && block["resource"].is_object()) {
+        const json& r = block["resource"];
+        std::string s = "[resource <" + text_of(r, "uri") + ">";
+        if (const std::string mime = text_of(r, "mimeType"); !mime.empty()) {
+            s += " " + mime;
+        }
+        if (r.contains("text") && r["text"].is_string()) {
+            return s + "]\n" + r["text"].get<std::string>();
+        }
+        return s + ", " + std::to_string(text_of(r, "blob").size() / 4 * 3) + " bytes]";
+    }
+    return dump(block);
+}
+
+} // namespace
+
+std::optional<tool_info> read_tool_info(const json& entry, std::string* why) {
+    auto refuse = [why](std::string reason) -> std::optional<tool_info> {
+        if (why) {
+            *why = std::move(reason);
+        }
+        return std::nullopt;
+    };
+    if (!entry.is_object()) {
+        return refuse("a tools/list entry that is not an object");
+    }
+    tool_info t;
+    t.name = text_of(entry, "name");
+    if (t.name.empty()) {
+        return refuse("a tool without a name");
+    }
+    const auto schema = entry.find("inputSchema");
+    if (schema == entry.end() || !schema->is_object()) {
+        return refuse(t.name + ": inputSchema is not an object");
+    }
+    t.input_schema = *schema;
+    if (const auto out = entry.find("outputSchema"); out != entry.end() && !out->is_null()) {
+        t.output_schema = *out;
+    }
+    t.description = text_of(entry, "description");
+    if (const auto a = entry.find("annotations"); a != entry.end() && a->is_object()) {
+        t.annotations = *a;
+    }
+    t.title = text_of(entry, "title");
+    if (t.title.empty()) {
+        t.title = text_of(t.annotations, "title");
+    }
+    t.read_only_hint = hint(t.annotations, "readOnlyHint", false);
+    t.destructive_hint = hint(t.annotations, "destructiveHint", true);
+    t.idempotent_hint = hint(t.annotations, "idempotentHint", false);
+    t.open_world_hint = hint(t.annotations, "openWorldHint", true);
+    return t;
+}
+
+boost::asio::awaitable<std::vector<tool_info>> async_list_tools(client& c) {
+    return async_list_tools(c, list_limits(), nullptr);
+}
+
+boost::asio::awaitable<call_result> async_call_tool(client& c, std::string name, json arguments) {
+    return async_call_tool(c, std::move(name), std::move(arguments), call_options());
+}
+
+boost::asio::awaitable<std::vector<tool_info>>
+async_list_tools(client& c, list_limits limits, std::vector<std::string>* skipped) {
+    std::vector<tool_info> tools;
+    std::set<std::string> names;
+    std::set<std::string> cursors_seen;
+    std::optional<std::string> cursor;
+    for (std::size_t page = 0; page < limits.max_pages; ++page) {
+        json params = json::object();
+        if (cursor) {
+            params["cursor"] = *cursor;
+        }
+        std::string method = "tools/list";
+        call_options options;
+        json result =
+            co_await c.async_request(std::move(method), std::move(params), std::move(options));
+        if (!result.is_object() || !result.contains("tools") || !result["tools"].is_array()) {
+            throw error(errc::protocol, c.name(), "the tools/list result has no tools array");
+        }
+        for (const auto& entry : result["tools"]) {
+            std::string why;
+            auto t = read_tool_info(entry, &why);
+            if (!t) {
+                if (skipped) {
+                    skipped->push_back(why);
+                }
+                continue;
+            }
+            if (!names.insert(t->name).second || tools.size() >= limits.max_tools) {
+                continue;
+            }
+            tools.push_back(std::move(*t));
+        }
+        const auto next = result.find("nextCursor");
+        if (next == result.end() || !next->is_string()) {
+            co_return tools;
+        }
+        if (!cursors_seen.insert(next->get<std::string>()).second) {
+            if (skipped) {
+                skipped->push_back("tools/list: the server repeated a cursor; listing stopped");
+            }
+            co_return tools;
+        }
+        cursor = next->get<std::string>();
+    }
+    if (skipped) {
+        skipped->push_back(
+            "tools/list: stopped after " + std::to_string(limits.max_pages) + " pages"
+        );
+    }
+    co_return tools;
+}
+
+call_result read_call_result(const json& result) {
+    call_result r;
+    if (!result.is_object()) {
+        r.is_error = true;
+        r.text = "the MCP server's tools/call result is not an object";
+        return r;
+    }
+    bool any_text = false;
+    if (const auto content = result.find("content");
+        content != result.end() && content->is_array()) {
+        for (const auto& block : *content) {
+            if (!r.text.empty()) {
+                r.text += '\n';
+            }
+            any_text = any_text || text_of(block, "type") == "text";
+            r.text += describe_block(block);
+        }
+    }
+    if (const auto sc = result.find("structuredContent"); sc != result.end() && !sc->is_null()) {
+        r.structured = *sc;
+        if (!any_text) {
+            if (!r.text.empty()) {
+                r.text += '\n';
+            }
+            r.text += dump(*sc);
+        }
+    }
+    if (const auto e = result.find("isError"); e != result.end() && e->is_boolean()) {
+        r.is_error = e->get<bool>();
+    }
+    return r;
+}
+
+boost::asio::awaitable<call_result>
+async_call_tool(client& c, std::string name, json arguments, call_options options) {
+    json params{{"name", std::move(name)}};
+    params["arguments"] = arguments.is_null() ? json::object() : std::move(arguments);
+    std::string method = "tools/call";
+    const json result =
+        co_await c.async_request(std::move(method), std::move(params), std::move(options));
+    co_return read_call_result(result);
+}
+
+std::string registry_name(std::string_view prefix, std::string_view tool_name) {
+    constexpr std::size_t max_name = 64;
+    std::string out;
+    out.reserve(prefix.size() + tool_name.size());
+    for (const std::string_view part : {prefix, tool_name}) {
+        for (const char c : part) {
+            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '_' || c == '-';
+            out += ok ? c : '_';
+        }
+    }
+    return out.size() <= max_name ? out : std::string{};
+}
+
+namespace {
+
+// The handler of one MCP tool (a named coroutine owning what it uses, see cpp-style P9).
+boost::asio::awaitable<tool_output> call_mcp_tool(
+    std::shared_ptr<client> c,
+    std::string tool_name,
+    std::optional<request_limits> limits,
+    json args,
+    call_context /*ctx*/
+) {
+    call_options options;
+    options.limits = limits;
+    try {
+        std::string name = tool_name;
+        call_result r =
+            co_await async_call_tool(*c, std::move(name), std::move(args), std::move(options));
+        co_return tool_output{std::move(r.text), r.is_error};
+    } catch (const error& e) {
+        if (e.code() == errc::cancelled) {
+            throw;
+        }
+        co_return tool_output{e.detail(), true};
+    }
+}
+
+} // namespace
+
+std::vector<tool> make_registry_tools(
+    const std::shared_ptr<client>& c,
+    const std::vector<tool_info>& tools,
+    const registry_tool_options& options,
+    std::vector<std::string>* skipped
+) {
+    const std::string prefix = options.prefix.value_or(c->name() + "__");
+    std::vector<tool> out;
+    for (const auto& t : tools) {
+        std::string name = registry_name(prefix, t.name);
+        if (name.empty()) {
+            if (skipped) {
+                skipped->push_back(
+                    t.name + ": the name \"" + prefix + t.name + "\" is longer than 64 characters"
+                );
+            }
+            continue;
+        }
+        tool rt;
+        rt.name = std::move(name);
+        rt.description = t.description.empty() ? t.title : t.description;
+        rt.parameters = t.input_schema;
+        rt.options.read_only = t.read_only_hint;
+        if (options.approve_destructive && !t.read_only_hint && t.destructive_hint) {
+            rt.options.needs_approval = true;
+        }
+        rt.fn = async_handler{
+            [c, tool_name = t.name, limits = options.limits](json args, call_context ctx) {
+                return call_mcp_tool(c, tool_name, limits, std::move(args), std::move(ctx));
+            }};
+        out.push_back(std::move(rt));
+    }
+    return out;
+}
+
+} // namespace wafer::tools::mcp

@@ -1,0 +1,415 @@
+#include <wafer/tools/mcp/session.hpp>
+
+#include <algorithm>
+#include <utility>
+
+namespace wafer::tools::mcp {
+
+using nlohmann::json;
+
+namespace {
+
+std::string text_of(const json& obj, const char* key) {
+    if (!obj.is_object()) {
+        return {};
+    }
+    const auto it = obj.find(key);
+    return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+// What a noise event shows of a line: its start, with control bytes escaped, so that a log line
+// is never a terminal sequence from the server.
+std::string excerpt(std::string_view line) {
+    static constexpr char hex[] = "0123456789abcdef";
+    constexpr std::size_t max_shown = 120;
+    std::string out;
+    for (std::size_t i = 0; i < line.size() && i < max_shown; ++i) {
+        const auto c = static_cast<unsigned char>(line[i]);
+        if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4U];
+            out += hex[c & 0xfU];
+        }
+    }
+    if (line.size() > max_shown) {
+        out += "...";
+    }
+    return out;
+}
+
+std::string millis(std::chrono::milliseconds ms) {
+    return std::to_string(ms.count()) + " ms";
+}
+
+} // namespace
+
+session::session(session_config config)
+    : config_(std::move(config)), framer_(config_.max_message) {}
+
+void session::send(const std::string& line) {
+    output_ += line;
+    output_ += '\n';
+}
+
+void session::start(session_clock::time_point now) {
+    if (state_ != state::idle) {
+        return;
+    }
+    json capabilities = json::object();
+    if (!config_.roots.empty()) {
+        capabilities["roots"] = json{{"listChanged", false}};
+    }
+    if (config_.elicitation) {
+        capabilities["elicitation"] = json{{"form", json::object()}};
+    }
+    json params{
+        {"protocolVersion", std::string(handshake_versions[0])},
+        {"capabilities", std::move(capabilities)},
+        {"clientInfo", {{"name", config_.client_name}, {"version", config_.client_version}}}};
+    state_ = state::initializing;
+    initialize_id_ = next_id_++;
+    send(write_request(initialize_id_, "initialize", std::move(params)));
+    pending_[initialize_id_] = {"initialize", now, now, config_.initialize_limits};
+}
+
+std::int64_t session::request(
+    std::string_view method, json params, session_clock::time_point now, request_options options
+) {
+    const std::int64_t id = next_id_++;
+    if (state_ == state::closed) {
+        response_event ev;
+        ev.id = id;
+        ev.failure = errc::closed;
+        ev.detail = "the connection is closed";
+        events_.emplace_back(std::move(ev));
+        return id;
+    }
+    if (options.progress) {
+        if (params.is_null()) {
+            params = json::object();
+        }
+        if (params.is_object()) {
+            params["_meta"]["progressToken"] = id;
+        }
+    }
+    send(write_request(id, method, std::move(params)));
+    pending_[id] = {std::string(method), now, now, options.limits.value_or(limits_)};
+    return id;
+}
+
+void session::notify(std::string_view method, json params) {
+    if (state_ != state::closed) {
+        send(write_notification(method, std::move(params)));
+    }
+}
+
+void session::cancel(std::int64_t id, std::string_view reason) {
+    const auto it = pending_.find(id);
+    if (it == pending_.end()) {
+        return;
+    }
+    // initialize must not be cancelled (lifecycle); the connection is dropped instead.
+    if (id != initialize_id_) {
+        notify("notifications/cancelled", json{{"requestId", id}, {"reason", std::string(reason)}});
+    }
+    response_event ev;
+    ev.id = id;
+    ev.failure = errc::cancelled;
+    ev.detail = std::string(reason);
+    finish(id, std::move(ev));
+}
+
+void session::respond(const rpc_id& id, json result) {
+    if (state_ != state::closed) {
+        send(write_result(id, std::move(result)));
+    }
+}
+
+void session::respond_error(const rpc_id& id, rpc_error error) {
+    if (state_ != state::closed) {
+        send(write_error(id, std::move(error)));
+    }
+}
+
+void session::receive(std::string_view bytes, session_clock::time_point now) {
+    framer_.feed(bytes);
+    while (auto f = framer_.next()) {
+        if (f->type == frame::kind::oversized) {
+            events_.emplace_back(noise_event{
+                "a message of " + std::to_string(f->size) + " bytes, over the limit of " +
+                std::to_string(config_.max_message) + ", was dropped"});
+            continue;
+        }
+        on_line(f->text, now);
+    }
+}
+
+void session::end_of_stream(std::string_view why, session_clock::time_point now) {
+    if (auto f = framer_.finish(); f && f->type == frame::kind::line) {
+        on_line(f->text, now);
+    }
+    if (state_ != state::closed) {
+        close(errc::closed, why);
+    }
+}
+
+void session::on_line(std::string_view line, session_clock::time_point now) {
+    if (line.empty() || state_ == state::closed) {
+        return;
+    }
+    std::string why;
+    auto m = read_message(line, &why);
+    if (!m) {
+        events_.emplace_back(noise_event{"not a JSON-RPC message (" + why + "): " + excerpt(line)});
+        return;
+    }
+    switch (m->type) {
+    case rpc_message::kind::result:
+    case rpc_message::kind::error:
+        on_response(*m);
+        break;
+    case rpc_message::kind::request:
+        on_server_request(std::move(*m));
+        break;
+    case rpc_message::kind::notification:
+        on_notification(*m, now);
+        break;
+    }
+}
+
+void session::on_response(const rpc_message& m) {
+    const auto* id = m.id ? std::get_if<std::int64_t>(&*m.id) : nullptr;
+    if (id == nullptr) {
+        if (m.type == rpc_message::kind::error) {
+            events_.emplace_back(noise_event{
+                "an error for no request: " + std::to_string(m.error.code) + " " +
+                excerpt(m.error.message)});
+        } else {
+            events_.emplace_back(noise_event{"a response whose id this client never sent"});
+        }
+        return;
+    }
+    if (!pending_.contains(*id)) {
+        // Late (after a timeout or a cancel) or never sent: races are normal after a cancel.
+        if (*id <= 0 || *id >= next_id_) {
+            events_.emplace_back(noise_event{
+                "a response for request " + std::to_string(*id) + ", which this client never sent"}
+            );
+        }
+        return;
+    }
+    if (*id == initialize_id_) {
+        pending_.erase(*id);
+        if (m.type == rpc_message::kind::error) {
+            close(
+                errc::rpc_error,
+                "initialize was refused: " + std::to_string(m.error.code) + " " + m.error.message
+            );
+            return;
+        }
+        on_initialized(m.result);
+        return;
+    }
+    response_event ev;
+    ev.id = *id;
+    if (m.type == rpc_message::kind::error) {
+        ev.failure = errc::rpc_error;
+        ev.error = m.error;
+    } else {
+        ev.result = m.result;
+    }
+    finish(*id, std::move(ev));
+}
+
+void session::on_initialized(const json& result) {
+    if (!result.is_object()) {
+        close(errc::protocol, "the initialize result is not an object");
+        return;
+    }
+    const std::string version = text_of(result, "protocolVersion");
+    if (version.empty()) {
+        close(errc::protocol, "the initialize result has no protocolVersion");
+        return;
+    }
+    if (std::find(std::begin(handshake_versions), std::end(handshake_versions), version) ==
+        std::end(handshake_versions)) {
+        close(
+            errc::protocol,
+            "the server answered protocol version \"" + excerpt(version) +
+                "\", which this client does not speak"
+        );
+        return;
+    }
+    server_.protocol_version = version;
+    const auto info = result.find("serverInfo");
+    if (info != result.end()) {
+        server_.name = text_of(*info, "name");
+        server_.title = text_of(*info, "title");
+        server_.version = text_of(*info, "version");
+    }
+    if (const auto caps = result.find("capabilities"); caps != result.end() && caps->is_object()) {
+        server_.capabilities = *caps;
+    }
+    server_.instructions = text_of(result, "instructions");
+    state_ = state::ready;
+    notify("notifications/initialized");
+    events_.emplace_back(ready_event{});
+}
+
+void session::on_server_request(rpc_message m) {
+    const rpc_id& id = *m.id;
+    if (m.method == "ping") {
+        respond(id, json::object());
+        return;
+    }
+    if (m.method == "roots/list" && !config_.roots.empty()) {
+        json roots = json::array();
+        for (const auto& r : config_.roots) {
+            json entry{{"uri", r.uri}};
+            if (!r.name.empty()) {
+                entry["name"] = r.name;
+            }
+            roots.push_back(std::move(entry));
+        }
+        respond(id, json{{"roots", std::move(roots)}});
+        return;
+    }
+    if (m.method == "elicitation/create" && config_.elicitation) {
+        events_.emplace_back(server_request_event{id, std::move(m.method), std::move(m.params)});
+        return;
+    }
+    // sampling/createMessage among them: this client does not declare sampling.
+    respond_error(
+        id,
+        rpc_error{
+            rpc_code::method_not_found,
+            "this client does not support " + excerpt(m.method),
+            std::nullopt}
+    );
+}
+
+void session::on_notification(const rpc_message& m, session_clock::time_point now) {
+    if (m.method == "notifications/progress") {
+        const auto token = m.params.is_object() ? m.params.find("progressToken") : m.params.end();
+        if (token == m.params.end() || !token->is_number_integer()) {
+            return; // not a token of this client's (it sends integer tokens)
+        }
+        const auto id = token->get<std::int64_t>();
+        const auto it = pending_.find(id);
+        if (it == pending_.end()) {
+            return; // progress may trail the response
+        }
+        it->second.last_sign = now;
+        progress_event ev;
+        ev.id = id;
+        if (const auto p = m.params.find("progress"); p != m.params.end() && p->is_number()) {
+            ev.progress = p->get<double>();
+        }
+        if (const auto t = m.params.find("total"); t != m.params.end() && t->is_number()) {
+            ev.total = t->get<double>();
+        }
+        ev.message = text_of(m.params, "message");
+        events_.emplace_back(std::move(ev));
+        return;
+    }
+    if (m.method == "notifications/message") {
+        log_event ev;
+        ev.level = text_of(m.params, "level");
+        ev.logger = text_of(m.params, "logger");
+        if (m.params.is_object() && m.params.contains("data")) {
+            ev.data = m.params["data"];
+        }
+        events_.emplace_back(std::move(ev));
+        return;
+    }
+    for (const char* list : {"tools", "prompts", "resources"}) {
+        if (m.method == std::string("notifications/") + list + "/list_changed") {
+            events_.emplace_back(list_changed_event{list});
+            return;
+        }
+    }
+    // notifications/cancelled of a server request, resources/updated, ...: nothing to do.
+}
+
+void session::finish(std::int64_t id, response_event ev) {
+    pending_.erase(id);
+    events_.emplace_back(std::move(ev));
+}
+
+void session::fail_all(errc reason, std::string_view why) {
+    auto open = std::move(pending_);
+    pending_.clear();
+    for (auto& [id, p] : open) {
+        if (id == initialize_id_) {
+            continue;
+        }
+        response_event ev;
+        ev.id = id;
+        ev.failure = reason;
+        ev.detail = std::string(why);
+        events_.emplace_back(std::move(ev));
+    }
+}
+
+void session::close(errc reason, std::string_view why) {
+    if (state_ == state::closed) {
+        return;
+    }
+    state_ = state::closed;
+    fail_all(errc::closed, why);
+    events_.emplace_back(closed_event{reason, std::string(why)});
+}
+
+session_clock::time_point session::deadline_of(const pending& p) noexcept {
+    return std::min(p.last_sign + p.limits.timeout, p.sent + p.limits.max_total);
+}
+
+void session::on_time(session_clock::time_point now) {
+    std::vector<std::int64_t> due;
+    for (const auto& [id, p] : pending_) {
+        if (deadline_of(p) <= now) {
+            due.push_back(id);
+        }
+    }
+    for (const std::int64_t id : due) {
+        const pending p = pending_.at(id);
+        const bool hard = p.sent + p.limits.max_total <= now;
+        const std::string why =
+            hard ? p.method + " ran past its maximum of " + millis(p.limits.max_total)
+                 : p.method + " had no answer nor progress for " + millis(p.limits.timeout);
+        if (id == initialize_id_) {
+            pending_.erase(id);
+            close(errc::timeout, why);
+            return;
+        }
+        notify("notifications/cancelled", json{{"requestId", id}, {"reason", "timed out: " + why}});
+        response_event ev;
+        ev.id = id;
+        ev.failure = errc::timeout;
+        ev.detail = why;
+        finish(id, std::move(ev));
+    }
+}
+
+std::optional<session_clock::time_point> session::next_deadline() const {
+    std::optional<session_clock::time_point> next;
+    for (const auto& [id, p] : pending_) {
+        const auto d = deadline_of(p);
+        if (!next || d < *next) {
+            next = d;
+        }
+    }
+    return next;
+}
+
+std::string session::take_output() {
+    return std::exchange(output_, {});
+}
+
+std::vector<session_event> session::take_events() {
+    return std::exchange(events_, {});
+}
+
+} // namespace wafer::tools::mcp
