@@ -49,6 +49,9 @@ struct run_flags : model_flags, store_flags {
     bool yes = false;
     /// --no-store: the run is not journaled (and cannot be resumed).
     bool no_store = false;
+    /// --mcp-config FILE (repeatable): MCP servers whose tools the agent gets beside the
+    /// built-in ones (the workspace's .mcp.json too, with --yes or the user's consent).
+    std::vector<std::string> mcp_configs;
     /// --continue: `task` is a follow-up to the last run of this workspace.
     bool continue_last = false;
     std::string task;

@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "failure.hpp"
+#include "mcp.hpp"
 
 namespace {
 
@@ -65,7 +66,15 @@ void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* work
         "--allow-network", run.allow_network, "Let sandboxed commands open TCP connections"
     );
     cmd.add_flag(
-        "--yes", run.yes, "Run write_file, edit_file and run_command without asking for approval"
+        "--yes",
+        run.yes,
+        "Run write_file, edit_file, run_command and MCP tools without asking for approval"
+    );
+    cmd.add_option(
+        "--mcp-config",
+        run.mcp_configs,
+        "MCP servers (an mcpServers JSON file, repeatable) whose tools the agent gets too; the "
+        "workspace's .mcp.json is used with --yes or when you agree on the terminal"
     );
 }
 
@@ -80,7 +89,8 @@ std::set<std::string> given_agent_flags(const CLI::App& cmd) {
           "--command-timeout",
           "--sandbox",
           "--allow-network",
-          "--yes"}) {
+          "--yes",
+          "--mcp-config"}) {
         if (cmd.count(flag) > 0) {
             given.insert(flag);
         }
@@ -182,6 +192,29 @@ int main(int argc, char** argv) {
     );
     models_cmd->add_flag("--json", models.json, "Print the list as JSON");
 
+    wafer::cli::mcp_flags mcp;
+    CLI::App* mcp_cmd =
+        app.add_subcommand("mcp", "MCP servers: list them and their tools, call one tool");
+    mcp_cmd->require_subcommand(1);
+    auto add_mcp_flags = [&mcp](CLI::App& cmd) {
+        cmd.add_option("--mcp-config", mcp.configs, "An mcpServers JSON file (repeatable)");
+        cmd.add_option("--workspace", mcp.workspace, "Directory whose .mcp.json is read")
+            ->capture_default_str();
+        cmd.add_flag("--yes", mcp.yes, "Use the workspace's .mcp.json without asking");
+        cmd.add_flag("--json", mcp.json, "Print JSON");
+        cmd.add_flag("--verbose", mcp.verbose, "Show the servers' stderr and logging");
+    };
+    CLI::App* mcp_list_cmd =
+        mcp_cmd->add_subcommand("list", "Each server, its protocol version, and its tools");
+    add_mcp_flags(*mcp_list_cmd);
+    CLI::App* mcp_call_cmd = mcp_cmd->add_subcommand("call", "Call one tool of one server");
+    add_mcp_flags(*mcp_call_cmd);
+    mcp_call_cmd->add_option("server", mcp.server, "The server's name in the configuration")
+        ->required();
+    mcp_call_cmd->add_option("tool", mcp.tool, "The tool's name")->required();
+    mcp_call_cmd->add_option("arguments", mcp.arguments, "The arguments, a JSON object")
+        ->capture_default_str();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -218,6 +251,12 @@ int main(int argc, char** argv) {
         }
         if (*runs_cmd) {
             return wafer::cli::runs(runs);
+        }
+        if (*mcp_list_cmd) {
+            return wafer::cli::mcp_list(mcp);
+        }
+        if (*mcp_call_cmd) {
+            return wafer::cli::mcp_call(mcp);
         }
         return wafer::cli::models(models);
     } catch (const wafer::cli::cli_error& e) {

@@ -24,6 +24,7 @@
 #include "approval.hpp"
 #include "commands.hpp"
 #include "failure.hpp"
+#include "mcp.hpp"
 #include "printer.hpp"
 #include "session.hpp"
 #include "store.hpp"
@@ -144,7 +145,8 @@ agent_config make_config(
     const run_flags& flags,
     const fs::path& root,
     std::shared_ptr<api::client> client,
-    approval_mode mode
+    approval_mode mode,
+    const mcp_servers& mcp
 ) {
     tools::registry builtin;
     tools::builtin_tools_options topts;
@@ -165,6 +167,15 @@ agent_config make_config(
     topts.command.unconfined_if_approved =
         topts.command.run.sandbox.mode == tools::sandbox_mode::on;
     tools::add_builtin_tools(builtin, topts);
+    std::vector<std::string> gated = gated_tools();
+    for (const auto& t : mcp.tools) {
+        try {
+            builtin.add(t);
+        } catch (const std::exception& e) {
+            print_failure("mcp: tool " + t.name + " left out: " + e.what());
+        }
+    }
+    gated.insert(gated.end(), mcp.gated.begin(), mcp.gated.end());
 
     agent_config cfg;
     cfg.name = "wafer";
@@ -173,7 +184,7 @@ agent_config make_config(
     cfg.system_prompt = prompt_library::builtin().render(
         "coding-agent", {{"language", "English"}, {"workspace", visible(root.string())}}
     );
-    cfg.tools = with_approval(builtin, gated_tools(), mode);
+    cfg.tools = with_approval(builtin, gated, mode);
     cfg.limits.max_turns = flags.max_turns;
     apply_run_limits(cfg.limits, flags, topts.command.max_timeout);
     apply_sampling_defaults(cfg.request, flags.model);
@@ -194,11 +205,48 @@ agent_config make_config(
     return cfg;
 }
 
+// The run with the MCP servers around it: started first, shut down last, however the run ends.
+asio::awaitable<int> run_agent(
+    run_flags flags,
+    run_plan plan,
+    std::shared_ptr<api::client> client,
+    std::string base_url,
+    const mcp_servers& mcp
+);
+
 asio::awaitable<int> run_task(
     run_flags flags, run_plan plan, std::shared_ptr<api::client> client, std::string base_url
 ) {
+    mcp_sources sources;
+    sources.configs = flags.mcp_configs;
+    sources.workspace = plan.root;
+    sources.trust_workspace = flags.yes;
+    mcp_servers mcp = co_await async_start_mcp(std::move(sources), false);
+    std::exception_ptr failure;
+    int status = exit_failure;
+    try {
+        status = co_await run_agent(
+            std::move(flags), std::move(plan), std::move(client), std::move(base_url), mcp
+        );
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await async_stop_mcp(mcp);
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+    co_return status;
+}
+
+asio::awaitable<int> run_agent(
+    run_flags flags,
+    run_plan plan,
+    std::shared_ptr<api::client> client,
+    std::string base_url,
+    const mcp_servers& mcp
+) {
     const approval_mode mode = approvals(flags.yes, plan.store != nullptr);
-    const agent coder(make_config(flags, plan.root, client, mode));
+    const agent coder(make_config(flags, plan.root, client, mode, mcp));
     std::optional<live_approver> approver;
     if (mode == approval_mode::ask || mode == approval_mode::allow) {
         approver.emplace(mode, unconfined_reason(flags));
@@ -219,9 +267,20 @@ asio::awaitable<int> run_task(
             std::cout << (i ? ", " : "") << flags.critics[i];
         }
         std::cout << (flags.critics.empty() ? "none" : "")
-                  << "\napprovals: " << approvals_text(mode) << "\nsandbox: " << sandbox_text(flags)
-                  << "\n\n"
-                  << std::flush;
+                  << "\napprovals: " << approvals_text(mode)
+                  << "\nsandbox: " << sandbox_text(flags);
+        if (!mcp.clients.empty()) {
+            std::cout << "\nmcp: ";
+            for (std::size_t i = 0; i < mcp.clients.size(); ++i) {
+                const auto& c = *mcp.clients[i];
+                std::size_t n = 0;
+                for (const auto& t : mcp.tools) {
+                    n += t.name.starts_with(c.name() + "__") ? 1U : 0U;
+                }
+                std::cout << (i ? ", " : "") << visible(c.name()) << " (" << n << " tools)";
+            }
+        }
+        std::cout << "\n\n" << std::flush;
     }
     // The run's id on stderr once it runs (the first event), so that a failure before it (an
     // unknown run, a busy one) stays one line.
@@ -312,6 +371,19 @@ int drive(asio::io_context& ioc, const run_flags& flags, run_plan plan) {
 
 } // namespace
 
+namespace {
+
+// Config files as absolute paths, so that a resumed run finds them from anywhere.
+std::vector<std::string> absolute_paths(const std::vector<std::string>& files) {
+    std::vector<std::string> out;
+    for (const auto& f : files) {
+        out.push_back(fs::absolute(f).lexically_normal().string());
+    }
+    return out;
+}
+
+} // namespace
+
 nlohmann::json agent_flags_json(const run_flags& f) {
     return {
         {"model", f.model},
@@ -321,7 +393,8 @@ nlohmann::json agent_flags_json(const run_flags& f) {
         {"command_timeout_s", f.command_timeout_s},
         {"sandbox", f.sandbox},
         {"allow_network", f.allow_network},
-        {"yes", f.yes}};
+        {"yes", f.yes},
+        {"mcp_configs", absolute_paths(f.mcp_configs)}};
 }
 
 void apply_stored_flags(
@@ -370,6 +443,9 @@ void apply_stored_flags(
     });
     take("--allow-network", "allow_network", f.allow_network, any);
     take("--yes", "yes", f.yes, any);
+    take("--mcp-config", "mcp_configs", f.mcp_configs, [](const std::vector<std::string>& files) {
+        return files.size() <= 64;
+    });
 }
 
 int run(const run_flags& flags) {

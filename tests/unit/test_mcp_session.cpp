@@ -1,6 +1,7 @@
 // mcp::session, sans-io: the handshake, ids and out-of-order answers, the server's own requests,
 // progress against the timeout and its hard maximum, cancellation, and what a hostile server
 // sends.
+#include <wafer/tools/mcp/config.hpp>
 #include <wafer/tools/mcp/jsonrpc.hpp>
 #include <wafer/tools/mcp/server_tools.hpp>
 #include <wafer/tools/mcp/session.hpp>
@@ -443,5 +444,76 @@ TEST_SUITE("unit/mcp_tools") {
         CHECK(failed.is_error);
         CHECK(failed.text == "no");
         CHECK(read_call_result(json("x")).is_error);
+    }
+}
+
+TEST_SUITE("unit/mcp_config") {
+    namespace mcp = wafer::tools::mcp;
+    const mcp::variable_lookup vars = [](std::string_view name) -> std::optional<std::string> {
+        if (name == "TOKEN") {
+            return "t0k";
+        }
+        if (name == "HOME") {
+            return "/home/u";
+        }
+        return std::nullopt;
+    };
+
+    TEST_CASE("stdio and HTTP entries, variables expanded") {
+        const auto entries = mcp::parse_server_config(
+            R"({"mcpServers": {
+                "fs": {"command": "npx", "args": ["-y", "server-filesystem", "${HOME}/src"],
+                       "env": {"GITHUB_TOKEN": "${TOKEN}", "LEVEL": "${LEVEL:-info}"}},
+                "remote": {"type": "http", "url": "https://mcp.example.com/mcp",
+                           "headers": {"Authorization": "Bearer ${TOKEN}"}},
+                "off": {"command": "x", "disabled": true}}})",
+            ".mcp.json",
+            vars
+        );
+        REQUIRE(entries.size() == 3);
+        const auto& fs = entries[0];
+        CHECK(fs.name == "fs");
+        REQUIRE(fs.stdio);
+        CHECK(fs.stdio->name == "fs");
+        CHECK(fs.stdio->command == "npx");
+        CHECK(fs.stdio->args == std::vector<std::string>{"-y", "server-filesystem", "/home/u/src"});
+        CHECK(
+            fs.stdio->env ==
+            std::vector<std::pair<std::string, std::string>>{
+                {"GITHUB_TOKEN", "t0k"}, {"LEVEL", "info"}}
+        );
+        CHECK(entries[1].name == "off");
+        CHECK(entries[1].disabled);
+        REQUIRE(entries[2].http);
+        CHECK(entries[2].http->url == "https://mcp.example.com/mcp");
+        CHECK(entries[2].http->headers[0].second == "Bearer t0k");
+    }
+
+    TEST_CASE("each mistake is one clear error naming the file and the server") {
+        const std::vector<std::pair<std::string, std::string>> bad{
+            {R"({"servers": {}})", "no \"mcpServers\""},
+            {R"({"mcpServers": {"a b": {"command": "x"}}})", "server name \"a b\""},
+            {R"({"mcpServers": {"s": {"args": ["x"]}}})", "neither \"command\""},
+            {R"({"mcpServers": {"s": {"command": "x", "url": "http://h"}}})", "both"},
+            {R"({"mcpServers": {"s": {"command": "x", "args": [1]}}})",
+             "\"args\" is not an array of strings"},
+            {R"({"mcpServers": {"s": {"command": "x", "env": {"A": 1}}}})",
+             "\"env\": \"A\" is not a string"},
+            {R"({"mcpServers": {"s": {"command": "${NOPE}"}}})", "NOPE is not set"},
+            {R"({"mcpServers": {"s": {"url": "ftp://h"}}})", "not an http:// or https:// URL"},
+            {R"({"mcpServers": {"s": {"type": "sse", "url": "http://h"}}})", "SSE transport"},
+            {R"({"mcpServers": {"s": {"command": "x"},})", "not valid JSON"},
+        };
+        for (const auto& [text, want] : bad) {
+            CAPTURE(text);
+            try {
+                (void)mcp::parse_server_config(text, "cfg.json", vars);
+                FAIL("accepted");
+            } catch (const mcp::error& e) {
+                CHECK(e.code() == mcp::errc::bad_config);
+                CHECK(e.detail().find("cfg.json") != std::string::npos);
+                CHECK_MESSAGE(e.detail().find(want) != std::string::npos, e.detail());
+            }
+        }
     }
 }

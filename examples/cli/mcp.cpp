@@ -1,0 +1,473 @@
+// MCP servers in the wafer CLI (see mcp.hpp).
+#include "mcp.hpp"
+
+#include <wafer/tools/mcp/config.hpp>
+#include <wafer/tools/mcp/server_tools.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <exception>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <system_error>
+
+#include "failure.hpp"
+#include "terminal.hpp"
+#include "visible.hpp"
+
+namespace wafer::cli {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+namespace mcp = tools::mcp;
+using nlohmann::json;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) {
+        throw cli_error(
+            "cannot read the MCP configuration " + p.string() + ": " +
+                std::error_code(errno, std::generic_category()).message(),
+            exit_usage
+        );
+    }
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::vector<mcp::server_entry> read_config_file(const fs::path& p) {
+    try {
+        return mcp::parse_server_config(read_file(p), p.string(), mcp::environment_lookup());
+    } catch (const mcp::error& e) {
+        throw cli_error(e.detail(), exit_usage);
+    }
+}
+
+// A file:// URI for a directory: bytes outside the unreserved set and '/' percent-encoded.
+std::string file_uri(const fs::path& dir) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out = "file://";
+    for (const char ch : dir.string()) {
+        const auto c = static_cast<unsigned char>(ch);
+        const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~' ||
+                           c == '/';
+        if (plain) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4U];
+            out += hex[c & 0xfU];
+        }
+    }
+    return out;
+}
+
+std::string command_line(const mcp::stdio_server& s) {
+    std::string out = s.command;
+    for (const auto& a : s.args) {
+        out += " " + a;
+    }
+    return out;
+}
+
+// Whether the workspace's .mcp.json may start its servers: --yes, or the user's answer.
+bool workspace_config_allowed(
+    const fs::path& file, const std::vector<mcp::server_entry>& entries, bool trusted
+) {
+    if (trusted) {
+        return true;
+    }
+    std::string what;
+    for (const auto& e : entries) {
+        if (e.stdio && !e.disabled) {
+            what += (what.empty() ? "" : "; ") + e.name + ": " + command_line(*e.stdio);
+        }
+    }
+    if (what.empty()) {
+        return true; // nothing it would start
+    }
+    if (can_prompt()) {
+        const auto yes = ask_yes_no(
+            "wafer: start the MCP servers of " + visible(file.string()) + " (" + visible(what) +
+            ")?"
+        );
+        if (yes && *yes) {
+            return true;
+        }
+    }
+    print_failure(
+        "mcp: " + file.string() + " not used (it would start " + what + "); pass --mcp-config " +
+        file.string() + " or --yes to use it"
+    );
+    return false;
+}
+
+// The stdio servers to start, in configuration order, names unique.
+std::vector<mcp::stdio_server> configured_servers(const mcp_sources& src) {
+    std::vector<std::pair<fs::path, std::vector<mcp::server_entry>>> files;
+    std::set<fs::path> seen;
+    for (const auto& c : src.configs) {
+        const fs::path p = fs::absolute(c).lexically_normal();
+        if (seen.insert(p).second) {
+            files.emplace_back(p, read_config_file(p));
+        }
+    }
+    if (!src.workspace.empty()) {
+        const fs::path p = (src.workspace / ".mcp.json").lexically_normal();
+        std::error_code ec;
+        if (fs::is_regular_file(p, ec) && !seen.contains(p)) {
+            auto entries = read_config_file(p);
+            if (workspace_config_allowed(p, entries, src.trust_workspace)) {
+                files.emplace_back(p, std::move(entries));
+            }
+        }
+    }
+    std::vector<mcp::stdio_server> out;
+    std::set<std::string> names;
+    for (auto& [file, entries] : files) {
+        for (auto& e : entries) {
+            if (e.disabled) {
+                continue;
+            }
+            if (!names.insert(e.name).second) {
+                print_failure(
+                    "mcp: server \"" + e.name + "\" of " + file.string() +
+                    " not started: an earlier configuration has a server of that name"
+                );
+                continue;
+            }
+            if (e.http) {
+                print_failure(
+                    "mcp: server \"" + e.name + "\" not started: HTTP servers (" + e.http->url +
+                    ") are not supported yet, only stdio servers"
+                );
+                continue;
+            }
+            mcp::stdio_server s = std::move(*e.stdio);
+            if (s.cwd.empty() && !src.workspace.empty()) {
+                s.cwd = src.workspace.string();
+            } else if (!s.cwd.empty() && fs::path(s.cwd).is_relative()) {
+                s.cwd = (file.parent_path() / s.cwd).lexically_normal().string();
+            }
+            out.push_back(std::move(s));
+        }
+    }
+    return out;
+}
+
+struct started {
+    std::shared_ptr<mcp::client> client;
+    std::vector<mcp::tool_info> tools;
+    std::vector<std::string> skipped;
+    std::string failure;
+};
+
+mcp::client_options
+client_options_for(const std::string& name, const fs::path& workspace, bool verbose) {
+    mcp::client_options o;
+    if (!workspace.empty()) {
+        o.session.roots.push_back({file_uri(workspace), workspace.filename().string()});
+    }
+    if (verbose) {
+        o.on_stderr = [name](std::string_view line) {
+            std::cerr << "mcp " << name << ": " << visible(line) << "\n";
+        };
+        o.on_log = [name](const mcp::log_event& e) {
+            std::cerr << "mcp " << name << " [" << visible(e.level) << "] "
+                      << visible(e.data.is_string() ? e.data.get<std::string>() : e.data.dump())
+                      << "\n";
+        };
+        o.on_noise = [name](std::string_view what) {
+            std::cerr << "mcp " << name << ": " << visible(what) << "\n";
+        };
+    }
+    o.on_closed = [](const mcp::error& e) {
+        print_failure(std::string("mcp: ") + e.what());
+    };
+    return o;
+}
+
+// Connects and lists the tools of one server; failures are text, never exceptions.
+asio::awaitable<void>
+start_one(mcp::stdio_server server, mcp::client_options options, started& out) {
+    try {
+        auto c = co_await mcp::client::async_connect(server, options);
+        out.client = c;
+        mcp::list_limits limits;
+        out.tools = co_await mcp::async_list_tools(*c, limits, &out.skipped);
+    } catch (const mcp::error& e) {
+        out.failure = e.what();
+    } catch (const std::exception& e) {
+        out.failure = "MCP server \"" + server.name + "\": " + e.what();
+    }
+}
+
+// Starts every server at once; returns when all are up or failed.
+asio::awaitable<std::vector<started>>
+start_all(std::vector<mcp::stdio_server> servers, const fs::path& workspace, bool verbose) {
+    auto ex = co_await asio::this_coro::executor;
+    std::vector<started> results(servers.size());
+    auto pending = std::make_shared<std::size_t>(servers.size());
+    asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+        mcp::client_options o = client_options_for(servers[i].name, workspace, verbose);
+        asio::co_spawn(
+            ex,
+            start_one(std::move(servers[i]), std::move(o), results[i]),
+            [pending, &all_done](std::exception_ptr) {
+                if (--*pending == 0) {
+                    all_done.cancel();
+                }
+            }
+        );
+    }
+    if (*pending > 0) {
+        boost::system::error_code ec;
+        co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return results;
+}
+
+std::string hints(const mcp::tool_info& t) {
+    std::string out;
+    auto add = [&out](const char* h) {
+        out += (out.empty() ? "" : ", ") + std::string(h);
+    };
+    if (t.read_only_hint) {
+        add("read-only");
+    } else if (t.destructive_hint) {
+        add("destructive");
+    }
+    if (t.idempotent_hint) {
+        add("idempotent");
+    }
+    if (!t.open_world_hint) {
+        add("closed-world");
+    }
+    return out;
+}
+
+// Runs `task` on a fresh io_context; rethrows what escaped it.
+template <class T>
+T run_here(asio::awaitable<T> task) {
+    asio::io_context ioc;
+    std::exception_ptr failure;
+    std::optional<T> value;
+    asio::co_spawn(ioc, std::move(task), [&](std::exception_ptr e, T v) {
+        failure = e;
+        if (!e) {
+            value.emplace(std::move(v));
+        }
+    });
+    ioc.run();
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+    return std::move(*value);
+}
+
+mcp_sources sources_of(const mcp_flags& f) {
+    mcp_sources s;
+    s.configs = f.configs;
+    s.workspace = fs::absolute(f.workspace).lexically_normal();
+    s.trust_workspace = f.yes;
+    return s;
+}
+
+} // namespace
+
+asio::awaitable<mcp_servers> async_start_mcp(mcp_sources sources, bool verbose) {
+    std::vector<mcp::stdio_server> servers = configured_servers(sources);
+    mcp_servers out;
+    if (servers.empty()) {
+        co_return out;
+    }
+    std::vector<started> results =
+        co_await start_all(std::move(servers), sources.workspace, verbose);
+    for (auto& r : results) {
+        if (!r.failure.empty()) {
+            print_failure("mcp: " + r.failure + " (its tools are not offered)");
+            if (r.client) {
+                co_await r.client->async_close();
+            }
+            continue;
+        }
+        for (const auto& s : r.skipped) {
+            print_failure("mcp: server \"" + r.client->name() + "\": tool left out: " + s);
+        }
+        std::vector<std::string> skipped;
+        for (auto& t : mcp::make_registry_tools(r.client, r.tools, {}, &skipped)) {
+            const auto info =
+                std::find_if(r.tools.begin(), r.tools.end(), [&](const mcp::tool_info& i) {
+                    return mcp::registry_name(r.client->name() + "__", i.name) == t.name;
+                });
+            if (info != r.tools.end() && !info->read_only_hint && info->destructive_hint) {
+                out.gated.push_back(t.name);
+            }
+            out.tools.push_back(std::move(t));
+        }
+        for (const auto& s : skipped) {
+            print_failure("mcp: server \"" + r.client->name() + "\": tool left out: " + s);
+        }
+        out.clients.push_back(r.client);
+    }
+    co_return out;
+}
+
+asio::awaitable<void> async_stop_mcp(mcp_servers& servers) {
+    for (auto& c : servers.clients) {
+        co_await c->async_close();
+    }
+    servers.clients.clear();
+}
+
+int mcp_list(const mcp_flags& flags) {
+    const mcp_sources src = sources_of(flags);
+    std::vector<mcp::stdio_server> servers = configured_servers(src);
+    if (servers.empty()) {
+        print_failure(
+            "mcp: no MCP servers configured (--mcp-config FILE, or .mcp.json in the workspace)"
+        );
+        return exit_usage;
+    }
+    std::vector<std::string> names;
+    std::vector<std::string> commands;
+    for (const auto& s : servers) {
+        names.push_back(s.name);
+        commands.push_back(command_line(s));
+    }
+    std::vector<started> results = run_here([&]() -> asio::awaitable<std::vector<started>> {
+        auto r = co_await start_all(std::move(servers), src.workspace, flags.verbose);
+        for (auto& one : r) {
+            if (one.client) {
+                co_await one.client->async_close();
+            }
+        }
+        co_return r;
+    }());
+    int status = exit_ok;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        const auto& r = results[i];
+        if (!r.failure.empty()) {
+            status = exit_failure;
+        }
+        if (flags.json) {
+            json j{{"name", names[i]}, {"transport", "stdio"}, {"command", commands[i]}};
+            if (!r.failure.empty()) {
+                j["error"] = r.failure;
+            } else {
+                const auto& info = r.client->server();
+                j["protocol_version"] = info.protocol_version;
+                j["server"] = {{"name", info.name}, {"version", info.version}};
+                json tools = json::array();
+                for (const auto& t : r.tools) {
+                    tools.push_back(
+                        {{"name", t.name},
+                         {"title", t.title},
+                         {"description", t.description},
+                         {"annotations", t.annotations},
+                         {"input_schema", t.input_schema}}
+                    );
+                }
+                j["tools"] = std::move(tools);
+            }
+            std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+            continue;
+        }
+        if (!r.failure.empty()) {
+            std::cout << visible(names[i]) << "  stdio  " << visible(commands[i])
+                      << "\n  failed: " << visible(r.failure) << "\n";
+            continue;
+        }
+        const auto& info = r.client->server();
+        std::cout << visible(names[i]) << "  stdio  " << visible(commands[i]) << "\n  server "
+                  << visible(info.name) << " " << visible(info.version) << ", protocol "
+                  << visible(info.protocol_version) << ", " << r.tools.size() << " tools\n";
+        for (const auto& t : r.tools) {
+            std::string line = "  " + visible(t.name);
+            if (const std::string h = hints(t); !h.empty()) {
+                line += "  [" + h + "]";
+            }
+            if (!t.description.empty()) {
+                std::string d = t.description.substr(0, t.description.find('\n'));
+                if (d.size() > 100) {
+                    d = d.substr(0, 100) + "...";
+                }
+                line += "  " + visible(d);
+            }
+            std::cout << line << "\n";
+        }
+        for (const auto& s : r.skipped) {
+            std::cout << "  (left out: " << visible(s) << ")\n";
+        }
+    }
+    std::cout << std::flush;
+    return status;
+}
+
+int mcp_call(const mcp_flags& flags) {
+    const json args = json::parse(flags.arguments, nullptr, false);
+    if (args.is_discarded() || !args.is_object()) {
+        print_failure("mcp call: the arguments are not a JSON object: " + flags.arguments);
+        return exit_usage;
+    }
+    std::vector<mcp::stdio_server> servers = configured_servers(sources_of(flags));
+    auto it = std::find_if(servers.begin(), servers.end(), [&](const mcp::stdio_server& s) {
+        return s.name == flags.server;
+    });
+    if (it == servers.end()) {
+        std::string names;
+        for (const auto& s : servers) {
+            names += (names.empty() ? "" : ", ") + s.name;
+        }
+        print_failure(
+            "mcp call: no MCP server \"" + flags.server +
+            "\" (configured: " + (names.empty() ? "none" : names) + ")"
+        );
+        return exit_usage;
+    }
+    const mcp::stdio_server server = *it;
+    const fs::path workspace = fs::absolute(flags.workspace).lexically_normal();
+    try {
+        const mcp::call_result r = run_here([&]() -> asio::awaitable<mcp::call_result> {
+            const mcp::client_options o = client_options_for(server.name, workspace, flags.verbose);
+            auto c = co_await mcp::client::async_connect(server, o);
+            std::string tool = flags.tool;
+            json a = args;
+            // A call that throws leaves `c` to its destructor, which kills the server.
+            mcp::call_result res = co_await mcp::async_call_tool(*c, std::move(tool), std::move(a));
+            co_await c->async_close();
+            co_return res;
+        }());
+        if (flags.json) {
+            std::cout
+                << json{{"text", r.text}, {"is_error", r.is_error}, {"structured", r.structured}}
+                       .dump(-1, ' ', false, json::error_handler_t::replace)
+                << "\n";
+        } else {
+            std::cout << visible(r.text, layout::text) << "\n";
+        }
+        std::cout << std::flush;
+        return r.is_error ? exit_failure : exit_ok;
+    } catch (const mcp::error& e) {
+        print_failure(std::string("mcp call: ") + e.what());
+        return exit_failure;
+    }
+}
+
+} // namespace wafer::cli
