@@ -205,39 +205,6 @@ agent_config make_config(
     return cfg;
 }
 
-// The run with the MCP servers around it: started first, shut down last, however the run ends.
-asio::awaitable<int> run_agent(
-    run_flags flags,
-    run_plan plan,
-    std::shared_ptr<api::client> client,
-    std::string base_url,
-    const mcp_servers& mcp
-);
-
-asio::awaitable<int> run_task(
-    run_flags flags, run_plan plan, std::shared_ptr<api::client> client, std::string base_url
-) {
-    mcp_sources sources;
-    sources.configs = flags.mcp_configs;
-    sources.workspace = plan.root;
-    sources.trust_workspace = flags.yes;
-    mcp_servers mcp = co_await async_start_mcp(std::move(sources), false);
-    std::exception_ptr failure;
-    int status = exit_failure;
-    try {
-        status = co_await run_agent(
-            std::move(flags), std::move(plan), std::move(client), std::move(base_url), mcp
-        );
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    co_await async_stop_mcp(mcp);
-    if (failure) {
-        std::rethrow_exception(failure);
-    }
-    co_return status;
-}
-
 asio::awaitable<int> run_agent(
     run_flags flags,
     run_plan plan,
@@ -347,6 +314,31 @@ asio::awaitable<int> run_agent(
         co_return exit_interrupted;
     }
     co_return run_status(result, base_url, std::chrono::seconds(flags.timeout_s));
+}
+
+// The run with the MCP servers around it: started first, shut down last, however the run ends.
+asio::awaitable<int> run_task(
+    run_flags flags, run_plan plan, std::shared_ptr<api::client> client, std::string base_url
+) {
+    mcp_sources sources;
+    sources.configs = flags.mcp_configs;
+    sources.workspace = plan.root;
+    sources.trust_workspace = flags.yes;
+    mcp_servers mcp = co_await async_start_mcp(std::move(sources), false);
+    std::exception_ptr failure;
+    int status = exit_failure;
+    try {
+        status = co_await run_agent(
+            std::move(flags), std::move(plan), std::move(client), std::move(base_url), mcp
+        );
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await async_stop_mcp(mcp);
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+    co_return status;
 }
 
 /// The runs of `root`, newest first (at most `limit`, 0: all).

@@ -3,19 +3,15 @@
 #include <set>
 #include <utility>
 
+#include "mcp/json_text.hpp"
+
 namespace wafer::tools::mcp {
 
 using nlohmann::json;
 
 namespace {
 
-std::string text_of(const json& obj, const char* key) {
-    if (!obj.is_object()) {
-        return {};
-    }
-    const auto it = obj.find(key);
-    return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string{};
-}
+using detail::text_of;
 
 bool hint(const json& annotations, const char* key, bool fallback) {
     const auto it = annotations.find(key);
