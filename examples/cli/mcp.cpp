@@ -311,13 +311,13 @@ asio::awaitable<mcp_servers> async_start_mcp(mcp_sources sources, bool verbose) 
             print_failure("mcp: server \"" + r.client->name() + "\": tool left out: " + s);
         }
         std::vector<std::string> skipped;
-        for (auto& t : mcp::make_registry_tools(r.client, r.tools, {}, &skipped)) {
-            const auto info =
-                std::find_if(r.tools.begin(), r.tools.end(), [&](const mcp::tool_info& i) {
-                    return mcp::registry_name(r.client->name() + "__", i.name) == t.name;
-                });
-            if (info != r.tools.end() && !info->read_only_hint && info->destructive_hint) {
+        mcp::registry_tool_options options;
+        options.approve_destructive = true;
+        for (auto& t : mcp::make_registry_tools(r.client, r.tools, options, &skipped)) {
+            // The CLI's approval mode decides (with_approval): only the name is kept here.
+            if (t.options.needs_approval.may_apply()) {
                 out.gated.push_back(t.name);
+                t.options.needs_approval = false;
             }
             out.tools.push_back(std::move(t));
         }

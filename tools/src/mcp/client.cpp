@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mcp/stdio_process.hpp"
+#include "mcp/text.hpp"
 
 extern char** environ;
 
@@ -25,24 +26,7 @@ using nlohmann::json;
 
 namespace {
 
-// Escapes what the server wrote before it goes into an error text (a terminal shows errors).
-std::string visible(std::string_view text) {
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (const char ch : text) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '\n') {
-            out += "\\n";
-        } else if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            out += "\\x";
-            out += hex[c >> 4U];
-            out += hex[c & 0xfU];
-        }
-    }
-    return out;
-}
+using detail::escaped;
 
 constexpr std::size_t stderr_tail_bytes = 2048;
 constexpr std::size_t stderr_shown_bytes = 400;
@@ -106,7 +90,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         if (cut) {
             t = t.substr(t.size() - stderr_shown_bytes);
         }
-        return std::string("; its stderr ended with: ") + (cut ? "..." : "") + visible(t);
+        return std::string("; its stderr ended with: ") + (cut ? "..." : "") + escaped(t);
     }
 
     [[noreturn]] void fail(errc code, std::string detail, std::optional<rpc_error> rpc = {}) const {
@@ -445,7 +429,7 @@ asio::awaitable<json> client::async_request(std::string method, json params, cal
     if (*r.failure == errc::rpc_error) {
         self->fail(
             errc::rpc_error,
-            method + " failed: " + std::to_string(r.error.code) + " " + visible(r.error.message),
+            method + " failed: " + std::to_string(r.error.code) + " " + escaped(r.error.message),
             r.error
         );
     }

@@ -3,7 +3,7 @@
 #include <set>
 #include <utility>
 
-#include "mcp/json_text.hpp"
+#include "mcp/text.hpp"
 
 namespace wafer::tools::mcp {
 
@@ -22,14 +22,14 @@ std::string dump(const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// Base64 text of `data` as a byte count, for describing a binary block without it.
-std::size_t base64_bytes(const json& block) {
-    const std::string data = text_of(block, "data");
+// Bytes that base64 text decodes to, for describing a binary block without it.
+std::size_t base64_bytes(std::string_view data) {
     std::size_t pad = 0;
     for (auto it = data.rbegin(); it != data.rend() && *it == '='; ++it) {
         ++pad;
     }
-    return data.size() / 4 * 3 - std::min<std::size_t>(pad, 2);
+    const std::size_t whole = data.size() / 4 * 3;
+    return whole - std::min({pad, std::size_t{2}, whole});
 }
 
 std::string describe_block(const json& block) {
@@ -39,7 +39,7 @@ std::string describe_block(const json& block) {
     }
     if (type == "image" || type == "audio") {
         return "[" + type + " " + text_of(block, "mimeType") + ", " +
-               std::to_string(base64_bytes(block)) + " bytes]";
+               std::to_string(base64_bytes(text_of(block, "data"))) + " bytes]";
     }
     if (type == "resource_link") {
         std::string s =
@@ -61,7 +61,7 @@ std::string describe_block(const json& block) {
         if (r.contains("text") && r["text"].is_string()) {
             return s + "]\n" + r["text"].get<std::string>();
         }
-        return s + ", " + std::to_string(text_of(r, "blob").size() / 4 * 3) + " bytes]";
+        return s + ", " + std::to_string(base64_bytes(text_of(r, "blob"))) + " bytes]";
     }
     return dump(block);
 }

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "mcp/json_text.hpp"
+#include "mcp/text.hpp"
 
 namespace wafer::tools::mcp {
 
@@ -11,28 +11,12 @@ using nlohmann::json;
 
 namespace {
 
+using detail::escaped;
 using detail::text_of;
 
-// What a noise event shows of a line: its start, with control bytes escaped, so that a log line
-// is never a terminal sequence from the server.
+// What a noise event shows of a line: its start, escaped.
 std::string excerpt(std::string_view line) {
-    static constexpr char hex[] = "0123456789abcdef";
-    constexpr std::size_t max_shown = 120;
-    std::string out;
-    for (std::size_t i = 0; i < line.size() && i < max_shown; ++i) {
-        const auto c = static_cast<unsigned char>(line[i]);
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            out += "\\x";
-            out += hex[c >> 4U];
-            out += hex[c & 0xfU];
-        }
-    }
-    if (line.size() > max_shown) {
-        out += "...";
-    }
-    return out;
+    return escaped(line, 120);
 }
 
 std::string millis(std::chrono::milliseconds ms) {
