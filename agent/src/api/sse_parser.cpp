@@ -171,6 +171,7 @@ std::optional<sse_event> sse_parser::next() {
         } else if (field == "retry") {
             if (all_digits(value)) {
                 retry_ = std::stoul(std::string(value));
+                reconnection_ = retry_;
             }
         }
         // Any other field is ignored, as the specification says.

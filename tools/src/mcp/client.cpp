@@ -1,5 +1,5 @@
-// The I/O around mcp::session for a stdio server: four loops (stdout, stderr, the process's
-// exit, the session's deadlines) feed the session; pump() acts on what it decided.
+// mcp::client: the session driven over a transport. pump() acts on what the session decided;
+// one loop serves the session's deadlines.
 #include <wafer/tools/mcp/client.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -9,12 +9,10 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <array>
 #include <map>
 #include <type_traits>
-#include <unistd.h>
 
-#include "mcp/stdio_process.hpp"
+#include "mcp/stdio_transport.hpp"
 #include "mcp/text.hpp"
 
 extern char** environ;
@@ -28,10 +26,6 @@ namespace {
 
 using detail::escaped;
 
-constexpr std::size_t stderr_tail_bytes = 2048;
-constexpr std::size_t stderr_shown_bytes = 400;
-constexpr std::size_t max_stderr_line = 64U << 10U;
-
 // A request waiting for its response_event (lives in the awaiting coroutine's frame).
 struct waiter {
     explicit waiter(const asio::any_io_executor& ex)
@@ -43,20 +37,22 @@ struct waiter {
 
 } // namespace
 
-struct client::impl : std::enable_shared_from_this<impl> {
+struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor executor, std::string server_name, client_options options)
         : ex(std::move(executor)), name(std::move(server_name)), opts(std::move(options)),
           s(opts.session), deadline(ex, asio::steady_timer::time_point::max()),
-          ready_signal(ex, asio::steady_timer::time_point::max()),
-          eof_signal(ex, asio::steady_timer::time_point::max()) {
+          ready_signal(ex, asio::steady_timer::time_point::max()) {
         s.set_default_limits(opts.limits);
     }
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
+    ~impl() override = default;
 
     asio::any_io_executor ex;
     std::string name;
     client_options opts;
     session s;
-    std::unique_ptr<detail::stdio_process> proc;
+    std::unique_ptr<transport> wire;
 
     asio::steady_timer deadline;
     asio::steady_timer::time_point armed = asio::steady_timer::time_point::max();
@@ -65,44 +61,39 @@ struct client::impl : std::enable_shared_from_this<impl> {
     asio::steady_timer ready_signal;
     bool handshake_done = false;
     std::optional<closed_event> closed;
-    // Cancelled when stdout ends, so that the exit watcher need not wait.
-    asio::steady_timer eof_signal;
-    bool stdout_ended = false;
     bool closing = false;
 
-    std::string write_buf;
-    bool writing = false;
     bool pumping = false;
     bool pump_again = false;
-
-    std::string stderr_tail;
-    std::string stderr_line;
-
-    std::string stderr_excerpt() const {
-        if (stderr_tail.empty()) {
-            return {};
-        }
-        std::string_view t(stderr_tail);
-        while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) {
-            t.remove_suffix(1);
-        }
-        const bool cut = t.size() > stderr_shown_bytes;
-        if (cut) {
-            t = t.substr(t.size() - stderr_shown_bytes);
-        }
-        return std::string("; its stderr ended with: ") + (cut ? "..." : "") + escaped(t);
-    }
 
     [[noreturn]] void fail(errc code, std::string detail, std::optional<rpc_error> rpc = {}) const {
         throw error(code, name, std::move(detail), std::move(rpc));
     }
 
-    void start_loops() {
-        auto self = shared_from_this();
-        asio::co_spawn(ex, read_loop(self), asio::detached);
-        asio::co_spawn(ex, stderr_loop(self), asio::detached);
-        asio::co_spawn(ex, exit_loop(self), asio::detached);
-        asio::co_spawn(ex, deadline_loop(self), asio::detached);
+    // transport_events
+    void on_bytes(std::string_view bytes) override {
+        s.receive(bytes, session_clock::now());
+        pump();
+    }
+    void on_message(std::string_view message) override {
+        s.receive_message(message, session_clock::now());
+        pump();
+    }
+    void on_noise(std::string what) override {
+        if (opts.on_noise) {
+            opts.on_noise(what);
+        }
+    }
+    void on_request_lost(std::int64_t id, errc reason, std::string detail) override {
+        s.abandon(id, reason, detail);
+        pump();
+    }
+    bool awaiting(std::int64_t id) const override { return s.awaiting(id); }
+    void on_end(std::string why) override {
+        if (!s.closed()) {
+            s.end_of_stream(why, session_clock::now());
+            pump();
+        }
     }
 
     // Acts on the session's events and output. Re-entrant calls (a callback that sends a
@@ -118,12 +109,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
             for (auto& ev : s.take_events()) {
                 std::visit([this](auto& e) { on_event(e); }, ev);
             }
-            if (std::string out = s.take_output(); !out.empty()) {
-                write_buf += out;
-                if (!writing) {
-                    writing = true;
-                    asio::co_spawn(ex, write_loop(shared_from_this()), asio::detached);
-                }
+            if (std::string out = s.take_output(); !out.empty() && wire) {
+                wire->send(std::move(out));
             }
         } while (pump_again);
         pumping = false;
@@ -162,14 +149,39 @@ struct client::impl : std::enable_shared_from_this<impl> {
         }
     }
     void on_event(server_request_event& ev) {
-        s.respond_error(
-            ev.id,
-            rpc_error{rpc_code::method_not_found, "this client has no handler for " + ev.method, {}}
-        );
+        if (!opts.on_server_request) {
+            s.respond_error(
+                ev.id,
+                rpc_error{
+                    rpc_code::method_not_found, "this client has no handler for " + ev.method, {}}
+            );
+            return;
+        }
+        asio::co_spawn(ex, answer(shared_from_this(), std::move(ev)), asio::detached);
+    }
+
+    // The embedder answers a server request; its exception becomes an error answer.
+    static asio::awaitable<void> answer(std::shared_ptr<impl> self, server_request_event ev) {
+        std::optional<json> result;
+        std::string failure;
+        try {
+            result = co_await self->opts.on_server_request(ev);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        if (result) {
+            self->s.respond(ev.id, std::move(*result));
+        } else {
+            self->s.respond_error(ev.id, rpc_error{rpc_code::internal_error, failure, {}});
+        }
+        self->pump();
     }
     void on_event(ready_event&) {
         handshake_done = true;
         ready_signal.cancel();
+        if (wire) {
+            wire->on_ready(s.server());
+        }
     }
     void on_event(closed_event& ev) {
         const bool was_ready = handshake_done;
@@ -187,123 +199,6 @@ struct client::impl : std::enable_shared_from_this<impl> {
         }
     }
 
-    // The end of the connection as the process's state explains it.
-    std::string ended(std::string_view what) const {
-        std::string d(what);
-        if (proc && proc->exit_status()) {
-            d += ": the server " + detail::stdio_process::describe_status(*proc->exit_status());
-        }
-        return d + stderr_excerpt();
-    }
-
-    static asio::awaitable<void> write_loop(std::shared_ptr<impl> self) {
-        while (!self->write_buf.empty()) {
-            const std::string chunk = std::exchange(self->write_buf, {});
-            try {
-                co_await self->proc->async_write(chunk);
-            } catch (const boost::system::system_error& e) {
-                self->write_buf.clear();
-                self->writing = false;
-                if (!self->s.closed()) {
-                    self->s.close(
-                        errc::closed,
-                        self->ended(
-                            std::string("cannot write to the server (") + e.code().message() + ")"
-                        )
-                    );
-                    self->pump();
-                }
-                co_return;
-            }
-        }
-        self->writing = false;
-    }
-
-    static asio::awaitable<void> read_loop(std::shared_ptr<impl> self) {
-        std::array<char, 65536> buf{};
-        std::string why = "the server closed its stdout";
-        for (;;) {
-            std::size_t n = 0;
-            try {
-                n = co_await self->proc->async_read_out(buf.data(), buf.size());
-            } catch (const boost::system::system_error& e) {
-                why =
-                    std::string("reading the server's stdout failed (") + e.code().message() + ")";
-                break;
-            }
-            if (n == 0) {
-                break;
-            }
-            self->s.receive(std::string_view(buf.data(), n), session_clock::now());
-            self->pump();
-        }
-        self->stdout_ended = true;
-        self->eof_signal.cancel();
-        // Its exit status explains the end better than the closed pipe does.
-        if (!self->closing) {
-            co_await self->proc->async_wait_exit_for(std::chrono::milliseconds(500));
-        }
-        self->s.end_of_stream(self->ended(why), session_clock::now());
-        self->pump();
-    }
-
-    static asio::awaitable<void> stderr_loop(std::shared_ptr<impl> self) {
-        std::array<char, 16384> buf{};
-        for (;;) {
-            std::size_t n = 0;
-            try {
-                n = co_await self->proc->async_read_err(buf.data(), buf.size());
-            } catch (const boost::system::system_error&) {
-                break;
-            }
-            if (n == 0) {
-                break;
-            }
-            const std::string_view chunk(buf.data(), n);
-            self->stderr_tail += chunk;
-            if (self->stderr_tail.size() > stderr_tail_bytes) {
-                self->stderr_tail.erase(0, self->stderr_tail.size() - stderr_tail_bytes);
-            }
-            for (const char c : chunk) {
-                if (c != '\n') {
-                    if (self->stderr_line.size() < max_stderr_line) {
-                        self->stderr_line += c;
-                    }
-                    continue;
-                }
-                if (!self->stderr_line.empty() && self->stderr_line.back() == '\r') {
-                    self->stderr_line.pop_back();
-                }
-                if (self->opts.on_stderr) {
-                    self->opts.on_stderr(self->stderr_line);
-                }
-                self->stderr_line.clear();
-            }
-        }
-        if (!self->stderr_line.empty() && self->opts.on_stderr) {
-            self->opts.on_stderr(self->stderr_line);
-        }
-    }
-
-    // A server may exit while a child of its own keeps stdout open: the exit ends the
-    // connection after a moment for the last output to be read.
-    static asio::awaitable<void> exit_loop(std::shared_ptr<impl> self) {
-        try {
-            co_await self->proc->async_wait_exit();
-        } catch (const boost::system::system_error&) {
-            co_return;
-        }
-        if (!self->stdout_ended) {
-            self->eof_signal.expires_after(std::chrono::seconds(1));
-            boost::system::error_code ec;
-            co_await self->eof_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        }
-        if (!self->s.closed()) {
-            self->s.close(errc::closed, self->ended("the connection ended"));
-            self->pump();
-        }
-    }
-
     static asio::awaitable<void> deadline_loop(std::shared_ptr<impl> self) {
         while (!self->s.closed()) {
             boost::system::error_code ec;
@@ -315,6 +210,33 @@ struct client::impl : std::enable_shared_from_this<impl> {
             self->s.on_time(session_clock::now());
             self->pump();
         }
+    }
+
+    // Starts the transport and the handshake and waits for its end.
+    static asio::awaitable<std::shared_ptr<client>> async_handshake(std::shared_ptr<impl> im) {
+        im->wire->start(im);
+        asio::co_spawn(im->ex, deadline_loop(im), asio::detached);
+        im->s.start(session_clock::now());
+        im->pump();
+        if (!im->handshake_done) {
+            boost::system::error_code ec;
+            co_await im->ready_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        if (!im->handshake_done) {
+            // The caller cancelled the connect.
+            im->closing = true;
+            im->s.close(errc::cancelled, "the connect was cancelled");
+            im->pump();
+            im->wire->abort();
+            im->fail(errc::cancelled, "the connect was cancelled");
+        }
+        if (im->closed) {
+            const closed_event ev = *im->closed;
+            im->closing = true;
+            im->wire->abort();
+            im->fail(ev.reason, ev.detail);
+        }
+        co_return std::shared_ptr<client>(new client(std::move(im)));
     }
 };
 
@@ -329,12 +251,11 @@ asio::awaitable<json> client::async_request(std::string method, json params) {
 asio::awaitable<std::shared_ptr<client>>
 client::async_connect(stdio_server server, client_options options) {
     auto ex = co_await asio::this_coro::executor;
-    auto im = std::make_shared<impl>(ex, server.name, std::move(options));
     if (server.name.empty()) {
         throw error(errc::bad_config, "(unnamed)", "the server has no name");
     }
     if (server.command.empty()) {
-        im->fail(errc::bad_config, "no command to start");
+        throw error(errc::bad_config, server.name, "no command to start");
     }
     detail::spawn_request req;
     req.command = server.command;
@@ -345,33 +266,29 @@ client::async_connect(stdio_server server, client_options options) {
         env.set.push_back(kv);
     }
     req.env = build_command_environment(env, environ);
+    std::unique_ptr<transport> wire;
     try {
-        im->proc = std::make_unique<detail::stdio_process>(ex, req);
+        wire = std::make_unique<detail::stdio_transport>(ex, req, options.on_stderr);
     } catch (const std::system_error& e) {
-        im->fail(errc::spawn_failed, e.what());
+        throw error(errc::spawn_failed, server.name, e.what());
     }
-    im->start_loops();
-    im->s.start(session_clock::now());
-    im->pump();
-    if (!im->handshake_done) {
-        boost::system::error_code ec;
-        co_await im->ready_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    auto c = co_await async_connect(std::move(server.name), std::move(wire), std::move(options));
+    co_return c;
+}
+
+asio::awaitable<std::shared_ptr<client>>
+client::async_connect(std::string name, std::unique_ptr<transport> wire, client_options options) {
+    if (name.empty()) {
+        throw error(errc::bad_config, "(unnamed)", "the server has no name");
     }
-    if (!im->handshake_done) {
-        // The caller cancelled the connect.
-        im->closing = true;
-        im->s.close(errc::cancelled, "the connect was cancelled");
-        im->pump();
-        im->proc->signal_group(SIGKILL);
-        im->fail(errc::cancelled, "the connect was cancelled");
+    if (!wire) {
+        throw error(errc::bad_config, name, "no transport");
     }
-    if (im->closed) {
-        const closed_event ev = *im->closed;
-        im->closing = true;
-        im->proc->signal_group(SIGKILL);
-        im->fail(ev.reason, ev.detail);
-    }
-    co_return std::shared_ptr<client>(new client(std::move(im)));
+    auto ex = co_await asio::this_coro::executor;
+    auto im = std::make_shared<impl>(ex, std::move(name), std::move(options));
+    im->wire = std::move(wire);
+    auto c = co_await impl::async_handshake(std::move(im));
+    co_return c;
 }
 
 client::client(std::shared_ptr<impl> state) noexcept : impl_(std::move(state)) {}
@@ -382,8 +299,7 @@ client::~client() {
         impl_->closing = true;
         impl_->s.close(errc::closed, "the client was destroyed");
         impl_->pump();
-        impl_->proc->close_stdin();
-        impl_->proc->signal_group(SIGKILL);
+        impl_->wire->abort();
     }
 }
 
@@ -444,11 +360,7 @@ asio::awaitable<void> client::async_close() {
     self->closing = true;
     self->s.close(errc::closed, "the client closed the connection");
     self->pump();
-    try {
-        co_await self->proc->async_shutdown(self->opts.shutdown_grace);
-    } catch (const boost::system::system_error&) {
-        self->proc->signal_group(SIGKILL);
-    }
+    co_await self->wire->async_close(self->opts.shutdown_grace);
 }
 
 } // namespace wafer::tools::mcp

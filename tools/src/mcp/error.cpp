@@ -27,6 +27,10 @@ public:
             return "the MCP server could not be started";
         case errc::bad_config:
             return "the MCP server configuration is unusable";
+        case errc::transport:
+            return "the MCP transport failed";
+        case errc::unauthorized:
+            return "the MCP server requires authorization";
         }
         return "unknown MCP error";
     }

@@ -126,6 +126,32 @@ void session::receive(std::string_view bytes, session_clock::time_point now) {
     }
 }
 
+void session::receive_message(std::string_view message, session_clock::time_point now) {
+    if (message.size() > config_.max_message) {
+        events_.emplace_back(noise_event{
+            "a message of " + std::to_string(message.size()) + " bytes, over the limit of " +
+            std::to_string(config_.max_message) + ", was dropped"});
+        return;
+    }
+    on_line(message, now);
+}
+
+void session::abandon(std::int64_t id, errc reason, std::string_view why) {
+    if (!pending_.contains(id)) {
+        return;
+    }
+    if (id == initialize_id_) {
+        pending_.erase(id);
+        close(reason, why);
+        return;
+    }
+    response_event ev;
+    ev.id = id;
+    ev.failure = reason;
+    ev.detail = std::string(why);
+    finish(id, std::move(ev));
+}
+
 void session::end_of_stream(std::string_view why, session_clock::time_point now) {
     if (auto f = framer_.finish(); f && f->type == frame::kind::line) {
         on_line(f->text, now);

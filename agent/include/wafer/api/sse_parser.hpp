@@ -43,6 +43,12 @@ public:
     /// True if a partial event (data lines without the blank line) is buffered.
     bool has_partial_event() const noexcept;
 
+    /// The last event id the stream set (an `id:` line, dispatched or not): what a client sends
+    /// as Last-Event-ID when it reconnects.
+    const std::string& last_event_id() const noexcept { return last_id_; }
+    /// The last valid `retry:` the stream sent (ms), dispatched or not.
+    std::optional<unsigned long> reconnection_time() const noexcept { return reconnection_; }
+
     /// The maximum size of one event's data; exceeding it makes next() throw std::length_error.
     void set_max_event_size(std::size_t bytes) noexcept { max_event_size_ = bytes; }
 
@@ -56,6 +62,7 @@ private:
     std::string out_data_;   // storage behind the returned views
     std::string out_event_;
     std::optional<unsigned long> retry_;
+    std::optional<unsigned long> reconnection_;
     bool has_data_ = false;
     bool bom_checked_ = false;
     // The first data line of the current event, referenced in buffer_ instead of copied.

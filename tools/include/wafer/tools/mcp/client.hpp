@@ -1,10 +1,11 @@
-// An MCP client over a stdio server: it starts the server, runs the handshake, sends requests
-// with deadlines and cancellation, and shuts the server down as the spec says.
+// An MCP client: it starts a stdio server (or takes another transport), runs the handshake,
+// sends requests with deadlines and cancellation, and shuts the connection down as the spec says.
 #pragma once
 
 #include <wafer/tools/command_environment.hpp>
 #include <wafer/tools/mcp/error.hpp>
 #include <wafer/tools/mcp/session.hpp>
+#include <wafer/tools/mcp/transport.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -43,6 +44,12 @@ struct stdio_server {
 /// What the server reported of one request while it ran.
 using progress_handler = std::function<void(const progress_event&)>;
 
+/// Answers a request of the server the session leaves to the embedder (elicitation/create, when
+/// session_config::elicitation declares it): the result object. Throwing answers the server
+/// with an error. Runs on the client's executor, beside the client's other work.
+using server_request_handler =
+    std::function<boost::asio::awaitable<nlohmann::json>(const server_request_event&)>;
+
 /// How a client behaves.
 struct client_options {
     /// Identity, roots, elicitation and the handshake's limits.
@@ -62,6 +69,8 @@ struct client_options {
     std::function<void(std::string_view)> on_noise;
     /// The connection ended (the server exited, or broke the handshake) outside close().
     std::function<void(const error&)> on_closed;
+    /// The server's requests for the embedder (elicitation). Unset: refused (method not found).
+    server_request_handler on_server_request;
 };
 
 /// Options of one request.
@@ -97,6 +106,10 @@ public:
     static boost::asio::awaitable<std::shared_ptr<client>>
     async_connect(stdio_server server, client_options options);
     static boost::asio::awaitable<std::shared_ptr<client>> async_connect(stdio_server server);
+    /// The handshake over any transport (Streamable HTTP: wafer::mcp::async_connect_http). The
+    /// client owns the transport from here on. Throws as above.
+    static boost::asio::awaitable<std::shared_ptr<client>>
+    async_connect(std::string name, std::unique_ptr<transport> wire, client_options options);
 
     ~client();
     client(const client&) = delete;
@@ -114,8 +127,9 @@ public:
     async_request(std::string method, nlohmann::json params, call_options options);
     boost::asio::awaitable<nlohmann::json> async_request(std::string method, nlohmann::json params);
 
-    /// The spec's shutdown: stdin closed, SIGTERM, SIGKILL (client_options::shutdown_grace
-    /// apart). Open requests end with errc::closed. Idempotent; never throws.
+    /// The transport's shutdown (stdio: stdin closed, SIGTERM, SIGKILL, client_options::
+    /// shutdown_grace apart; HTTP: the session deleted). Open requests end with errc::closed.
+    /// Idempotent; never throws.
     boost::asio::awaitable<void> async_close();
 
     struct impl;

@@ -30,8 +30,13 @@ enum class errc {
     protocol,
     /// The server could not be started (no such program, not executable, bad working directory).
     spawn_failed,
-    /// The server configuration is unusable (no command, a bad name).
+    /// The server configuration is unusable (no command, a bad name, a bad URL).
     bad_config,
+    /// The transport failed: the HTTP server could not be reached, answered a status the
+    /// request cannot go on with, or broke the stream before the answer.
+    transport,
+    /// The HTTP server requires authorization (401 or 403) that this client could not give.
+    unauthorized,
 };
 
 /// The error category of mcp::errc ("wafer.mcp").

