@@ -9,7 +9,7 @@
 // which is a child and only in RUSAGE_CHILDREN once reaped). The handshake is not measured.
 //
 // usage: wafer_mcp_bench --server PATH/server-everything/dist/index.js [--node PATH]
-//                        [--calls N] [--warmup N] [--parallel K]
+//                        [--calls N] [--warmup N] [--parallel K] [--only sequential|parallel]
 // prints one line per mode: name=mcp_echo client=wafer mode=<sequential|parallel> key=value ...
 #include <wafer/tools/mcp/client.hpp>
 #include <wafer/tools/mcp/server_tools.hpp>
@@ -59,6 +59,8 @@ struct options {
     int calls = 2000;
     int warmup = 500;
     int parallel = 16;
+    /// Empty: both modes; else "sequential" or "parallel" (for profiling one).
+    std::string only;
 };
 
 // Calls shared by the workers of one run.
@@ -148,8 +150,11 @@ asio::awaitable<int> bench_main(const options& o) {
     copts.on_stderr = [](std::string_view) {
     };
     auto c = co_await mcp::client::async_connect(std::move(server), std::move(copts));
-    int failures = co_await measure(*c, o, "sequential", 1);
-    if (o.parallel > 1) {
+    int failures = 0;
+    if (o.only.empty() || o.only == "sequential") {
+        failures += co_await measure(*c, o, "sequential", 1);
+    }
+    if (o.parallel > 1 && (o.only.empty() || o.only == "parallel")) {
         failures += co_await measure(*c, o, "parallel", o.parallel);
     }
     co_await c->async_close();
@@ -178,12 +183,15 @@ int main(int argc, char** argv) {
             o.warmup = std::atoi(value);
         } else if (flag == "--parallel") {
             o.parallel = std::atoi(value);
+        } else if (flag == "--only") {
+            o.only = value;
         } else {
             std::fprintf(stderr, "mcp_bench: unknown option %s\n", flag.c_str());
             return 2;
         }
     }
-    if (o.server.empty() || o.calls <= 0 || o.warmup < 0 || o.parallel <= 0) {
+    if (o.server.empty() || o.calls <= 0 || o.warmup < 0 || o.parallel <= 0 ||
+        (!o.only.empty() && o.only != "sequential" && o.only != "parallel")) {
         std::fprintf(
             stderr,
             "usage: wafer_mcp_bench --server PATH [--node PATH] [--calls N] "
