@@ -1,6 +1,6 @@
 // MCP client benchmark (not a test): CPU and wall time per tools/call over stdio, wafer's client
-// calling server-everything's `echo` tool (bench/run.sh runs the official TypeScript SDK's client,
-// bench/mcp/ts_client.mjs, against the same server command in the same run).
+// calling server-everything's `echo` tool (bench/mcp/run.sh runs the official TypeScript SDK's
+// client, bench/mcp/ts_client.mjs, against the same server command in the same run).
 //
 //  sequential: N calls one after another (each waits for its answer), after a warm-up.
 //  parallel:   N calls with K in flight (K workers, each calling one after another).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the TypeScript SDK client that bench/run.sh runs beside wafer's MCP client
+# Installs the TypeScript SDK client that bench/mcp/run.sh runs beside wafer's MCP client
 # (package-lock.json here pins @modelcontextprotocol/sdk) into DIR: ts_client.mjs, package.json
 # and node_modules. `npm ci` runs only when the lock file changed since DIR's last install.
 # Usage: bench/mcp/install.sh DIR
