@@ -90,3 +90,6 @@ fi
 if [[ -x "$build/bench/wafer_store_bench" ]]; then
     "$build/bench/wafer_store_bench" --dir "$build"
 fi
+
+# MCP tool calls over stdio, wafer's client beside the TypeScript SDK's (bench/mcp/run.sh).
+bash "$(dirname "$0")/mcp/run.sh" "$build"
