@@ -42,7 +42,7 @@ json id_json(const rpc_id& id) {
 } // namespace
 
 std::optional<rpc_message> read_message(std::string_view text, std::string* why) {
-    const json j = json::parse(text, nullptr, false);
+    json j = json::parse(text, nullptr, false);
     if (j.is_discarded()) {
         return refuse(why, "not JSON (or not UTF-8)");
     }
@@ -68,7 +68,7 @@ std::optional<rpc_message> read_message(std::string_view text, std::string* why)
             if (!p->is_object() && !p->is_array()) {
                 return refuse(why, "\"params\" is neither an object nor an array");
             }
-            m.params = *p;
+            m.params = std::move(*p);
         }
         if (id == j.end()) {
             m.type = rpc_message::kind::notification;
@@ -100,7 +100,7 @@ std::optional<rpc_message> read_message(std::string_view text, std::string* why)
     }
     if (result != j.end()) {
         m.type = rpc_message::kind::result;
-        m.result = *result;
+        m.result = std::move(*result);
         return m;
     }
     const auto code = error->is_object() ? error->find("code") : error->end();
@@ -154,12 +154,14 @@ std::string write_message(const rpc_message& m) {
 }
 
 std::string write_request(const rpc_id& id, std::string_view method, json params) {
-    rpc_message m;
-    m.type = rpc_message::kind::request;
-    m.id = id;
-    m.method = std::string(method);
-    m.params = std::move(params);
-    return write_message(m);
+    json j = json::object();
+    j["jsonrpc"] = "2.0";
+    j["id"] = id_json(id);
+    j["method"] = method;
+    if (!params.is_null()) {
+        j["params"] = std::move(params);
+    }
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string write_notification(std::string_view method, json params) {

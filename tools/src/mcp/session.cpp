@@ -185,7 +185,7 @@ void session::on_line(std::string_view line, session_clock::time_point now) {
     }
 }
 
-void session::on_response(const rpc_message& m) {
+void session::on_response(rpc_message& m) {
     const auto* id = m.id ? std::get_if<std::int64_t>(&*m.id) : nullptr;
     if (id == nullptr) {
         if (m.type == rpc_message::kind::error) {
@@ -224,7 +224,7 @@ void session::on_response(const rpc_message& m) {
         ev.failure = errc::rpc_error;
         ev.error = m.error;
     } else {
-        ev.result = m.result;
+        ev.result = std::move(m.result);
     }
     finish(*id, std::move(ev));
 }

@@ -227,7 +227,7 @@ private:
 
     void send(const std::string& line);
     void on_line(std::string_view line, session_clock::time_point now);
-    void on_response(const rpc_message& m);
+    void on_response(rpc_message& m);
     void on_server_request(rpc_message m);
     void on_notification(const rpc_message& m, session_clock::time_point now);
     void on_initialized(const nlohmann::json& result);
