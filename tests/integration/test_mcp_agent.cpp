@@ -211,7 +211,10 @@ TEST_SUITE("mcp/agent") {
                     }
                 };
                 std::string input = "Echo something and read the note.";
-                out.result = co_await a.async_run(std::move(input), std::move(ro));
+                // The operation named first: no options object inside the co_await (GCC 12).
+                asio::awaitable<wafer::run_result> op =
+                    a.async_run(std::move(input), std::move(ro));
+                out.result = co_await std::move(op);
                 co_await ev->async_close();
                 co_await fsc->async_close();
                 co_return out;
@@ -439,7 +442,8 @@ TEST_SUITE("mcp/agent") {
                 auto c = co_await connect_into(server, reg, set);
                 const wafer::agent a = make_agent(model, reg);
                 std::string input = "Grow, then use the new tool.";
-                out.result = co_await a.async_run(std::move(input));
+                asio::awaitable<wafer::run_result> op = a.async_run(std::move(input));
+                out.result = co_await std::move(op);
                 out.names = set->names();
                 co_await c->async_close();
                 co_return out;
