@@ -471,4 +471,70 @@ TEST_SUITE("mcp/agent") {
         CHECK(s.updates[1].added == std::vector<std::string>{"dyn__added"});
         CHECK(s.updates[1].removed == std::vector<std::string>{"dyn__grow"});
     }
+
+    TEST_CASE("a tool whose name is taken is left out with why; a failed refresh keeps the tools") {
+        // tools/list answers "a" and "clash" once, then fails.
+        const std::string init =
+            R"({"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"sh","version":"1"}}})";
+        const std::string list =
+            R"({"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"a","inputSchema":{"type":"object"}},{"name":"clash","inputSchema":{"type":"object"}}]}})";
+        const std::string failed =
+            R"({"jsonrpc":"2.0","id":ID,"error":{"code":-32603,"message":"listing broke"}})";
+        const std::string script =
+            "n=0\n"
+            "while IFS= read -r l; do\n"
+            "  id=$(printf '%s\\n' \"$l\" | sed -n 's/^{\"id\":\\([0-9]*\\),.*/\\1/p')\n"
+            "  case \"$l\" in\n"
+            "  *'\"method\":\"initialize\"'*) printf '%s\\n' '" +
+            init +
+            "' ;;\n"
+            "  *'\"method\":\"tools/list\"'*) n=$((n+1))\n"
+            "    if [ $n = 1 ]; then r='" +
+            list + "'; else r='" + failed +
+            "'; fi\n"
+            "    printf '%s\\n' \"$r\" | sed \"s/\\\"id\\\":ID/\\\"id\\\":$id/\" ;;\n"
+            "  esac\n"
+            "done\n";
+        mcp::stdio_server server;
+        server.name = "dyn";
+        server.command = "/bin/sh";
+        server.args = {"-c", script};
+        asio::io_context ioc;
+        auto reg = std::make_shared<wafer::tools::registry>();
+        reg->add(wafer::tools::make_tool<json>(
+            "dyn__clash",
+            "Not the server's",
+            json{{"type", "object"}},
+            [](const json&) { return "mine"; }
+        ));
+        struct seen {
+            mcp::tool_set_update first;
+            mcp::tool_set_update refresh;
+            std::vector<std::string> names;
+        };
+        const seen s = run_coro(ioc, [&]() -> asio::awaitable<seen> {
+            seen out;
+            auto ex = co_await asio::this_coro::executor;
+            const mcp::tool_set_options options;
+            auto set = mcp::server_tool_set::create(ex, options);
+            mcp::client_options o;
+            o.on_list_changed = set->list_changed_handler();
+            auto c = co_await mcp::client::async_connect(server, o);
+            out.first = co_await set->async_start(reg, c);
+            out.refresh = co_await set->async_refresh();
+            out.names = set->names();
+            co_await c->async_close();
+            co_return out;
+        }());
+        CHECK(s.first.failure.empty());
+        CHECK(s.first.added == std::vector<std::string>{"dyn__a"});
+        REQUIRE(s.first.skipped.size() == 1);
+        CHECK(s.first.skipped[0].starts_with("dyn__clash: another tool of the registry"));
+        CHECK(s.refresh.refresh);
+        CHECK(s.refresh.failure.find("listing broke") != std::string::npos);
+        CHECK(s.names == std::vector<std::string>{"dyn__a"});
+        CHECK(reg->names() == std::vector<std::string>{"dyn__clash", "dyn__a"});
+        REQUIRE(reg->find("dyn__clash") != nullptr);
+        CHECK(reg->find("dyn__clash")->description == "Not the server's");
+    }
 }
