@@ -38,28 +38,6 @@ std::string_view to_string(stop_reason r) noexcept {
     return "error";
 }
 
-namespace {
-
-std::vector<api::function_tool> tool_definitions(const tools::registry* registry) {
-    std::vector<api::function_tool> out;
-    if (!registry) {
-        return out;
-    }
-    for (auto& d : registry->definitions()) {
-        api::function_tool t;
-        t.name = std::move(d.name);
-        if (!d.description.empty()) {
-            t.description = std::move(d.description);
-        }
-        t.parameters = std::move(d.parameters);
-        t.strict = d.strict;
-        out.push_back(std::move(t));
-    }
-    return out;
-}
-
-} // namespace
-
 agent::agent(agent_config cfg) : cfg_(std::move(cfg)) {
     if (!cfg_.model) {
         throw std::invalid_argument("wafer::agent: agent_config::model is required");
@@ -95,15 +73,16 @@ agent::agent(agent_config cfg) : cfg_(std::move(cfg)) {
         critics->emplace_back(detail::critic_agent_config(c));
     }
     critic_agents_ = std::move(critics);
-    tool_defs_ =
-        std::make_shared<const std::vector<api::function_tool>>(tool_definitions(cfg_.tools.get()));
+    tool_defs_ = std::make_shared<const std::vector<api::function_tool>>(
+        detail::tool_definitions(cfg_.tools.get())
+    );
     tool_defs_revision_ = cfg_.tools ? cfg_.tools->revision() : 0;
 }
 
 std::shared_ptr<const std::vector<api::function_tool>> agent::current_tool_defs() const {
     if (cfg_.tools && cfg_.tools->revision() != tool_defs_revision_) {
         return std::make_shared<const std::vector<api::function_tool>>(
-            tool_definitions(cfg_.tools.get())
+            detail::tool_definitions(cfg_.tools.get())
         );
     }
     return tool_defs_;
@@ -117,6 +96,7 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
     options.history.reset();
     setup.started = detail::clock_type::now();
     setup.tool_defs = current_tool_defs();
+    setup.tool_defs_revision = cfg_.tools ? cfg_.tools->revision() : 0;
     std::optional<detail::drive_journal> journal;
     if (options.store) {
         journal.emplace();
@@ -207,6 +187,7 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         plan.reconcile = std::move(options.reconcile);
         setup.started = detail::clock_type::now();
         setup.tool_defs = current_tool_defs();
+        setup.tool_defs_revision = cfg_.tools ? cfg_.tools->revision() : 0;
         run_options ro;
         ro.on_event = std::move(options.on_event);
         ro.events = std::move(options.events);

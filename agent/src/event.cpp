@@ -47,6 +47,7 @@ constexpr std::array<std::string_view, std::variant_size_v<event_data>> type_nam
     "reasoning_delta",
     "content_delta",
     "tool_call_started",
+    "tool_call_progress",
     "tool_call_finished",
     "turn_finished",
     "critic_verdict",
@@ -166,6 +167,14 @@ void write(json& j, const tool_call_started& e) {
     j["name"] = e.name;
     j["arguments"] = e.arguments;
 }
+void write(json& j, const tool_call_progress& e) {
+    j["turn"] = e.turn;
+    j["call_id"] = e.call_id;
+    j["name"] = e.name;
+    j["progress"] = e.progress;
+    write_opt(j, "total", e.total);
+    j["message"] = e.message;
+}
 void write(json& j, const tool_call_finished& e) {
     j["turn"] = e.turn;
     j["call_id"] = e.call_id;
@@ -245,6 +254,14 @@ void read(const json& j, tool_call_started& e) {
     detail::read_value(j, "call_id", e.call_id);
     detail::read_value(j, "name", e.name);
     detail::read_value(j, "arguments", e.arguments);
+}
+void read(const json& j, tool_call_progress& e) {
+    detail::read_value(j, "turn", e.turn);
+    detail::read_value(j, "call_id", e.call_id);
+    detail::read_value(j, "name", e.name);
+    detail::read_value(j, "progress", e.progress);
+    detail::read_optional(j, "total", e.total);
+    detail::read_value(j, "message", e.message);
 }
 void read(const json& j, tool_call_finished& e) {
     detail::read_value(j, "turn", e.turn);

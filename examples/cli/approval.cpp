@@ -75,19 +75,24 @@ std::string describe_call(const std::string& tool, const json& args) {
            visible(cut(args.dump(-1, ' ', false, json::error_handler_t::replace), 200));
 }
 
+void gate_tool(tools::tool& t, approval_mode mode) {
+    if (mode != approval_mode::deny) {
+        t.options.needs_approval = true;
+        return;
+    }
+    t.fn = tools::inline_handler{[name = t.name](const json&, const tools::call_context&) {
+        return denied_nobody_to_ask(name);
+    }};
+}
+
 std::shared_ptr<tools::registry> with_approval(
     const tools::registry& base, const std::vector<std::string>& gated, approval_mode mode
 ) {
     auto out = std::make_shared<tools::registry>();
     for (const auto& name : base.names()) {
         tools::tool t = *base.find(name);
-        const bool is_gated = std::find(gated.begin(), gated.end(), name) != gated.end();
-        if (is_gated && mode != approval_mode::deny) {
-            t.options.needs_approval = true;
-        } else if (is_gated && mode == approval_mode::deny) {
-            t.fn = tools::inline_handler{[name](const json&, const tools::call_context&) {
-                return denied_nobody_to_ask(name);
-            }};
+        if (std::find(gated.begin(), gated.end(), name) != gated.end()) {
+            gate_tool(t, mode);
         }
         out->add(std::move(t));
     }

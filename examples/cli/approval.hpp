@@ -37,6 +37,10 @@ enum class approval_mode {
 /// The tools that need approval: write_file, edit_file, run_command.
 const std::vector<std::string>& gated_tools();
 
+/// Puts `t` under `mode`: it needs approval (tool_options::needs_approval) with allow, ask and
+/// pause; with deny its calls end as error results ("denied: ...") without running.
+void gate_tool(tools::tool& t, approval_mode mode);
+
 /// A registry with every tool of `base` (same names, schemas and options). The tools named in
 /// `gated` need approval (tool_options::needs_approval) with allow, ask and pause; with deny
 /// their calls end as error results ("denied: ...") without running.

@@ -175,6 +175,8 @@ struct started {
     std::vector<mcp::tool_info> tools;
     std::vector<std::string> skipped;
     std::string failure;
+    /// wafer run: the server's tools in the registry, following list_changed.
+    std::shared_ptr<mcp::server_tool_set> set;
 };
 
 mcp::client_options
@@ -217,15 +219,78 @@ start_one(mcp::stdio_server server, mcp::client_options options, started& out) {
     }
 }
 
-// Starts every server at once; returns when all are up or failed.
-asio::awaitable<std::vector<started>>
-start_all(std::vector<mcp::stdio_server> servers, const fs::path& workspace, bool verbose) {
+// Prints what a listing of `server`'s tools left out, and what a later one changed.
+void report_update(const std::string& server, const mcp::tool_set_update& u) {
+    const std::string who = "mcp: server \"" + server + "\": ";
+    if (!u.failure.empty()) {
+        print_failure(
+            who + "its tools could not be listed again (" + u.failure + "); they stay as they were"
+        );
+        return;
+    }
+    for (const auto& s : u.skipped) {
+        print_failure(who + "tool left out: " + s);
+    }
+    if (!u.refresh || (u.added.empty() && u.removed.empty())) {
+        return;
+    }
+    auto list = [](const std::vector<std::string>& names) {
+        std::string out;
+        for (const auto& n : names) {
+            out += (out.empty() ? "" : ", ") + n;
+        }
+        return out;
+    };
+    std::string line = "mcp " + server + ": the tools changed, " + std::to_string(u.count) + " now";
+    if (!u.added.empty()) {
+        line += "; added " + list(u.added);
+    }
+    if (!u.removed.empty()) {
+        line += "; removed " + list(u.removed);
+    }
+    std::cerr << visible(line) << "\n" << std::flush;
+}
+
+// The tool set of one server in wafer run: destructive tools through `gate`, changes printed.
+mcp::tool_set_options
+tool_set_options_for(const std::string& name, const std::function<void(tools::tool&)>& gate) {
+    mcp::tool_set_options o;
+    o.tools.approve_destructive = true;
+    o.prepare = [gate](tools::tool& t) {
+        // make_registry_tools marked the tools that may be destructive; the CLI's approval
+        // mode decides what that means.
+        if (t.options.needs_approval.may_apply()) {
+            t.options.needs_approval = false;
+            if (gate) {
+                gate(t);
+            }
+        }
+    };
+    o.on_update = [name](const mcp::tool_set_update& u) {
+        report_update(name, u);
+    };
+    return o;
+}
+
+// Starts every server at once; returns when all are up or failed. With `gate` (wafer run),
+// each server gets a tool set that follows its list_changed.
+asio::awaitable<std::vector<started>> start_all(
+    std::vector<mcp::stdio_server> servers,
+    const fs::path& workspace,
+    bool verbose,
+    const std::function<void(tools::tool&)>* gate = nullptr
+) {
     auto ex = co_await asio::this_coro::executor;
     std::vector<started> results(servers.size());
     auto pending = std::make_shared<std::size_t>(servers.size());
     asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
     for (std::size_t i = 0; i < servers.size(); ++i) {
         mcp::client_options o = client_options_for(servers[i].name, workspace, verbose);
+        if (gate) {
+            results[i].set =
+                mcp::server_tool_set::create(ex, tool_set_options_for(servers[i].name, *gate));
+            o.on_list_changed = results[i].set->list_changed_handler();
+        }
         asio::co_spawn(
             ex,
             start_one(std::move(servers[i]), std::move(o), results[i]),
@@ -291,17 +356,19 @@ mcp_sources sources_of(const mcp_flags& f) {
 
 } // namespace
 
-asio::awaitable<mcp_servers> async_start_mcp(mcp_sources sources, bool verbose) {
+asio::awaitable<mcp_servers>
+async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::tool&)> gate) {
     std::vector<mcp::stdio_server> servers = configured_servers(sources);
     mcp_servers out;
     if (servers.empty()) {
         co_return out;
     }
     std::vector<started> results =
-        co_await start_all(std::move(servers), sources.workspace, verbose);
+        co_await start_all(std::move(servers), sources.workspace, verbose, &gate);
     for (auto& r : results) {
         if (!r.failure.empty()) {
             print_failure("mcp: " + r.failure + " (its tools are not offered)");
+            r.set->stop();
             if (r.client) {
                 co_await r.client->async_close();
             }
@@ -310,30 +377,29 @@ asio::awaitable<mcp_servers> async_start_mcp(mcp_sources sources, bool verbose) 
         for (const auto& s : r.skipped) {
             print_failure("mcp: server \"" + r.client->name() + "\": tool left out: " + s);
         }
-        std::vector<std::string> skipped;
-        mcp::registry_tool_options options;
-        options.approve_destructive = true;
-        for (auto& t : mcp::make_registry_tools(r.client, r.tools, options, &skipped)) {
-            // The CLI's approval mode decides (with_approval): only the name is kept here.
-            if (t.options.needs_approval.may_apply()) {
-                out.gated.push_back(t.name);
-                t.options.needs_approval = false;
-            }
-            out.tools.push_back(std::move(t));
-        }
-        for (const auto& s : skipped) {
-            print_failure("mcp: server \"" + r.client->name() + "\": tool left out: " + s);
-        }
-        out.clients.push_back(r.client);
+        mcp_server one;
+        one.client = r.client;
+        one.tools = r.set;
+        one.listing = std::move(r.tools);
+        out.servers.push_back(std::move(one));
     }
     co_return out;
 }
 
-asio::awaitable<void> async_stop_mcp(mcp_servers& servers) {
-    for (auto& c : servers.clients) {
-        co_await c->async_close();
+void attach_mcp_tools(mcp_servers& servers, const std::shared_ptr<tools::registry>& reg) {
+    for (auto& s : servers.servers) {
+        // Prints what is left out (on_update); the first listing is not needed after this.
+        s.tools->start(reg, s.client, std::move(s.listing));
+        s.listing.clear();
     }
-    servers.clients.clear();
+}
+
+asio::awaitable<void> async_stop_mcp(mcp_servers& servers) {
+    for (auto& s : servers.servers) {
+        s.tools->stop();
+        co_await s.client->async_close();
+    }
+    servers.servers.clear();
 }
 
 int mcp_list(const mcp_flags& flags) {

@@ -4,11 +4,14 @@
 #pragma once
 
 #include <wafer/tools/mcp/client.hpp>
+#include <wafer/tools/mcp/server_tool_set.hpp>
+#include <wafer/tools/registry.hpp>
 #include <wafer/tools/tool.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,19 +28,33 @@ struct mcp_sources {
     bool trust_workspace = false;
 };
 
-/// The servers that started and the registry tools they bring.
+/// One server that started.
+struct mcp_server {
+    std::shared_ptr<tools::mcp::client> client;
+    /// Its tools in the run's registry once attach_mcp_tools ran, kept as the server lists them
+    /// (notifications/tools/list_changed: the next turn offers the new list).
+    std::shared_ptr<tools::mcp::server_tool_set> tools;
+    /// Its first tools/list.
+    std::vector<tools::mcp::tool_info> listing;
+};
+
+/// The servers that started.
 struct mcp_servers {
-    std::vector<std::shared_ptr<tools::mcp::client>> clients;
-    std::vector<tools::tool> tools;
-    /// Registry names of the tools that need approval (no readOnlyHint, destructiveHint true).
-    std::vector<std::string> gated;
+    std::vector<mcp_server> servers;
 };
 
 /// Starts the configured servers (all at once) and lists their tools. A server that fails is
 /// one line on standard error and the others go on; a configuration file that cannot be read
 /// is a cli_error (exit_usage). Server logging and stderr go to standard error (escaped), only
-/// with `verbose`.
-boost::asio::awaitable<mcp_servers> async_start_mcp(mcp_sources sources, bool verbose);
+/// with `verbose`. `gate` is applied to each tool that may be destructive (no readOnlyHint,
+/// destructiveHint true), now and in every later listing: the CLI's approval mode.
+boost::asio::awaitable<mcp_servers>
+async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::tool&)> gate);
+
+/// Registers every server's tools in `reg` (after the built-in tools) and follows their
+/// list_changed from then on. What cannot be registered (a name another tool has, a schema
+/// wafer cannot compile) is one line on standard error, and so is each later change.
+void attach_mcp_tools(mcp_servers& servers, const std::shared_ptr<tools::registry>& reg);
 
 /// Shuts every server down (stdin closed, SIGTERM, SIGKILL).
 boost::asio::awaitable<void> async_stop_mcp(mcp_servers& servers);

@@ -34,6 +34,13 @@ std::string milliseconds(std::chrono::microseconds d) {
     return buf;
 }
 
+// A progress figure: whole numbers without decimals.
+std::string figure(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
 std::string seconds(double s) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2f s", s);
@@ -167,7 +174,22 @@ void event_printer::on_event(const wafer::event& e) {
     } else if (const auto* s = e.get_if<tool_call_started>()) {
         enter(block::steps);
         out_ << "  -> " << visible(s->name) << " " << visible(cut(s->arguments, 300)) << "\n";
+    } else if (const auto* p = e.get_if<tool_call_progress>()) {
+        // A server may report often: at most one line per call every 250 ms, and the last step.
+        const bool last = p->total && p->progress >= *p->total;
+        auto& shown = progress_shown_[p->call_id];
+        if (!last && shown != std::chrono::system_clock::time_point{} &&
+            e.time - shown < std::chrono::milliseconds(250)) {
+            return;
+        }
+        shown = e.time;
+        enter(block::steps);
+        // The server's words are untrusted: escaped, one line, cut.
+        out_ << "  .. " << visible(p->name) << " " << figure(p->progress)
+             << (p->total ? "/" + figure(*p->total) : std::string())
+             << (p->message.empty() ? "" : ": " + visible(cut(p->message, 200))) << "\n";
     } else if (const auto* f = e.get_if<tool_call_finished>()) {
+        progress_shown_.erase(f->call_id);
         enter(block::steps);
         out_ << "  <- " << visible(f->name) << (f->is_error ? " failed" : " ok") << " ("
              << milliseconds(f->duration) << ")\n"

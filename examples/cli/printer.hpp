@@ -7,7 +7,9 @@
 #include <wafer/event.hpp>
 #include <wafer/run_result.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <map>
 #include <ostream>
 #include <string>
 
@@ -20,7 +22,7 @@ struct printer_options {
     bool reasoning = false;
     /// Dim the reasoning with ANSI escapes (standard output is a terminal).
     bool color = false;
-    /// Show turns, tool calls and critic verdicts (wafer run).
+    /// Show turns, tool calls (with the progress they report) and critic verdicts (wafer run).
     bool steps = false;
     /// With steps: show calls waiting for approval and the decisions (not with --yes, where
     /// every call is approved as it comes).
@@ -58,6 +60,8 @@ private:
     bool at_line_start_ = true;
     bool saw_content_ = false;
     bool saw_reasoning_ = false;
+    // When the last progress line of each running call was shown.
+    std::map<std::string, std::chrono::system_clock::time_point> progress_shown_;
 };
 
 /// A tool's output for display, each line prefixed by `indent` and cut to `max_width` bytes (on

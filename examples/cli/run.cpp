@@ -146,7 +146,7 @@ agent_config make_config(
     const fs::path& root,
     std::shared_ptr<api::client> client,
     approval_mode mode,
-    const mcp_servers& mcp
+    mcp_servers& mcp
 ) {
     tools::registry builtin;
     tools::builtin_tools_options topts;
@@ -167,15 +167,6 @@ agent_config make_config(
     topts.command.unconfined_if_approved =
         topts.command.run.sandbox.mode == tools::sandbox_mode::on;
     tools::add_builtin_tools(builtin, topts);
-    std::vector<std::string> gated = gated_tools();
-    for (const auto& t : mcp.tools) {
-        try {
-            builtin.add(t);
-        } catch (const std::exception& e) {
-            print_failure("mcp: tool " + t.name + " left out: " + e.what());
-        }
-    }
-    gated.insert(gated.end(), mcp.gated.begin(), mcp.gated.end());
 
     agent_config cfg;
     cfg.name = "wafer";
@@ -184,7 +175,11 @@ agent_config make_config(
     cfg.system_prompt = prompt_library::builtin().render(
         "coding-agent", {{"language", "English"}, {"workspace", visible(root.string())}}
     );
-    cfg.tools = with_approval(builtin, gated, mode);
+    const std::shared_ptr<tools::registry> registry = with_approval(builtin, gated_tools(), mode);
+    // The MCP servers' tools after the built-in ones; a server's list_changed replaces its
+    // tools there, and the next turn offers them.
+    attach_mcp_tools(mcp, registry);
+    cfg.tools = registry;
     cfg.limits.max_turns = flags.max_turns;
     apply_run_limits(cfg.limits, flags, topts.command.max_timeout);
     apply_sampling_defaults(cfg.request, flags.model);
@@ -210,7 +205,7 @@ asio::awaitable<int> run_agent(
     run_plan plan,
     std::shared_ptr<api::client> client,
     std::string base_url,
-    const mcp_servers& mcp
+    mcp_servers& mcp
 ) {
     const approval_mode mode = approvals(flags.yes, plan.store != nullptr);
     const agent coder(make_config(flags, plan.root, client, mode, mcp));
@@ -236,15 +231,12 @@ asio::awaitable<int> run_agent(
         std::cout << (flags.critics.empty() ? "none" : "")
                   << "\napprovals: " << approvals_text(mode)
                   << "\nsandbox: " << sandbox_text(flags);
-        if (!mcp.clients.empty()) {
+        if (!mcp.servers.empty()) {
             std::cout << "\nmcp: ";
-            for (std::size_t i = 0; i < mcp.clients.size(); ++i) {
-                const auto& c = *mcp.clients[i];
-                std::size_t n = 0;
-                for (const auto& t : mcp.tools) {
-                    n += t.name.starts_with(c.name() + "__") ? 1U : 0U;
-                }
-                std::cout << (i ? ", " : "") << visible(c.name()) << " (" << n << " tools)";
+            for (std::size_t i = 0; i < mcp.servers.size(); ++i) {
+                const auto& s = mcp.servers[i];
+                std::cout << (i ? ", " : "") << visible(s.client->name()) << " ("
+                          << s.tools->names().size() << " tools)";
             }
         }
         std::cout << "\n\n" << std::flush;
@@ -324,7 +316,13 @@ asio::awaitable<int> run_task(
     sources.configs = flags.mcp_configs;
     sources.workspace = plan.root;
     sources.trust_workspace = flags.yes;
-    mcp_servers mcp = co_await async_start_mcp(std::move(sources), false);
+    // The approval mode run_agent uses: a server's destructive tools are gated like the
+    // built-in tools that change the workspace.
+    const approval_mode mode = approvals(flags.yes, plan.store != nullptr);
+    std::function<void(tools::tool&)> gate = [mode](tools::tool& t) {
+        gate_tool(t, mode);
+    };
+    mcp_servers mcp = co_await async_start_mcp(std::move(sources), false, std::move(gate));
     std::exception_ptr failure;
     int status = exit_failure;
     try {

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -136,6 +137,18 @@ struct probe {
         return it - events.begin();
     }
 };
+
+// Reports 1/2 and 2/2, a timer apart; says so when nobody listens.
+asio::awaitable<std::string> progress_steps(json, tools::call_context ctx) {
+    if (!ctx.report_progress) {
+        co_return "nobody listens";
+    }
+    ctx.report_progress(tools::call_progress{1, 2.0, "half way"});
+    asio::steady_timer t(co_await asio::this_coro::executor, 10ms);
+    co_await t.async_wait(asio::use_awaitable);
+    ctx.report_progress(tools::call_progress{2, 2.0, ""});
+    co_return "stepped";
+}
 
 struct sleep_args {
     int ms = 0;
@@ -362,6 +375,63 @@ TEST_SUITE("unit/dispatch") {
         CHECK(started == std::vector<std::size_t>{0, 1, 2, 3});
         CHECK(finished == std::vector<std::size_t>{3, 2, 1, 0});
         CHECK(drain(ioc));
+    }
+
+    TEST_CASE("progress a handler reports reaches the observer on the io thread, never after") {
+        asio::io_context ioc;
+        tools::registry reg;
+        auto keep = std::make_shared<std::function<void(tools::call_progress)>>();
+        reg.add(tools::make_async_tool<json>(
+            "steps", "Reports progress", json{{"type", "object"}}, &progress_steps
+        ));
+        reg.add(tools::make_blocking_tool<json>(
+            "pool",
+            "Reports from a pool thread",
+            json{{"type", "object"}},
+            [keep](const json&, const tools::call_context& ctx) {
+                ctx.report_progress(tools::call_progress{7, std::nullopt, "from the pool"});
+                *keep = ctx.report_progress; // reported again once the call is over
+                return std::string("pooled");
+            }
+        ));
+        struct seen {
+            std::size_t index;
+            tools::call_progress p;
+            std::thread::id thread;
+        };
+        std::vector<seen> got;
+        tools::dispatch_options opts;
+        opts.observer.on_progress = [&got](std::size_t i, const tools::call_progress& p) {
+            got.push_back({i, p, std::this_thread::get_id()});
+        };
+        std::vector<tools::tool_call_request> calls{{"c0", "steps", "{}"}, {"c1", "pool", "{}"}};
+        auto r = run_coro(ioc, reg.async_dispatch(calls, opts));
+        REQUIRE(r.results.size() == 2);
+        CHECK(r.results[0].content == "stepped");
+        CHECK(r.results[1].content == "pooled");
+        REQUIRE(got.size() == 3);
+        std::sort(got.begin(), got.end(), [](const seen& a, const seen& b) {
+            return a.index != b.index ? a.index < b.index : a.p.progress < b.p.progress;
+        });
+        CHECK(got[0].index == 0);
+        CHECK(got[0].p.progress == 1);
+        CHECK(got[0].p.total == std::optional<double>(2));
+        CHECK(got[0].p.message == "half way");
+        CHECK(got[1].p.progress == 2);
+        CHECK(got[2].index == 1);
+        CHECK(got[2].p.message == "from the pool");
+        for (const auto& g : got) {
+            CHECK(g.thread == std::this_thread::get_id());
+        }
+        // A report after the call's result (the dispatch is over) reaches nobody.
+        REQUIRE(*keep);
+        (*keep)(tools::call_progress{8, std::nullopt, "late"});
+        CHECK(drain(ioc));
+        CHECK(got.size() == 3);
+
+        // Without an observer, handlers get no reporter.
+        const auto none = run_coro(ioc, reg.async_dispatch({{"c2", "steps", "{}"}}));
+        CHECK(none.results[0].content == "nobody listens");
     }
 
     TEST_CASE("max_concurrency caps running calls and starts them in order") {

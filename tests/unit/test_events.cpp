@@ -445,6 +445,8 @@ TEST_SUITE("unit/events") {
             approval_requested{2, "c2", "write_file", R"({"path":"x"})"},
             approval_decided{2, "c2", "write_file", true, R"({"path":"y"})", ""},
             approval_decided{2, "c3", "run_command", false, std::nullopt, "not now"},
+            tool_call_progress{1, "c1", "everything__long", 3, 10.0, "step \x1b[2J 3"},
+            tool_call_progress{1, "c1", "everything__long", 0.5, std::nullopt, ""},
         };
         for (const auto& d : all) {
             const event e = sample(d);

@@ -3,8 +3,10 @@
 // sends.
 #include <wafer/tools/mcp/config.hpp>
 #include <wafer/tools/mcp/jsonrpc.hpp>
+#include <wafer/tools/mcp/server_tool_set.hpp>
 #include <wafer/tools/mcp/server_tools.hpp>
 #include <wafer/tools/mcp/session.hpp>
+#include <wafer/tools/registry.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -380,6 +382,44 @@ TEST_SUITE("unit/mcp_session") {
 }
 
 TEST_SUITE("unit/mcp_tools") {
+    TEST_CASE("plan_tool_set: taken and repeated names and bad schemas are left out with why") {
+        namespace tools = wafer::tools;
+        auto ok = [](const json&) {
+            return "ok";
+        };
+        const auto make = [&](const std::string& name, json schema) {
+            return tools::make_tool<json>(name, "d", std::move(schema), ok);
+        };
+        const json obj{{"type", "object"}};
+        tools::registry reg;
+        reg.add(make("read_file", obj));
+        reg.add(make("s__keep", obj));
+        reg.add(make("s__old", obj));
+        std::vector<tools::tool> candidates;
+        candidates.push_back(make("read_file", obj)); // a built-in tool's name
+        candidates.push_back(make("s__keep", obj));
+        candidates.push_back(make("s__new", obj));
+        candidates.push_back(make("s__new", obj)); // "new" and "new." both map here
+        candidates.push_back(make("s__bad", json{{"type", "object"}, {"frobnicate", 1}}));
+        tool_set_plan p = plan_tool_set(reg, {"s__keep", "s__old"}, std::move(candidates));
+        std::vector<std::string> names;
+        for (const auto& t : p.add) {
+            names.push_back(t.name);
+        }
+        using list = std::vector<std::string>;
+        CHECK(names == list{"s__keep", "s__new"});
+        CHECK(p.remove == list{"s__keep", "s__old"});
+        CHECK(p.update.added == list{"s__new"});
+        CHECK(p.update.removed == list{"s__old"});
+        REQUIRE(p.update.skipped.size() == 3);
+        CHECK(p.update.skipped[0].starts_with("read_file: another tool of the registry"));
+        CHECK(p.update.skipped[1].starts_with("s__new: an earlier tool"));
+        CHECK(p.update.skipped[2].starts_with("s__bad: its inputSchema cannot be used"));
+        // What is left goes in without an error; the built-in tool is untouched.
+        reg.replace(p.remove, std::move(p.add));
+        CHECK(reg.names() == list{"read_file", "s__keep", "s__new"});
+    }
+
     TEST_CASE("tool entries: verbatim schemas, spec defaults for the hints, bad entries refused") {
         const json entry{
             {"name", "get-sum"},

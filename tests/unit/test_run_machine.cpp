@@ -167,6 +167,50 @@ TEST_SUITE("unit/run_machine") {
         CHECK(std::holds_alternative<events::run_finished>(s.events[3]));
     }
 
+    TEST_CASE("a registry that changes mid-turn: the step keeps the turn's tools, the next turn "
+              "offers the new ones; progress is an event") {
+        agent_config cfg;
+        auto reg = make_tools();
+        cfg.tools = reg;
+        script s(cfg);
+        const auto names = [](const api::chat_request& req) {
+            std::vector<std::string> out;
+            for (const auto& t : req.tools) {
+                out.push_back(t.name);
+            }
+            return out;
+        };
+        using list = std::vector<std::string>;
+        run_action a = s.expect(run_action_type::call_model);
+        CHECK(names(a.model().request) == list{"read", "write"});
+        s.m->on_model_reply(1, calls_reply({call("a", "read")}), 1us);
+        // An MCP server's list_changed lands between the reply and the step.
+        std::vector<tools::tool> fresh;
+        fresh.push_back(tools::make_tool<json>("fresh", "new", json{{"type", "object"}}, [](json) {
+            return std::string("f");
+        }));
+        reg->replace({"read"}, std::move(fresh));
+        run_action d = s.expect(run_action_type::dispatch);
+        REQUIRE(d.dispatch().tools);
+        CHECK(d.dispatch().tools->find("read") != nullptr);
+        CHECK(d.dispatch().tools->find("fresh") == nullptr);
+        s.m->on_tool_started(2, 0);
+        s.m->on_tool_progress(2, 0, tools::call_progress{1, 4.0, "a quarter"});
+        s.m->on_tool_finished(2, 0, ok_result("a", "read", "r"), 1us);
+        s.m->on_tool_progress(2, 0, tools::call_progress{2, 4.0, "late"}); // ignored
+        s.m->on_dispatch_done(2, false, std::nullopt);
+        run_action next_call = s.expect(run_action_type::call_model);
+        CHECK(names(next_call.model().request) == list{"fresh", "write"});
+        s.m->on_model_reply(3, text_reply("done"), 1us);
+        CHECK(s.done().stop_reason == stop_reason::completed);
+        REQUIRE(s.count<events::tool_call_progress>() == 1);
+        for (const auto& e : s.events) {
+            if (const auto* p = std::get_if<events::tool_call_progress>(&e)) {
+                CHECK(*p == events::tool_call_progress{1, "a", "read", 1, 4.0, "a quarter"});
+            }
+        }
+    }
+
     TEST_CASE("an unobserved run builds no events at all") {
         script s(agent_config{}, false);
         s.expect(run_action_type::call_model);

@@ -8,6 +8,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -154,6 +155,70 @@ TEST_SUITE("unit/tools") {
         tools::tool empty{"empty", "d", json::object(), false, {}, tools::inline_handler{}};
         CHECK_THROWS_AS(reg.add(std::move(empty)), std::invalid_argument);
         CHECK(reg.size() == 1); // failed registrations leave nothing behind
+    }
+
+    TEST_CASE("replace swaps a set of tools in place, all or nothing; snapshots keep theirs") {
+        auto ok = [](const json&) {
+            return "ok";
+        };
+        const auto make = [&](const std::string& name) {
+            return tools::make_tool<json>(name, "d", json{{"type", "object"}}, ok);
+        };
+        tools::registry reg;
+        for (const char* name : {"a", "s__x", "s__y", "b"}) {
+            reg.add(make(name));
+        }
+        const auto before = reg.snapshot();
+        const auto rev0 = reg.revision();
+        CHECK(before->revision() == rev0);
+
+        std::vector<tools::tool> next;
+        next.push_back(make("s__y"));
+        next.push_back(make("s__z"));
+        reg.replace({"s__x", "s__y"}, std::move(next));
+        using names = std::vector<std::string>;
+        CHECK(reg.names() == names{"a", "s__y", "s__z", "b"});
+        CHECK(reg.find("s__x") == nullptr);
+        CHECK(reg.find_schema("s__z") != nullptr);
+        CHECK(reg.revision() != rev0);
+        // The snapshot still has the old set, tools included.
+        CHECK(before->names() == names{"a", "s__x", "s__y", "b"});
+        REQUIRE(before->find("s__x") != nullptr);
+        CHECK(call_inline(*before->find("s__x"), json::object()).content == "ok");
+
+        // A name a remaining tool has is refused, and nothing changes.
+        const auto rev1 = reg.revision();
+        std::vector<tools::tool> taken;
+        taken.push_back(make("s__w"));
+        taken.push_back(make("a"));
+        CHECK_THROWS_WITH_AS(
+            reg.replace({"s__y", "s__z"}, std::move(taken)),
+            "tool \"a\" is already registered (by another owner)",
+            std::invalid_argument
+        );
+        std::vector<tools::tool> twice;
+        twice.push_back(make("s__w"));
+        twice.push_back(make("s__w"));
+        CHECK_THROWS_WITH_AS(
+            reg.replace({"s__y", "s__z"}, std::move(twice)),
+            "tool \"s__w\" is added twice",
+            std::invalid_argument
+        );
+        std::vector<tools::tool> bad;
+        bad.push_back(make("s__w"));
+        bad.push_back(tools::make_tool<json>("s__v", "d", json{{"type", 5}}, ok));
+        CHECK_THROWS_AS(reg.replace({"s__y", "s__z"}, std::move(bad)), tools::schema_error);
+        CHECK(reg.names() == names{"a", "s__y", "s__z", "b"});
+        CHECK(reg.revision() == rev1);
+
+        // Removing only; added tools of a set that had none go last.
+        reg.replace({"s__y", "s__z"}, {});
+        CHECK(reg.names() == names{"a", "b"});
+        std::vector<tools::tool> fresh;
+        fresh.push_back(make("t__1"));
+        reg.replace({"t__gone"}, std::move(fresh));
+        CHECK(reg.names() == names{"a", "b", "t__1"});
+        CHECK(reg.definitions().back().name == "t__1");
     }
 
     TEST_CASE("truncate_output cuts at a UTF-8 boundary and says so") {

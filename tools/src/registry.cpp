@@ -13,6 +13,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
@@ -30,6 +31,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <stop_token>
 #include <utility>
@@ -305,6 +307,18 @@ private:
         if (!opts_.idempotency_scope.empty()) {
             ctx.idempotency_key = opts_.idempotency_scope + "/" + c.req.id;
         }
+        if (opts_.observer.on_progress) {
+            // Dispatched: inline from the executor's thread, so that progress an async handler
+            // reports before it returns is seen before its result; posted from a pool thread.
+            // The batch may be gone by then.
+            ctx.report_progress = [weak = weak_from_this(), ex = ex_, i](call_progress p) {
+                asio::dispatch(ex, [weak, i, p = std::move(p)] {
+                    if (auto self = weak.lock()) {
+                        self->notify_progress(i, p);
+                    }
+                });
+            };
+        }
         const handler& h = c.tool->t.fn;
         if (const auto* inl = std::get_if<inline_handler>(&h)) {
             // Inline handlers cannot be interrupted, so no deadline is armed for them.
@@ -524,6 +538,16 @@ private:
         }
     }
 
+    void notify_progress(std::size_t i, const call_progress& p) noexcept {
+        if (calls_[i]->ph != phase::running) {
+            return; // settled (timed out, cancelled): its result is out
+        }
+        try {
+            opts_.observer.on_progress(i, p);
+        } catch (...) { // NOLINT(bugprone-empty-catch): documented as swallowed
+        }
+    }
+
     void notify_finish(std::size_t i, const tool_result& r) noexcept {
         if (opts_.observer.on_finish) {
             try {
@@ -574,14 +598,14 @@ registry::~registry() = default;
 registry::registry(registry&&) noexcept = default;
 registry& registry::operator=(registry&&) noexcept = default;
 
-void registry::add(tool t) {
+namespace {
+
+// A tool checked and compiled for registration (the name is not checked against others here).
+std::shared_ptr<const registered> checked_entry(tool t) {
     if (!valid_tool_name(t.name)) {
         throw std::invalid_argument(
             "tool name " + quote_name(t.name) + " must match [A-Za-z0-9_-]{1,64}"
         );
-    }
-    if (impl_->by_name.count(t.name) != 0) {
-        throw std::invalid_argument("tool " + quote_name(t.name) + " is already registered");
     }
     if (handler_empty(t.fn)) {
         throw std::invalid_argument("tool " + quote_name(t.name) + " has no handler");
@@ -592,16 +616,84 @@ void registry::add(tool t) {
     } catch (const schema_error& e) {
         throw schema_error("tool " + quote_name(t.name) + ": parameters schema: " + e.what());
     }
-    if (std::holds_alternative<blocking_handler>(t.fn) && !impl_->pool) {
+    return std::make_shared<const registered>(registered{std::move(t), std::move(compiled)});
+}
+
+} // namespace
+
+void registry::add(tool t) {
+    if (valid_tool_name(t.name) && impl_->by_name.count(t.name) != 0) {
+        throw std::invalid_argument("tool " + quote_name(t.name) + " is already registered");
+    }
+    auto entry = checked_entry(std::move(t));
+    if (std::holds_alternative<blocking_handler>(entry->t.fn) && !impl_->pool) {
         impl_->pool = std::make_shared<blocking_pool>(impl_->params.blocking_threads);
     }
-    auto entry = std::make_shared<const registered>(registered{std::move(t), std::move(compiled)});
     impl_->available = std::make_shared<const std::string>(
         impl_->available->empty() ? entry->t.name : *impl_->available + ", " + entry->t.name
     );
     impl_->by_name.emplace(entry->t.name, entry);
     impl_->tools.push_back(std::move(entry));
     impl_->revision = impl::next_revision();
+}
+
+void registry::replace(const std::vector<std::string>& remove, std::vector<tool> add) {
+    const std::set<std::string, std::less<>> gone(remove.begin(), remove.end());
+    // Everything is checked before anything changes.
+    std::vector<std::shared_ptr<const registered>> added;
+    std::set<std::string, std::less<>> added_names;
+    bool blocking = false;
+    for (auto& t : add) {
+        if (valid_tool_name(t.name)) {
+            if (impl_->by_name.count(t.name) != 0 && gone.count(t.name) == 0) {
+                throw std::invalid_argument(
+                    "tool " + quote_name(t.name) + " is already registered (by another owner)"
+                );
+            }
+            if (!added_names.insert(t.name).second) {
+                throw std::invalid_argument("tool " + quote_name(t.name) + " is added twice");
+            }
+        }
+        added.push_back(checked_entry(std::move(t)));
+        blocking = blocking || std::holds_alternative<blocking_handler>(added.back()->t.fn);
+    }
+    if (blocking && !impl_->pool) {
+        impl_->pool = std::make_shared<blocking_pool>(impl_->params.blocking_threads);
+    }
+    std::vector<std::shared_ptr<const registered>> tools;
+    tools.reserve(impl_->tools.size() + added.size());
+    bool placed = false;
+    for (auto& r : impl_->tools) {
+        if (gone.count(r->t.name) == 0) {
+            tools.push_back(std::move(r));
+        } else if (!placed) {
+            placed = true;
+            tools.insert(tools.end(), added.begin(), added.end());
+        }
+    }
+    if (!placed) {
+        tools.insert(tools.end(), added.begin(), added.end());
+    }
+    impl_->tools = std::move(tools);
+    impl_->by_name.clear();
+    std::string names;
+    for (const auto& r : impl_->tools) {
+        impl_->by_name.emplace(r->t.name, r);
+        names += (names.empty() ? "" : ", ") + r->t.name;
+    }
+    // New objects rather than edits: running dispatches hold the old ones.
+    impl_->available = std::make_shared<const std::string>(std::move(names));
+    impl_->revision = impl::next_revision();
+}
+
+std::shared_ptr<const registry> registry::snapshot() const {
+    auto out = std::make_shared<registry>(impl_->params);
+    out->impl_->tools = impl_->tools;
+    out->impl_->by_name = impl_->by_name;
+    out->impl_->pool = impl_->pool;
+    out->impl_->available = impl_->available;
+    out->impl_->revision = impl_->revision;
+    return out;
 }
 
 std::uint64_t registry::revision() const noexcept {

@@ -96,7 +96,7 @@ private:
     // One sub-agent per critic, built with the agent (immutable, shared by copies).
     std::shared_ptr<const std::vector<agent>> critic_agents_;
     // The registry's tools as request entries, built once (schemas rendered once) and shared by
-    // every request; rebuilt per run only if tools were added after construction.
+    // every request; a run's turn that finds the registry changed builds its own.
     std::shared_ptr<const std::vector<api::function_tool>> tool_defs_;
     std::uint64_t tool_defs_revision_ = 0;
 };

@@ -66,7 +66,9 @@ struct agent_config {
     std::shared_ptr<wafer::model> model;
     /// The system message of a fresh conversation (none if empty).
     std::string system_prompt;
-    /// Tools offered to the model (none if null).
+    /// Tools offered to the model (none if null). The registry may change while runs go on
+    /// (registry::replace, e.g. mcp::server_tool_set on a list_changed, on the runs' executor):
+    /// each turn offers and runs the tools as they were when its request was built.
     std::shared_ptr<const tools::registry> tools;
     /// Critics that review the run at their gates (see critic.hpp), and how their verdicts
     /// combine.

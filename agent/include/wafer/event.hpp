@@ -68,6 +68,20 @@ struct tool_call_started {
     friend bool operator==(const tool_call_started&, const tool_call_started&) = default;
 };
 
+/// A running tool call reported progress (call_context::report_progress: an MCP server's
+/// notifications/progress, ...). Not journaled.
+struct tool_call_progress {
+    std::size_t turn = 0;
+    std::string call_id;
+    std::string name;
+    double progress = 0;
+    /// When known: `progress` out of `total`.
+    std::optional<double> total;
+    /// The tool's words (an MCP server's text: untrusted, escape it before printing).
+    std::string message;
+    friend bool operator==(const tool_call_progress&, const tool_call_progress&) = default;
+};
+
 /// A tool call ended (or was refused, timed out or cancelled: `is_error`).
 struct tool_call_finished {
     std::size_t turn = 0;
@@ -166,6 +180,7 @@ using event_data = std::variant<
     events::reasoning_delta,
     events::content_delta,
     events::tool_call_started,
+    events::tool_call_progress,
     events::tool_call_finished,
     events::turn_finished,
     events::critic_verdict,

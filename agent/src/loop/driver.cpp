@@ -469,6 +469,7 @@ public:
         dispatch_job again;
         again.turn = job.turn;
         again.options = job.options;
+        again.tools = job.tools;
         std::vector<std::size_t> kmap;
         for (std::size_t k = 0; k < job.requests.size(); ++k) {
             if (k < reported.size() && reported[k]) {
@@ -657,6 +658,8 @@ private:
                     }
                 } else if constexpr (std::is_same_v<T, tool_started>) {
                     machine_->on_tool_started(x.op, x.k);
+                } else if constexpr (std::is_same_v<T, tool_progress>) {
+                    machine_->on_tool_progress(x.op, x.k, x.progress);
                 } else if constexpr (std::is_same_v<T, tool_finished>) {
                     machine_->on_tool_finished(x.op, x.k, std::move(x.result), x.took);
                 } else if constexpr (std::is_same_v<T, dispatch_done>) {
@@ -798,13 +801,22 @@ private:
                                                                                 : watch->starts[k];
                 watch->driver->report_in(tool_finished{watch->op, watch->kmap[k], r, since(begun)});
             };
+            job.options.observer.on_progress =
+                [watch](std::size_t k, const tools::call_progress& p) {
+                    if (!watch->driver || k >= watch->starts.size()) {
+                        return;
+                    }
+                    watch->driver->report_in(tool_progress{watch->op, watch->kmap[k], p});
+                };
         }
+        // The turn's tools (a snapshot), so that a registry changed meanwhile does not change
+        // what this step runs.
+        const std::shared_ptr<const tools::registry> reg = job.tools ? job.tools : cfg_.tools;
         dispatch_done d;
         d.op = op;
         try {
-            tools::dispatch_result res = co_await cfg_.tools->async_dispatch(
-                std::move(job.requests), std::move(job.options)
-            );
+            tools::dispatch_result res =
+                co_await reg->async_dispatch(std::move(job.requests), std::move(job.options));
             d.cancelled = res.cancelled;
             if (res.results.size() != n) {
                 d.failure = "results are missing";

@@ -30,6 +30,12 @@ struct tool_started {
     std::uint32_t op = 0;
     std::size_t k = 0;
 };
+/// Progress of a running call: events only, never journaled.
+struct tool_progress {
+    std::uint32_t op = 0;
+    std::size_t k = 0;
+    tools::call_progress progress;
+};
 struct tool_finished {
     std::uint32_t op = 0;
     std::size_t k = 0;
@@ -50,8 +56,14 @@ struct approval_given {
     std::string call_id;
     approval_decision decision;
 };
-using report = std::
-    variant<model_done, tool_started, tool_finished, dispatch_done, review_done, approval_given>;
+using report = std::variant<
+    model_done,
+    tool_started,
+    tool_progress,
+    tool_finished,
+    dispatch_done,
+    review_done,
+    approval_given>;
 
 namespace journal_kind {
 inline constexpr std::string_view model_reply = "model_reply";

@@ -47,7 +47,27 @@ run_machine::run_machine(const agent_config& cfg, run_setup setup)
         conv.add_system(cfg_.system_prompt);
     }
     conv.add_user(setup_.input);
+    tool_defs_ = setup_.tool_defs;
+    tool_defs_revision_ = setup_.tool_defs_revision;
     actions_.reserve(8);
+}
+
+std::vector<api::function_tool> tool_definitions(const tools::registry* registry) {
+    std::vector<api::function_tool> out;
+    if (!registry) {
+        return out;
+    }
+    for (auto& d : registry->definitions()) {
+        api::function_tool t;
+        t.name = std::move(d.name);
+        if (!d.description.empty()) {
+            t.description = std::move(d.description);
+        }
+        t.parameters = std::move(d.parameters);
+        t.strict = d.strict;
+        out.push_back(std::move(t));
+    }
+    return out;
 }
 
 void run_machine::emit(event_data e) {
@@ -205,8 +225,21 @@ void run_machine::prepare_model_call() {
         req.tool_choice.reset();
         req.parallel_tool_calls.reset();
         req.messages.push_back(api::message::user(std::string(final_turn_note)));
-    } else if (setup_.tool_defs && !setup_.tool_defs->empty() && req.tools.empty()) {
-        req.tools = *setup_.tool_defs;
+    } else if (cfg_.tools) {
+        // The registry may have changed since the last turn (an MCP server's list_changed):
+        // this turn offers, and runs, the tools as they are now.
+        if (!turn_tools_ || turn_tools_->revision() != cfg_.tools->revision()) {
+            turn_tools_ = cfg_.tools->snapshot();
+        }
+        if (!tool_defs_ || tool_defs_revision_ != turn_tools_->revision()) {
+            tool_defs_ = std::make_shared<const std::vector<api::function_tool>>(
+                tool_definitions(turn_tools_.get())
+            );
+            tool_defs_revision_ = turn_tools_->revision();
+        }
+    }
+    if (!final_turn() && tool_defs_ && !tool_defs_->empty() && req.tools.empty()) {
+        req.tools = *tool_defs_;
     }
     if (observed()) {
         emit(events::model_request{turn_, req.model, req.messages.size(), req.tools.size()});
@@ -353,8 +386,9 @@ void run_machine::begin_tool_step(clock_type::time_point now) {
     phase_ = phase::tool_step;
 
     // One lookup per call: whether it needs approval, and which critics review it first.
+    const tools::registry& reg = turn_tools_ ? *turn_tools_ : *cfg_.tools;
     for (std::size_t i = 0; i < n; ++i) {
-        const tools::tool* t = cfg_.tools->find(step_calls_[i].name);
+        const tools::tool* t = reg.find(step_calls_[i].name);
         if (t == nullptr) {
             continue;
         }
@@ -412,6 +446,7 @@ void run_machine::start_dispatch(
     job.options.batch_timeout = timeout;
     job.options.output_cap = cfg_.limits.tool_output_cap;
     job.options.idempotency_scope = result_.run_id;
+    job.tools = turn_tools_;
     dispatch_op d;
     d.op = start_op();
     d.calls = calls;
@@ -463,6 +498,15 @@ void run_machine::on_tool_started(std::uint32_t op, std::size_t k) {
     if (d && observed()) {
         const api::tool_call& c = step_calls_[d->calls[k]];
         emit(events::tool_call_started{turn_, c.id, c.name, c.arguments});
+    }
+}
+
+void run_machine::on_tool_progress(std::uint32_t op, std::size_t k, const tools::call_progress& p) {
+    const dispatch_op* d = running_dispatch(op, k);
+    // Nothing after the call's result (a straggler's report).
+    if (d && observed() && !slots_[d->calls[k]].result) {
+        const api::tool_call& c = step_calls_[d->calls[k]];
+        emit(events::tool_call_progress{turn_, c.id, c.name, p.progress, p.total, p.message});
     }
 }
 

@@ -38,6 +38,9 @@ struct dispatch_job {
     std::vector<tools::tool_call_request> requests;
     /// Everything but the observers, which the driver adds.
     tools::dispatch_options options;
+    /// The tools of the turn (the registry as it was when the model was asked); null: the
+    /// agent's registry (a dispatch read back from a journal).
+    std::shared_ptr<const tools::registry> tools;
 };
 
 /// One critic review to run.
@@ -117,9 +120,14 @@ struct run_setup {
     clock_type::time_point started{};
     /// Whether anyone receives events; without, none are built.
     bool observed = false;
-    /// The tools offered on every turn (shared, built once per agent).
+    /// The tools offered (shared, built once per agent), for the registry at
+    /// `tool_defs_revision`; a turn that finds the registry changed builds its own.
     std::shared_ptr<const std::vector<api::function_tool>> tool_defs;
+    std::uint64_t tool_defs_revision = 0;
 };
+
+/// The registry's tools as request entries.
+std::vector<api::function_tool> tool_definitions(const tools::registry* registry);
 
 class run_machine {
 public:
@@ -133,6 +141,8 @@ public:
     void on_model_reply(std::uint32_t op, model_reply reply, std::chrono::microseconds took);
     void on_model_failed(std::uint32_t op, model_failure why, std::optional<run_error> error);
     void on_tool_started(std::uint32_t op, std::size_t k);
+    /// Progress of a running call (an event only; not an input of the journal).
+    void on_tool_progress(std::uint32_t op, std::size_t k, const tools::call_progress& p);
     void on_tool_finished(
         std::uint32_t op, std::size_t k, tools::tool_result result, std::chrono::microseconds took
     );
@@ -278,6 +288,12 @@ private:
     std::chrono::microseconds reply_took_{0};
     std::optional<model_failure> model_failure_;
     std::optional<run_error> model_error_;
+
+    // The registry as the current turn offered it (a snapshot, taken when the model is asked),
+    // and the request entries built from it.
+    std::shared_ptr<const tools::registry> turn_tools_;
+    std::shared_ptr<const std::vector<api::function_tool>> tool_defs_;
+    std::uint64_t tool_defs_revision_ = 0;
 
     // The current tool step: the assistant message's calls, a copy (the history may move).
     std::vector<api::tool_call> step_calls_;

@@ -231,10 +231,17 @@ boost::asio::awaitable<tool_output> call_mcp_tool(
     std::string tool_name,
     std::optional<request_limits> limits,
     json args,
-    call_context /*ctx*/
+    call_context ctx
 ) {
     call_options options;
     options.limits = limits;
+    // Progress is always asked for: it keeps a long call alive past request_limits::timeout
+    // (never past max_total), and the run shows it when someone listens.
+    options.on_progress = [report = std::move(ctx.report_progress)](const progress_event& e) {
+        if (report) {
+            report(call_progress{e.progress, e.total, e.message});
+        }
+    };
     try {
         std::string name = tool_name;
         call_result r =

@@ -1,6 +1,7 @@
 // Options and results of dispatching one batch of tool calls (the calls of one assistant message).
 #pragma once
 
+#include <wafer/tools/tool.hpp>
 #include <wafer/tools/tool_result.hpp>
 
 #include <chrono>
@@ -20,6 +21,9 @@ struct dispatch_observer {
     std::function<void(std::size_t index)> on_start;
     /// Call `index` has its final result (including failures, timeouts and cancellation).
     std::function<void(std::size_t index, const tool_result& result)> on_finish;
+    /// Running call `index` reported progress (call_context::report_progress). Handlers get a
+    /// reporter only when this is set.
+    std::function<void(std::size_t index, const call_progress& progress)> on_progress;
 };
 
 /// How many calls of one dispatch run at once when neither the registry

@@ -31,9 +31,10 @@ struct registry_params {
 
 /// A set of tools, and the dispatcher that runs a batch of calls against them.
 ///
-/// Thread safety: distinct objects are independent. add() must not run concurrently with
-/// anything else on the same registry; once populated, const member functions (including
-/// async_dispatch) may be used concurrently from several coroutines.
+/// Thread safety: distinct objects are independent. add() and replace() must not run
+/// concurrently with anything else on the same registry (on one single-threaded executor they
+/// may run between the steps of running dispatches: see replace()); const member functions
+/// (including async_dispatch) may be used concurrently from several coroutines.
 ///
 /// Object lifetimes: the registry must outlive every dispatch it runs. Handlers that outlive
 /// their dispatch (an async handler that ignores cancellation, a blocking handler that ignores
@@ -53,18 +54,39 @@ public:
     /// [A-Za-z0-9_-]{1,64} (what Chat Completions accepts), or if the handler is empty.
     void add(tool t);
 
+    /// Removes the tools named in `remove` (names not registered are ignored) and registers
+    /// `add`, as one change: on any error nothing changes. The added tools take the place of
+    /// the first removed one (or go last), so a set of tools replaced in place keeps its order.
+    ///
+    /// For tool sets that change while the registry serves (an MCP server's
+    /// notifications/tools/list_changed): a dispatch that already started keeps the tools it
+    /// resolved (their handlers stay alive until they end), and snapshot() lets a caller keep
+    /// one version for a whole step. The agent takes a snapshot per turn: a change shows from
+    /// the next turn on, never in the middle of one.
+    ///
+    /// Errors: throws as add() does, std::invalid_argument naming the tool when an added name
+    /// is taken by a tool that stays (or appears twice in `add`).
+    void replace(const std::vector<std::string>& remove, std::vector<tool> add);
+
+    /// The tools as they are now, unaffected by later add() or replace() calls, with the same
+    /// blocking pool and limits (cheap: the tools themselves are shared). Its revision() is
+    /// this registry's at the time.
+    std::shared_ptr<const registry> snapshot() const;
+
     /// Tool definitions in registration order, for the request's `tools` array.
     std::vector<tool_definition> definitions() const;
     /// Registered names in registration order.
     std::vector<std::string> names() const;
-    /// The tool named `name`, or nullptr.
+    /// The tool named `name`, or nullptr. Valid until replace() removes it (a snapshot that
+    /// has it keeps it alive) or the registry goes.
     const tool* find(std::string_view name) const;
     /// The compiled schema of `name`, or nullptr.
     const schema* find_schema(std::string_view name) const;
     std::size_t size() const noexcept;
     bool empty() const noexcept { return size() == 0; }
-    /// Changes with every add(); distinct registries never report the same value (a moved-to
-    /// registry takes its source's). Lets users of definitions() cache what they build from them.
+    /// Changes with every add() and replace(); distinct registries never report the same value
+    /// (a moved-to registry takes its source's, a snapshot its source's at the time). Lets users
+    /// of definitions() cache what they build from them.
     std::uint64_t revision() const noexcept;
 
     /// Runs the calls of one assistant message and returns their results in emission order.

@@ -21,6 +21,15 @@
 
 namespace wafer::tools {
 
+/// What a running call says of its progress (an MCP server's notifications/progress, ...).
+struct call_progress {
+    double progress = 0;
+    /// When known: `progress` out of `total`.
+    std::optional<double> total;
+    /// The tool's words, if any (an MCP server's text: untrusted, escape it before printing).
+    std::string message;
+};
+
 /// What a handler knows about the call it serves.
 struct call_context {
     /// tool_call_request::id of this call.
@@ -39,6 +48,10 @@ struct call_context {
     /// A person approved this very call (tool_options::needs_approval): a tool may then allow
     /// what it would refuse otherwise (run_command_options::unconfined_if_approved).
     bool approved = false;
+    /// Reports progress to the dispatch's observer (dispatch_observer::on_progress); empty when
+    /// nobody listens. Callable from any thread; reports made after the call's result are
+    /// dropped.
+    std::function<void(call_progress)> report_progress;
 };
 
 /// Thrown by a handler (or by the typed-argument conversion) when the arguments passed schema

@@ -93,7 +93,10 @@ std::string registry_name(std::string_view prefix, std::string_view tool_name);
 
 /// Registry tools for `tools` (async handlers calling the server through `c`). readOnlyHint
 /// makes a tool read_only. The schema is the server's inputSchema, verbatim. Tools whose name
-/// cannot be mapped are left out and reported to `skipped`.
+/// cannot be mapped are left out and reported to `skipped`. Each call asks the server for
+/// progress (which keeps a long call alive past request_limits::timeout, never past max_total)
+/// and passes it on to call_context::report_progress. To keep a registry in step with the
+/// server's list_changed, see server_tool_set.hpp.
 std::vector<tool> make_registry_tools(
     const std::shared_ptr<client>& c,
     const std::vector<tool_info>& tools,

@@ -1,0 +1,126 @@
+// `wafer run --mcp-config` end to end (the built binary, a fake model endpoint, an MCP server in
+// sh): the server's progress is printed, its text escaped, and its tools/list_changed changes the
+// tools the next request offers.
+#include "cli_harness.hpp"
+
+#ifdef WAFER_CLI_PATH
+
+using namespace wafer::testing::cli;
+
+namespace {
+
+// "slow" reports progress (with an escape sequence in its message), then says its tools changed
+// and answers the listing that follows with "added" alone before its own result.
+std::string dyn_server_script() {
+    const std::string init =
+        R"({"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"sh","version":"1"}}})";
+    const std::string schema = R"("inputSchema":{"type":"object","properties":{}})";
+    const std::string list1 =
+        R"({"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"slow","description":"Takes a while",)" +
+        schema + "}]}}";
+    const std::string list2 =
+        R"({"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"added","description":"New",)" +
+        schema + "}]}}";
+    const std::string result =
+        R"({"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"text","text":"TEXT"}]}})";
+    const std::string progress =
+        R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":TOKEN,"progress":1,"total":2,"message":"half \u001b[2J way"}})";
+    return "reply() { printf '%s\\n' \"$1\" | sed \"s/\\\"id\\\":ID/\\\"id\\\":$2/; "
+           "s/TEXT/$3/\"; }\n"
+           "idof() { printf '%s\\n' \"$1\" | sed -n 's/^{\"id\":\\([0-9]*\\),.*/\\1/p'; }\n"
+           "tokof() { printf '%s\\n' \"$1\" | sed -n "
+           "'s/.*\"progressToken\":\\([0-9]*\\).*/\\1/p'; }\n"
+           "grown=0\n"
+           "while IFS= read -r l; do\n"
+           "  id=$(idof \"$l\")\n"
+           "  case \"$l\" in\n"
+           "  *'\"method\":\"initialize\"'*) printf '%s\\n' '" +
+           init +
+           "' ;;\n"
+           "  *'\"method\":\"tools/list\"'*)\n"
+           "    if [ $grown = 0 ]; then reply '" +
+           list1 + "' $id; else reply '" + list2 +
+           "' $id; fi ;;\n"
+           "  *'\"method\":\"tools/call\"'*'\"name\":\"slow\"'*)\n"
+           "    printf '%s\\n' '" +
+           progress +
+           "' | sed \"s/TOKEN/$(tokof \"$l\")/\"\n"
+           "    grown=1\n"
+           "    printf '%s\\n' "
+           "'{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}'\n"
+           "    IFS= read -r l2; reply '" +
+           list2 +
+           "' $(idof \"$l2\")\n"
+           "    reply '" +
+           result +
+           "' $id 'slow done' ;;\n"
+           "  *'\"method\":\"tools/call\"'*'\"name\":\"added\"'*) reply '" +
+           result +
+           "' $id 'added ran' ;;\n"
+           "  esac\n"
+           "done\n";
+}
+
+std::vector<std::string> offered(const json& body) {
+    std::vector<std::string> out;
+    for (const auto& t : body.value("tools", json::array())) {
+        out.push_back(t["function"]["name"].get<std::string>());
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_SUITE("mcp/cli") {
+    TEST_CASE("run: MCP progress is printed escaped; list_changed changes the next request's tools"
+    ) {
+        served s;
+        s.server.enqueue(reply::of({.tool_calls = {{"", "dyn__slow", "{}"}}}));
+        s.server.enqueue(reply::of({.tool_calls = {{"", "dyn__added", "{}"}}}));
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        const fs::path config = ws.dir / "servers.json";
+        {
+            std::ofstream out(config);
+            out << json{{"mcpServers",
+                         {{"dyn",
+                           {{"command", "/bin/sh"}, {"args", {"-c", dyn_server_script()}}}}}}}
+                       .dump();
+        }
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--no-store",
+                 "--mcp-config",
+                 config.string(),
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"}
+            );
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        CHECK(contains(r.out, "mcp: dyn (1 tools)"));
+        // The progress line, the server's escape sequence shown escaped.
+        CHECK(contains(r.out, ".. dyn__slow 1/2: half \\x1b[2J way"));
+        CHECK_FALSE(contains(r.out, "\x1b"));
+        CHECK(contains(r.out, "added ran"));
+        CHECK(contains(
+            r.err, "mcp dyn: the tools changed, 1 now; added dyn__added; removed dyn__slow"
+        ));
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 3);
+        const auto first = offered(bodies[0]);
+        const auto second = offered(bodies[1]);
+        CHECK(std::find(first.begin(), first.end(), "dyn__slow") != first.end());
+        CHECK(std::find(first.begin(), first.end(), "dyn__added") == first.end());
+        CHECK(std::find(second.begin(), second.end(), "dyn__added") != second.end());
+        CHECK(std::find(second.begin(), second.end(), "dyn__slow") == second.end());
+        CHECK(std::find(second.begin(), second.end(), "read_file") != second.end());
+    }
+}
+
+#endif
