@@ -2,10 +2,14 @@
 // form elicitation defaults, and the session's entry points for message transports.
 #include <wafer/api/sse_parser.hpp>
 #include <wafer/tools/mcp/elicitation.hpp>
+#include <wafer/tools/mcp/mrtr.hpp>
+#include <wafer/tools/mcp/server_tools.hpp>
 #include <wafer/tools/mcp/session.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
 
 #include "mcp/streamable_http.hpp"
 
@@ -233,5 +237,210 @@ TEST_SUITE("unit/mcp_elicitation") {
         CHECK(mcp::elicitation_defaults(json::parse(R"({"properties":[1]})")) == json::object());
         CHECK(mcp::elicitation_answer("accept", d)["content"] == d);
         CHECK_FALSE(mcp::elicitation_answer("decline", d).contains("content"));
+    }
+}
+
+TEST_SUITE("unit/mcp_http") {
+    TEST_CASE("2026 header values: plain, Base64 for what a header cannot carry, none for null") {
+        CHECK(*http::header_value(json("us-west1")) == "us-west1");
+        CHECK(*http::header_value(json("two words")) == "two words");
+        CHECK(http::header_value(json("")) == std::optional<std::string>(""));
+        CHECK(*http::header_value(json("Hello, 世界")) == "=?base64?SGVsbG8sIOS4lueVjA==?=");
+        CHECK(*http::header_value(json(" padded ")) == "=?base64?IHBhZGRlZCA=?=");
+        CHECK(http::header_value(json("a\tb"))->starts_with("=?base64?"));
+        CHECK(http::header_value(json("line\r\nbreak"))->starts_with("=?base64?"));
+        CHECK(http::header_value(json("=?base64?abc?="))->starts_with("=?base64?PT9i"));
+        CHECK(*http::header_value(json(42)) == "42");
+        CHECK(*http::header_value(json(-7)) == "-7");
+        CHECK(*http::header_value(json(true)) == "true");
+        CHECK_FALSE(http::header_value(json(nullptr)));
+        CHECK_FALSE(http::header_value(json(1.5)));
+        CHECK_FALSE(http::header_value(json::object()));
+    }
+
+    TEST_CASE("2026 request fields: method, name, annotated arguments") {
+        const auto out = http::read_outgoing(
+            R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"execute_sql","arguments":{"region":"us-west1","opts":{"tenant":7},"query":"x","gone":null},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}})"
+        );
+        CHECK(out.protocol_version == "2026-07-28");
+        const std::vector<mcp::param_header> params{
+            {"Region", {"region"}},
+            {"Tenant", {"opts", "tenant"}},
+            {"Gone", {"gone"}},
+            {"Missing", {"nope"}}};
+        const auto f = http::stateless_fields(out, &params);
+        const std::vector<std::pair<std::string, std::string>> want{
+            {"Mcp-Method", "tools/call"},
+            {"Mcp-Name", "execute_sql"},
+            {"Mcp-Param-Region", "us-west1"},
+            {"Mcp-Param-Tenant", "7"}};
+        CHECK(f == want);
+        const auto read = http::read_outgoing(
+            R"({"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri":"file:///a b","_meta":{}}})"
+        );
+        const auto g = http::stateless_fields(read, nullptr);
+        REQUIRE(g.size() == 2);
+        CHECK(g[1] == std::pair<std::string, std::string>{"Mcp-Name", "file:///a b"});
+    }
+}
+
+TEST_SUITE("unit/mcp_tools") {
+    TEST_CASE("x-mcp-header: valid annotations read with their paths, every broken rule refused") {
+        std::string why;
+        const auto ok = mcp::read_param_headers(
+            json::parse(R"({"type":"object","properties":{
+            "region":{"type":"string","x-mcp-header":"Region"},
+            "opts":{"type":"object","properties":{"tenant":{"type":"integer","x-mcp-header":"Tenant"}}},
+            "flag":{"type":"boolean","x-mcp-header":"Flag"},
+            "query":{"type":"string"}}})"),
+            &why
+        );
+        REQUIRE(ok);
+        CHECK(ok->size() == 3);
+        CHECK(
+            std::find(ok->begin(), ok->end(), mcp::param_header{"Tenant", {"opts", "tenant"}}) !=
+            ok->end()
+        );
+        const char* bad[] = {
+            R"({"properties":{"a":{"type":"string","x-mcp-header":""}}})",
+            R"({"properties":{"a":{"type":"number","x-mcp-header":"A"}}})",
+            R"({"properties":{"a":{"type":"object","x-mcp-header":"A"}}})",
+            R"({"properties":{"a":{"type":"string","x-mcp-header":"A"},"b":{"type":"string","x-mcp-header":"a"}}})",
+            R"({"properties":{"a":{"type":"string","x-mcp-header":"Has Space"}}})",
+            R"({"properties":{"a":{"type":"string","x-mcp-header":"Co:lon"}}})",
+            R"({"properties":{"a":{"type":"string","x-mcp-header":"Ünï"}}})",
+            R"({"properties":{"a":{"type":"string","x-mcp-header":"Ctl\u0001"}}})",
+            R"({"properties":{"a":{"type":"array","items":{"type":"string","x-mcp-header":"A"}}}})",
+            R"({"properties":{"a":{"$ref":"#/$defs/x"}},"$defs":{"x":{"type":"string","x-mcp-header":"A"}}})",
+            R"({"properties":{"a":{"type":"string","x-mcp-header":7}}})",
+        };
+        for (const char* schema : bad) {
+            CHECK_MESSAGE(!mcp::read_param_headers(json::parse(schema), &why), schema);
+        }
+        // A tool with a broken annotation is not offered; one with none is.
+        CHECK_FALSE(mcp::read_tool_info(
+            json::parse(
+                R"({"name":"t","inputSchema":{"type":"object","properties":{"a":{"type":"number","x-mcp-header":"A"}}}})"
+            ),
+            &why
+        ));
+        CHECK(why.find("t: ") == 0);
+        CHECK(mcp::read_tool_info(json::parse(R"({"name":"u","inputSchema":{"type":"object"}})")));
+    }
+}
+
+TEST_SUITE("unit/mcp_session") {
+    TEST_CASE("stateless era: server/discover instead of initialize, _meta on every request") {
+        mcp::session_config cfg;
+        cfg.era = mcp::protocol_era::stateless;
+        cfg.elicitation = true;
+        mcp::session s(cfg);
+        const auto t0 = mcp::session_clock::now();
+        s.start(t0);
+        const json discover = json::parse(s.take_output());
+        CHECK(discover["method"] == "server/discover");
+        CHECK(
+            discover["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+        );
+        CHECK(
+            discover["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"]["elicitation"]
+                .is_object()
+        );
+        CHECK(discover["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]["name"] == "wafer");
+        // A first refusal that names the version is answered with one more discover.
+        s.receive_message(
+            R"({"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"Unsupported protocol version","data":{"supported":["2026-07-28"]}}})",
+            t0
+        );
+        CHECK_FALSE(s.ready());
+        const json again = json::parse(s.take_output());
+        CHECK(again["method"] == "server/discover");
+        CHECK(again["id"] == 2);
+        s.receive_message(
+            R"({"jsonrpc":"2.0","id":2,"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"m","version":"9"}},"instructions":"hi","ttlMs":0,"cacheScope":"private"}})",
+            t0
+        );
+        REQUIRE(s.ready());
+        CHECK(s.server().name == "m");
+        CHECK(s.server().protocol_version == "2026-07-28");
+        CHECK(s.server().instructions == "hi");
+        CHECK(s.take_output().empty()); // no notifications/initialized
+        const auto id = s.request("tools/list", nullptr, t0);
+        const json list = json::parse(s.take_output());
+        CHECK(list["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28");
+        s.take_events();
+        // An unknown resultType is a protocol failure of that request.
+        s.receive_message(
+            R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
+                R"(,"result":{"resultType":"task"}})",
+            t0
+        );
+        const auto events = s.take_events();
+        REQUIRE(events.size() == 1);
+        const auto& r = std::get<mcp::response_event>(events[0]);
+        REQUIRE(r.failure);
+        CHECK(*r.failure == mcp::errc::protocol);
+    }
+
+    TEST_CASE("stateless era: a server that speaks no version of ours is a clear error; no "
+              "discover is fine") {
+        mcp::session_config cfg;
+        cfg.era = mcp::protocol_era::stateless;
+        mcp::session a(cfg);
+        a.start(mcp::session_clock::now());
+        a.receive_message(
+            R"({"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"no","data":{"supported":["2027-01-01"]}}})",
+            mcp::session_clock::now()
+        );
+        CHECK(a.closed());
+        mcp::session b(cfg);
+        b.start(mcp::session_clock::now());
+        b.receive_message(
+            R"({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}})",
+            mcp::session_clock::now()
+        );
+        CHECK(b.ready());
+    }
+}
+
+TEST_SUITE("unit/mcp_mrtr") {
+    TEST_CASE("input_required results read; retries carry the answers and the state, never the old "
+              "round's") {
+        bool malformed = false;
+        CHECK_FALSE(mcp::read_input_required(json::parse(R"({"content":[]})"), malformed));
+        CHECK_FALSE(malformed);
+        CHECK_FALSE(mcp::read_input_required(json::parse(R"({"resultType":"complete"})"), malformed)
+        );
+        const auto r = mcp::read_input_required(
+            json::parse(
+                R"({"resultType":"input_required","inputRequests":{"login":{"method":"elicitation/create","params":{"message":"who?"}}},"requestState":"eyJ\u00e9 x"})"
+            ),
+            malformed
+        );
+        REQUIRE(r);
+        REQUIRE(r->requests.size() == 1);
+        CHECK(r->requests[0].key == "login");
+        CHECK(r->requests[0].method == "elicitation/create");
+        CHECK(*r->request_state == "eyJ\xc3\xa9 x");
+        std::string why;
+        CHECK_FALSE(mcp::read_input_required(
+            json::parse(R"({"resultType":"input_required"})"), malformed, &why
+        ));
+        CHECK(malformed);
+        CHECK_FALSE(mcp::read_input_required(
+            json::parse(R"({"resultType":"input_required","inputRequests":{"a":{"params":{}}}})"),
+            malformed
+        ));
+        CHECK(malformed);
+        const json original = json::parse(R"({"name":"t","arguments":{"x":1}})");
+        const json retry = mcp::retry_params(
+            original, json::parse(R"({"login":{"action":"accept"}})"), r->request_state
+        );
+        CHECK(retry["inputResponses"]["login"]["action"] == "accept");
+        CHECK(retry["requestState"] == "eyJ\xc3\xa9 x");
+        CHECK(retry["arguments"]["x"] == 1);
+        const json bare = mcp::retry_params(original, json::object(), std::nullopt);
+        CHECK_FALSE(bare.contains("requestState"));
+        CHECK_FALSE(bare.contains("inputResponses"));
     }
 }

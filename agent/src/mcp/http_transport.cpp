@@ -106,6 +106,11 @@ struct http_state : std::enable_shared_from_this<http_state> {
     bool reinitializing = false;
     int session_generation = 0;
     asio::steady_timer reinit_signal;
+    // 2026-07-28: no session, no GET stream, no resumption; a cancel closes the stream.
+    bool stateless = false;
+    // The Mcp-Param-* headers of each tool, from the tools/list answers this transport carried.
+    std::map<std::string, std::vector<tools::mcp::param_header>> tool_headers;
+    std::set<std::int64_t> listings;
     bool get_stream_running = false;
     bool get_stream_refused = false;
     bool closing = false;
@@ -127,9 +132,36 @@ struct http_state : std::enable_shared_from_this<http_state> {
             ev->on_request_lost(id, reason, std::move(detail));
         }
     }
-    void deliver(std::string_view message) const {
+    void deliver(std::string_view message) {
+        if (!listings.empty()) {
+            learn_headers(message);
+        }
         if (auto ev = sink()) {
             ev->on_message(message);
+        }
+    }
+
+    // A tools/list page: the x-mcp-header arguments of its tools, for their calls' headers.
+    void learn_headers(std::string_view message) {
+        const auto j = nlohmann::json::parse(message, nullptr, false);
+        const auto id = j.is_object() ? j.find("id") : j.end();
+        if (id == j.end() || !id->is_number_integer() ||
+            !listings.contains(id->get<std::int64_t>())) {
+            return;
+        }
+        listings.erase(id->get<std::int64_t>());
+        const auto result = j.find("result");
+        if (result == j.end() || !result->is_object()) {
+            return;
+        }
+        const auto tools = result->find("tools");
+        if (tools == result->end() || !tools->is_array()) {
+            return;
+        }
+        for (const auto& t : *tools) {
+            if (auto info = tools::mcp::read_tool_info(t)) {
+                tool_headers[info->name] = std::move(info->param_headers);
+            }
         }
     }
     bool awaiting(std::int64_t id) const {
@@ -155,6 +187,23 @@ struct http_state : std::enable_shared_from_this<http_state> {
         f.session_id = session_id;
         f.protocol_version = protocol_version;
         f.last_event_id = last_event_id;
+        return f;
+    }
+
+    // A 2026 request names its version itself, and its method, name and annotated arguments.
+    detail::request_fields fields_for(
+        const detail::outgoing& out, std::vector<std::pair<std::string, std::string>>& extra
+    ) const {
+        detail::request_fields f = fields();
+        if (out.protocol_version.empty()) {
+            return f;
+        }
+        f.protocol_version = out.protocol_version;
+        const auto h = out.method == "tools/call" && out.name && out.name->is_string()
+                           ? tool_headers.find(out.name->get<std::string>())
+                           : tool_headers.end();
+        extra = detail::stateless_fields(out, h == tool_headers.end() ? nullptr : &h->second);
+        f.extra = &extra;
         return f;
     }
 
@@ -357,7 +406,8 @@ struct http_state : std::enable_shared_from_this<http_state> {
             }
             quiet_rounds = got_event ? 0 : quiet_rounds + 1;
             const std::string& last_id = parser.last_event_id();
-            if (closing || quiet_rounds > max_resumes || (request && last_id.empty())) {
+            if (closing || stateless || quiet_rounds > max_resumes ||
+                (request && last_id.empty())) {
                 if (request) {
                     lost(
                         *request,
@@ -489,8 +539,18 @@ struct http_state : std::enable_shared_from_this<http_state> {
         if (is_request) {
             self->by_request[out.id] = &x;
         }
-        co_await self->post_exchange(self, x, body, out);
+        try {
+            co_await self->post_exchange(self, x, body, out);
+        } catch (const std::exception& e) {
+            // A fault here must end the request, never leave it to its timeout.
+            if (!self->aborted) {
+                self->failed(
+                    out, tm::errc::transport, std::string("the exchange failed: ") + e.what()
+                );
+            }
+        }
         self->live.erase(&x);
+        self->listings.erase(out.id);
         if (out.method == "notifications/initialized") {
             self->on_initialized_posted(self
             ); // whatever its answer: requests must not wait forever
@@ -522,8 +582,9 @@ struct http_state : std::enable_shared_from_this<http_state> {
             const bool sent_session = !session_id.empty();
             response_head head;
             std::string why;
+            std::vector<std::pair<std::string, std::string>> extra;
             const auto build = [&](std::string& o) {
-                detail::write_post(o, fields(), body);
+                detail::write_post(o, fields_for(out, extra), body);
             };
             const auto head_timeout = is_request ? std::chrono::milliseconds(answer_timeout)
                                                  : std::chrono::milliseconds(notification_timeout);
@@ -735,6 +796,24 @@ public:
             detail::outgoing out = detail::read_outgoing(line);
             if (out.type == detail::outgoing::kind::request && out.method == "initialize") {
                 st_->initialize_body = std::string(line);
+            }
+            if (!out.protocol_version.empty() && !st_->stateless) {
+                // No handshake: nothing for requests to wait for.
+                st_->stateless = true;
+                st_->initialized_done = true;
+            }
+            if (st_->stateless && out.type == detail::outgoing::kind::notification) {
+                // 2026 HTTP has no client notifications: a cancel closes the request's stream.
+                if (out.cancels) {
+                    if (const auto it = st_->by_request.find(*out.cancels);
+                        it != st_->by_request.end()) {
+                        it->second->stop();
+                    }
+                }
+                continue;
+            }
+            if (out.type == detail::outgoing::kind::request && out.method == "tools/list") {
+                st_->listings.insert(out.id);
             }
             if (out.cancels) {
                 // The cancel is posted (2025: a closed stream is not a cancel); the request's

@@ -56,14 +56,44 @@ void write_common(std::string& out, const request_fields& f) {
         out += f.protocol_version;
         out += "\r\n";
     }
-    if (f.headers != nullptr) {
-        for (const auto& [name, value] : *f.headers) {
+    for (const auto* list : {f.headers, f.extra}) {
+        if (list == nullptr) {
+            continue;
+        }
+        for (const auto& [name, value] : *list) {
             out += name;
             out += ": ";
             out += value;
             out += "\r\n";
         }
     }
+}
+
+std::string base64(std::string_view in) {
+    static constexpr char table[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const auto n = (static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16U) |
+                       (static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8U) |
+                       static_cast<unsigned>(static_cast<unsigned char>(in[i + 2]));
+        out += table[(n >> 18U) & 63U];
+        out += table[(n >> 12U) & 63U];
+        out += table[(n >> 6U) & 63U];
+        out += table[n & 63U];
+    }
+    if (i < in.size()) {
+        unsigned n = static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16U;
+        if (i + 1 < in.size()) {
+            n |= static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8U;
+        }
+        out += table[(n >> 18U) & 63U];
+        out += table[(n >> 12U) & 63U];
+        out += i + 1 < in.size() ? table[(n >> 6U) & 63U] : '=';
+        out += '=';
+    }
+    return out;
 }
 
 void request_line(std::string& out, std::string_view method, const request_fields& f) {
@@ -146,7 +176,7 @@ std::string check_header(std::string_view name, std::string_view value) {
 
 outgoing read_outgoing(std::string_view message) {
     outgoing out;
-    const auto j = nlohmann::json::parse(message, nullptr, false);
+    auto j = nlohmann::json::parse(message, nullptr, false);
     if (!j.is_object()) {
         return out;
     }
@@ -157,6 +187,31 @@ outgoing read_outgoing(std::string_view message) {
         if (id != j.end() && id->is_number_integer()) {
             out.type = outgoing::kind::request;
             out.id = id->get<std::int64_t>();
+            auto params = j.find("params");
+            if (params == j.end() || !params->is_object()) {
+                return out;
+            }
+            if (const auto meta = params->find("_meta");
+                meta != params->end() && meta->is_object()) {
+                const auto v = meta->find("io.modelcontextprotocol/protocolVersion");
+                if (v != meta->end() && v->is_string()) {
+                    out.protocol_version = v->get<std::string>();
+                }
+            }
+            const char* name_key = out.method == "tools/call" || out.method == "prompts/get"
+                                       ? "name"
+                                   : out.method == "resources/read" ? "uri"
+                                                                    : nullptr;
+            if (name_key != nullptr) {
+                if (const auto n = params->find(name_key); n != params->end()) {
+                    out.name = *n;
+                }
+            }
+            if (out.method == "tools/call") {
+                if (const auto a = params->find("arguments"); a != params->end()) {
+                    out.arguments = std::move(*a);
+                }
+            }
             return out;
         }
         out.type = outgoing::kind::notification;
@@ -173,6 +228,67 @@ outgoing read_outgoing(std::string_view message) {
     }
     out.type = outgoing::kind::response;
     return out;
+}
+
+std::optional<std::string> header_value(const nlohmann::json& value) {
+    if (value.is_boolean()) {
+        return value.get<bool>() ? "true" : "false";
+    }
+    if (value.is_number_integer()) {
+        return value.dump();
+    }
+    if (!value.is_string()) {
+        return std::nullopt;
+    }
+    const auto& text = value.get_ref<const std::string&>();
+    const auto plain = [](unsigned char c) {
+        return c >= 0x20 && c < 0x7f;
+    };
+    const bool needs_base64 =
+        !std::all_of(
+            text.begin(), text.end(), [&](char c) { return plain(static_cast<unsigned char>(c)); }
+        ) ||
+        (!text.empty() && (text.front() == ' ' || text.back() == ' ')) ||
+        (text.starts_with("=?base64?") && text.ends_with("?="));
+    if (!needs_base64) {
+        return text;
+    }
+    return "=?base64?" + base64(text) + "?=";
+}
+
+std::vector<std::pair<std::string, std::string>>
+stateless_fields(const outgoing& out, const std::vector<tools::mcp::param_header>* params) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    fields.emplace_back("Mcp-Method", out.method);
+    if (out.name) {
+        if (auto v = header_value(*out.name)) {
+            fields.emplace_back("Mcp-Name", std::move(*v));
+        }
+    }
+    if (params == nullptr || !out.arguments.is_object()) {
+        return fields;
+    }
+    for (const auto& p : *params) {
+        const nlohmann::json* at = &out.arguments;
+        for (const auto& step : p.path) {
+            if (!at->is_object()) {
+                at = nullptr;
+                break;
+            }
+            const auto next = at->find(step);
+            at = next == at->end() ? nullptr : &*next;
+            if (at == nullptr) {
+                break;
+            }
+        }
+        if (at == nullptr) {
+            continue;
+        }
+        if (auto v = header_value(*at)) {
+            fields.emplace_back("Mcp-Param-" + p.name, std::move(*v));
+        }
+    }
+    return fields;
 }
 
 void write_post(std::string& out, const request_fields& f, std::string_view body) {

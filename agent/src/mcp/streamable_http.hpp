@@ -3,6 +3,9 @@
 #pragma once
 
 #include <wafer/api/error_body.hpp>
+#include <wafer/tools/mcp/server_tools.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -41,6 +44,12 @@ struct outgoing {
     std::string method;  ///< requests and notifications
     /// notifications/cancelled: the request it gives up.
     std::optional<std::int64_t> cancels;
+    /// 2026: `_meta["io.modelcontextprotocol/protocolVersion"]` (empty for dated requests).
+    std::string protocol_version;
+    /// tools/call, prompts/get: params.name; resources/read: params.uri (for Mcp-Name).
+    std::optional<nlohmann::json> name;
+    /// tools/call: params.arguments (for Mcp-Param-*).
+    nlohmann::json arguments;
 };
 
 /// Reads one line of the session's output (its own JSON: well formed).
@@ -53,7 +62,20 @@ struct request_fields {
     std::string_view session_id;
     std::string_view protocol_version;
     std::string_view last_event_id;
+    /// More fields for this request (2026: Mcp-Method, Mcp-Name, Mcp-Param-*).
+    const std::vector<std::pair<std::string, std::string>>* extra = nullptr;
 };
+
+/// A header value as 2026 sends arguments: strings as they are unless they hold non-ASCII or
+/// control characters, begin or end with white space, or look like the sentinel itself (then
+/// `=?base64?...?=`); integers in decimal; booleans as true/false. nullopt: no header (null, or
+/// a value of another type).
+std::optional<std::string> header_value(const nlohmann::json& value);
+
+/// The 2026 fields of a request: Mcp-Method, Mcp-Name (tools/call, prompts/get,
+/// resources/read) and one Mcp-Param-{Name} per annotated argument present.
+std::vector<std::pair<std::string, std::string>>
+stateless_fields(const outgoing& out, const std::vector<tools::mcp::param_header>* params);
 
 /// A POST of `body` (one JSON-RPC message).
 void write_post(std::string& out, const request_fields& f, std::string_view body);

@@ -1,6 +1,7 @@
 // mcp::client: the session driven over a transport. pump() acts on what the session decided;
 // one loop serves the session's deadlines.
 #include <wafer/tools/mcp/client.hpp>
+#include <wafer/tools/mcp/mrtr.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <map>
 #include <type_traits>
 
@@ -212,6 +214,96 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         }
     }
 
+    // One request on the wire: its result. Throws mcp::error.
+    static asio::awaitable<json> async_one(
+        std::shared_ptr<impl> self,
+        const std::string& method,
+        json params,
+        const call_options& options
+    ) {
+        waiter w(self->ex);
+        w.on_progress = options.on_progress;
+        request_options ro;
+        ro.limits = options.limits;
+        ro.progress = static_cast<bool>(w.on_progress);
+        const std::int64_t id =
+            self->s.request(method, std::move(params), session_clock::now(), ro);
+        self->waiters[id] = &w;
+        self->pump();
+        if (!w.done) {
+            boost::system::error_code ec;
+            co_await w.signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        if (!w.done) {
+            // Our wait was cancelled: the caller gave up on the request.
+            self->s.cancel(id, "cancelled by the client");
+            self->pump();
+        }
+        self->waiters.erase(id);
+        if (!w.done) {
+            self->fail(errc::cancelled, method + " was cancelled");
+        }
+        response_event& r = *w.done;
+        if (!r.failure) {
+            co_return std::move(r.result);
+        }
+        if (*r.failure == errc::rpc_error) {
+            self->fail(
+                errc::rpc_error,
+                method + " failed: " + std::to_string(r.error.code) + " " +
+                    escaped(r.error.message),
+                r.error
+            );
+        }
+        self->fail(*r.failure, method + ": " + r.detail);
+    }
+
+    // Whether an UnsupportedProtocolVersion error's data lists the version this client speaks.
+    static bool speaks_stateless(const std::optional<json>& data) {
+        if (!data || !data->is_object()) {
+            return false;
+        }
+        const auto supported = data->find("supported");
+        return supported != data->end() && supported->is_array() &&
+               std::find(
+                   supported->begin(), supported->end(), json(std::string(stateless_version))
+               ) != supported->end();
+    }
+
+    // The answer to one input an input_required result asks for.
+    static asio::awaitable<json> async_answer_input(
+        std::shared_ptr<impl> self, const std::string& method, const input_request& req
+    ) {
+        if (req.method == "roots/list") {
+            json roots = json::array();
+            for (const auto& r : self->opts.session.roots) {
+                json entry = json::object();
+                entry["uri"] = r.uri;
+                if (!r.name.empty()) {
+                    entry["name"] = r.name;
+                }
+                roots.push_back(std::move(entry));
+            }
+            json out = json::object();
+            out["roots"] = std::move(roots);
+            co_return out;
+        }
+        if (req.method == "elicitation/create" && self->opts.session.elicitation &&
+            self->opts.on_server_request) {
+            server_request_event ev;
+            ev.id = req.key;
+            ev.method = req.method;
+            ev.params = req.params;
+            auto answer = co_await self->opts.on_server_request(ev);
+            co_return answer;
+        }
+        self->fail(
+            errc::protocol,
+            method + ": the server needs " + escaped(req.method, 64) +
+                ", which this client does not offer"
+        );
+    }
+
     // Starts the transport and the handshake and waits for its end.
     static asio::awaitable<std::shared_ptr<client>> async_handshake(std::shared_ptr<impl> im) {
         im->wire->start(im);
@@ -317,39 +409,48 @@ bool client::connected() const noexcept {
 
 asio::awaitable<json> client::async_request(std::string method, json params, call_options options) {
     auto self = impl_;
-    waiter w(self->ex);
-    w.on_progress = std::move(options.on_progress);
-    request_options ro;
-    ro.limits = options.limits;
-    ro.progress = static_cast<bool>(w.on_progress);
-    const std::int64_t id = self->s.request(method, std::move(params), session_clock::now(), ro);
-    self->waiters[id] = &w;
-    self->pump();
-    if (!w.done) {
-        boost::system::error_code ec;
-        co_await w.signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (self->opts.session.era == protocol_era::dated) {
+        auto r = co_await impl::async_one(self, method, std::move(params), options);
+        co_return r;
     }
-    if (!w.done) {
-        // Our wait was cancelled: the caller gave up on the request.
-        self->s.cancel(id, "cancelled by the client");
-        self->pump();
+    // 2026: a refused version is tried once more, and input_required results are answered.
+    bool version_retried = false;
+    json round_params = params;
+    for (int round = 0;; ++round) {
+        json result;
+        try {
+            result = co_await impl::async_one(self, method, round_params, options);
+        } catch (const error& e) {
+            const auto& rpc = e.rpc();
+            if (version_retried || !rpc || rpc->code != rpc_code::unsupported_protocol_version ||
+                !impl::speaks_stateless(rpc->data)) {
+                throw;
+            }
+            version_retried = true;
+            continue;
+        }
+        bool malformed = false;
+        std::string why;
+        auto asked = read_input_required(result, malformed, &why);
+        if (malformed) {
+            self->fail(errc::protocol, method + ": " + escaped(why));
+        }
+        if (!asked) {
+            co_return result;
+        }
+        if (round + 1 >= max_input_rounds) {
+            self->fail(
+                errc::protocol,
+                method + ": the server asked for input " + std::to_string(max_input_rounds) +
+                    " times; the client gave up"
+            );
+        }
+        json responses = json::object();
+        for (auto& req : asked->requests) {
+            responses[req.key] = co_await impl::async_answer_input(self, method, req);
+        }
+        round_params = retry_params(params, std::move(responses), asked->request_state);
     }
-    self->waiters.erase(id);
-    if (!w.done) {
-        self->fail(errc::cancelled, method + " was cancelled");
-    }
-    response_event& r = *w.done;
-    if (!r.failure) {
-        co_return std::move(r.result);
-    }
-    if (*r.failure == errc::rpc_error) {
-        self->fail(
-            errc::rpc_error,
-            method + " failed: " + std::to_string(r.error.code) + " " + escaped(r.error.message),
-            r.error
-        );
-    }
-    self->fail(*r.failure, method + ": " + r.detail);
 }
 
 asio::awaitable<void> client::async_close() {

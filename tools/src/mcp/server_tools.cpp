@@ -1,6 +1,8 @@
 #include <wafer/tools/mcp/server_tools.hpp>
 
+#include <algorithm>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "mcp/text.hpp"
@@ -68,6 +70,114 @@ std::string describe_block(const json& block) {
 
 } // namespace
 
+namespace {
+
+bool is_tchar(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z')) {
+        return true;
+    }
+    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+std::string lower_ascii(std::string s) {
+    for (char& c : s) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return s;
+}
+
+// Walks a schema for x-mcp-header: `reachable` marks a property schema reached from the root
+// through `properties` alone (`path` is its argument path).
+struct header_walk {
+    std::vector<param_header> found;
+    std::set<std::string> seen_lower;
+    std::string error;
+
+    void visit(const json& node, bool reachable, bool is_root, std::vector<std::string>& path) {
+        if (!error.empty()) {
+            return;
+        }
+        if (node.is_array()) {
+            for (const auto& item : node) {
+                visit(item, false, false, path);
+            }
+            return;
+        }
+        if (!node.is_object()) {
+            return;
+        }
+        if (const auto h = node.find("x-mcp-header"); h != node.end()) {
+            check(node, *h, reachable && !is_root, path);
+            if (!error.empty()) {
+                return;
+            }
+        }
+        for (const auto& [key, value] : node.items()) {
+            if (key == "enum" || key == "const" || key == "default" || key == "examples" ||
+                key == "x-mcp-header") {
+                continue; // values, not schemas
+            }
+            if (key == "properties" && value.is_object()) {
+                for (const auto& [name, prop] : value.items()) {
+                    path.push_back(name);
+                    visit(prop, reachable, false, path);
+                    path.pop_back();
+                }
+                continue;
+            }
+            visit(value, false, false, path);
+        }
+    }
+
+    void
+    check(const json& node, const json& header, bool placed, const std::vector<std::string>& path) {
+        if (!placed) {
+            error = "x-mcp-header on a schema that is not a property reached through properties";
+            return;
+        }
+        if (!header.is_string() || header.get_ref<const std::string&>().empty()) {
+            error = "x-mcp-header is not a non-empty string";
+            return;
+        }
+        const auto& name = header.get_ref<const std::string&>();
+        if (!std::all_of(name.begin(), name.end(), is_tchar)) {
+            error = "x-mcp-header \"" + detail::escaped(name, 64) + "\" is not an HTTP token";
+            return;
+        }
+        const auto type = node.find("type");
+        if (type == node.end() || !type->is_string() ||
+            (*type != "string" && *type != "integer" && *type != "boolean")) {
+            error = "x-mcp-header \"" + name +
+                    "\" on a property that is not a string, integer or boolean";
+            return;
+        }
+        if (!seen_lower.insert(lower_ascii(name)).second) {
+            error = "x-mcp-header \"" + name + "\" appears twice";
+            return;
+        }
+        found.push_back(param_header{name, path});
+    }
+};
+
+} // namespace
+
+std::optional<std::vector<param_header>>
+read_param_headers(const json& input_schema, std::string* why) {
+    header_walk walk;
+    std::vector<std::string> path;
+    walk.visit(input_schema, true, true, path);
+    if (!walk.error.empty()) {
+        if (why) {
+            *why = walk.error;
+        }
+        return std::nullopt;
+    }
+    return std::move(walk.found);
+}
+
 std::optional<tool_info> read_tool_info(const json& entry, std::string* why) {
     auto refuse = [why](std::string reason) -> std::optional<tool_info> {
         if (why) {
@@ -88,6 +198,12 @@ std::optional<tool_info> read_tool_info(const json& entry, std::string* why) {
         return refuse(t.name + ": inputSchema is not an object");
     }
     t.input_schema = *schema;
+    std::string header_why;
+    auto headers = read_param_headers(t.input_schema, &header_why);
+    if (!headers) {
+        return refuse(t.name + ": " + header_why);
+    }
+    t.param_headers = std::move(*headers);
     if (const auto out = entry.find("outputSchema"); out != entry.end() && !out->is_null()) {
         t.output_schema = *out;
     }

@@ -19,6 +19,16 @@ std::string excerpt(std::string_view line) {
     return escaped(line, 120);
 }
 
+// A result's resultType (2026): absent or "complete" is a plain result; "input_required" is
+// for the caller to answer (mrtr.hpp).
+bool result_type_known(const nlohmann::json& result) {
+    if (!result.is_object()) {
+        return true;
+    }
+    const auto t = result.find("resultType");
+    return t == result.end() || *t == "complete" || *t == "input_required";
+}
+
 std::string millis(std::chrono::milliseconds ms) {
     return std::to_string(ms.count()) + " ms";
 }
@@ -33,10 +43,7 @@ void session::send(const std::string& line) {
     output_ += '\n';
 }
 
-void session::start(session_clock::time_point now) {
-    if (state_ != state::idle) {
-        return;
-    }
+json session::client_capabilities() const {
     json capabilities = json::object();
     if (!config_.roots.empty()) {
         capabilities["roots"] = json{{"listChanged", false}};
@@ -44,14 +51,41 @@ void session::start(session_clock::time_point now) {
     if (config_.elicitation) {
         capabilities["elicitation"] = json{{"form", json::object()}};
     }
+    return capabilities;
+}
+
+void session::start(session_clock::time_point now) {
+    if (state_ != state::idle) {
+        return;
+    }
+    state_ = state::initializing;
+    if (config_.era == protocol_era::stateless) {
+        send_discover();
+        pending_[initialize_id_] = {"server/discover", now, now, config_.initialize_limits};
+        return;
+    }
     json params{
         {"protocolVersion", std::string(handshake_versions[0])},
-        {"capabilities", std::move(capabilities)},
+        {"capabilities", client_capabilities()},
         {"clientInfo", {{"name", config_.client_name}, {"version", config_.client_version}}}};
-    state_ = state::initializing;
     initialize_id_ = next_id_++;
     send(write_request(initialize_id_, "initialize", std::move(params)));
     pending_[initialize_id_] = {"initialize", now, now, config_.initialize_limits};
+}
+
+void session::send_discover() {
+    initialize_id_ = next_id_++;
+    json params = json::object();
+    add_request_meta(params);
+    send(write_request(initialize_id_, "server/discover", std::move(params)));
+}
+
+void session::add_request_meta(json& params) const {
+    json& meta = params["_meta"];
+    meta["io.modelcontextprotocol/protocolVersion"] = std::string(stateless_version);
+    meta["io.modelcontextprotocol/clientCapabilities"] = client_capabilities();
+    meta["io.modelcontextprotocol/clientInfo"] =
+        json{{"name", config_.client_name}, {"version", config_.client_version}};
 }
 
 std::int64_t session::request(
@@ -66,13 +100,16 @@ std::int64_t session::request(
         events_.emplace_back(std::move(ev));
         return id;
     }
-    if (options.progress) {
+    if (options.progress || config_.era == protocol_era::stateless) {
         if (params.is_null()) {
             params = json::object();
         }
-        if (params.is_object()) {
-            params["_meta"]["progressToken"] = id;
-        }
+    }
+    if (options.progress && params.is_object()) {
+        params["_meta"]["progressToken"] = id;
+    }
+    if (config_.era == protocol_era::stateless && params.is_object()) {
+        add_request_meta(params);
     }
     send(write_request(id, method, std::move(params)));
     pending_[id] = {std::string(method), now, now, options.limits.value_or(limits_)};
@@ -206,6 +243,11 @@ void session::on_response(rpc_message& m) {
         }
         return;
     }
+    if (*id == initialize_id_ && config_.era == protocol_era::stateless) {
+        pending_.erase(*id);
+        on_discovered(m);
+        return;
+    }
     if (*id == initialize_id_) {
         pending_.erase(*id);
         if (m.type == rpc_message::kind::error) {
@@ -223,10 +265,84 @@ void session::on_response(rpc_message& m) {
     if (m.type == rpc_message::kind::error) {
         ev.failure = errc::rpc_error;
         ev.error = m.error;
+    } else if (config_.era == protocol_era::stateless && !result_type_known(m.result)) {
+        ev.failure = errc::protocol;
+        ev.detail =
+            "the result has resultType \"" +
+            excerpt(
+                m.result["resultType"].is_string() ? m.result["resultType"].get<std::string>()
+                                                   : m.result["resultType"].dump()
+            ) +
+            "\", which this client does not know";
     } else {
         ev.result = std::move(m.result);
     }
     finish(*id, std::move(ev));
+}
+
+void session::on_discovered(const rpc_message& m) {
+    const auto speaks = [](const json& versions) {
+        return versions.is_array() &&
+               std::find(versions.begin(), versions.end(), json(std::string(stateless_version))) !=
+                   versions.end();
+    };
+    if (m.type == rpc_message::kind::error) {
+        const bool version_refused = m.error.code == rpc_code::unsupported_protocol_version;
+        const json supported = version_refused && m.error.data && m.error.data->is_object()
+                                   ? m.error.data->value("supported", json())
+                                   : json();
+        if (version_refused && !speaks(supported)) {
+            close(
+                errc::protocol,
+                "the server does not speak protocol version " + std::string(stateless_version) +
+                    " (it supports " + excerpt(supported.dump()) + ")"
+            );
+            return;
+        }
+        if (version_refused && !discover_retried_) {
+            // Servers may refuse a first request to name their versions: once more.
+            discover_retried_ = true;
+            const auto now = session_clock::now();
+            send_discover();
+            pending_[initialize_id_] = {"server/discover", now, now, config_.initialize_limits};
+            return;
+        }
+        // server/discover is optional for clients: without it the server is only unknown.
+        server_.protocol_version = std::string(stateless_version);
+        state_ = state::ready;
+        events_.emplace_back(ready_event{});
+        return;
+    }
+    const json& r = m.result;
+    if (!r.is_object()) {
+        close(errc::protocol, "the server/discover result is not an object");
+        return;
+    }
+    if (const auto v = r.find("supportedVersions"); v != r.end() && !speaks(*v)) {
+        close(
+            errc::protocol,
+            "the server does not speak protocol version " + std::string(stateless_version) +
+                " (it supports " + excerpt(v->dump()) + ")"
+        );
+        return;
+    }
+    server_.protocol_version = std::string(stateless_version);
+    json info = json::object();
+    if (const auto meta = r.find("_meta"); meta != r.end() && meta->is_object()) {
+        info = meta->value("io.modelcontextprotocol/serverInfo", json::object());
+    }
+    if (!info.is_object() || info.empty()) {
+        info = r.value("serverInfo", json::object());
+    }
+    server_.name = text_of(info, "name");
+    server_.title = text_of(info, "title");
+    server_.version = text_of(info, "version");
+    if (const auto caps = r.find("capabilities"); caps != r.end() && caps->is_object()) {
+        server_.capabilities = *caps;
+    }
+    server_.instructions = text_of(r, "instructions");
+    state_ = state::ready;
+    events_.emplace_back(ready_event{});
 }
 
 void session::on_initialized(const json& result) {

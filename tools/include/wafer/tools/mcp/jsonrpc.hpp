@@ -69,6 +69,11 @@ inline constexpr std::int64_t invalid_request = -32600;
 inline constexpr std::int64_t method_not_found = -32601;
 inline constexpr std::int64_t invalid_params = -32602;
 inline constexpr std::int64_t internal_error = -32603;
+/// 2026-07-28 (HTTP 400): a header disagrees with the body; a capability the request needs was
+/// not declared; the protocol version is not supported (`data.supported` lists those that are).
+inline constexpr std::int64_t header_mismatch = -32020;
+inline constexpr std::int64_t missing_client_capability = -32021;
+inline constexpr std::int64_t unsupported_protocol_version = -32022;
 } // namespace rpc_code
 
 } // namespace wafer::tools::mcp

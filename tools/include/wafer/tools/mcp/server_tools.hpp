@@ -17,6 +17,24 @@
 
 namespace wafer::tools::mcp {
 
+/// An argument a 2026 HTTP client also sends as a header (`"x-mcp-header": "Region"` on a
+/// property: `Mcp-Param-Region`).
+struct param_header {
+    /// The header's name after "Mcp-Param-".
+    std::string name;
+    /// The property's path from the root of `arguments` (through `properties` only).
+    std::vector<std::string> path;
+
+    friend bool operator==(const param_header&, const param_header&) = default;
+};
+
+/// The `x-mcp-header` annotations of an inputSchema, or nullopt with `why` when one breaks the
+/// rules (empty or not an HTTP token, a duplicate ignoring case, on a property that is not a
+/// string, integer or boolean, or not reachable from the root through `properties`): such a tool
+/// must not be offered.
+std::optional<std::vector<param_header>>
+read_param_headers(const nlohmann::json& input_schema, std::string* why = nullptr);
+
 /// One tool as tools/list described it. Schemas and annotations are kept verbatim.
 struct tool_info {
     std::string name;
@@ -31,6 +49,8 @@ struct tool_info {
     bool destructive_hint = true;
     bool idempotent_hint = false;
     bool open_world_hint = true;
+    /// The inputSchema's `x-mcp-header` annotations.
+    std::vector<param_header> param_headers;
 };
 
 /// Bounds of async_list_tools against a server that pages forever.
@@ -40,7 +60,7 @@ struct list_limits {
 };
 
 /// Reads one tool of a tools/list page; nullopt (with the reason in `why`) for an entry without
-/// a string name or with an inputSchema that is not an object.
+/// a string name, with an inputSchema that is not an object, or with an invalid `x-mcp-header`.
 std::optional<tool_info> read_tool_info(const nlohmann::json& entry, std::string* why = nullptr);
 
 /// Every tool of the server: tools/list page after page until there is no nextCursor (an empty

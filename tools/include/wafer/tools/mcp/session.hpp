@@ -27,6 +27,18 @@ using session_clock = std::chrono::steady_clock;
 inline constexpr std::string_view handshake_versions[] = {
     "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
 
+/// The stateless protocol version this client speaks (no handshake; `_meta` on every request).
+inline constexpr std::string_view stateless_version = "2026-07-28";
+
+/// Which generation of the protocol a session speaks.
+enum class protocol_era {
+    /// The initialize handshake (2025-11-25 and older dated versions).
+    dated,
+    /// 2026-07-28: every request carries its protocol version, capabilities and client info in
+    /// `_meta`; `server/discover` replaces the handshake; results carry `resultType`.
+    stateless,
+};
+
 /// How long a request may take.
 struct request_limits {
     /// Without any sign of life for the request: its response, or progress for it (progress
@@ -46,6 +58,7 @@ struct root {
 
 /// What the client says about itself in `initialize`.
 struct session_config {
+    protocol_era era = protocol_era::dated;
     std::string client_name = "wafer";
     std::string client_version = "0.1.0";
     /// Answered to the server's roots/list. The roots capability is declared only when there
@@ -150,7 +163,10 @@ struct request_options {
     bool progress = false;
 };
 
-/// One MCP connection, client side, 2025 generation (the initialize handshake).
+/// One MCP connection, client side: the 2025 generation (the initialize handshake) or the
+/// stateless 2026 one (session_config::era: `server/discover` instead of the handshake, `_meta`
+/// on every request, `resultType` checked: an `input_required` result is handed to the caller,
+/// who answers it with a new request; see mrtr.hpp).
 ///
 /// Feed it what the server wrote (receive, end_of_stream) and the time (on_time); send what
 /// take_output() returns, in order; act on take_events(). Request ids are integers from 1, the
@@ -231,6 +247,10 @@ private:
     void on_server_request(rpc_message m);
     void on_notification(const rpc_message& m, session_clock::time_point now);
     void on_initialized(const nlohmann::json& result);
+    void on_discovered(const rpc_message& m);
+    void send_discover();
+    nlohmann::json client_capabilities() const;
+    void add_request_meta(nlohmann::json& params) const;
     void finish(std::int64_t id, response_event ev);
     void fail_all(errc reason, std::string_view why);
     static session_clock::time_point deadline_of(const pending& p) noexcept;
@@ -241,6 +261,7 @@ private:
     line_framer framer_;
     std::int64_t next_id_ = 1;
     std::int64_t initialize_id_ = 0;
+    bool discover_retried_ = false;
     std::map<std::int64_t, pending> pending_;
     server_info server_;
     std::string output_;
