@@ -56,8 +56,16 @@ void write_common(std::string& out, const request_fields& f) {
         out += f.protocol_version;
         out += "\r\n";
     }
+    if (!f.bearer.empty()) {
+        out += "Authorization: Bearer ";
+        out += f.bearer;
+        out += "\r\n";
+    }
     if (f.headers != nullptr) {
         for (const auto& [name, value] : *f.headers) {
+            if (!f.bearer.empty() && lower(name) == "authorization") {
+                continue; // the OAuth token replaces a configured one
+            }
             out += name;
             out += ": ";
             out += value;

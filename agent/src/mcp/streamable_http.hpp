@@ -53,6 +53,8 @@ struct request_fields {
     std::string_view session_id;
     std::string_view protocol_version;
     std::string_view last_event_id;
+    /// An OAuth access token: "Authorization: Bearer <token>".
+    std::string_view bearer;
 };
 
 /// A POST of `body` (one JSON-RPC message).
