@@ -24,6 +24,7 @@
 #include "api/detail/http_connection.hpp"
 #include "api/detail/proxy.hpp"
 #include "api/detail/tls_context.hpp"
+#include "mcp/oauth/authorizer.hpp"
 #include "mcp/streamable_http.hpp"
 
 namespace wafer::mcp {
@@ -94,6 +95,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
     std::shared_ptr<asio::ssl::context> tls;
     std::optional<wafer::detail::proxy_target> proxy;
     std::weak_ptr<tm::transport_events> events;
+    std::unique_ptr<oauth::authorizer> auth; // with server.oauth
 
     std::string session_id;
     std::string protocol_version;
@@ -187,6 +189,9 @@ struct http_state : std::enable_shared_from_this<http_state> {
         f.session_id = session_id;
         f.protocol_version = protocol_version;
         f.last_event_id = last_event_id;
+        if (auth) {
+            f.bearer = auth->access_token();
+        }
         return f;
     }
 
@@ -574,6 +579,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
         if (is_request && !is_initialize) {
             co_await wait_initialized(x);
         }
+        int authorizations = 0;
         for (int attempt = 0;; ++attempt) {
             if (x.cancelled || aborted) {
                 co_return;
@@ -583,8 +589,11 @@ struct http_state : std::enable_shared_from_this<http_state> {
             response_head head;
             std::string why;
             std::vector<std::pair<std::string, std::string>> extra;
+            std::string sent_token;
             const auto build = [&](std::string& o) {
-                detail::write_post(o, fields_for(out, extra), body);
+                const auto f = fields_for(out, extra);
+                sent_token = std::string(f.bearer);
+                detail::write_post(o, f, body);
             };
             const auto head_timeout = is_request ? std::chrono::milliseconds(answer_timeout)
                                                  : std::chrono::milliseconds(notification_timeout);
@@ -668,13 +677,32 @@ struct http_state : std::enable_shared_from_this<http_state> {
                 co_await reinitialize(self, generation);
                 continue;
             }
+            if ((status == 401 || status == 403) && auth) {
+                std::optional<std::string> challenge;
+                if (const auto c = api::find_header(head.headers, "www-authenticate")) {
+                    challenge = std::string(*c);
+                }
+                const bool strict = stateless || !out.protocol_version.empty();
+                std::string auth_why;
+                const bool again = co_await auth->async_on_refusal(
+                    status, std::move(challenge), sent_token, authorizations, strict, auth_why
+                );
+                if (x.cancelled || aborted) {
+                    co_return;
+                }
+                if (again) {
+                    continue;
+                }
+                failed(out, tm::errc::unauthorized, auth_why);
+                co_return;
+            }
             if (status == 401 || status == 403) {
                 failed(
                     out,
                     tm::errc::unauthorized,
                     "the server answered HTTP " + std::to_string(status) +
-                        " (it requires authorization; this client has no OAuth yet: give the "
-                        "server's token in its headers)"
+                        " (it requires authorization: configure OAuth, or give the server's "
+                        "token in its headers)"
                 );
                 co_return;
             }
@@ -869,6 +897,23 @@ make_http_transport(const asio::any_io_executor& ex, http_server server) {
         if (!st->proxy) {
             throw tm::error(tm::errc::bad_config, name, "the proxy URL is unusable");
         }
+    }
+    if (st->server.oauth) {
+        const auto& o = *st->server.oauth;
+        if (!o.authorize || o.redirect_uri.empty()) {
+            throw tm::error(
+                tm::errc::bad_config, name, "OAuth needs an authorization step and a redirect URI"
+            );
+        }
+        oauth::fetch_settings net;
+        net.proxy = st->proxy;
+        net.ca_file = st->server.ca_file;
+        net.verify_tls = st->server.verify_tls;
+        net.connect_timeout = st->server.connect_timeout;
+        st->auth = std::make_unique<oauth::authorizer>(ex, o, st->server.url, std::move(net));
+        st->auth->on_noise = [s = st.get()](std::string what) {
+            s->noise("OAuth: " + what);
+        };
     }
     if (st->url.tls) {
         error_code ec;

@@ -56,11 +56,19 @@ void write_common(std::string& out, const request_fields& f) {
         out += f.protocol_version;
         out += "\r\n";
     }
+    if (!f.bearer.empty()) {
+        out += "Authorization: Bearer ";
+        out += f.bearer;
+        out += "\r\n";
+    }
     for (const auto* list : {f.headers, f.extra}) {
         if (list == nullptr) {
             continue;
         }
         for (const auto& [name, value] : *list) {
+            if (!f.bearer.empty() && lower(name) == "authorization") {
+                continue; // the OAuth token replaces a configured one
+            }
             out += name;
             out += ": ";
             out += value;

@@ -64,6 +64,8 @@ struct request_fields {
     std::string_view last_event_id;
     /// More fields for this request (2026: Mcp-Method, Mcp-Name, Mcp-Param-*).
     const std::vector<std::pair<std::string, std::string>>* extra = nullptr;
+    /// An OAuth access token: "Authorization: Bearer <token>".
+    std::string_view bearer;
 };
 
 /// A header value as 2026 sends arguments: strings as they are unless they hold non-ASCII or

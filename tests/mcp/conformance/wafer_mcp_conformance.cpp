@@ -9,15 +9,25 @@
 #include <wafer/tools/mcp/server_tools.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/url/parse.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cctype>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -85,6 +95,62 @@ const mcp::tool_info* find_tool(const std::vector<mcp::tool_info>& tools, std::s
     return nullptr;
 }
 
+// The mock authorization server approves at once: GET the authorization URL (plain http on
+// localhost), do not follow its redirect, return the Location it names.
+asio::awaitable<std::string> approve(std::string url) {
+    const auto u = boost::urls::parse_absolute_uri(url);
+    if (!u || u->scheme() != "http") {
+        throw std::runtime_error("the authorization URL is not plain http");
+    }
+    const std::string host = u->host_address();
+    const std::string port = u->has_port() ? std::string(u->port()) : "80";
+    std::string target(u->encoded_path());
+    if (u->has_query()) {
+        target += "?" + std::string(u->encoded_query());
+    }
+    auto ex = co_await asio::this_coro::executor;
+    asio::ip::tcp::resolver resolver(ex);
+    const auto endpoints = co_await resolver.async_resolve(host, port, asio::use_awaitable);
+    asio::ip::tcp::socket socket(ex);
+    co_await asio::async_connect(socket, endpoints, asio::use_awaitable);
+    const std::string request = "GET " + target + " HTTP/1.1\r\nHost: " + host + ":" + port +
+                                "\r\nConnection: close\r\n\r\n";
+    co_await asio::async_write(socket, asio::buffer(request), asio::use_awaitable);
+    std::string answer;
+    boost::system::error_code ec;
+    co_await asio::async_read(
+        socket, asio::dynamic_buffer(answer), asio::redirect_error(asio::use_awaitable, ec)
+    );
+    const auto head_end = answer.find("\r\n\r\n");
+    std::string head = answer.substr(0, head_end);
+    std::string lowered = head;
+    for (char& c : lowered) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    const auto at = lowered.find("\r\nlocation:");
+    if (at == std::string::npos) {
+        throw std::runtime_error("the authorization server did not redirect");
+    }
+    const auto begin = head.find_first_not_of(' ', at + 11);
+    const auto end = head.find("\r\n", begin);
+    co_return head.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+// What an auth/* scenario needs: a redirect URI nothing listens on, the client metadata
+// document the suite expects, pre-registered credentials from the context.
+wafer::mcp::oauth_config oauth_for(const json& context) {
+    wafer::mcp::oauth_config o;
+    o.client_name = "wafer-mcp-conformance";
+    o.redirect_uri = "http://localhost:3000/callback";
+    o.client_metadata_url = "https://conformance-test.local/client-metadata.json";
+    if (context.is_object()) {
+        o.client_id = context.value("client_id", std::string());
+        o.client_secret = context.value("client_secret", std::string());
+    }
+    o.authorize = approve;
+    return o;
+}
+
 asio::awaitable<void> call(mcp::client& c, std::string name, json args) {
     const auto r = co_await mcp::async_call_tool(c, name, std::move(args));
     say(name + (r.is_error ? " failed: " : ": ") + r.text.substr(0, 200));
@@ -99,6 +165,9 @@ asio::awaitable<void> run(std::string url, std::string scenario, bool stateless)
     wafer::mcp::http_server server;
     server.name = "conformance";
     server.url = std::move(url);
+    if (scenario.starts_with("auth/")) {
+        server.oauth = oauth_for(json::parse(env("MCP_CONFORMANCE_CONTEXT"), nullptr, false));
+    }
     mcp::client_options options;
     options.session.client_name = "wafer-mcp-conformance";
     options.session.client_version = WAFER_VERSION_STRING;
@@ -192,6 +261,10 @@ asio::awaitable<void> run(std::string url, std::string scenario, bool stateless)
             if (find_tool(tools, name)) {
                 co_await call(*c, name, json::object());
             }
+        }
+    } else if (scenario.starts_with("auth/")) {
+        if (find_tool(tools, "test-tool") != nullptr) {
+            co_await call(*c, "test-tool", json::object());
         }
     } else if (scenario == "json-schema-2020-12-preservation") {
         if (const auto* t = find_tool(tools, "json_schema_2020_12_tool")) {

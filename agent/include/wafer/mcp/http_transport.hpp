@@ -2,6 +2,7 @@
 // tools::mcp::client, over wafer's own HTTP/1.1, TLS and proxy stack.
 #pragma once
 
+#include <wafer/mcp/oauth.hpp>
 #include <wafer/tools/mcp/client.hpp>
 #include <wafer/tools/mcp/transport.hpp>
 
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +39,10 @@ struct http_server {
     std::chrono::milliseconds connect_timeout{10'000};
     /// Largest message (JSON body or SSE event) accepted; larger ones end their exchange.
     std::size_t max_message = 8U << 20U;
+    /// OAuth 2.1 (MCP authorization): on a 401, or a 403 insufficient_scope, the transport
+    /// authorizes, sends the request again with the access token and sends that token on every
+    /// later request. Without it a 401 or 403 fails the request (errc::unauthorized).
+    std::optional<oauth_config> oauth;
 };
 
 /// The transport alone (for tools::mcp::client::async_connect). Throws tools::mcp::error
