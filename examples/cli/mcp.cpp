@@ -1,6 +1,7 @@
 // MCP servers in the wafer CLI (see mcp.hpp).
 #include "mcp.hpp"
 
+#include <wafer/mcp/http_transport.hpp>
 #include <wafer/tools/mcp/config.hpp>
 #include <wafer/tools/mcp/server_tools.hpp>
 
@@ -96,6 +97,9 @@ bool workspace_config_allowed(
     for (const auto& e : entries) {
         if (e.stdio && !e.disabled) {
             what += (what.empty() ? "" : "; ") + e.name + ": " + command_line(*e.stdio);
+        } else if (e.http && !e.disabled) {
+            // Its headers may hold the environment's secrets (${VAR}): a URL needs consent too.
+            what += (what.empty() ? "" : "; ") + e.name + ": " + e.http->url;
         }
     }
     if (what.empty()) {
@@ -117,8 +121,29 @@ bool workspace_config_allowed(
     return false;
 }
 
-// The stdio servers to start, in configuration order, names unique.
-std::vector<mcp::stdio_server> configured_servers(const mcp_sources& src) {
+// A configured server: a program to start (stdio) or a URL (Streamable HTTP).
+struct configured {
+    std::string name;
+    std::optional<mcp::stdio_server> stdio;
+    std::optional<wafer::mcp::http_server> http;
+
+    const char* transport() const { return stdio ? "stdio" : "http"; }
+    std::string where() const { return stdio ? command_line(*stdio) : http->url; }
+};
+
+// Connects to one configured server.
+asio::awaitable<std::shared_ptr<mcp::client>>
+connect_server(configured server, mcp::client_options options) {
+    if (server.stdio) {
+        auto c = co_await mcp::client::async_connect(*server.stdio, options);
+        co_return c;
+    }
+    auto c = co_await wafer::mcp::async_connect_http(*server.http, options);
+    co_return c;
+}
+
+// The servers to use, in configuration order, names unique.
+std::vector<configured> configured_servers(const mcp_sources& src) {
     std::vector<std::pair<fs::path, std::vector<mcp::server_entry>>> files;
     std::set<fs::path> seen;
     for (const auto& c : src.configs) {
@@ -137,7 +162,7 @@ std::vector<mcp::stdio_server> configured_servers(const mcp_sources& src) {
             }
         }
     }
-    std::vector<mcp::stdio_server> out;
+    std::vector<configured> out;
     std::set<std::string> names;
     for (auto& [file, entries] : files) {
         for (auto& e : entries) {
@@ -151,11 +176,15 @@ std::vector<mcp::stdio_server> configured_servers(const mcp_sources& src) {
                 );
                 continue;
             }
+            configured one;
+            one.name = e.name;
             if (e.http) {
-                print_failure(
-                    "mcp: server \"" + e.name + "\" not started: HTTP servers (" + e.http->url +
-                    ") are not supported yet, only stdio servers"
-                );
+                wafer::mcp::http_server h;
+                h.name = e.name;
+                h.url = e.http->url;
+                h.headers = e.http->headers;
+                one.http = std::move(h);
+                out.push_back(std::move(one));
                 continue;
             }
             mcp::stdio_server s = std::move(*e.stdio);
@@ -164,7 +193,8 @@ std::vector<mcp::stdio_server> configured_servers(const mcp_sources& src) {
             } else if (!s.cwd.empty() && fs::path(s.cwd).is_relative()) {
                 s.cwd = (file.parent_path() / s.cwd).lexically_normal().string();
             }
-            out.push_back(std::move(s));
+            one.stdio = std::move(s);
+            out.push_back(std::move(one));
         }
     }
     return out;
@@ -205,10 +235,9 @@ client_options_for(const std::string& name, const fs::path& workspace, bool verb
 }
 
 // Connects and lists the tools of one server; failures are text, never exceptions.
-asio::awaitable<void>
-start_one(mcp::stdio_server server, mcp::client_options options, started& out) {
+asio::awaitable<void> start_one(configured server, mcp::client_options options, started& out) {
     try {
-        auto c = co_await mcp::client::async_connect(server, options);
+        auto c = co_await connect_server(server, options);
         out.client = c;
         mcp::list_limits limits;
         out.tools = co_await mcp::async_list_tools(*c, limits, &out.skipped);
@@ -275,7 +304,7 @@ tool_set_options_for(const std::string& name, const std::function<void(tools::to
 // Starts every server at once; returns when all are up or failed. With `gate` (wafer run),
 // each server gets a tool set that follows its list_changed.
 asio::awaitable<std::vector<started>> start_all(
-    std::vector<mcp::stdio_server> servers,
+    std::vector<configured> servers,
     const fs::path& workspace,
     bool verbose,
     const std::function<void(tools::tool&)>* gate = nullptr
@@ -358,7 +387,7 @@ mcp_sources sources_of(const mcp_flags& f) {
 
 asio::awaitable<mcp_servers>
 async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::tool&)> gate) {
-    std::vector<mcp::stdio_server> servers = configured_servers(sources);
+    std::vector<configured> servers = configured_servers(sources);
     mcp_servers out;
     if (servers.empty()) {
         co_return out;
@@ -404,7 +433,7 @@ asio::awaitable<void> async_stop_mcp(mcp_servers& servers) {
 
 int mcp_list(const mcp_flags& flags) {
     const mcp_sources src = sources_of(flags);
-    std::vector<mcp::stdio_server> servers = configured_servers(src);
+    std::vector<configured> servers = configured_servers(src);
     if (servers.empty()) {
         print_failure(
             "mcp: no MCP servers configured (--mcp-config FILE, or .mcp.json in the workspace)"
@@ -412,10 +441,12 @@ int mcp_list(const mcp_flags& flags) {
         return exit_usage;
     }
     std::vector<std::string> names;
+    std::vector<std::string> transports;
     std::vector<std::string> commands;
     for (const auto& s : servers) {
         names.push_back(s.name);
-        commands.push_back(command_line(s));
+        transports.push_back(s.transport());
+        commands.push_back(s.where());
     }
     std::vector<started> results = run_here([&]() -> asio::awaitable<std::vector<started>> {
         auto r = co_await start_all(std::move(servers), src.workspace, flags.verbose);
@@ -433,7 +464,8 @@ int mcp_list(const mcp_flags& flags) {
             status = exit_failure;
         }
         if (flags.json) {
-            json j{{"name", names[i]}, {"transport", "stdio"}, {"command", commands[i]}};
+            json j{{"name", names[i]}, {"transport", transports[i]}};
+            j[transports[i] == "stdio" ? "command" : "url"] = commands[i];
             if (!r.failure.empty()) {
                 j["error"] = r.failure;
             } else {
@@ -456,14 +488,15 @@ int mcp_list(const mcp_flags& flags) {
             continue;
         }
         if (!r.failure.empty()) {
-            std::cout << visible(names[i]) << "  stdio  " << visible(commands[i])
+            std::cout << visible(names[i]) << "  " << transports[i] << "  " << visible(commands[i])
                       << "\n  failed: " << visible(r.failure) << "\n";
             continue;
         }
         const auto& info = r.client->server();
-        std::cout << visible(names[i]) << "  stdio  " << visible(commands[i]) << "\n  server "
-                  << visible(info.name) << " " << visible(info.version) << ", protocol "
-                  << visible(info.protocol_version) << ", " << r.tools.size() << " tools\n";
+        std::cout << visible(names[i]) << "  " << transports[i] << "  " << visible(commands[i])
+                  << "\n  server " << visible(info.name) << " " << visible(info.version)
+                  << ", protocol " << visible(info.protocol_version) << ", " << r.tools.size()
+                  << " tools\n";
         for (const auto& t : r.tools) {
             std::string line = "  " + visible(t.name);
             if (const std::string h = hints(t); !h.empty()) {
@@ -492,8 +525,8 @@ int mcp_call(const mcp_flags& flags) {
         print_failure("mcp call: the arguments are not a JSON object: " + flags.arguments);
         return exit_usage;
     }
-    std::vector<mcp::stdio_server> servers = configured_servers(sources_of(flags));
-    auto it = std::find_if(servers.begin(), servers.end(), [&](const mcp::stdio_server& s) {
+    std::vector<configured> servers = configured_servers(sources_of(flags));
+    auto it = std::find_if(servers.begin(), servers.end(), [&](const configured& s) {
         return s.name == flags.server;
     });
     if (it == servers.end()) {
@@ -507,12 +540,12 @@ int mcp_call(const mcp_flags& flags) {
         );
         return exit_usage;
     }
-    const mcp::stdio_server server = *it;
+    const configured server = *it;
     const fs::path workspace = fs::absolute(flags.workspace).lexically_normal();
     try {
         const mcp::call_result r = run_here([&]() -> asio::awaitable<mcp::call_result> {
             const mcp::client_options o = client_options_for(server.name, workspace, flags.verbose);
-            auto c = co_await mcp::client::async_connect(server, o);
+            auto c = co_await connect_server(server, o);
             std::string tool = flags.tool;
             json a = args;
             // A call that throws leaves `c` to its destructor, which kills the server.
