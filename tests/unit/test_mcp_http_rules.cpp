@@ -1,7 +1,9 @@
 // The sans-io decisions of MCP's Streamable HTTP transport (agent/src/mcp/streamable_http.hpp),
 // form elicitation defaults, and the session's entry points for message transports.
 #include <wafer/api/sse_parser.hpp>
+#include <wafer/tools/mcp/config.hpp>
 #include <wafer/tools/mcp/elicitation.hpp>
+#include <wafer/tools/mcp/jsonrpc.hpp>
 #include <wafer/tools/mcp/mrtr.hpp>
 #include <wafer/tools/mcp/server_tools.hpp>
 #include <wafer/tools/mcp/session.hpp>
@@ -442,5 +444,64 @@ TEST_SUITE("unit/mcp_mrtr") {
         const json bare = mcp::retry_params(original, json::object(), std::nullopt);
         CHECK_FALSE(bare.contains("requestState"));
         CHECK_FALSE(bare.contains("inputResponses"));
+    }
+}
+
+TEST_SUITE("unit/mcp_tools") {
+    TEST_CASE("a schema nested deeper than any real one is refused, not walked off the stack") {
+        std::string deep;
+        for (int i = 0; i < 100000; ++i) {
+            deep += R"({"type":"object","properties":{"a":)";
+        }
+        deep += "{}";
+        for (int i = 0; i < 100000; ++i) {
+            deep += "}}";
+        }
+        std::string why;
+        const json schema = json::parse(deep);
+        CHECK_FALSE(mcp::read_param_headers(schema, &why));
+        CHECK(why.find("deeper than 256") != std::string::npos);
+    }
+}
+
+TEST_SUITE("unit/mcp_session") {
+    TEST_CASE("a line nested deeper than 512 levels is noise, never copied or printed") {
+        std::string deep = R"({"jsonrpc":"2.0","id":2,"result":)";
+        for (int i = 0; i < 200000; ++i) {
+            deep += "[";
+        }
+        for (int i = 0; i < 200000; ++i) {
+            deep += "]";
+        }
+        deep += "}";
+        std::string why;
+        CHECK_FALSE(mcp::read_message(deep, &why));
+        CHECK(why.find("deeper than 512") != std::string::npos);
+        CHECK(mcp::nesting_within(R"({"a":"[[[[[[","b":[1,{"c":2}]})", 3));
+        CHECK_FALSE(mcp::nesting_within("[[[[", 3));
+        CHECK(mcp::nesting_within(R"(["\"[[[[["])", 1));
+        mcp::session s;
+        const auto t0 = mcp::session_clock::now();
+        s.start(t0);
+        s.receive_message(
+            R"({"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"x","version":"1"}}})",
+            t0
+        );
+        s.take_events();
+        const auto id = s.request("tools/list", nullptr, t0);
+        CHECK(id == 2);
+        s.receive_message(deep, t0);
+        const auto events = s.take_events();
+        REQUIRE(events.size() == 1);
+        CHECK(std::holds_alternative<mcp::noise_event>(events[0]));
+        CHECK(s.awaiting(id));
+        CHECK_THROWS_AS(
+            mcp::parse_server_config(
+                "{\"mcpServers\":" + std::string(1000, '[') + std::string(1000, ']') + "}",
+                "x.json",
+                mcp::environment_lookup()
+            ),
+            mcp::error
+        );
     }
 }

@@ -3,6 +3,7 @@
 // decides what the requests hold and what the answers mean.
 #include <wafer/api/sse_parser.hpp>
 #include <wafer/mcp/http_transport.hpp>
+#include <wafer/tools/mcp/jsonrpc.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -71,7 +72,9 @@ bool eof(const error_code& ec) {
 
 // The JSON-RPC error in an HTTP error body, if it answers request `id`.
 bool is_error_for(std::string_view body, std::int64_t id) {
-    const auto j = nlohmann::json::parse(body, nullptr, false);
+    const auto j = wafer::tools::mcp::nesting_within(body, wafer::tools::mcp::max_nesting)
+                       ? nlohmann::json::parse(body, nullptr, false)
+                       : nlohmann::json(nlohmann::json::value_t::discarded);
     if (!j.is_object()) {
         return false;
     }
@@ -145,7 +148,9 @@ struct http_state : std::enable_shared_from_this<http_state> {
 
     // A tools/list page: the x-mcp-header arguments of its tools, for their calls' headers.
     void learn_headers(std::string_view message) {
-        const auto j = nlohmann::json::parse(message, nullptr, false);
+        const auto j = wafer::tools::mcp::nesting_within(message, wafer::tools::mcp::max_nesting)
+                           ? nlohmann::json::parse(message, nullptr, false)
+                           : nlohmann::json(nlohmann::json::value_t::discarded);
         const auto id = j.is_object() ? j.find("id") : j.end();
         if (id == j.end() || !id->is_number_integer() ||
             !listings.contains(id->get<std::int64_t>())) {

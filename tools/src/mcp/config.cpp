@@ -1,4 +1,5 @@
 #include <wafer/tools/mcp/config.hpp>
+#include <wafer/tools/mcp/jsonrpc.hpp>
 
 #include <cstdlib>
 #include <utility>
@@ -194,6 +195,9 @@ read_server_config(const json& doc, std::string_view source, const variable_look
 std::vector<server_entry>
 parse_server_config(std::string_view text, std::string_view source, const variable_lookup& lookup) {
     json doc;
+    if (!nesting_within(text, max_nesting)) {
+        refuse(source, {}, "nested deeper than " + std::to_string(max_nesting) + " levels");
+    }
     try {
         doc = json::parse(text);
     } catch (const json::parse_error& e) {

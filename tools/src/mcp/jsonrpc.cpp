@@ -41,7 +41,36 @@ json id_json(const rpc_id& id) {
 
 } // namespace
 
+bool nesting_within(std::string_view text, std::size_t limit) noexcept {
+    std::size_t depth = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) {
+                return false;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return true;
+}
+
 std::optional<rpc_message> read_message(std::string_view text, std::string* why) {
+    if (!nesting_within(text, max_nesting)) {
+        return refuse(why, "nested deeper than 512 levels");
+    }
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded()) {
         return refuse(why, "not JSON (or not UTF-8)");

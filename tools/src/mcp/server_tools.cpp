@@ -96,10 +96,25 @@ struct header_walk {
     std::set<std::string> seen_lower;
     std::string error;
 
+    // Server schemas are untrusted: a deep one must not exhaust the stack.
+    static constexpr std::size_t max_depth = 256;
+    std::size_t depth = 0;
+
     void visit(const json& node, bool reachable, bool is_root, std::vector<std::string>& path) {
         if (!error.empty()) {
             return;
         }
+        if (depth >= max_depth) {
+            error = "the inputSchema nests deeper than " + std::to_string(max_depth) + " levels";
+            return;
+        }
+        ++depth;
+        visit_children(node, reachable, is_root, path);
+        --depth;
+    }
+
+    void
+    visit_children(const json& node, bool reachable, bool is_root, std::vector<std::string>& path) {
         if (node.is_array()) {
             for (const auto& item : node) {
                 visit(item, false, false, path);

@@ -1,5 +1,7 @@
 #include "mcp/oauth/metadata.hpp"
 
+#include <wafer/tools/mcp/jsonrpc.hpp>
+
 #include <boost/url/parse.hpp>
 
 #include <nlohmann/json.hpp>
@@ -98,7 +100,9 @@ resource_metadata_urls(std::string_view server_url, const std::optional<bearer_c
 }
 
 std::optional<resource_metadata> parse_resource_metadata(std::string_view body, std::string& why) {
-    const auto j = nlohmann::json::parse(body, nullptr, false);
+    const auto j = wafer::tools::mcp::nesting_within(body, wafer::tools::mcp::max_nesting)
+                       ? nlohmann::json::parse(body, nullptr, false)
+                       : nlohmann::json(nlohmann::json::value_t::discarded);
     if (!j.is_object()) {
         why = "the protected resource metadata is not a JSON object";
         return std::nullopt;
@@ -167,7 +171,9 @@ std::vector<std::string> server_metadata_urls(std::string_view issuer) {
 std::optional<server_metadata> parse_server_metadata(
     std::string_view body, std::string_view expected_issuer, bool check_issuer, std::string& why
 ) {
-    const auto j = nlohmann::json::parse(body, nullptr, false);
+    const auto j = wafer::tools::mcp::nesting_within(body, wafer::tools::mcp::max_nesting)
+                       ? nlohmann::json::parse(body, nullptr, false)
+                       : nlohmann::json(nlohmann::json::value_t::discarded);
     if (!j.is_object()) {
         why = "the authorization server metadata is not a JSON object";
         return std::nullopt;

@@ -1,5 +1,7 @@
 #include "mcp/oauth/registration.hpp"
 
+#include <wafer/tools/mcp/jsonrpc.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -75,7 +77,9 @@ std::string registration_request(
 
 std::optional<client_credentials>
 parse_registration_response(std::string_view body, const server_metadata& m, std::string& why) {
-    const auto j = nlohmann::json::parse(body, nullptr, false);
+    const auto j = wafer::tools::mcp::nesting_within(body, wafer::tools::mcp::max_nesting)
+                       ? nlohmann::json::parse(body, nullptr, false)
+                       : nlohmann::json(nlohmann::json::value_t::discarded);
     const auto id = j.is_object() ? j.find("client_id") : j.end();
     if (!j.is_object() || id == j.end() || !id->is_string() || id->get<std::string>().empty()) {
         why = "the registration response has no client_id";

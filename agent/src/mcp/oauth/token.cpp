@@ -1,5 +1,7 @@
 #include "mcp/oauth/token.hpp"
 
+#include <wafer/tools/mcp/jsonrpc.hpp>
+
 #include <boost/url/parse.hpp>
 
 #include <nlohmann/json.hpp>
@@ -128,7 +130,9 @@ token_request refresh_request(
 }
 
 std::optional<token_set> parse_token_response(int status, std::string_view body, std::string& why) {
-    const auto j = nlohmann::json::parse(body, nullptr, false);
+    const auto j = wafer::tools::mcp::nesting_within(body, wafer::tools::mcp::max_nesting)
+                       ? nlohmann::json::parse(body, nullptr, false)
+                       : nlohmann::json(nlohmann::json::value_t::discarded);
     if (status != 200) {
         why = "the token endpoint answered HTTP " + std::to_string(status);
         if (j.is_object()) {

@@ -52,6 +52,14 @@ struct rpc_message {
 /// error, an error without an integer code and a string message. Never throws.
 std::optional<rpc_message> read_message(std::string_view text, std::string* why = nullptr);
 
+/// The deepest nesting of arrays and objects read_message accepts. Copying or printing JSON
+/// recurses once per level: a server's deeply nested line must not reach that.
+inline constexpr std::size_t max_nesting = 512; // read_message says "512" in its refusal
+
+/// Whether the arrays and objects of JSON text nest at most `limit` levels (a scan that skips
+/// strings; it does not check that the text is JSON).
+bool nesting_within(std::string_view text, std::size_t limit) noexcept;
+
 /// The message as compact JSON text: one line (newlines in strings are escaped), without a
 /// line end. Invalid UTF-8 in strings is replaced (U+FFFD), never sent.
 std::string write_message(const rpc_message& m);
