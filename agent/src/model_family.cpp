@@ -5,19 +5,15 @@
 #include <cctype>
 #include <string>
 
+#include "detail/ascii.hpp"
+
 namespace wafer {
+
+using wafer::detail::ascii_lower;
 
 namespace {
 
 constexpr std::array<std::string_view, 5> family_names{"unknown", "none", "glm", "gpt_oss", "qwen"};
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-        return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    });
-    return out;
-}
 
 bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
@@ -39,7 +35,7 @@ std::optional<model_family> model_family_from_string(std::string_view s) noexcep
 }
 
 model_family detect_model_family(std::string_view model_id) noexcept {
-    const std::string id = lower(model_id);
+    const std::string id = ascii_lower(model_id);
     // Routers and gateways prefix ids with the provider ("cerebras/zai-glm-4.7").
     std::string_view name = id;
     if (auto slash = name.rfind('/'); slash != std::string_view::npos) {

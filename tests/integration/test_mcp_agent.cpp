@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "mcp_servers.hpp"
 #include "run_coro.hpp"
 
 namespace asio = boost::asio;
@@ -41,17 +42,10 @@ using wafer::scripted_model;
 using wafer::testing::run_coro;
 using namespace std::chrono_literals;
 using turn = scripted_model::turn;
+using wafer::testing::mcp_servers::no_servers;
+using wafer::testing::mcp_servers::servers_dir;
 
 namespace {
-
-std::string servers_dir() {
-    const char* d = std::getenv("WAFER_MCP_SERVERS");
-    return d ? d : "";
-}
-
-bool no_servers() {
-    return servers_dir().empty();
-}
 
 std::string everything_js() {
     return servers_dir() + "/@modelcontextprotocol/server-everything/dist/index.js";

@@ -1,21 +1,13 @@
 // `wafer run --mcp-config` end to end (the built binary, a fake model endpoint, an MCP server in
 // sh): the server's progress is printed, its text escaped, and its tools/list_changed changes the
 // tools the next request offers.
-#include <arpa/inet.h>
-#include <csignal>
-#include <cstdlib>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <thread>
-#include <unistd.h>
-
 #include "cli_harness.hpp"
+#include "mcp_servers.hpp"
 
 #ifdef WAFER_CLI_PATH
 
 using namespace wafer::testing::cli;
+namespace mcp_servers = wafer::testing::mcp_servers;
 
 namespace {
 
@@ -133,38 +125,11 @@ TEST_SUITE("mcp/cli") {
     }
     TEST_CASE(
         "mcp list and mcp call reach a Streamable HTTP server from its url entry" *
-        doctest::skip(std::getenv("WAFER_MCP_SERVERS") == nullptr)
+        doctest::skip(mcp_servers::no_servers())
     ) {
         // server-everything over HTTP on a free port of 127.0.0.1.
-        const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        socklen_t len = sizeof a;
-        ::getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len);
-        ::close(probe);
-        const std::string port = std::to_string(ntohs(a.sin_port));
-        const std::string script = std::string(std::getenv("WAFER_MCP_SERVERS")) +
-                                   "/@modelcontextprotocol/server-everything/dist/index.js";
-        const pid_t pid = ::fork();
-        if (pid == 0) {
-            const int null = ::open("/dev/null", O_WRONLY);
-            ::dup2(null, 1);
-            ::dup2(null, 2);
-            ::setenv("PORT", port.c_str(), 1);
-            ::execlp("node", "node", script.c_str(), "streamableHttp", static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-        for (int i = 0; i < 300; ++i) {
-            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-            const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-            ::close(fd);
-            if (up) {
-                break;
-            }
-            std::this_thread::sleep_for(50ms);
-        }
+        mcp_servers::http_everything srv;
+        const std::string port = std::to_string(srv.port());
         sample_workspace ws;
         const fs::path config = ws.dir / "servers.json";
         {
@@ -186,8 +151,7 @@ TEST_SUITE("mcp/cli") {
              "--workspace",
              ws.dir.string()}
         );
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
+        srv.stop();
         INFO("list:\n" << list.out << list.err << "\ncall:\n" << call.out << call.err);
         CHECK(list.status == 0);
         CHECK(contains(list.out, "web  http  http://127.0.0.1:" + port + "/mcp"));

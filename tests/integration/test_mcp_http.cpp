@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "mcp_servers.hpp"
 #include "run_coro.hpp"
 
 namespace asio = boost::asio;
@@ -37,100 +38,9 @@ namespace mcp = wafer::tools::mcp;
 using nlohmann::json;
 using wafer::testing::run_coro;
 using namespace std::chrono_literals;
+using namespace wafer::testing::mcp_servers;
 
 namespace {
-
-std::string servers_dir() {
-    const char* d = std::getenv("WAFER_MCP_SERVERS");
-    return d ? d : "";
-}
-
-json obj(std::string_view text) {
-    return json::parse(text);
-}
-
-bool no_servers() {
-    return servers_dir().empty();
-}
-
-unsigned short free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-bool accepts(unsigned short port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
-// server-everything over HTTP as a child process; its output goes to a log file the tests read.
-class http_everything {
-public:
-    explicit http_everything(unsigned short port = free_port()) : port_(port) {
-        log_ =
-            std::filesystem::temp_directory_path() /
-            ("wafer-mcp-http-" + std::to_string(::getpid()) + "-" + std::to_string(port_) + ".log");
-        start();
-    }
-    ~http_everything() {
-        stop();
-        std::error_code ec;
-        std::filesystem::remove(log_, ec);
-    }
-    http_everything(const http_everything&) = delete;
-    http_everything& operator=(const http_everything&) = delete;
-
-    void start() {
-        const std::string script =
-            servers_dir() + "/@modelcontextprotocol/server-everything/dist/index.js";
-        const std::string port_env = "PORT=" + std::to_string(port_);
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            ::setenv("PORT", std::to_string(port_).c_str(), 1);
-            ::execlp("node", "node", script.c_str(), "streamableHttp", static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-        for (int i = 0; i < 300 && !accepts(port_); ++i) {
-            std::this_thread::sleep_for(50ms);
-        }
-    }
-    void stop() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-            pid_ = -1;
-        }
-    }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/mcp"; }
-    unsigned short port() const { return port_; }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-
-private:
-    unsigned short port_;
-    std::filesystem::path log_;
-    pid_t pid_ = -1;
-};
 
 wafer::mcp::http_server server_at(const std::string& url) {
     wafer::mcp::http_server s;

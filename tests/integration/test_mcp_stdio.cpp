@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "mcp_servers.hpp"
 #include "run_coro.hpp"
 
 namespace asio = boost::asio;
@@ -28,21 +29,9 @@ namespace mcp = wafer::tools::mcp;
 using nlohmann::json;
 using wafer::testing::run_coro;
 using namespace std::chrono_literals;
+using namespace wafer::testing::mcp_servers;
 
 namespace {
-
-std::string servers_dir() {
-    const char* d = std::getenv("WAFER_MCP_SERVERS");
-    return d ? d : "";
-}
-
-json obj(std::string_view text) {
-    return json::parse(text);
-}
-
-bool no_servers() {
-    return servers_dir().empty();
-}
 
 mcp::stdio_server everything() {
     mcp::stdio_server s;

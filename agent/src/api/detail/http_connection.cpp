@@ -18,6 +18,8 @@
 #include <cstring>
 #include <new>
 
+#include "detail/ascii.hpp"
+
 namespace wafer::detail {
 
 namespace asio = boost::asio;
@@ -33,16 +35,6 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 asio::awaitable<bool> cancelled_now() {
     auto cs = co_await asio::this_coro::cancellation_state;
     co_return cs.cancelled() != asio::cancellation_type::none;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c + 32);
-        }
-    }
-    return out;
 }
 
 } // namespace
@@ -426,7 +418,7 @@ asio::awaitable<error_code> http_connection::async_read_head(
         out.status = status;
         out.headers.clear();
         for (const auto& f : msg) {
-            out.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+            out.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
         }
         out.keep_alive = parser.keep_alive();
         if (status == 204 || status == 304) {

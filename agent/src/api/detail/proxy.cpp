@@ -7,7 +7,10 @@
 #include <array>
 #include <charconv>
 
+#include "detail/ascii.hpp"
+
 namespace wafer::detail {
+
 namespace {
 
 std::string base64(std::string_view in) {
@@ -37,21 +40,11 @@ std::string base64(std::string_view in) {
     return out;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c + 32);
-        }
-    }
-    return out;
-}
-
 } // namespace
 
 std::optional<proxy_target> parse_proxy_url(std::string_view url) {
     if (auto pos = url.find("://"); pos != std::string_view::npos) {
-        if (lower(url.substr(0, pos)) != "http") {
+        if (ascii_lower(url.substr(0, pos)) != "http") {
             return std::nullopt; // https:// proxies (TLS to the proxy) are not supported
         }
         url.remove_prefix(pos + 3);
@@ -128,7 +121,7 @@ namespace wafer::api {
 bool is_loopback_host(std::string_view host) noexcept {
     std::string h;
     try {
-        h = detail::lower(host);
+        h = detail::ascii_lower(host);
     } catch (...) {
         return false;
     }
@@ -145,7 +138,7 @@ bool bypasses_proxy(
 ) noexcept {
     std::string h;
     try {
-        h = detail::lower(host);
+        h = detail::ascii_lower(host);
     } catch (...) {
         return false;
     }
@@ -182,7 +175,7 @@ bool bypasses_proxy(
         }
         std::string e;
         try {
-            e = detail::lower(entry);
+            e = detail::ascii_lower(entry);
         } catch (...) {
             return false;
         }

@@ -9,17 +9,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include "detail/ascii.hpp"
+
 namespace wafer::mcp::oauth {
 
-namespace {
+using wafer::detail::ascii_lower;
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
+namespace {
 
 struct url_parts {
     std::string scheme;
@@ -34,8 +30,8 @@ std::optional<url_parts> split(std::string_view url) {
         return std::nullopt;
     }
     url_parts p;
-    p.scheme = lower(r->scheme());
-    p.host = lower(r->encoded_host());
+    p.scheme = ascii_lower(r->scheme());
+    p.host = ascii_lower(r->encoded_host());
     if (r->has_port()) {
         p.port = std::string(r->port());
         if ((p.scheme == "https" && p.port == "443") || (p.scheme == "http" && p.port == "80")) {
