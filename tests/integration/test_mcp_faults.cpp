@@ -963,6 +963,29 @@ TEST_SUITE("mcp/faults") {
         }
     }
 
+    // Defect (agent/src/mcp/http_transport.cpp, http_state::failed and follow_stream): the
+    // detail of a lost request starts with its method ("tools/call: an answer over the
+    // limit..."), and client::async_request prefixes the method again: "MCP server \"big\":
+    // tools/call: tools/call: an answer over the limit of 8388608 bytes". Fix: pass the detail
+    // without the method to lost() for requests (keep it for notifications' noise).
+    TEST_CASE("HTTP: a failed request's error names its method once" * doctest::skip(true)) {
+        http_fault http({"--fault", "huge-result"});
+        asio::io_context ioc;
+        const failure f = run_coro(
+            ioc,
+            expect_error([&]() -> asio::awaitable<void> {
+                const auto server = http_at("big", http);
+                const mcp::client_options o;
+                auto c = co_await wafer::mcp::async_connect_http(server, o);
+                co_await mcp::async_call_tool(*c, "huge", json::object());
+            }),
+            60s
+        );
+        CAPTURE(f.what);
+        CHECK(f.code == mcp::errc::transport);
+        CHECK(f.what.find("tools/call: tools/call") == std::string::npos);
+    }
+
     TEST_CASE("HTTP: a 50 MB tools/list page fails the listing at once") {
         http_fault http({"--fault", "huge-list"});
         asio::io_context ioc;
