@@ -1077,9 +1077,10 @@ TEST_SUITE("mcp/faults") {
         CHECK(s.crash.took < 10s);
         CAPTURE(s.after.what);
         CHECK(s.after.code == mcp::errc::transport);
-        CHECK(s.after.what.find("cannot connect") != std::string::npos);
+        // Refused, or reset when it came while the server's sockets were being torn down.
+        CHECK(s.after.what.find("\"crasher\"") != std::string::npos);
         CHECK(s.after.took < 10s);
-        CHECK(http.exit_status().has_value());
+        CHECK(eventually([&] { return http.exit_status().has_value(); }));
     }
 
     TEST_CASE("HTTP: events that are not the answer are skipped; the call goes on") {
