@@ -251,6 +251,7 @@ async_list_tools(client& c, list_limits limits, std::vector<std::string>* skippe
     std::set<std::string> names;
     std::set<std::string> cursors_seen;
     std::optional<std::string> cursor;
+    bool over_limit = false;
     for (std::size_t page = 0; page < limits.max_pages; ++page) {
         json params = json::object();
         if (cursor) {
@@ -272,7 +273,20 @@ async_list_tools(client& c, list_limits limits, std::vector<std::string>* skippe
                 }
                 continue;
             }
-            if (!names.insert(t->name).second || tools.size() >= limits.max_tools) {
+            if (!names.insert(t->name).second) {
+                if (skipped) {
+                    skipped->push_back(t->name + ": listed twice by the server; the first is kept");
+                }
+                continue;
+            }
+            if (tools.size() >= limits.max_tools) {
+                if (skipped && tools.size() == limits.max_tools && !over_limit) {
+                    skipped->push_back(
+                        "tools/list: more than " + std::to_string(limits.max_tools) +
+                        " tools; the rest are left out"
+                    );
+                }
+                over_limit = true;
                 continue;
             }
             tools.push_back(std::move(*t));
@@ -382,7 +396,9 @@ boost::asio::awaitable<tool_output> call_mcp_tool(
         if (e.code() == errc::cancelled) {
             throw;
         }
-        co_return tool_output{e.detail(), true};
+        // The model sees which server failed and how (a crash, a timeout, a refused message).
+        co_return tool_output{
+            "MCP server \"" + e.server() + "\", tool \"" + tool_name + "\": " + e.detail(), true};
     }
 }
 

@@ -65,8 +65,8 @@ std::optional<tool_info> read_tool_info(const nlohmann::json& entry, std::string
 
 /// Every tool of the server: tools/list page after page until there is no nextCursor (an empty
 /// string is a cursor), a cursor repeats, or a limit is reached. A name seen twice keeps its
-/// first entry. Entries that cannot be read are skipped and reported to `skipped` ("name:
-/// reason"). Throws mcp::error.
+/// first entry. Entries that cannot be read, names seen twice and tools over the limit are
+/// skipped and reported to `skipped` ("name: reason"). Throws mcp::error.
 boost::asio::awaitable<std::vector<tool_info>>
 async_list_tools(client& c, list_limits limits, std::vector<std::string>* skipped = nullptr);
 boost::asio::awaitable<std::vector<tool_info>> async_list_tools(client& c);
@@ -115,8 +115,9 @@ std::string registry_name(std::string_view prefix, std::string_view tool_name);
 /// makes a tool read_only. The schema is the server's inputSchema, verbatim. Tools whose name
 /// cannot be mapped are left out and reported to `skipped`. Each call asks the server for
 /// progress (which keeps a long call alive past request_limits::timeout, never past max_total)
-/// and passes it on to call_context::report_progress. To keep a registry in step with the
-/// server's list_changed, see server_tool_set.hpp.
+/// and passes it on to call_context::report_progress. A call that fails (a JSON-RPC error, a
+/// timeout, the server gone) is a failed result naming the server and the tool; a cancel stays
+/// a cancel. To keep a registry in step with the server's list_changed, see server_tool_set.hpp.
 std::vector<tool> make_registry_tools(
     const std::shared_ptr<client>& c,
     const std::vector<tool_info>& tools,
