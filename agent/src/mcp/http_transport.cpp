@@ -51,9 +51,33 @@ constexpr std::size_t max_idle_connections = 4;
 constexpr int max_resumes = 5;
 
 // One HTTP exchange in flight: abort() and a cancel close its connection and wake its timer.
+// It lives in a coroutine frame and is listed in the transport's state for as long: the
+// destructor unlists it, also when the frame is destroyed without resuming (an io_context
+// shutting down), so that abort() never reaches a freed exchange.
 struct exchange {
-    explicit exchange(const asio::any_io_executor& ex)
-        : timer(ex, asio::steady_timer::time_point::max()) {}
+    exchange(const asio::any_io_executor& ex, std::set<exchange*>& live_list)
+        : timer(ex, asio::steady_timer::time_point::max()), live(live_list) {
+        live.insert(this);
+    }
+    ~exchange() {
+        live.erase(this);
+        if (requests != nullptr) {
+            if (const auto it = requests->find(request_id);
+                it != requests->end() && it->second == this) {
+                requests->erase(it);
+            }
+        }
+    }
+    exchange(const exchange&) = delete;
+    exchange& operator=(const exchange&) = delete;
+
+    // Lists it as the exchange of request `id` (a cancel of that request stops it).
+    void carry(std::map<std::int64_t, exchange*>& by_request, std::int64_t id) {
+        requests = &by_request;
+        request_id = id;
+        by_request[id] = this;
+    }
+
     std::unique_ptr<http_connection> conn;
     asio::steady_timer timer;
     bool cancelled = false;
@@ -64,7 +88,21 @@ struct exchange {
         }
         timer.cancel();
     }
+
+private:
+    std::set<exchange*>& live;
+    std::map<std::int64_t, exchange*>* requests = nullptr;
+    std::int64_t request_id = 0;
 };
+
+// What a lost request's error says: the client names the method of a request itself
+// ("tools/call: ..."), not of the handshake, whose failure is the connect's.
+std::string lost_detail(std::string_view method, std::string text) {
+    if (method == "initialize" || method == "server/discover") {
+        return std::string(method) + ": " + text;
+    }
+    return text;
+}
 
 bool eof(const error_code& ec) {
     return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
@@ -178,7 +216,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
     // A failure of one message's exchange: its request ends; for other messages, a log line.
     void failed(const detail::outgoing& out, tm::errc reason, const std::string& detail) const {
         if (out.type == detail::outgoing::kind::request) {
-            lost(out.id, reason, out.method + ": " + detail);
+            lost(out.id, reason, lost_detail(out.method, detail));
         } else {
             noise(
                 "posting " + (out.method.empty() ? std::string("a response") : out.method) + ": " +
@@ -405,7 +443,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
             }
             if (!why.empty() && why.starts_with("an event over")) {
                 if (request) {
-                    lost(*request, tm::errc::transport, std::string(what) + ": " + why);
+                    lost(*request, tm::errc::transport, lost_detail(what, why));
                 } else {
                     noise("the server's stream: " + why);
                 }
@@ -422,8 +460,11 @@ struct http_state : std::enable_shared_from_this<http_state> {
                     lost(
                         *request,
                         tm::errc::transport,
-                        std::string(what) + ": the server ended the response stream before the " +
-                            "answer" + (why.empty() ? "" : " (" + why + ")")
+                        lost_detail(
+                            what,
+                            "the server ended the response stream before the answer" +
+                                (why.empty() ? std::string() : " (" + why + ")")
+                        )
                     );
                 }
                 co_return;
@@ -459,9 +500,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
                 const std::string reason =
                     ec ? open_why : detail::describe_status(head.status, body);
                 if (request) {
-                    lost(
-                        *request, tm::errc::transport, std::string(what) + ": resuming: " + reason
-                    );
+                    lost(*request, tm::errc::transport, lost_detail(what, "resuming: " + reason));
                 } else {
                     noise("the server's stream ended: " + reason);
                 }
@@ -492,8 +531,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
         }
         reinitializing = true;
         session_id.clear();
-        exchange x(ex);
-        live.insert(&x);
+        exchange x(ex, live);
         const std::array<std::string_view, 2> handshake = {
             initialize_body, R"({"jsonrpc":"2.0","method":"notifications/initialized"})"};
         for (const std::string_view body : handshake) {
@@ -531,7 +569,6 @@ struct http_state : std::enable_shared_from_this<http_state> {
                 break;
             }
         }
-        live.erase(&x);
         ++session_generation;
         reinitializing = false;
         reinit_signal.cancel();
@@ -543,11 +580,9 @@ struct http_state : std::enable_shared_from_this<http_state> {
     // One message the session sent.
     static asio::awaitable<void>
     post(std::shared_ptr<http_state> self, std::string body, detail::outgoing out) {
-        exchange x(self->ex);
-        self->live.insert(&x);
-        const bool is_request = out.type == detail::outgoing::kind::request;
-        if (is_request) {
-            self->by_request[out.id] = &x;
+        exchange x(self->ex, self->live);
+        if (out.type == detail::outgoing::kind::request) {
+            x.carry(self->by_request, out.id);
         }
         try {
             co_await self->post_exchange(self, x, body, out);
@@ -559,17 +594,10 @@ struct http_state : std::enable_shared_from_this<http_state> {
                 );
             }
         }
-        self->live.erase(&x);
         self->listings.erase(out.id);
         if (out.method == "notifications/initialized") {
             self->on_initialized_posted(self
             ); // whatever its answer: requests must not wait forever
-        }
-        if (is_request) {
-            if (auto it = self->by_request.find(out.id);
-                it != self->by_request.end() && it->second == &x) {
-                self->by_request.erase(it);
-            }
         }
     }
 
@@ -658,14 +686,28 @@ struct http_state : std::enable_shared_from_this<http_state> {
                     x.conn.reset();
                     if (type == detail::body_type::json && !answer.empty()) {
                         deliver(answer);
+                        if (is_request && awaiting(out.id)) {
+                            lost(
+                                out.id,
+                                tm::errc::protocol,
+                                lost_detail(
+                                    out.method,
+                                    "the server's JSON answer does not answer the request: " +
+                                        api::escaped_excerpt(answer, 120)
+                                )
+                            );
+                        }
                     } else if (is_request) {
                         lost(
                             out.id,
                             tm::errc::protocol,
-                            out.method + ": the server answered HTTP " + std::to_string(status) +
-                                (type == detail::body_type::none
-                                     ? " without a body"
-                                     : " with neither JSON nor an event stream")
+                            lost_detail(
+                                out.method,
+                                "the server answered HTTP " + std::to_string(status) +
+                                    (type == detail::body_type::none
+                                         ? " without a body"
+                                         : " with neither JSON nor an event stream")
+                            )
                         );
                     }
                 }
@@ -715,6 +757,25 @@ struct http_state : std::enable_shared_from_this<http_state> {
                 deliver(answer);
                 co_return;
             }
+            if (status >= 300 && status < 400) {
+                // Only the origin: a Location's path and query may carry tokens.
+                std::string to = "elsewhere";
+                if (const auto loc = api::find_header(head.headers, "location")) {
+                    std::string ignored;
+                    if (const auto where = detail::parse_endpoint(*loc, ignored)) {
+                        to = where->origin;
+                    } else if (loc->starts_with("/")) {
+                        to = url.origin;
+                    }
+                }
+                failed(
+                    out,
+                    tm::errc::transport,
+                    "the server redirected (HTTP " + std::to_string(status) + ") to " +
+                        api::escaped_excerpt(to, 200) + "; redirects are not followed"
+                );
+                co_return;
+            }
             failed(out, tm::errc::transport, detail::describe_status(status, answer));
             co_return;
         }
@@ -734,8 +795,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
     // The server's own stream (GET): notifications and requests outside any request of ours.
     static asio::awaitable<void> get_stream(std::shared_ptr<http_state> self) {
         self->get_stream_running = true;
-        exchange x(self->ex);
-        self->live.insert(&x);
+        exchange x(self->ex, self->live);
         response_head head;
         std::string why;
         const auto build = [&](std::string& out) {
@@ -759,7 +819,6 @@ struct http_state : std::enable_shared_from_this<http_state> {
             }
         }
         x.conn.reset();
-        self->live.erase(&x);
         self->get_stream_running = false;
     }
 
@@ -771,8 +830,7 @@ struct http_state : std::enable_shared_from_this<http_state> {
         }
         if (!session_id.empty() && !aborted) {
             // Ends the session on the server; bounded by the connect timeout and `grace`.
-            exchange x(ex);
-            live.insert(&x);
+            exchange x(ex, live);
             response_head head;
             std::string why;
             const auto build = [&](std::string& out) {
@@ -784,7 +842,6 @@ struct http_state : std::enable_shared_from_this<http_state> {
                 co_await read_body(*x.conn, head, body, max_error_body);
             }
             x.conn.reset();
-            live.erase(&x);
         }
         abort();
     }
