@@ -202,6 +202,8 @@ std::vector<configured> configured_servers(const mcp_sources& src) {
 
 struct started {
     std::shared_ptr<mcp::client> client;
+    /// What the server said of itself (kept once the client is gone: wafer mcp list).
+    mcp::server_info info;
     std::vector<mcp::tool_info> tools;
     std::vector<std::string> skipped;
     std::string failure;
@@ -452,7 +454,10 @@ int mcp_list(const mcp_flags& flags) {
         auto r = co_await start_all(std::move(servers), src.workspace, flags.verbose);
         for (auto& one : r) {
             if (one.client) {
+                one.info = one.client->server();
                 co_await one.client->async_close();
+                // A client must not outlive the io_context its timers belong to.
+                one.client.reset();
             }
         }
         co_return r;
@@ -469,7 +474,7 @@ int mcp_list(const mcp_flags& flags) {
             if (!r.failure.empty()) {
                 j["error"] = r.failure;
             } else {
-                const auto& info = r.client->server();
+                const auto& info = r.info;
                 j["protocol_version"] = info.protocol_version;
                 j["server"] = {{"name", info.name}, {"version", info.version}};
                 json tools = json::array();
@@ -492,7 +497,7 @@ int mcp_list(const mcp_flags& flags) {
                       << "\n  failed: " << visible(r.failure) << "\n";
             continue;
         }
-        const auto& info = r.client->server();
+        const auto& info = r.info;
         std::cout << visible(names[i]) << "  " << transports[i] << "  " << visible(commands[i])
                   << "\n  server " << visible(info.name) << " " << visible(info.version)
                   << ", protocol " << visible(info.protocol_version) << ", " << r.tools.size()
