@@ -3,6 +3,10 @@
 // Streamable HTTP as a child process.
 #pragma once
 
+#include <wafer/tools/mcp/error.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
@@ -119,5 +123,31 @@ private:
     std::filesystem::path log_;
     pid_t pid_ = -1;
 };
+
+/// What an operation that should fail threw: its code and text ("(no error)" when it did not
+/// throw), and how long it took.
+struct failure {
+    tools::mcp::errc code{};
+    std::string what;
+    std::chrono::milliseconds took{};
+};
+
+/// Runs `f` (returning an awaitable), expecting a tools::mcp::error.
+template <class F>
+boost::asio::awaitable<failure> expect_error(F f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    failure out;
+    try {
+        co_await f();
+        out.what = "(no error)";
+    } catch (const tools::mcp::error& e) {
+        out.code = static_cast<tools::mcp::errc>(e.code().value());
+        out.what = e.what();
+    }
+    out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0
+    );
+    co_return out;
+}
 
 } // namespace wafer::testing::mcp_servers

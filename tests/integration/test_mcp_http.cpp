@@ -49,25 +49,6 @@ wafer::mcp::http_server server_at(const std::string& url) {
     return s;
 }
 
-struct failure {
-    mcp::errc code{};
-    std::string what;
-};
-
-template <class F>
-asio::awaitable<failure> expect_error(F f) {
-    try {
-        co_await f();
-    } catch (const mcp::error& e) {
-        co_return failure{static_cast<mcp::errc>(e.code().value()), e.what()};
-    }
-    co_return failure{};
-}
-
-std::string text_of_call(const mcp::call_result& r) {
-    return r.text;
-}
-
 } // namespace
 
 TEST_SUITE("mcp/http") {
@@ -99,10 +80,10 @@ TEST_SUITE("mcp/http") {
                 out.tools = tools.size();
                 const auto echo =
                     co_await mcp::async_call_tool(*c, "echo", obj(R"({"message":"hi over http"})"));
-                out.echo = text_of_call(echo);
+                out.echo = echo.text;
                 const auto sum =
                     co_await mcp::async_call_tool(*c, "get-sum", obj(R"({"a":2,"b":40})"));
-                out.sum = text_of_call(sum);
+                out.sum = sum.text;
                 // Four calls at once: answers matched by id whatever their order.
                 using namespace asio::experimental::awaitable_operators;
                 auto one = [c](int i) -> asio::awaitable<std::string> {

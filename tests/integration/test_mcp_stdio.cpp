@@ -57,21 +57,6 @@ mcp::stdio_server script_server(std::string script) {
 const std::string init_reply =
     R"({"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"sh","version":"1"}}})";
 
-struct failure {
-    mcp::errc code{};
-    std::string what;
-};
-
-template <class F>
-asio::awaitable<failure> expect_error(F f) {
-    try {
-        co_await f();
-    } catch (const mcp::error& e) {
-        co_return failure{static_cast<mcp::errc>(e.code().value()), e.what()};
-    }
-    co_return failure{};
-}
-
 } // namespace
 
 TEST_SUITE("mcp/stdio") {
