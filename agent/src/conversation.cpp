@@ -93,6 +93,81 @@ void conversation::clear() {
     turn_ = 0;
 }
 
+const compaction_record&
+conversation::apply_compaction(history_edit edit, compaction_record record) {
+    record.originals.clear();
+    if (!edit.rewrites.empty()) {
+        for (const auto& [i, m] : edit.rewrites) {
+            if (i >= messages_.size()) {
+                throw std::out_of_range("conversation: a compaction rewrites a missing message");
+            }
+        }
+        record.first = edit.rewrites.front().first;
+        record.replaced = edit.rewrites.back().first + 1 - record.first;
+        record.replacement = record.replaced;
+        for (auto& [i, m] : edit.rewrites) {
+            record.originals.push_back({i, std::move(messages_[i]), meta_[i]});
+            messages_[i] = std::move(m);
+        }
+    } else {
+        if (edit.first > messages_.size() || edit.count > messages_.size() - edit.first) {
+            throw std::out_of_range("conversation: a compaction replaces a missing range");
+        }
+        record.first = edit.first;
+        record.replaced = edit.count;
+        record.replacement = edit.replacement.size();
+        // What replaces a range belongs to the turn of its first message and starts none.
+        const message_meta at = edit.count > 0 ? meta_[edit.first] : message_meta{};
+        for (std::size_t k = 0; k < edit.count; ++k) {
+            const std::size_t i = edit.first + k;
+            record.originals.push_back({i, std::move(messages_[i]), meta_[i]});
+        }
+        const auto from = static_cast<std::ptrdiff_t>(edit.first);
+        const auto to = static_cast<std::ptrdiff_t>(edit.first + edit.count);
+        messages_.erase(messages_.begin() + from, messages_.begin() + to);
+        meta_.erase(meta_.begin() + from, meta_.begin() + to);
+        std::vector<message_meta> metas(
+            edit.replacement.size(),
+            message_meta{.turn = at.turn, .is_error = false, .synthetic = true}
+        );
+        messages_.insert(
+            messages_.begin() + from,
+            std::make_move_iterator(edit.replacement.begin()),
+            std::make_move_iterator(edit.replacement.end())
+        );
+        meta_.insert(meta_.begin() + from, metas.begin(), metas.end());
+    }
+    record.seq = compactions_.size() + 1;
+    record.digest = compaction_digest(record.originals);
+    compactions_.push_back(std::move(record));
+    return compactions_.back();
+}
+
+std::vector<api::message> conversation::full_messages() const {
+    std::vector<api::message> out = messages_;
+    for (auto r = compactions_.rbegin(); r != compactions_.rend(); ++r) {
+        if (r->strategy != compaction_strategy::summarise && r->replaced == r->replacement) {
+            for (const auto& o : r->originals) {
+                if (o.index < out.size()) {
+                    out[o.index] = o.message;
+                }
+            }
+            continue;
+        }
+        const std::size_t first = std::min(r->first, out.size());
+        const std::size_t n = std::min(r->replacement, out.size() - first);
+        const auto from = static_cast<std::ptrdiff_t>(first);
+        out.erase(out.begin() + from, out.begin() + from + static_cast<std::ptrdiff_t>(n));
+        std::vector<api::message> back;
+        back.reserve(r->originals.size());
+        for (const auto& o : r->originals) {
+            back.push_back(o.message);
+        }
+        out.insert(out.begin() + from, back.begin(), back.end());
+    }
+    return out;
+}
+
 void to_json(json& j, const conversation& c) {
     json meta = json::array();
     for (std::size_t i = 0; i < c.size(); ++i) {
@@ -117,6 +192,9 @@ void to_json(json& j, const conversation& c) {
         {"messages", c.messages()},
         {"meta", std::move(meta)},
         {"metadata", c.metadata()}};
+    if (!c.compactions().empty()) {
+        j["compactions"] = c.compactions();
+    }
 }
 
 void from_json(const json& j, conversation& c) {
@@ -145,6 +223,9 @@ void from_json(const json& j, conversation& c) {
     detail::read_value(j, "turn", out.turn_); // range-checked: no 1e300 cast to size_t
     if (auto* md = detail::member(j, "metadata"); md && md->is_object()) {
         out.metadata_ = *md;
+    }
+    if (const json* records = detail::member(j, "compactions")) {
+        out.compactions_ = records->get<std::vector<compaction_record>>();
     }
     c = std::move(out);
 }

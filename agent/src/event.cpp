@@ -44,6 +44,7 @@ constexpr std::array<std::string_view, std::variant_size_v<event_data>> type_nam
     "run_started",
     "model_request",
     "history_repaired",
+    "context_compacted",
     "reasoning_delta",
     "content_delta",
     "tool_call_started",
@@ -148,6 +149,20 @@ void write(json& j, const model_request& e) {
     j["model"] = e.model;
     j["message_count"] = e.message_count;
     j["tool_count"] = e.tool_count;
+    j["context_tokens"] = e.context_tokens;
+    j["context_window"] = e.context_window;
+}
+void write(json& j, const context_compacted& e) {
+    j["turn"] = e.turn;
+    j["strategy"] = e.strategy;
+    j["trigger"] = e.trigger;
+    j["first"] = e.first;
+    j["replaced"] = e.replaced;
+    j["replacement"] = e.replacement;
+    j["tokens_before"] = e.tokens_before;
+    j["tokens_after"] = e.tokens_after;
+    j["window"] = e.window;
+    j["digest"] = e.digest;
 }
 void write(json& j, const history_repaired& e) {
     j["turn"] = e.turn;
@@ -236,6 +251,20 @@ void read(const json& j, model_request& e) {
     detail::read_value(j, "model", e.model);
     detail::read_value(j, "message_count", e.message_count);
     detail::read_value(j, "tool_count", e.tool_count);
+    detail::read_value(j, "context_tokens", e.context_tokens);
+    detail::read_value(j, "context_window", e.context_window);
+}
+void read(const json& j, context_compacted& e) {
+    detail::read_value(j, "turn", e.turn);
+    detail::read_value(j, "strategy", e.strategy);
+    detail::read_value(j, "trigger", e.trigger);
+    detail::read_value(j, "first", e.first);
+    detail::read_value(j, "replaced", e.replaced);
+    detail::read_value(j, "replacement", e.replacement);
+    detail::read_value(j, "tokens_before", e.tokens_before);
+    detail::read_value(j, "tokens_after", e.tokens_after);
+    detail::read_value(j, "window", e.window);
+    detail::read_value(j, "digest", e.digest);
 }
 void read(const json& j, history_repaired& e) {
     detail::read_value(j, "turn", e.turn);

@@ -3,6 +3,7 @@
 
 #include <wafer/api/chat_request.hpp>
 #include <wafer/approval_channel.hpp>
+#include <wafer/compaction.hpp>
 #include <wafer/conversation.hpp>
 #include <wafer/critic.hpp>
 #include <wafer/event.hpp>
@@ -76,6 +77,8 @@ struct agent_config {
     wafer::critic_policy critic_policy;
     agent_limits limits;
     reasoning_config reasoning;
+    /// Context management: the window, when to compact and how (compaction.hpp).
+    context_config context;
     /// Request parameters sent on every turn (temperature, top_p, max_completion_tokens,
     /// response_format, tool_choice, parallel_tool_calls, reasoning_effort, ...). The loop sets
     /// model, messages and tools; clear_thinking is set by the replay policy unless given here.

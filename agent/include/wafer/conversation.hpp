@@ -27,6 +27,104 @@ struct message_meta {
     friend bool operator==(const message_meta&, const message_meta&) = default;
 };
 
+// ---- compaction records (the strategies are in compaction.hpp) ----------------------------
+
+/// The strategies, cheapest (and least lossy) first.
+enum class compaction_strategy {
+    /// Tool results larger than a cap keep their head and tail, with a marker between that says
+    /// how much was left out and how to read it.
+    clamp_tool_results,
+    /// A read-only call made again later with the same tool and arguments (a file read twice):
+    /// the earlier result becomes a pointer to the later one.
+    dedupe_reads,
+    /// Reasoning is dropped from assistant messages older than the last `keep_pairs` tool
+    /// results (the current steps keep theirs, as GLM's preserved thinking needs).
+    drop_reasoning,
+    /// Tool results older than the last `keep_pairs` become a short marker; the call/result
+    /// pairs themselves stay whole.
+    clear_tool_results,
+    /// The oldest messages (never the system prompt, the task or another user message, never a
+    /// call without its result) are replaced by a summary the model writes with no tools.
+    summarise,
+};
+
+std::string_view to_string(compaction_strategy s) noexcept;
+std::optional<compaction_strategy> compaction_strategy_from_string(std::string_view s) noexcept;
+
+/// Why a compaction ran.
+enum class compaction_trigger {
+    /// The estimate passed context_config::trigger of the window.
+    threshold,
+    /// Asked for (agent::async_compact, the CLI's /compact).
+    on_demand,
+    /// The server answered that the request was longer than its context.
+    overflow,
+};
+
+std::string_view to_string(compaction_trigger t) noexcept;
+
+/// One message a compaction changed or removed, as it was, at its index in the history of the
+/// time.
+struct replaced_message {
+    std::size_t index = 0;
+    api::message message;
+    message_meta meta;
+    friend bool operator==(const replaced_message&, const replaced_message&) = default;
+};
+
+/// What one compaction step did, kept in the conversation (and rebuilt the same way when a
+/// journaled run is replayed).
+struct compaction_record {
+    /// 1, 2, ... in the conversation.
+    std::size_t seq = 0;
+    /// The model request it was made before.
+    std::size_t turn = 0;
+    compaction_strategy strategy = compaction_strategy::clamp_tool_results;
+    compaction_trigger trigger = compaction_trigger::threshold;
+    /// The range of the history of the time it replaced: [first, first + replaced), now
+    /// `replacement` messages (the same count for every strategy but summarise).
+    std::size_t first = 0;
+    std::size_t replaced = 0;
+    std::size_t replacement = 0;
+    /// Estimated prompt tokens of the request before and after this step.
+    std::int64_t tokens_before = 0;
+    std::int64_t tokens_after = 0;
+    /// "sha256:<hex>" of the originals as JSON: identifies what was replaced.
+    std::string digest;
+    /// The messages changed or removed: every message of the range for summarise, the changed
+    /// ones for the others.
+    std::vector<replaced_message> originals;
+    friend bool operator==(const compaction_record&, const compaction_record&) = default;
+};
+
+/// "sha256:<hex>" of the originals as JSON (the digest compaction_record keeps).
+std::string compaction_digest(const std::vector<replaced_message>& originals);
+
+void to_json(nlohmann::json& j, const compaction_record& r);
+void from_json(const nlohmann::json& j, compaction_record& r);
+
+/// A change a strategy proposes, applied with conversation::apply_compaction. Either rewrites
+/// of single messages (the index and the new message, ascending) or one contiguous range
+/// replaced by other messages.
+struct history_edit {
+    std::vector<std::pair<std::size_t, api::message>> rewrites;
+    std::size_t first = 0;
+    std::size_t count = 0;
+    std::vector<api::message> replacement;
+
+    bool empty() const noexcept { return rewrites.empty() && count == 0; }
+};
+
+/// A half-open range of message indices.
+struct message_range {
+    std::size_t first = 0;
+    std::size_t last = 0;
+    std::size_t size() const noexcept { return last - first; }
+    friend bool operator==(const message_range&, const message_range&) = default;
+};
+
+// ---- repair ------------------------------------------------------------------------------
+
 /// One fix made by repair_history.
 struct history_repair {
     enum class kind {
@@ -113,7 +211,16 @@ public:
     /// approved with edited arguments). Returns false, changing nothing, if there is none.
     bool set_call_arguments(std::string_view call_id, std::string arguments);
 
-    /// Removes every message (metadata object kept).
+    /// Applies a compaction step: `edit` changes the history, and `record` (its seq, first,
+    /// replaced, replacement, digest and originals filled in here) is kept. Returns the record.
+    /// Throws std::out_of_range when the edit reaches past the history.
+    const compaction_record& apply_compaction(history_edit edit, compaction_record record);
+    /// What compactions replaced, oldest first.
+    const std::vector<compaction_record>& compactions() const noexcept { return compactions_; }
+    /// The history as it would be without any compaction: every record undone, newest first.
+    std::vector<api::message> full_messages() const;
+
+    /// Removes every message (metadata object and compaction records kept).
     void clear();
 
     friend bool operator==(const conversation&, const conversation&) = default;
@@ -124,9 +231,11 @@ private:
     std::vector<message_meta> meta_;
     std::size_t turn_ = 0;
     nlohmann::json metadata_ = nlohmann::json::object();
+    std::vector<compaction_record> compactions_;
 };
 
-/// Serialises the whole state: {"version":1,"messages":[…],"meta":[{"turn",…}],"metadata":{…}}.
+/// Serialises the whole state: {"version":1,"messages":[…],"meta":[{"turn",…}],"metadata":{…},
+/// "compactions":[…]} ("compactions" only when there are records; older readers ignore it).
 void to_json(nlohmann::json& j, const conversation& c);
 /// Restores a state written by to_json. Throws nlohmann::json::exception on a malformed document
 /// and std::invalid_argument on an unsupported version.

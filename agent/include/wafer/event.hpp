@@ -33,6 +33,10 @@ struct model_request {
     std::string model;
     std::size_t message_count = 0;
     std::size_t tool_count = 0;
+    /// The request's estimated prompt tokens (wafer/context_window.hpp) and the model's
+    /// context window (0: unknown).
+    std::int64_t context_tokens = 0;
+    std::int64_t context_window = 0;
     friend bool operator==(const model_request&, const model_request&) = default;
 };
 
@@ -42,6 +46,28 @@ struct history_repaired {
     /// history_repair::to_string() of each repair.
     std::vector<std::string> repairs;
     friend bool operator==(const history_repaired&, const history_repaired&) = default;
+};
+
+/// A compaction step shrank the history before a request (wafer/compaction.hpp): one event per
+/// conversation::compactions() record.
+struct context_compacted {
+    std::size_t turn = 0;
+    /// to_string(compaction_strategy): "clamp_tool_results", ..., "summarise".
+    std::string strategy;
+    /// to_string(compaction_trigger): "threshold", "on_demand" or "overflow".
+    std::string trigger;
+    /// The range of the history it replaced, [first, first + replaced), now `replacement`
+    /// messages.
+    std::size_t first = 0;
+    std::size_t replaced = 0;
+    std::size_t replacement = 0;
+    /// Estimated prompt tokens of the request before and after, and the window (0: unknown).
+    std::int64_t tokens_before = 0;
+    std::int64_t tokens_after = 0;
+    std::int64_t window = 0;
+    /// The record's digest of what it replaced ("sha256:…").
+    std::string digest;
+    friend bool operator==(const context_compacted&, const context_compacted&) = default;
 };
 
 /// A streamed piece of reasoning.
@@ -177,6 +203,7 @@ using event_data = std::variant<
     events::run_started,
     events::model_request,
     events::history_repaired,
+    events::context_compacted,
     events::reasoning_delta,
     events::content_delta,
     events::tool_call_started,

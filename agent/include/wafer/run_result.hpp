@@ -3,6 +3,7 @@
 
 #include <wafer/api/usage.hpp>
 #include <wafer/approval.hpp>
+#include <wafer/context_window.hpp>
 #include <wafer/conversation.hpp>
 #include <wafer/critic.hpp>
 #include <wafer/error.hpp>
@@ -58,6 +59,20 @@ struct run_error {
     wafer::diagnostics diagnostics;
 };
 
+/// What a run used of the model's context window.
+struct context_report {
+    /// The last request's estimate (and the window and reservation it was measured against).
+    context_usage last;
+    /// The largest estimate of any request of the run.
+    std::int64_t peak_tokens = 0;
+    /// Compaction steps made (conversation::compactions() has their records).
+    std::size_t compactions = 0;
+    /// Retries of a request after the server said it was too long (at most one per turn).
+    std::size_t overflow_retries = 0;
+    /// What the summariser's model calls used (included in run_result::usage).
+    api::usage summary_usage;
+};
+
 struct run_result {
     wafer::stop_reason stop_reason = stop_reason::completed;
     /// The last assistant message's text (the answer), empty if none. With
@@ -73,6 +88,8 @@ struct run_result {
     std::vector<turn_usage> turns;
     api::usage usage;
     api::time_info time_info;
+    /// Context use and compactions.
+    context_report context;
     /// Every critic review, in the order the verdicts arrived.
     std::vector<critic_review> reviews;
     /// Token usage of the critics (not included in `usage`).

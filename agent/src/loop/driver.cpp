@@ -736,8 +736,10 @@ private:
         std::optional<boost::system::error_code> ec;
         try {
             // Unobserved runs take no deltas: the model then copies none.
-            asio::awaitable<boost::system::error_code> c = cfg_.model->async_complete(
-                std::move(call.request), emitter_.observed() ? &forwarder : nullptr, reply, diag
+            wafer::model& m = call.model ? *call.model : *cfg_.model;
+            const bool forward = emitter_.observed() && !call.quiet;
+            asio::awaitable<boost::system::error_code> c = m.async_complete(
+                std::move(call.request), forward ? &forwarder : nullptr, reply, diag
             );
             if (call.call_deadline) {
                 ec = co_await async_with_deadline(std::move(c), call.call_deadline.at());

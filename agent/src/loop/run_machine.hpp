@@ -29,6 +29,10 @@ struct model_call {
     /// The run's deadline, and the call's (the earlier of the run's and the turn timeout).
     deadline run_deadline;
     deadline call_deadline;
+    /// The model to ask (null: the agent's), and whether its deltas stay out of the events (a
+    /// compaction summary is no part of the answer).
+    std::shared_ptr<wafer::model> model;
+    bool quiet = false;
 };
 
 /// One tool dispatch: calls of the current assistant message, by index.
@@ -183,6 +187,8 @@ private:
     enum class phase {
         start,
         turn_begin,
+        context_check,
+        summarising,
         model_ready,
         model_send,
         awaiting_model,
@@ -231,6 +237,17 @@ private:
     bool has_gate(gate g) const;
 
     void begin_turn(clock_type::time_point now);
+    // Context management (compaction.hpp): compacts when the request nears the window, or when
+    // forced_ says so; may start a summary call.
+    void check_context(clock_type::time_point now);
+    compaction_plan context_plan(compaction_trigger t, bool aggressive) const;
+    void publish(const compaction_pass& pass);
+    void start_summary(message_range range, compaction_trigger t, clock_type::time_point now);
+    void take_summary_outcome();
+    // The cheaper tiers again, harder (the summary failed or there was nothing to summarise).
+    void compact_harder(compaction_trigger t);
+    std::size_t tools_chars() const;
+    std::int64_t context_target(compaction_trigger t, std::int64_t estimate) const;
     void prepare_model_call();
     void start_model(clock_type::time_point now);
     void take_model_outcome();
@@ -307,6 +324,20 @@ private:
     deadline batch_deadline_;
     bool asked_ = false;  // await_approval sent for the current wait
     bool paused_ = false; // on_paused: stop at the next wait
+
+    // Context management.
+    token_estimator estimator_;
+    std::int64_t window_ = 0;    // 0: unknown
+    std::int64_t reserved_ = 0;  // max_completion_tokens
+    bool cache_key_ = false;     // set prompt_cache_key
+    std::size_t sent_chars_ = 0; // the characters of the request in flight
+    std::optional<compaction_trigger> forced_;
+    bool overflow_retried_ = false; // this turn's request was retried after an overflow
+    std::optional<message_range> summary_range_;
+    compaction_trigger summary_trigger_ = compaction_trigger::threshold;
+    std::uint32_t summary_op_ = 0;
+    std::optional<model_reply> summary_reply_;
+    std::optional<model_failure> summary_failure_;
 };
 
 } // namespace wafer::detail

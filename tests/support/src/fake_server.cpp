@@ -467,6 +467,33 @@ asio::awaitable<after> handle_chat(conn_ptr<Stream> c, http::request<http::strin
         co_return co_await send_simple(c, bad_request(std::move(parse_error), "body"), keep);
     }
 
+    if (st.cfg.enforce_context) {
+        for (const auto& m : st.cfg.models) {
+            if (m.id != request.model) {
+                continue;
+            }
+            const std::int64_t length = detail::estimate_tokens(detail::prompt_chars(request)) +
+                                        request.max_completion_tokens.value_or(0);
+            if (length > m.max_context_length) {
+                std::string message = "Please reduce the length of the messages or completion. "
+                                      "Current length is ";
+                message += std::to_string(length);
+                message += " while limit is ";
+                message += std::to_string(m.max_context_length);
+                auto refused = json_response(
+                    400,
+                    flat_error(
+                        std::move(message),
+                        "invalid_request_error",
+                        "messages",
+                        "context_length_exceeded"
+                    ),
+                    keep
+                );
+                co_return co_await send_simple(c, std::move(refused), keep);
+            }
+        }
+    }
     reply r = st.next_reply(request);
     if (r.how.header_delay.count() > 0 && !co_await pause(c, r.how.header_delay)) {
         co_return after::abort;

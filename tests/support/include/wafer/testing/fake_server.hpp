@@ -163,6 +163,12 @@ struct fake_server_config {
     std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
     /// Largest accepted request body.
     std::size_t max_request_body = 64 * 1024 * 1024;
+    /// Enforce the context windows of `models`: a chat request for a listed model whose prompt
+    /// (ceil(characters / 4) tokens, the count usage reports) plus its max_completion_tokens
+    /// passes the model's max_context_length gets 400 with Cerebras's flat body, code
+    /// `context_length_exceeded` ("... Current length is N while limit is M"); the queue is not
+    /// consumed.
+    bool enforce_context = false;
 };
 
 /// The server. It starts listening in the constructor and serves while its executor runs.

@@ -1,0 +1,153 @@
+#include <wafer/conversation.hpp>
+
+#include <array>
+#include <openssl/sha.h>
+#include <stdexcept>
+
+#include "detail/json_util.hpp"
+
+namespace wafer {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::array<std::pair<compaction_strategy, std::string_view>, 5> strategy_names{{
+    {compaction_strategy::clamp_tool_results, "clamp_tool_results"},
+    {compaction_strategy::dedupe_reads, "dedupe_reads"},
+    {compaction_strategy::drop_reasoning, "drop_reasoning"},
+    {compaction_strategy::clear_tool_results, "clear_tool_results"},
+    {compaction_strategy::summarise, "summarise"},
+}};
+
+std::optional<compaction_trigger> trigger_from_string(std::string_view s) noexcept {
+    for (auto t :
+         {compaction_trigger::threshold,
+          compaction_trigger::on_demand,
+          compaction_trigger::overflow}) {
+        if (to_string(t) == s) {
+            return t;
+        }
+    }
+    return std::nullopt;
+}
+
+json original_json(const replaced_message& o) {
+    json j = {
+        {"index", o.index},
+        {"message", o.message},
+        {"turn", o.meta.turn},
+    };
+    if (o.meta.is_error) {
+        j["is_error"] = true;
+    }
+    if (o.meta.synthetic) {
+        j["synthetic"] = true;
+    }
+    // The wire form drops string content when there are parts; keep it for an exact restore.
+    if (!o.message.parts.empty() && o.message.content) {
+        j["content"] = *o.message.content;
+    }
+    return j;
+}
+
+} // namespace
+
+std::string_view to_string(compaction_strategy s) noexcept {
+    for (const auto& [v, name] : strategy_names) {
+        if (v == s) {
+            return name;
+        }
+    }
+    return "unknown";
+}
+
+std::optional<compaction_strategy> compaction_strategy_from_string(std::string_view s) noexcept {
+    for (const auto& [v, name] : strategy_names) {
+        if (name == s) {
+            return v;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string_view to_string(compaction_trigger t) noexcept {
+    switch (t) {
+    case compaction_trigger::threshold:
+        return "threshold";
+    case compaction_trigger::on_demand:
+        return "on_demand";
+    case compaction_trigger::overflow:
+        return "overflow";
+    }
+    return "unknown";
+}
+
+std::string compaction_digest(const std::vector<replaced_message>& originals) {
+    json all = json::array();
+    for (const auto& o : originals) {
+        all.push_back(original_json(o));
+    }
+    const std::string text = all.dump();
+    std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
+    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), d.data());
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "sha256:";
+    for (unsigned char b : d) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
+}
+
+void to_json(json& j, const compaction_record& r) {
+    json originals = json::array();
+    for (const auto& o : r.originals) {
+        originals.push_back(original_json(o));
+    }
+    j = {
+        {"seq", r.seq},
+        {"turn", r.turn},
+        {"strategy", to_string(r.strategy)},
+        {"trigger", to_string(r.trigger)},
+        {"first", r.first},
+        {"replaced", r.replaced},
+        {"replacement", r.replacement},
+        {"tokens_before", r.tokens_before},
+        {"tokens_after", r.tokens_after},
+        {"digest", r.digest},
+        {"originals", std::move(originals)},
+    };
+}
+
+void from_json(const json& j, compaction_record& r) {
+    compaction_record out;
+    detail::read_value(j, "seq", out.seq);
+    detail::read_value(j, "turn", out.turn);
+    const auto s = compaction_strategy_from_string(j.at("strategy").get<std::string>());
+    const auto t = trigger_from_string(j.at("trigger").get<std::string>());
+    if (!s || !t) {
+        throw std::invalid_argument("conversation: unknown compaction strategy or trigger");
+    }
+    out.strategy = *s;
+    out.trigger = *t;
+    detail::read_value(j, "first", out.first);
+    detail::read_value(j, "replaced", out.replaced);
+    detail::read_value(j, "replacement", out.replacement);
+    detail::read_value(j, "tokens_before", out.tokens_before);
+    detail::read_value(j, "tokens_after", out.tokens_after);
+    j.at("digest").get_to(out.digest);
+    for (const json& e : j.at("originals")) {
+        replaced_message o;
+        detail::read_value(e, "index", o.index);
+        o.message = e.at("message").get<api::message>();
+        detail::read_value(e, "turn", o.meta.turn);
+        detail::read_value(e, "is_error", o.meta.is_error);
+        detail::read_value(e, "synthetic", o.meta.synthetic);
+        detail::read_optional(e, "content", o.message.content);
+        out.originals.push_back(std::move(o));
+    }
+    r = std::move(out);
+}
+
+} // namespace wafer
