@@ -85,6 +85,11 @@ if [[ -x "$build/bench/wafer_critic_bench" ]]; then
     "$build/bench/wafer_critic_bench"
 fi
 
+# Context compaction: one pass over a 120k-token history; the cache-friendly prefix count.
+if [[ -x "$build/bench/wafer_context_bench" ]]; then
+    "$build/bench/wafer_context_bench"
+fi
+
 # Journaling one step of a durable run: sqlite FULL / NORMAL and memory (bench/store_bench.cpp).
 # Its files go to the build directory (a real disk, so fsyncs cost what they cost).
 if [[ -x "$build/bench/wafer_store_bench" ]]; then

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
@@ -38,6 +40,8 @@ struct run_flags : model_flags, store_flags {
     std::string workspace = ".";
     std::vector<std::string> critics;
     std::size_t max_turns = 16;
+    /// --context-window: the model's window in tokens (0: the model's known one).
+    std::int64_t context_window = 0;
     /// Seconds the whole run may take (0: no limit).
     unsigned timeout_s = 1800;
     /// Default seconds a run_command may take when the model gives no timeout_ms.
@@ -67,6 +71,16 @@ struct resume_flags : run_flags {
     std::string id;
     std::optional<std::string> message;
 };
+
+/// The workspace's AGENTS.md, for the system prompt: its first max_bytes (a regular file only,
+/// not a link); empty text when there is none.
+struct project_instructions {
+    static constexpr std::size_t max_bytes = 32 * 1024;
+    std::string text;
+    std::size_t bytes = 0;
+    bool truncated = false;
+};
+project_instructions read_project_instructions(const std::filesystem::path& root);
 
 /// The agent flags of a run, as stored with it.
 nlohmann::json agent_flags_json(const run_flags& flags);

@@ -43,6 +43,12 @@ void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* work
     cmd.add_option("--max-turns", run.max_turns, "Model turns that may call tools")
         ->capture_default_str()
         ->check(CLI::Range(1, 1000));
+    cmd.add_option(
+           "--context-window",
+           run.context_window,
+           "The model's context window in tokens, for compaction (0: the model's known window)"
+    )
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{100'000'000}));
     cmd.add_option("--timeout", run.timeout_s, "Seconds the whole run may take (0: no limit)")
         ->capture_default_str()
         ->check(CLI::Range(0U, 7U * 24 * 3600));

@@ -41,6 +41,17 @@ std::string figure(double v) {
     return buf;
 }
 
+// Tokens the short way: 950, 41.2k, 131k.
+std::string thousands(std::int64_t n) {
+    if (n < 1000) {
+        return std::to_string(n);
+    }
+    char buf[32];
+    const double k = static_cast<double>(n) / 1000.0;
+    std::snprintf(buf, sizeof buf, k < 100 ? "%.1fk" : "%.0fk", k);
+    return buf;
+}
+
 std::string seconds(double s) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2f s", s);
@@ -169,8 +180,19 @@ void event_printer::on_event(const wafer::event& e) {
     }
     if (const auto* m = e.get_if<model_request>()) {
         enter(block::steps);
-        out_ << (m->turn > 1 ? "\n" : "") << "[turn " << m->turn << "] " << visible(m->model)
-             << "\n";
+        out_ << (m->turn > 1 ? "\n" : "") << "[turn " << m->turn << "] " << visible(m->model);
+        if (m->context_window > 0) {
+            // What the request uses of the window: "ctx 41% of 131k".
+            const auto pct = m->context_tokens * 100 / m->context_window;
+            out_ << ", ctx " << pct << "% of " << thousands(m->context_window);
+        }
+        out_ << "\n";
+    } else if (const auto* c = e.get_if<context_compacted>()) {
+        enter(block::steps);
+        out_ << "  (context compacted: " << visible(c->strategy) << ", " << c->replaced
+             << " message" << (c->replaced == 1 ? "" : "s") << " from #" << c->first << ", "
+             << thousands(c->tokens_before) << " -> " << thousands(c->tokens_after) << " tokens"
+             << (c->trigger == "threshold" ? "" : ", " + visible(c->trigger)) << ")\n";
     } else if (const auto* s = e.get_if<tool_call_started>()) {
         enter(block::steps);
         out_ << "  -> " << visible(s->name) << " " << visible(cut(s->arguments, 300)) << "\n";

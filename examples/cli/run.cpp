@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -127,6 +128,39 @@ std::string approvals_text(approval_mode m) {
     return {};
 }
 
+} // namespace
+
+project_instructions read_project_instructions(const fs::path& root) {
+    project_instructions out;
+    const fs::path file = root / "AGENTS.md";
+    std::error_code ec;
+    // A regular file of the workspace itself: a link could point anywhere.
+    if (!fs::is_regular_file(fs::symlink_status(file, ec))) {
+        return out;
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::string text(project_instructions::max_bytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+    out.bytes = static_cast<std::size_t>(fs::file_size(file, ec));
+    if (text.size() > project_instructions::max_bytes) {
+        text.resize(project_instructions::max_bytes);
+        while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80) {
+            text.pop_back(); // no half UTF-8 sequence at the cut
+        }
+        if (!text.empty() && static_cast<unsigned char>(text.back()) >= 0xC0) {
+            text.pop_back();
+        }
+        out.truncated = true;
+        text += "\n[AGENTS.md continues; only its first " +
+                std::to_string(project_instructions::max_bytes) + " bytes are shown]";
+    }
+    out.text = std::move(text);
+    return out;
+}
+
+namespace {
+
 /// Bounds a run so that nothing the model does can keep it going forever: the --timeout, a
 /// deadline per model call, a cap on concurrent tool calls and a deadline per call that leaves
 /// run_command its own (longer) timeout, which reports the output.
@@ -175,6 +209,14 @@ agent_config make_config(
     cfg.system_prompt = prompt_library::builtin().render(
         "coding-agent", {{"language", "English"}, {"workspace", visible(root.string())}}
     );
+    // The project's instructions go into the system prompt, which compaction never touches.
+    if (const project_instructions pi = read_project_instructions(root); !pi.text.empty()) {
+        cfg.system_prompt += "\n\n# Project instructions (AGENTS.md)\n";
+        cfg.system_prompt += pi.text;
+    }
+    if (flags.context_window > 0) {
+        cfg.context.window = flags.context_window;
+    }
     const std::shared_ptr<tools::registry> registry = with_approval(builtin, gated_tools(), mode);
     // The MCP servers' tools after the built-in ones; a server's list_changed replaces its
     // tools there, and the next turn offers them.
@@ -231,6 +273,11 @@ asio::awaitable<int> run_agent(
         std::cout << (flags.critics.empty() ? "none" : "")
                   << "\napprovals: " << approvals_text(mode)
                   << "\nsandbox: " << sandbox_text(flags);
+        if (const project_instructions pi = read_project_instructions(plan.root);
+            !pi.text.empty()) {
+            std::cout << "\ninstructions: AGENTS.md (" << pi.bytes << " bytes"
+                      << (pi.truncated ? ", the first 32768 read" : "") << ")";
+        }
         if (!mcp.servers.empty()) {
             std::cout << "\nmcp: ";
             for (std::size_t i = 0; i < mcp.servers.size(); ++i) {
@@ -379,6 +426,7 @@ nlohmann::json agent_flags_json(const run_flags& f) {
         {"model", f.model},
         {"critics", f.critics},
         {"max_turns", f.max_turns},
+        {"context_window", f.context_window},
         {"timeout_s", f.timeout_s},
         {"command_timeout_s", f.command_timeout_s},
         {"sandbox", f.sandbox},
@@ -423,6 +471,9 @@ void apply_stored_flags(
     });
     take("--max-turns", "max_turns", f.max_turns, [](std::size_t n) {
         return n >= 1 && n <= 1000;
+    });
+    take("--context-window", "context_window", f.context_window, [](std::int64_t n) {
+        return n >= 0 && n <= 100'000'000;
     });
     take("--timeout", "timeout_s", f.timeout_s, [](unsigned s) { return s <= 7U * 24 * 3600; });
     take("--command-timeout", "command_timeout_s", f.command_timeout_s, [](unsigned s) {

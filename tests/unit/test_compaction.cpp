@@ -144,7 +144,7 @@ TEST_SUITE("unit/compaction") {
 
     TEST_CASE("drop_reasoning keeps the reasoning of the kept tail") {
         conversation c = session(6, 100);
-        history_edit e = drop_reasoning(c, 2);
+        history_edit e = drop_reasoning(c, kept_tail_start(c, 2));
         // Steps 0-3 lose theirs; 4 and 5 (the last two pairs) keep theirs.
         REQUIRE(e.rewrites.size() == 4);
         for (const auto& [i, m] : e.rewrites) {
@@ -153,13 +153,18 @@ TEST_SUITE("unit/compaction") {
             CHECK(m.tool_calls == c.messages()[i].tool_calls);
         }
         CHECK(kept_tail_start(c, 2) == 10);
+        // A tail over its size keeps fewer steps, but always the last one.
+        CHECK(kept_tail_start(c, 2, 100) == 12);
+        CHECK(kept_tail_start(c, 2, 0) == 12);
+        CHECK(kept_tail_start(c, 0) == c.size());
+        CHECK(kept_tail_start(c, 100) == 0);
     }
 
     TEST_CASE("clear keeps the last N pairs whole, small results and the call structure") {
         conversation c = session(6, 2'000);
         c.append(calls({{"tiny", "read_file", "{}"}}));
         c.add_tool_result("tiny", "ok");
-        history_edit e = clear_tool_results(c, 3, 256);
+        history_edit e = clear_tool_results(c, kept_tail_start(c, 3), 256);
         // 7 results: the last 3 ("tiny", f5, f4) kept; f0..f3 cleared.
         REQUIRE(e.rewrites.size() == 4);
         for (const auto& [i, m] : e.rewrites) {
@@ -175,7 +180,7 @@ TEST_SUITE("unit/compaction") {
         CHECK(pairs_whole(applied));
         CHECK(applied.size() == c.size());
         // Cleared results are not cleared again.
-        CHECK(clear_tool_results(applied, 3, 10).empty());
+        CHECK(clear_tool_results(applied, kept_tail_start(applied, 3), 10).empty());
     }
 
     TEST_CASE("summary_range: never the system prompt, the task or a follow-up; never a half step"
@@ -185,7 +190,7 @@ TEST_SUITE("unit/compaction") {
         c.append(calls({{"z1", "read_file", "{}"}, {"z2", "read_file", "{}"}}));
         c.add_tool_result("z1", "a");
         c.add_tool_result("z2", "b");
-        auto r = summary_range(c, 2);
+        auto r = summary_range(c, kept_tail_start(c, 2));
         REQUIRE(r);
         CHECK(r->first == 2); // after the system prompt and the task
         CHECK(r->last == 14); // up to the follow-up
@@ -195,7 +200,7 @@ TEST_SUITE("unit/compaction") {
         CHECK(c.messages()[r->first].role != api::role::tool);
         CHECK(c.messages()[r->last].role != api::role::tool);
         // A transcript budget shortens it, still on a step boundary.
-        auto small = summary_range(c, 2, 300);
+        auto small = summary_range(c, kept_tail_start(c, 2), 300);
         REQUIRE(small);
         CHECK(small->last < r->last);
         CHECK(c.messages()[small->last].role != api::role::tool);
@@ -203,13 +208,13 @@ TEST_SUITE("unit/compaction") {
         conversation tiny;
         tiny.add_system("s");
         tiny.add_user("t");
-        CHECK_FALSE(summary_range(tiny, 2));
+        CHECK_FALSE(summary_range(tiny, kept_tail_start(tiny, 2)));
     }
 
     TEST_CASE("summary_request offers no tools and carries the task; summary_edit checks the text"
     ) {
         conversation c = session(6, 5'000);
-        auto r = summary_range(c, 2);
+        auto r = summary_range(c, kept_tail_start(c, 2));
         REQUIRE(r);
         api::chat_request req = summary_request(c, *r, "PROMPT", 1'000);
         CHECK(req.tools.empty());

@@ -48,7 +48,8 @@ struct context_config {
     /// budget (at least 2,048 characters).
     std::size_t clamp_chars = 0;
     /// clear_tool_results, drop_reasoning and summarise keep the latest this many call/result
-    /// pairs (and the messages after them) as they are.
+    /// pairs (and the messages after them) as they are: fewer when they would take more than half
+    /// of the target, the latest always. clamp_tool_results clamps those only above that half.
     std::size_t keep_pairs = 4;
     /// clear_tool_results leaves results shorter than this alone.
     std::size_t clear_min_chars = 256;
@@ -67,19 +68,32 @@ struct context_config {
 bool is_protected(const conversation& c, std::size_t i) noexcept;
 
 /// The index where the kept tail begins: the assistant message of the `keep_pairs`-th last tool
-/// result (everything from there on is left alone); 0 when there are fewer results (all is
-/// kept), size() when `keep_pairs` is 0.
-std::size_t kept_tail_start(const conversation& c, std::size_t keep_pairs) noexcept;
+/// result (everything from there on is left alone), or of an earlier-ending one so that the
+/// tail's messages stay within `max_chars` (the last pair is kept whatever its size); 0 when
+/// there are fewer results (all is kept), size() when `keep_pairs` is 0.
+std::size_t kept_tail_start(
+    const conversation& c,
+    std::size_t keep_pairs,
+    std::size_t max_chars = std::numeric_limits<std::size_t>::max()
+) noexcept;
 
 // The strategies. Each is a pure function of the history: the same input gives the same edit.
 
-history_edit clamp_tool_results(const conversation& c, std::size_t max_chars);
+// `tail` is where the kept tail begins (kept_tail_start).
+
+/// Results longer than `max_chars`; from `tail` on, only those longer than `tail_max_chars`
+/// (0: `max_chars`), so that what the model just read stays whole unless it alone is too big.
+history_edit clamp_tool_results(
+    const conversation& c,
+    std::size_t max_chars,
+    std::size_t tail = std::numeric_limits<std::size_t>::max(),
+    std::size_t tail_max_chars = 0
+);
 /// `is_read_only(tool name)`: whether a call of the tool only reads (tool_options::read_only).
 history_edit
 dedupe_reads(const conversation& c, const std::function<bool(std::string_view)>& is_read_only);
-history_edit drop_reasoning(const conversation& c, std::size_t keep_pairs);
-history_edit
-clear_tool_results(const conversation& c, std::size_t keep_pairs, std::size_t min_chars);
+history_edit drop_reasoning(const conversation& c, std::size_t tail);
+history_edit clear_tool_results(const conversation& c, std::size_t tail, std::size_t min_chars);
 
 /// The range summarise replaces: the oldest run of unprotected messages before the kept tail
 /// that starts and ends on a step boundary (no call separated from its results), at least two
@@ -87,7 +101,7 @@ clear_tool_results(const conversation& c, std::size_t keep_pairs, std::size_t mi
 /// `max_chars` characters; nullopt when there is none.
 std::optional<message_range> summary_range(
     const conversation& c,
-    std::size_t keep_pairs,
+    std::size_t tail,
     std::size_t max_chars = std::numeric_limits<std::size_t>::max()
 );
 /// The request that asks for the summary of `range`: `prompt` as the system message, the

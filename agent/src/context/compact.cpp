@@ -63,24 +63,32 @@ compaction_pass compact(conversation& c, const compaction_plan& plan) {
     if (plan.aggressive) {
         clamp = std::max<std::size_t>(512, clamp / 4);
     }
+    // The kept tail gets at most half of the target (a quarter when aggressive), so that a few
+    // big results cannot keep the request over it.
+    const double ratio = std::max(est.tokens_per_char(), 1e-3);
+    const auto target_chars = static_cast<std::size_t>(
+        static_cast<double>(std::max<std::int64_t>(plan.target_tokens, 0)) / ratio
+    );
+    const std::size_t max_tail = std::max<std::size_t>(target_chars / (plan.aggressive ? 4 : 2), 1);
 
     for (const compaction_strategy s : cfg.tiers) {
         if (tokens <= plan.target_tokens) {
             break;
         }
         history_edit edit;
+        const std::size_t tail = kept_tail_start(c, keep, max_tail);
         switch (s) {
         case compaction_strategy::clamp_tool_results:
-            edit = clamp_tool_results(c, clamp);
+            edit = clamp_tool_results(c, clamp, tail, std::max(clamp, max_tail));
             break;
         case compaction_strategy::dedupe_reads:
             edit = dedupe_reads(c, plan.is_read_only);
             break;
         case compaction_strategy::drop_reasoning:
-            edit = drop_reasoning(c, keep);
+            edit = drop_reasoning(c, tail);
             break;
         case compaction_strategy::clear_tool_results:
-            edit = clear_tool_results(c, keep, plan.aggressive ? 0 : cfg.clear_min_chars);
+            edit = clear_tool_results(c, tail, plan.aggressive ? 0 : cfg.clear_min_chars);
             break;
         case compaction_strategy::summarise:
             break;
@@ -91,11 +99,10 @@ compaction_pass compact(conversation& c, const compaction_plan& plan) {
                 std::size_t max_chars = std::numeric_limits<std::size_t>::max();
                 if (plan.budget_tokens > 0) {
                     max_chars = static_cast<std::size_t>(
-                        static_cast<double>(plan.budget_tokens) /
-                        std::max(est.tokens_per_char(), 1e-3) / 2.0
+                        static_cast<double>(plan.budget_tokens) / ratio / 2.0
                     );
                 }
-                pass.summary_due = summary_range(c, keep, max_chars);
+                pass.summary_due = summary_range(c, tail, max_chars);
             }
             break;
         }

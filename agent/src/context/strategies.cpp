@@ -95,43 +95,50 @@ bool is_protected(const conversation& c, std::size_t i) noexcept {
     }
 }
 
-std::size_t kept_tail_start(const conversation& c, std::size_t keep_pairs) noexcept {
+std::size_t
+kept_tail_start(const conversation& c, std::size_t keep_pairs, std::size_t max_chars) noexcept {
     const auto& ms = c.messages();
     if (keep_pairs == 0) {
         return ms.size();
     }
+    const replay_options all{};
     std::size_t seen = 0;
+    std::size_t chars = 0;
+    std::size_t start = ms.size(); // the start of the last step taken in
     for (std::size_t i = ms.size(); i-- > 0;) {
-        if (ms[i].role != api::role::tool) {
+        chars += request_chars(ms[i], all);
+        if (ms[i].role != api::role::assistant || ms[i].tool_calls.empty()) {
             continue;
         }
-        if (++seen < keep_pairs) {
-            continue;
+        // A step begins here: it joins the tail if there is room (the first always does).
+        if (seen > 0 && chars > max_chars) {
+            return start;
         }
-        // The step the result belongs to starts at its assistant message.
-        for (std::size_t a = i; a-- > 0;) {
-            if (ms[a].role == api::role::assistant && !ms[a].tool_calls.empty()) {
-                return a;
-            }
+        start = i;
+        seen += ms[i].tool_calls.size();
+        if (seen >= keep_pairs) {
+            return start;
         }
-        return 0;
     }
     return 0; // fewer results than that: everything is kept
 }
 
-history_edit clamp_tool_results(const conversation& c, std::size_t max_chars) {
+history_edit clamp_tool_results(
+    const conversation& c, std::size_t max_chars, std::size_t tail_at, std::size_t tail_max_chars
+) {
     history_edit edit;
     const auto& ms = c.messages();
-    const std::size_t head_budget = max_chars * 3 / 5;
-    const std::size_t tail_budget = max_chars * 3 / 10;
     for (std::size_t i = 0; i < ms.size(); ++i) {
         if (ms[i].role != api::role::tool) {
             continue;
         }
         const std::string text = ms[i].text();
-        if (text.size() <= max_chars) {
+        const std::size_t cap = i >= tail_at && tail_max_chars > 0 ? tail_max_chars : max_chars;
+        if (text.size() <= cap) {
             continue;
         }
+        const std::size_t head_budget = cap * 3 / 5;
+        const std::size_t tail_budget = cap * 3 / 10;
         // Cut at line ends where there is one near, so that the marker can name lines.
         std::size_t head = utf8_floor(text, head_budget);
         if (auto nl = text.rfind('\n', head); nl != std::string::npos && nl > head / 2) {
@@ -210,10 +217,10 @@ dedupe_reads(const conversation& c, const std::function<bool(std::string_view)>&
     return edit;
 }
 
-history_edit drop_reasoning(const conversation& c, std::size_t keep_pairs) {
+history_edit drop_reasoning(const conversation& c, std::size_t tail) {
     history_edit edit;
     const auto& ms = c.messages();
-    const std::size_t tail = kept_tail_start(c, keep_pairs);
+    tail = std::min(tail, ms.size());
     for (std::size_t i = 0; i < tail; ++i) {
         if (ms[i].role == api::role::assistant && ms[i].reasoning && !ms[i].reasoning->empty()) {
             api::message m = ms[i];
@@ -224,11 +231,10 @@ history_edit drop_reasoning(const conversation& c, std::size_t keep_pairs) {
     return edit;
 }
 
-history_edit
-clear_tool_results(const conversation& c, std::size_t keep_pairs, std::size_t min_chars) {
+history_edit clear_tool_results(const conversation& c, std::size_t tail, std::size_t min_chars) {
     history_edit edit;
     const auto& ms = c.messages();
-    const std::size_t tail = kept_tail_start(c, keep_pairs);
+    tail = std::min(tail, ms.size());
     const auto refs = calls_of_results(c);
     for (std::size_t i = 0; i < tail; ++i) {
         if (ms[i].role != api::role::tool) {
@@ -251,9 +257,9 @@ clear_tool_results(const conversation& c, std::size_t keep_pairs, std::size_t mi
 }
 
 std::optional<message_range>
-summary_range(const conversation& c, std::size_t keep_pairs, std::size_t max_chars) {
+summary_range(const conversation& c, std::size_t tail, std::size_t max_chars) {
     const auto& ms = c.messages();
-    const std::size_t tail = kept_tail_start(c, keep_pairs);
+    tail = std::min(tail, ms.size());
     std::size_t i = 0;
     while (i < tail) {
         if (is_protected(c, i) || ms[i].role == api::role::tool) {

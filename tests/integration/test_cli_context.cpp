@@ -1,0 +1,156 @@
+// Context management end to end: `wafer run` over the fake server, which enforces a small
+// window and answers Cerebras's context_length_exceeded body beyond it. A session that reads
+// more than the window holds completes, keeps AGENTS.md in every request, and says what it
+// compacted.
+#include "cli_harness.hpp"
+
+#ifdef WAFER_CLI_PATH
+
+using namespace wafer::testing::cli;
+
+namespace {
+
+constexpr std::size_t files = 60;
+constexpr std::int64_t window = 8'192;
+
+// A workspace of `files` files of about 2,500 tokens each, and an AGENTS.md.
+struct big_workspace {
+    fs::path dir;
+    big_workspace() {
+        std::random_device rd;
+        dir = fs::temp_directory_path() / ("wafer-cli-context-" + std::to_string(rd()));
+        fs::create_directories(dir);
+        for (std::size_t i = 0; i < files; ++i) {
+            std::ofstream out(dir / ("f" + std::to_string(i) + ".txt"));
+            for (int line = 1; line <= 200; ++line) {
+                out << "f" << i << " line " << line << ": some text of the file here\n";
+            }
+        }
+        std::ofstream(dir / "AGENTS.md") << "Always say PINEAPPLE-RULE before answering.\n";
+    }
+    ~big_workspace() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+};
+
+bool is_summary(const wafer::api::chat_request& req) {
+    return req.tools.empty() && !req.messages.empty() &&
+           contains(req.messages[0].text(), "You MUST write a summary only");
+}
+
+// Reads every file, one per turn, then answers; summaries get a short text.
+struct reader {
+    std::size_t next = 0;
+    std::size_t summaries = 0;
+    std::size_t calls = 0;
+    wafer::testing::reply operator()(const wafer::api::chat_request& req) {
+        ++calls;
+        if (is_summary(req)) {
+            ++summaries;
+            return wafer::testing::reply::text("## Task\nRead every file.\n## Open work\nThe rest."
+            );
+        }
+        if (next < files) {
+            wafer::testing::scripted_turn t;
+            const std::string path = "f" + std::to_string(next++) + ".txt";
+            t.tool_calls.push_back({"", "read_file", R"({"path":")" + path + R"("})"});
+            return wafer::testing::reply::of(std::move(t));
+        }
+        return wafer::testing::reply::text("PINEAPPLE-RULE: read all " + std::to_string(next));
+    }
+};
+
+served make_server() {
+    wafer::testing::fake_server_config cfg;
+    cfg.enforce_context = true;
+    cfg.models = {wafer::testing::model_info("zai-glm-4.7", window, 4'000)};
+    return served(std::move(cfg));
+}
+
+// The chat requests the server refused: those that never reached the responder.
+std::size_t refusals(const served& s, const reader& r) {
+    return s.chat_bodies().size() - r.calls;
+}
+
+} // namespace
+
+TEST_SUITE("integration/cli/context") {
+    TEST_CASE("a run that reads more than the window holds completes, compacting as it goes") {
+        big_workspace ws;
+        served s = make_server();
+        reader r;
+        s.server.set_responder(std::ref(r));
+        auto out = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "--yes",
+                 "--no-store",
+                 "--max-turns",
+                 "80",
+                 "--context-window",
+                 std::to_string(window),
+                 "Read every file"},
+                {},
+                std::chrono::seconds(120)
+            );
+        });
+        INFO("stdout:\n" << out.out << "\nstderr:\n" << out.err);
+        CHECK(out.status == 0);
+        CHECK(contains(out.out, "PINEAPPLE-RULE: read all 60"));
+        CHECK(contains(out.out, "instructions: AGENTS.md ("));
+        CHECK(contains(out.out, "ctx "));
+        CHECK(contains(out.out, "% of 8.2k"));
+        CHECK(contains(out.out, "(context compacted: clear_tool_results"));
+        CHECK(r.summaries > 0);
+        CHECK(contains(out.out, "(context compacted: summarise"));
+        CHECK(refusals(s, r) == 0); // compaction came before the server had to refuse
+        // Every agent request kept the project's instructions in its system message.
+        std::size_t agent_requests = 0;
+        for (const auto& b : s.chat_bodies()) {
+            if (!b.contains("tools")) {
+                continue; // a summary request
+            }
+            ++agent_requests;
+            CHECK(contains(b["messages"][0]["content"].get<std::string>(), "PINEAPPLE-RULE"));
+            CHECK(b["messages"][1]["content"] == "Read every file");
+        }
+        CHECK(agent_requests == files + 1);
+    }
+
+    TEST_CASE("without the window known, the server's refusal compacts and the turn is sent again"
+    ) {
+        big_workspace ws;
+        served s = make_server();
+        reader r;
+        s.server.set_responder(std::ref(r));
+        // zai-glm-4.7 is 131k to wafer: only the 16k server's 400s tell it otherwise.
+        auto out = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "--yes",
+                 "--no-store",
+                 "--max-turns",
+                 "80",
+                 "Read every file"},
+                {},
+                std::chrono::seconds(120)
+            );
+        });
+        INFO("stdout:\n" << out.out << "\nstderr:\n" << out.err);
+        CHECK(out.status == 0);
+        CHECK(contains(out.out, "PINEAPPLE-RULE: read all 60"));
+        CHECK(contains(out.out, ", overflow)"));
+        CHECK(refusals(s, r) > 0);
+    }
+}
+
+#endif
