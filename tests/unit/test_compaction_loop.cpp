@@ -92,6 +92,7 @@ struct windowed_session {
     std::size_t steps = 300;
     std::string summary = "## Task\nRead every file.\n## Open work\nRead the rest.";
     bool summary_fails = false;
+    std::optional<std::vector<compaction_strategy>> tiers;
 
     std::shared_ptr<scripted_model> model = std::make_shared<scripted_model>("zai-glm-4.7");
     std::size_t done = 0;
@@ -140,6 +141,9 @@ struct windowed_session {
         cfg.limits.max_turns = steps + 10;
         cfg.request.max_completion_tokens = max_completion;
         cfg.context.window = window;
+        if (tiers) {
+            cfg.context.tiers = *tiers;
+        }
         return agent(std::move(cfg));
     }
 };
@@ -296,6 +300,48 @@ TEST_SUITE("unit/compaction_loop") {
             CHECK_FALSE(summarised);
             CHECK(tool_results(r.conversation.full_messages()) == 60);
         }
+    }
+
+    TEST_CASE("async_compact: on demand, with a summary, then the run goes on from the result") {
+        asio::io_context ioc;
+        windowed_session s;
+        s.steps = 12;
+        s.window = 131'072;
+        s.tiers = std::vector{compaction_strategy::summarise}; // nothing cheaper would do
+        agent a = s.make_agent(3'000);
+        run_result first = run_coro(ioc, a.async_run(std::string(task)));
+        REQUIRE(first.stop_reason == stop_reason::completed);
+        const auto original = first.conversation.messages();
+        compaction_result c = run_coro(ioc, a.async_compact(first.conversation));
+        CHECK_FALSE(c.summary_error);
+        CHECK(c.tokens_after <= c.tokens_before / 2);
+        REQUIRE_FALSE(c.records.empty());
+        CHECK(c.records.back().strategy == compaction_strategy::summarise);
+        for (const auto& r : c.records) {
+            CHECK(r.trigger == compaction_trigger::on_demand);
+        }
+        CHECK(s.summaries == 1);
+        CHECK(c.conversation.full_messages() == original);
+        CHECK(c.conversation.messages()[0].text() == system_prompt);
+        CHECK(c.conversation.messages()[1].text() == task);
+        // A follow-up continues from the compacted history.
+        run_options opts;
+        opts.history = c.conversation;
+        run_result next = run_coro(ioc, a.async_run("and now?", std::move(opts)));
+        CHECK(next.stop_reason == stop_reason::completed);
+        CHECK(next.conversation.compactions().size() == c.conversation.compactions().size());
+
+        // A summariser that fails: the cheap tiers still shrink it, and the error is told.
+        s.summary_fails = true;
+        s.tiers = std::vector{
+            compaction_strategy::dedupe_reads,
+            compaction_strategy::summarise,
+            compaction_strategy::clear_tool_results};
+        agent b = s.make_agent(3'000);
+        compaction_result f = run_coro(ioc, b.async_compact(first.conversation));
+        REQUIRE(f.summary_error);
+        CHECK(f.tokens_after < f.tokens_before);
+        CHECK(f.conversation.full_messages() == original);
     }
 
     TEST_CASE("between compactions the request prefix is byte-identical, with a cache key per run"

@@ -89,6 +89,16 @@ public:
     boost::asio::awaitable<run_result>
     async_resume(std::string run_id, resume_options options) const;
 
+    /// Compacts `history` now, as a run would before a request (the on-demand trigger: the CLI's
+    /// /compact, a service between runs): the cheap tiers, then a summary by
+    /// context_config::summary_model (else this agent's model), down to the lower of
+    /// context_config::target of the window and half of the history's estimate. Continue with
+    /// the result's conversation as run_options::history.
+    ///
+    /// Errors: a failed summary is no error (compaction_result::summary_error says why); throws
+    /// wafer::error(errc::cancelled) when cancelled.
+    boost::asio::awaitable<compaction_result> async_compact(conversation history) const;
+
 private:
     std::shared_ptr<const std::vector<api::function_tool>> current_tool_defs() const;
 

@@ -140,17 +140,32 @@ struct compaction_pass {
     std::int64_t tokens_after = 0;
     /// Whether the request is now under the target.
     bool fits = false;
-    /// The tiers ran out before the summarise tier and the request still does not fit: the
-    /// summariser should run on this range.
+    /// The pass reached summarise and the request still does not fit: the summariser should
+    /// run on this range.
     std::optional<message_range> summary_due;
 };
 
 /// The estimated prompt tokens of the request `c` makes under `plan`.
 std::int64_t estimate_tokens(const conversation& c, const compaction_plan& plan);
 
-/// Runs the tiers of `plan.config` before summarise, in order, on `c`, until the request fits.
-/// Each step that changed something is applied (conversation::apply_compaction) and recorded.
+/// Runs the tiers of `plan.config` in order on `c` until the request fits. Each step that
+/// changed something is applied (conversation::apply_compaction) and recorded. At summarise the
+/// pass stops with `summary_due` set when there is a range to summarise (the caller asks the
+/// model, applies summary_edit, and runs an aggressive pass if that fails); an aggressive pass
+/// skips summarise and runs the tiers after it.
 compaction_pass compact(conversation& c, const compaction_plan& plan);
+
+/// What agent::async_compact did.
+struct compaction_result {
+    /// The compacted conversation, with its new records.
+    wafer::conversation conversation;
+    /// The steps made (also the last records of conversation.compactions()).
+    std::vector<compaction_record> records;
+    std::int64_t tokens_before = 0;
+    std::int64_t tokens_after = 0;
+    /// The summary failed (the cheap tiers ran again, harder): why.
+    std::optional<std::string> summary_error;
+};
 
 /// Whether a failed request failed because it was longer than the model's context: HTTP 400,
 /// 413 or 422 (or a provider error) whose code is `context_length_exceeded`, or whose message

@@ -94,17 +94,20 @@ compaction_pass compact(conversation& c, const compaction_plan& plan) {
             break;
         }
         if (s == compaction_strategy::summarise) {
-            if (!plan.aggressive) {
-                // The transcript gets at most half of the budget.
-                std::size_t max_chars = std::numeric_limits<std::size_t>::max();
-                if (plan.budget_tokens > 0) {
-                    max_chars = static_cast<std::size_t>(
-                        static_cast<double>(plan.budget_tokens) / ratio / 2.0
-                    );
-                }
-                pass.summary_due = summary_range(c, tail, max_chars);
+            if (plan.aggressive) {
+                continue; // the summary already failed: the tiers after it run
             }
-            break;
+            // The transcript gets at most half of the budget.
+            std::size_t max_chars = std::numeric_limits<std::size_t>::max();
+            if (plan.budget_tokens > 0) {
+                max_chars =
+                    static_cast<std::size_t>(static_cast<double>(plan.budget_tokens) / ratio / 2.0);
+            }
+            pass.summary_due = summary_range(c, tail, max_chars);
+            if (pass.summary_due) {
+                break; // the caller summarises, then goes on
+            }
+            continue;
         }
         if (edit.empty()) {
             continue;
