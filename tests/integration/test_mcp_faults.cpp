@@ -506,7 +506,7 @@ TEST_SUITE("mcp/faults") {
         CHECK(cancel_logged(log, hang_ids[1]));
     }
 
-    TEST_CASE("stdio: a 50 MB answer is dropped at the limit, memory stays bounded, the "
+    TEST_CASE("stdio: a 50 MB answer is refused at the limit, memory stays bounded, the "
               "connection goes on") {
         asio::io_context ioc;
         struct seen {
@@ -540,9 +540,7 @@ TEST_SUITE("mcp/faults") {
             }(),
             60s
         );
-        // Today the call ends by its timeout: the dropped line is not traced to its request
-        // (see the skipped test below).
-        CHECK(s.huge.code == mcp::errc::timeout);
+        CHECK(s.huge.code == mcp::errc::transport);
         CHECK(s.huge.what.find("\"big\"") != std::string::npos);
         CHECK(s.huge.took < 15s);
         CAPTURE(joined(s.noise));
@@ -556,20 +554,10 @@ TEST_SUITE("mcp/faults") {
         CHECK(s.after == "Echo: after");
     }
 
-    // Defect (tools/src/mcp/session.cpp, line_framer): an oversized line is dropped without a
-    // look at whose answer it was, so the request waits for its timeout (60 s by default) and
-    // then says "had no answer", although the answer came and was refused. Fix: line_framer
-    // keeps the first bytes of an oversized line (frame::text = its first 256 bytes, say);
-    // session::receive reads `"id":N` from them (a small scan for a top-level "id" member
-    // before the first '{' or '[' of result/error would do; nlohmann cannot parse a prefix) and,
-    // if N is a pending request, finishes it with errc::transport and "the answer of <size>
-    // bytes is over the limit of <max_message> bytes" (as the HTTP transport says), besides
-    // the noise event. tools/list then fails at once as well.
-    TEST_CASE(
-        "stdio: a 50 MB answer or tools/list page fails its request at once, naming the "
-        "limit" *
-        doctest::skip(true)
-    ) {
+    // The framer keeps the first and last bytes of an oversized line; the session reads the
+    // answer's id there and fails that request at once rather than leave it to its timeout.
+    TEST_CASE("stdio: a 50 MB answer or tools/list page fails its request at once, naming the "
+              "limit") {
         asio::io_context ioc;
         struct seen {
             failure call;
@@ -640,7 +628,7 @@ TEST_SUITE("mcp/faults") {
             }(),
             60s
         );
-        CHECK(s.list.code == mcp::errc::timeout); // today; see the skipped test above
+        CHECK(s.list.code == mcp::errc::transport);
         CHECK(s.list.what.find("\"bigpage\"") != std::string::npos);
         CHECK(s.list.what.find("tools/list") != std::string::npos);
         CHECK(s.list.took < 15s);

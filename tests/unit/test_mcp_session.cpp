@@ -333,6 +333,61 @@ TEST_SUITE("unit/mcp_session") {
         CHECK_FALSE(done[0].failure);
     }
 
+    TEST_CASE("an oversized answer ends its request at once with transport; the rest goes on") {
+        session_config cfg;
+        cfg.max_message = 1024;
+        session s = ready_session(cfg);
+        const auto a = s.request("tools/call", {{"name", "a"}}, t0);
+        const auto b = s.request("tools/call", {{"name", "b"}}, t0);
+        const auto c = s.request("tools/call", {{"name", "c"}}, t0);
+        (void)s.take_output();
+        const std::string fill(5000, 'x');
+        // The id first, then last (as the TypeScript SDK writes it), in reads of 700 bytes.
+        const std::string stream = R"({"jsonrpc":"2.0","id":)" + std::to_string(b) +
+                                   R"(,"result":{"t":")" + fill + "\"}}\n" + R"({"result":{"t":")" +
+                                   fill + R"("},"jsonrpc":"2.0","id":)" + std::to_string(a) + "}\n";
+        for (std::size_t i = 0; i < stream.size(); i += 700) {
+            s.receive(std::string_view(stream).substr(i, 700), t0);
+        }
+        const auto events = s.take_events();
+        const auto done = only<response_event>(events);
+        REQUIRE(done.size() == 2);
+        CHECK(done[0].id == b);
+        CHECK(done[0].failure == errc::transport);
+        CHECK(
+            done[0].detail == "the answer of " + std::to_string(stream.find('\n')) +
+                                  " bytes is over the limit of 1024 bytes"
+        );
+        CHECK(done[1].id == a);
+        CHECK(done[1].failure == errc::transport);
+        CHECK(only<noise_event>(events).size() == 2);
+        CHECK(s.awaiting(c));
+        CHECK_FALSE(s.closed());
+        CHECK(sent(s).empty()); // nothing to cancel: the server answered
+        s.receive(line(result_for(c, json::object())), t0);
+        const auto rest = only<response_event>(s.take_events());
+        REQUIRE(rest.size() == 1);
+        CHECK_FALSE(rest[0].failure);
+    }
+
+    TEST_CASE("an oversized initialize answer closes the session at once") {
+        session_config cfg;
+        cfg.max_message = 256;
+        session s(cfg);
+        s.start(t0);
+        (void)s.take_output();
+        s.receive(
+            R"({"jsonrpc":"2.0","id":1,"result":{"instructions":")" + std::string(1000, 'i') +
+                "\"}}\n",
+            t0
+        );
+        const auto closed = only<closed_event>(s.take_events());
+        REQUIRE(closed.size() == 1);
+        CHECK(closed[0].reason == errc::transport);
+        CHECK(closed[0].detail.find("over the limit of 256 bytes") != std::string::npos);
+        CHECK(s.closed());
+    }
+
     TEST_CASE("the end of the stream ends every open request, after a last unterminated line") {
         session s = ready_session();
         const auto a = s.request("tools/call", {{"name", "a"}}, t0);

@@ -153,13 +153,27 @@ void session::respond_error(const rpc_id& id, rpc_error error) {
 void session::receive(std::string_view bytes, session_clock::time_point now) {
     framer_.feed(bytes);
     while (auto f = framer_.next()) {
-        if (f->type == frame::kind::oversized) {
-            events_.emplace_back(noise_event{
-                "a message of " + std::to_string(f->size) + " bytes, over the limit of " +
-                std::to_string(config_.max_message) + ", was dropped"});
-            continue;
-        }
-        on_line(f->text, now);
+        on_frame(*f, now);
+    }
+}
+
+void session::on_frame(const frame& f, session_clock::time_point now) {
+    if (f.type == frame::kind::line) {
+        on_line(f.text, now);
+        return;
+    }
+    events_.emplace_back(noise_event{
+        "a message of " + std::to_string(f.size) + " bytes, over the limit of " +
+        std::to_string(config_.max_message) + ", was dropped"});
+    // Its request must not wait for an answer that came and was refused.
+    const auto id = oversized_response_id(f.text, f.tail);
+    if (id && pending_.contains(*id)) {
+        abandon(
+            *id,
+            errc::transport,
+            "the answer of " + std::to_string(f.size) + " bytes is over the limit of " +
+                std::to_string(config_.max_message) + " bytes"
+        );
     }
 }
 
@@ -190,8 +204,8 @@ void session::abandon(std::int64_t id, errc reason, std::string_view why) {
 }
 
 void session::end_of_stream(std::string_view why, session_clock::time_point now) {
-    if (auto f = framer_.finish(); f && f->type == frame::kind::line) {
-        on_line(f->text, now);
+    if (auto f = framer_.finish()) {
+        on_frame(*f, now);
     }
     if (state_ != state::closed) {
         close(errc::closed, why);

@@ -72,7 +72,9 @@ struct session_config {
     /// Limits of the initialize request.
     request_limits initialize_limits{
         std::chrono::milliseconds(30'000), std::chrono::milliseconds(30'000)};
-    /// Longest line accepted from the server; longer ones are dropped and reported.
+    /// Longest line accepted from the server; longer ones are dropped and reported, and the
+    /// request they answer (its id read from their first or last bytes) ends with
+    /// errc::transport.
     std::size_t max_message = line_framer::default_max_line;
 };
 
@@ -242,6 +244,7 @@ private:
     };
 
     void send(const std::string& line);
+    void on_frame(const frame& f, session_clock::time_point now);
     void on_line(std::string_view line, session_clock::time_point now);
     void on_response(rpc_message& m);
     void on_server_request(rpc_message m);
