@@ -237,6 +237,14 @@ client_options_for(const std::string& name, const fs::path& workspace, bool verb
     o.on_closed = [](const mcp::error& e) {
         print_failure(std::string("mcp: ") + e.what());
     };
+    o.on_restarted = [name, max = o.restart.max_restarts](std::size_t n) {
+        std::cerr << visible(
+                         "mcp " + name + ": the server was started again (restart " +
+                         std::to_string(n) + " of at most " + std::to_string(max) + ")"
+                     )
+                  << "\n"
+                  << std::flush;
+    };
     return o;
 }
 

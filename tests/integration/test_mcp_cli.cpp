@@ -182,6 +182,65 @@ TEST_SUITE("mcp/cli") {
         CHECK(std::find(tools.begin(), tools.end(), "slow__echo") == tools.end());
     }
 
+    TEST_CASE("run: a stdio server that exits is started again by the next call of its tools; "
+              "the call it died in fails and is not sent again") {
+        served s;
+        for (const char* m : {"one", "two", "three"}) {
+            s.server.enqueue(reply::of(
+                {.tool_calls = {{"", "flaky__echo", std::string(R"({"message":")") + m + "\"}"}}}
+            ));
+        }
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        const fs::path config = ws.dir / "servers.json";
+        const fs::path log = ws.dir / "flaky.log";
+        {
+            std::ofstream out(config);
+            json entry = fault_entry("exit-after");
+            const std::vector<std::string> more{"--calls", "1", "--log", log.string()};
+            for (const auto& a : more) {
+                entry["args"].push_back(a);
+            }
+            out << json{{"mcpServers", {{"flaky", entry}}}}.dump();
+        }
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--no-store",
+                 "--mcp-config",
+                 config.string(),
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"}
+            );
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        CHECK(contains(r.err, "mcp flaky: the server was started again (restart 1 of at most 3)"));
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 4);
+        // What the model read of each call: the last message of the next request.
+        auto tool_text = [&](std::size_t i) {
+            return bodies[i]["messages"].back().value("content", "");
+        };
+        CHECK(contains(tool_text(1), "Echo: one"));
+        CHECK(contains(tool_text(2), "exited with status 3"));
+        CHECK(contains(tool_text(2), "not sent again"));
+        CHECK(contains(tool_text(3), "Echo: three"));
+        std::size_t initializes = 0;
+        std::size_t twos = 0;
+        std::ifstream in(log);
+        for (std::string line; std::getline(in, line);) {
+            initializes += contains(line, R"("method":"initialize")") ? 1U : 0U;
+            twos += contains(line, R"("message":"two")") ? 1U : 0U;
+        }
+        CHECK(initializes == 2);
+        CHECK(twos == 1);
+    }
+
     TEST_CASE(
         "mcp list and mcp call reach a Streamable HTTP server from its url entry" *
         doctest::skip(mcp_servers::no_servers())

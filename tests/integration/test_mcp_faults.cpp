@@ -396,7 +396,7 @@ TEST_SUITE("mcp/faults") {
     }
 
     TEST_CASE("stdio: a server that exits in the middle of a call fails it, naming the server and "
-              "its exit; another server goes on") {
+              "its exit; without restarts later calls fail at once; another server goes on") {
         asio::io_context ioc;
         struct seen {
             failure crash;
@@ -413,6 +413,7 @@ TEST_SUITE("mcp/faults") {
                 const auto crash_server = faulty("crasher", "exit-mid-call");
                 auto healthy = co_await mcp::client::async_connect(healthy_server);
                 mcp::client_options o;
+                o.restart.max_restarts = 0;
                 o.on_closed = [&out](const mcp::error& e) {
                     out.closed = e.what();
                 };
@@ -441,10 +442,89 @@ TEST_SUITE("mcp/faults") {
         CHECK(s.crash.took < 10s);
         CHECK_FALSE(s.connected);
         CHECK(s.closed.find("exited with status 3") != std::string::npos);
-        // Later calls end at once: the connection is closed.
+        // Later calls end at once: the connection is closed, and restarts are off.
         CHECK(s.after.code == mcp::errc::closed);
+        CHECK(s.after.what.find("not started again: restarts are off") != std::string::npos);
         CHECK(s.after.took < 1s);
         CHECK(s.healthy == "Echo: on");
+    }
+
+    TEST_CASE("stdio: a server that exits is started again by the next call; the call it died in "
+              "is not sent again; one that dies again soon after is not restarted") {
+        temp_dir dir;
+        const fs::path log = dir.path / "flaky.log";
+        asio::io_context ioc;
+        struct seen {
+            std::string first;
+            failure died;
+            std::string revived;
+            failure died_again;
+            failure refused;
+            std::vector<std::size_t> restarted;
+            int tools_changed = 0;
+        };
+        const seen s = run_coro(
+            ioc,
+            [&]() -> asio::awaitable<seen> {
+                seen out;
+                mcp::client_options o;
+                o.on_restarted = [&out](std::size_t n) {
+                    out.restarted.push_back(n);
+                };
+                o.on_list_changed = [&out](const mcp::list_changed_event& e) {
+                    out.tools_changed += e.list == "tools" ? 1 : 0;
+                };
+                // Each process answers one call and exits in the next.
+                const auto server =
+                    faulty("flaky", "exit-after", {"--calls", "1", "--log", log.string()});
+                auto c = co_await mcp::client::async_connect(server, o);
+                auto echo = [&](const char* message) -> asio::awaitable<std::string> {
+                    json args = json::object();
+                    args["message"] = message;
+                    const auto r = co_await mcp::async_call_tool(*c, "echo", args);
+                    co_return r.text;
+                };
+                out.first = co_await echo("one");
+                out.died =
+                    co_await expect_error([&]() -> asio::awaitable<void> { co_await echo("two"); });
+                out.revived = co_await echo("three");
+                out.died_again = co_await expect_error([&]() -> asio::awaitable<void> {
+                    co_await echo("four");
+                });
+                out.refused = co_await expect_error([&]() -> asio::awaitable<void> {
+                    co_await echo("five");
+                });
+                co_await c->async_close();
+                co_return out;
+            }(),
+            60s
+        );
+        CHECK(s.first == "Echo: one");
+        CHECK(s.died.code == mcp::errc::closed);
+        CHECK(s.died.what.find("exited with status 3") != std::string::npos);
+        CHECK(s.died.what.find("not sent again") != std::string::npos);
+        CHECK(s.revived == "Echo: three");
+        CHECK(s.restarted == std::vector<std::size_t>{1});
+        CHECK(s.tools_changed == 1); // its tools are listed again by whoever follows them
+        CHECK(s.died_again.code == mcp::errc::closed);
+        CAPTURE(s.refused.what);
+        CHECK(s.refused.code == mcp::errc::closed);
+        CHECK(s.refused.what.find("not started again") != std::string::npos);
+        CHECK(s.refused.what.find("after its restart") != std::string::npos);
+        CHECK(s.refused.took < 1s);
+        // Two processes, each initialized once; each message sent once, "five" never.
+        std::size_t initializes = 0;
+        std::vector<std::string> messages;
+        for (const auto& m : log_messages(log)) {
+            if (m.value("method", "") == "initialize") {
+                ++initializes;
+            }
+            if (m.value("method", "") == "tools/call") {
+                messages.push_back(m["params"]["arguments"].value("message", ""));
+            }
+        }
+        CHECK(initializes == 2);
+        CHECK(messages == std::vector<std::string>{"one", "two", "three", "four"});
     }
 
     TEST_CASE("stdio: a call never answered times out (the server is told) or is cancelled; the "

@@ -3,6 +3,7 @@
 // sends.
 #include <wafer/tools/mcp/config.hpp>
 #include <wafer/tools/mcp/jsonrpc.hpp>
+#include <wafer/tools/mcp/restart_policy.hpp>
 #include <wafer/tools/mcp/server_tool_set.hpp>
 #include <wafer/tools/mcp/server_tools.hpp>
 #include <wafer/tools/mcp/session.hpp>
@@ -386,6 +387,47 @@ TEST_SUITE("unit/mcp_session") {
         CHECK(closed[0].reason == errc::transport);
         CHECK(closed[0].detail.find("over the limit of 256 bytes") != std::string::npos);
         CHECK(s.closed());
+    }
+
+    TEST_CASE("restart_policy: once after a crash, never in a loop, at most max_restarts") {
+        using rp = restart_policy;
+        const rp::clock::time_point t{};
+        restart_limits limits;
+        limits.max_restarts = 2;
+        limits.min_uptime = 30s;
+        SUBCASE("a quick first crash is restarted; a quick second one is not") {
+            rp p(limits);
+            p.started(t);
+            CHECK(p.decide() == "it is running");
+            p.ended(t + 1s);
+            CHECK_FALSE(p.decide());
+            p.started(t + 2s);
+            CHECK(p.restarts() == 1);
+            p.ended(t + 3s);
+            const auto why = p.decide();
+            REQUIRE(why);
+            CHECK(why->find("exited again 1000 ms after its restart") != std::string::npos);
+        }
+        SUBCASE("crashes far apart are restarted up to the limit") {
+            rp p(limits);
+            p.started(t);
+            p.ended(t + 1s);
+            CHECK_FALSE(p.decide());
+            p.started(t + 1s);
+            p.ended(t + 60s);
+            CHECK_FALSE(p.decide());
+            p.started(t + 60s);
+            p.ended(t + 200s);
+            CHECK(p.restarts() == 2);
+            CHECK(p.decide() == "it was restarted 2 times already (the limit)");
+        }
+        SUBCASE("max_restarts 0: never") {
+            limits.max_restarts = 0;
+            rp p(limits);
+            p.started(t);
+            p.ended(t + 1h);
+            CHECK(p.decide() == "restarts are off");
+        }
     }
 
     TEST_CASE("the end of the stream ends every open request, after a last unterminated line") {
