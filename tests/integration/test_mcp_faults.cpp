@@ -527,6 +527,72 @@ TEST_SUITE("mcp/faults") {
         CHECK(messages == std::vector<std::string>{"one", "two", "three", "four"});
     }
 
+    TEST_CASE("stdio, protocol_era::automatic: legacy servers that refuse, ignore or exit on the "
+              "server/discover probe get the initialize handshake") {
+        temp_dir dir;
+        asio::io_context ioc;
+        struct seen {
+            std::vector<std::string> versions;
+            std::vector<std::string> echoes;
+            std::chrono::milliseconds mute_took{0};
+            failure http;
+        };
+        const seen s = run_coro(
+            ioc,
+            [&]() -> asio::awaitable<seen> {
+                seen out;
+                mcp::client_options o;
+                o.session.era = mcp::protocol_era::automatic;
+                o.session.probe_timeout = 700ms;
+                for (const char* fault : {"none", "mute-discover", "exit-on-discover"}) {
+                    const fs::path log = dir.path / (std::string(fault) + ".log");
+                    const auto server = faulty(fault, fault, {"--log", log.string()});
+                    const auto start = clock_type::now();
+                    auto c = co_await mcp::client::async_connect(server, o);
+                    if (std::string_view(fault) == "mute-discover") {
+                        out.mute_took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            clock_type::now() - start
+                        );
+                    }
+                    out.versions.push_back(c->server().protocol_version);
+                    const auto r =
+                        co_await mcp::async_call_tool(*c, "echo", obj(R"({"message":"era"})"));
+                    out.echoes.push_back(r.text);
+                    co_await c->async_close();
+                }
+                wafer::mcp::http_server h;
+                h.name = "web";
+                h.url = "http://127.0.0.1:9/mcp";
+                out.http = co_await expect_error([&]() -> asio::awaitable<void> {
+                    co_await wafer::mcp::async_connect_http(h, o);
+                });
+                co_return out;
+            }(),
+            60s
+        );
+        CHECK(s.versions == std::vector<std::string>(3, "2025-11-25"));
+        CHECK(s.echoes == std::vector<std::string>(3, "Echo: era"));
+        CHECK(s.mute_took >= 700ms);
+        CHECK(s.mute_took < 5s);
+        // The probe came first; the server that exited on it was started again for initialize.
+        const auto methods = [&](const char* fault) {
+            std::vector<std::string> out;
+            for (const auto& m : log_messages(dir.path / (std::string(fault) + ".log"))) {
+                if (m.contains("method") && m.contains("id")) {
+                    out.push_back(m["method"].get<std::string>());
+                }
+            }
+            return out;
+        };
+        const std::vector<std::string> legacy{"server/discover", "initialize", "tools/call"};
+        CHECK(methods("none") == legacy);
+        CHECK(methods("mute-discover") == legacy);
+        CHECK(methods("exit-on-discover") == legacy);
+        // Over HTTP the era is chosen, not probed.
+        CHECK(s.http.code == mcp::errc::bad_config);
+        CHECK(s.http.what.find("automatic") != std::string::npos);
+    }
+
     TEST_CASE("stdio: a call never answered times out (the server is told) or is cancelled; the "
               "connection goes on") {
         temp_dir dir;

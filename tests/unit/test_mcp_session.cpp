@@ -164,6 +164,114 @@ TEST_SUITE("unit/mcp_session") {
         CHECK(sent(s).empty());
     }
 
+    TEST_CASE("protocol_era::automatic: server/discover first, the handshake for legacy servers") {
+        session_config cfg;
+        cfg.era = protocol_era::automatic;
+        cfg.probe_timeout = 2s;
+        const auto probed = [&](session& s) {
+            s.start(t0);
+            const auto out = sent(s);
+            REQUIRE(out.size() == 1);
+            CHECK(out[0]["method"] == "server/discover");
+            CHECK(
+                out[0]["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+            );
+            return out[0]["id"].get<std::int64_t>();
+        };
+        const auto answers_initialize = [&](session& s) {
+            const auto out = sent(s);
+            REQUIRE(out.size() == 1);
+            CHECK(out[0]["method"] == "initialize");
+            json init = init_result();
+            init["id"] = out[0]["id"];
+            s.receive(line(init), t0);
+            CHECK(s.ready());
+            CHECK(s.era() == protocol_era::dated);
+            CHECK(s.server().protocol_version == "2025-11-25");
+            // Later requests are of the handshake's era: no _meta.
+            (void)sent(s); // notifications/initialized
+            s.request("tools/list", nullptr, t0);
+            const auto list = sent(s);
+            REQUIRE(list.size() == 1);
+            CHECK_FALSE(list[0].contains("params"));
+        };
+        SUBCASE("a DiscoverResult: stateless") {
+            session s(cfg);
+            const auto id = probed(s);
+            s.receive(
+                line(result_for(
+                    id,
+                    {{"resultType", "complete"},
+                     {"supportedVersions", {"2026-07-28"}},
+                     {"capabilities", json::object()},
+                     {"serverInfo", {{"name", "modern"}, {"version", "2"}}}}
+                )),
+                t0
+            );
+            CHECK(s.ready());
+            CHECK(s.era() == protocol_era::stateless);
+            CHECK(s.server().name == "modern");
+            s.request("tools/list", nullptr, t0);
+            const auto list = sent(s);
+            REQUIRE(list.size() == 1);
+            CHECK(list[0]["params"]["_meta"].contains("io.modelcontextprotocol/protocolVersion"));
+        }
+        for (const int code : {-32601, -32602, -32600, -32000}) {
+            CAPTURE(code);
+            session s(cfg);
+            const auto id = probed(s);
+            s.receive(
+                line(
+                    {{"jsonrpc", "2.0"},
+                     {"id", id},
+                     {"error", {{"code", code}, {"message", "Method not found"}}}}
+                ),
+                t0
+            );
+            CHECK_FALSE(s.ready());
+            answers_initialize(s);
+        }
+        SUBCASE("an UnsupportedProtocolVersion listing 2026-07-28: modern, discover again") {
+            session s(cfg);
+            const auto id = probed(s);
+            s.receive(
+                line(
+                    {{"jsonrpc", "2.0"},
+                     {"id", id},
+                     {"error",
+                      {{"code", -32022},
+                       {"message", "unsupported"},
+                       {"data", {{"supported", {"2026-07-28"}}}}}}}
+                ),
+                t0
+            );
+            const auto out = sent(s);
+            REQUIRE(out.size() == 1);
+            CHECK(out[0]["method"] == "server/discover");
+            CHECK(s.era() == protocol_era::stateless);
+        }
+        SUBCASE("no answer within probe_timeout: the handshake; a late answer is ignored") {
+            session s(cfg);
+            const auto id = probed(s);
+            CHECK(*s.next_deadline() == t0 + 2s);
+            s.on_time(t0 + 2s);
+            CHECK_FALSE(s.closed());
+            s.receive(line(result_for(id, {{"supportedVersions", {"2026-07-28"}}})), t0);
+            CHECK_FALSE(s.ready());
+            answers_initialize(s);
+        }
+        SUBCASE("the server exits on the probe: closed, probe_lost") {
+            session s(cfg);
+            (void)probed(s);
+            s.end_of_stream("the server exited with status 3", t0);
+            CHECK(s.closed());
+            CHECK(s.probe_lost());
+            const auto closed = only<closed_event>(s.take_events());
+            REQUIRE(closed.size() == 1);
+            CHECK(closed[0].detail.find("server/discover probe") != std::string::npos);
+        }
+    }
+
     TEST_CASE("answers are matched by id in any order; the server's ids are its own") {
         session s = ready_session();
         const auto a = s.request("tools/list", json::object(), t0);

@@ -18,6 +18,11 @@
 //   hang-list      tools/list never answered (initialize is)
 //   exit-after     (stdio) --calls N tools/call answered, then the next one makes it exit with
 //                  status 3 before answering
+//   exit-on-discover  (stdio) server/discover (the 2026 probe) makes it exit with status 3, as
+//                  some legacy servers do on any request before initialize
+//   mute-discover  server/discover never answered
+//
+// Other methods it does not know (server/discover among them) are answered -32601.
 //   huge-result    tool `huge`: an answer of --size bytes (50 MiB by default)
 //   huge-list      tools/list: page 1 lists echo, page 2 is --size bytes
 //   bad-schema     tools whose inputSchema wafer cannot compile (or that is not an object)
@@ -195,8 +200,11 @@ action handle(const json& m) {
     a.type = action::kind::answer;
     static long calls_answered = 0;
     if ((method == "initialize" && opts.fault == "hang-init") ||
-        (method == "tools/list" && opts.fault == "hang-list")) {
+        (method == "tools/list" && opts.fault == "hang-list") ||
+        (method == "server/discover" && opts.fault == "mute-discover")) {
         a.type = action::kind::hang;
+    } else if (method == "server/discover" && opts.fault == "exit-on-discover") {
+        a.type = action::kind::crash;
     } else if (method == "tools/call" && opts.fault == "exit-after" && calls_answered++ >= opts.calls) {
         a.type = action::kind::crash;
     } else if (method == "initialize") {

@@ -352,14 +352,49 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
             im->wire->abort();
             im->fail(ev.reason, ev.detail);
         }
+        // What protocol_era::automatic found holds for the server's restarts too.
+        im->opts.session.era = im->s.era();
+    }
+
+    // A new process and a new session (stdio). Throws std::system_error when it cannot start.
+    void renew() {
+        wire->abort();
+        wire = std::make_unique<detail::stdio_transport>(ex, *respawn, opts.on_stderr);
+        ++generation;
+        s = session(opts.session);
+        s.set_default_limits(opts.limits);
+        armed = asio::steady_timer::time_point::max();
+        deadline.expires_at(asio::steady_timer::time_point::max());
     }
 
     static asio::awaitable<std::shared_ptr<client>> async_handshake(std::shared_ptr<impl> im) {
+        bool probe_lost = false;
         try {
             co_await async_open(im);
         } catch (const error&) {
-            im->closing = true;
-            throw;
+            probe_lost = im->s.probe_lost() && im->respawn;
+            if (!probe_lost) {
+                im->closing = true;
+                throw;
+            }
+        }
+        if (probe_lost) {
+            // It exited on server/discover, as some legacy servers do on any request before
+            // initialize: a new process for the handshake (not a restart).
+            im->opts.session.era = protocol_era::dated;
+            im->restarts = restart_policy(im->opts.restart);
+            try {
+                im->renew();
+            } catch (const std::system_error& e) {
+                im->closing = true;
+                im->fail(errc::spawn_failed, e.what());
+            }
+            try {
+                co_await async_open(im);
+            } catch (const error&) {
+                im->closing = true;
+                throw;
+            }
         }
         co_return std::shared_ptr<client>(new client(std::move(im)));
     }
@@ -386,15 +421,7 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         self->restart_signal.expires_at(asio::steady_timer::time_point::max());
         std::optional<error> failure;
         try {
-            self->wire->abort();
-            self->wire = std::make_unique<detail::stdio_transport>(
-                self->ex, *self->respawn, self->opts.on_stderr
-            );
-            ++self->generation;
-            self->s = session(self->opts.session);
-            self->s.set_default_limits(self->opts.limits);
-            self->armed = asio::steady_timer::time_point::max();
-            self->deadline.expires_at(asio::steady_timer::time_point::max());
+            self->renew();
             co_await async_open(self);
         } catch (const error& e) {
             failure = e;
@@ -507,7 +534,7 @@ bool client::connected() const noexcept {
 asio::awaitable<json> client::async_request(std::string method, json params, call_options options) {
     auto self = impl_;
     co_await impl::async_revive(self);
-    if (self->opts.session.era == protocol_era::dated) {
+    if (self->s.era() != protocol_era::stateless) {
         auto r = co_await impl::async_one(self, method, std::move(params), options);
         co_return r;
     }
