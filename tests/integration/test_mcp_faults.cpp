@@ -527,6 +527,54 @@ TEST_SUITE("mcp/faults") {
         CHECK(messages == std::vector<std::string>{"one", "two", "three", "four"});
     }
 
+    TEST_CASE("stdio: calls that come together after a crash share one restart") {
+        temp_dir dir;
+        const fs::path log = dir.path / "flaky.log";
+        asio::io_context ioc;
+        struct seen {
+            std::string d;
+            std::string e;
+            std::vector<std::size_t> restarted;
+        };
+        const seen s = run_coro(
+            ioc,
+            [&]() -> asio::awaitable<seen> {
+                using namespace asio::experimental::awaitable_operators;
+                seen out;
+                mcp::client_options o;
+                o.on_restarted = [&out](std::size_t n) {
+                    out.restarted.push_back(n);
+                };
+                const auto server =
+                    faulty("flaky", "exit-after", {"--calls", "2", "--log", log.string()});
+                auto c = co_await mcp::client::async_connect(server, o);
+                auto echo = [c](std::string message) -> asio::awaitable<std::string> {
+                    json args = json::object();
+                    args["message"] = std::move(message);
+                    const auto r = co_await mcp::async_call_tool(*c, "echo", args);
+                    co_return r.text;
+                };
+                co_await echo("a");
+                co_await echo("b");
+                co_await expect_error([&]() -> asio::awaitable<void> { co_await echo("c"); });
+                auto both = co_await (echo("d") && echo("e"));
+                out.d = std::get<0>(both);
+                out.e = std::get<1>(both);
+                co_await c->async_close();
+                co_return out;
+            }(),
+            60s
+        );
+        CHECK(s.d == "Echo: d");
+        CHECK(s.e == "Echo: e");
+        CHECK(s.restarted == std::vector<std::size_t>{1});
+        std::size_t initializes = 0;
+        for (const auto& m : log_messages(log)) {
+            initializes += m.value("method", "") == "initialize" ? 1U : 0U;
+        }
+        CHECK(initializes == 2);
+    }
+
     TEST_CASE("stdio, protocol_era::automatic: legacy servers that refuse, ignore or exit on the "
               "server/discover probe get the initialize handshake") {
         temp_dir dir;

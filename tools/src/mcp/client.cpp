@@ -408,6 +408,10 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         if (self->restarting) {
             boost::system::error_code ec;
             co_await self->restart_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (self->restarting) {
+                // Our wait was cancelled, not ended by the restart.
+                self->fail(errc::cancelled, "cancelled while the server was started again");
+            }
             if (self->s.closed() && !self->closing) {
                 self->fail(errc::closed, "the server exited; " + self->restart_failure);
             }
@@ -481,9 +485,6 @@ client::async_connect(stdio_server server, client_options options) {
         wire = std::make_unique<detail::stdio_transport>(ex, req, options.on_stderr);
     } catch (const std::system_error& e) {
         throw error(errc::spawn_failed, server.name, e.what());
-    }
-    if (server.name.empty()) {
-        throw error(errc::bad_config, "(unnamed)", "the server has no name");
     }
     auto im = std::make_shared<impl>(ex, std::move(server.name), std::move(options));
     im->wire = std::move(wire);
