@@ -56,6 +56,9 @@ struct run_flags : model_flags, store_flags {
     /// --mcp-config FILE (repeatable): MCP servers whose tools the agent gets beside the
     /// built-in ones (the workspace's .mcp.json too, with --yes or the user's consent).
     std::vector<std::string> mcp_configs;
+    /// --mcp-startup-timeout: seconds each MCP server may take to answer initialize and
+    /// tools/list; one that takes longer is left out of the run.
+    unsigned mcp_startup_timeout_s = 10;
     /// --continue: `task` is a follow-up to the last run of this workspace.
     bool continue_last = false;
     std::string task;

@@ -82,6 +82,14 @@ void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* work
         "MCP servers (an mcpServers JSON file, repeatable) whose tools the agent gets too; the "
         "workspace's .mcp.json is used with --yes or when you agree on the terminal"
     );
+    cmd.add_option(
+           "--mcp-startup-timeout",
+           run.mcp_startup_timeout_s,
+           "Seconds each MCP server may take to start and list its tools; one that takes longer "
+           "is left out"
+    )
+        ->capture_default_str()
+        ->check(CLI::Range(1U, 600U));
 }
 
 /// The agent flags given on `cmd`'s command line.
@@ -96,7 +104,8 @@ std::set<std::string> given_agent_flags(const CLI::App& cmd) {
           "--sandbox",
           "--allow-network",
           "--yes",
-          "--mcp-config"}) {
+          "--mcp-config",
+          "--mcp-startup-timeout"}) {
         if (cmd.count(flag) > 0) {
             given.insert(flag);
         }
@@ -209,6 +218,13 @@ int main(int argc, char** argv) {
         cmd.add_flag("--yes", mcp.yes, "Use the workspace's .mcp.json without asking");
         cmd.add_flag("--json", mcp.json, "Print JSON");
         cmd.add_flag("--verbose", mcp.verbose, "Show the servers' stderr and logging");
+        cmd.add_option(
+               "--mcp-startup-timeout",
+               mcp.startup_timeout_s,
+               "Seconds each server may take to start (and list its tools)"
+        )
+            ->capture_default_str()
+            ->check(CLI::Range(1U, 600U));
     };
     CLI::App* mcp_list_cmd =
         mcp_cmd->add_subcommand("list", "Each server, its protocol version, and its tools");

@@ -7,6 +7,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -207,6 +208,9 @@ struct started {
     std::vector<mcp::tool_info> tools;
     std::vector<std::string> skipped;
     std::string failure;
+    /// It missed its startup timeout (a server that does not answer is killed, not closed:
+    /// it would not heed the end of its stdin either).
+    bool timed_out = false;
     /// wafer run: the server's tools in the registry, following list_changed.
     std::shared_ptr<mcp::server_tool_set> set;
 };
@@ -233,11 +237,20 @@ client_options_for(const std::string& name, const fs::path& workspace, bool verb
     o.on_closed = [](const mcp::error& e) {
         print_failure(std::string("mcp: ") + e.what());
     };
+    o.on_restarted = [name, max = o.restart.max_restarts](std::size_t n) {
+        std::cerr << visible(
+                         "mcp " + name + ": the server was started again (restart " +
+                         std::to_string(n) + " of at most " + std::to_string(max) + ")"
+                     )
+                  << "\n"
+                  << std::flush;
+    };
     return o;
 }
 
 // Connects and lists the tools of one server; failures are text, never exceptions.
-asio::awaitable<void> start_one(configured server, mcp::client_options options, started& out) {
+asio::awaitable<void>
+connect_and_list(configured server, mcp::client_options options, started& out) {
     try {
         auto c = co_await connect_server(server, options);
         out.client = c;
@@ -247,6 +260,32 @@ asio::awaitable<void> start_one(configured server, mcp::client_options options, 
         out.failure = e.what();
     } catch (const std::exception& e) {
         out.failure = "MCP server \"" + server.name + "\": " + e.what();
+    }
+}
+
+std::string seconds_of(std::chrono::milliseconds ms) {
+    const auto s = ms.count() / 1000;
+    const auto frac = ms.count() % 1000;
+    return std::to_string(s) + (frac != 0 ? "." + std::to_string(1000 + frac).substr(1) : "") +
+           " s";
+}
+
+// connect_and_list within `timeout`: past it, the start is cancelled and reported as such.
+asio::awaitable<void> start_one(
+    configured server, mcp::client_options options, std::chrono::milliseconds timeout, started& out
+) {
+    using namespace asio::experimental::awaitable_operators;
+    const std::string name = server.name;
+    asio::steady_timer t(co_await asio::this_coro::executor, timeout);
+    const auto r = co_await (
+        connect_and_list(std::move(server), std::move(options), out) ||
+        t.async_wait(asio::use_awaitable)
+    );
+    if (r.index() == 1) {
+        out.timed_out = true;
+        out.failure = "MCP server \"" + name + "\" did not start within " + seconds_of(timeout) +
+                      " (no answer to " + (out.client ? "tools/list" : "initialize") +
+                      "; --mcp-startup-timeout sets the limit)";
     }
 }
 
@@ -309,6 +348,7 @@ asio::awaitable<std::vector<started>> start_all(
     std::vector<configured> servers,
     const fs::path& workspace,
     bool verbose,
+    std::chrono::milliseconds timeout,
     const std::function<void(tools::tool&)>* gate = nullptr
 ) {
     auto ex = co_await asio::this_coro::executor;
@@ -324,7 +364,7 @@ asio::awaitable<std::vector<started>> start_all(
         }
         asio::co_spawn(
             ex,
-            start_one(std::move(servers[i]), std::move(o), results[i]),
+            start_one(std::move(servers[i]), std::move(o), timeout, results[i]),
             [pending, &all_done](std::exception_ptr) {
                 if (--*pending == 0) {
                     all_done.cancel();
@@ -382,6 +422,7 @@ mcp_sources sources_of(const mcp_flags& f) {
     s.configs = f.configs;
     s.workspace = fs::absolute(f.workspace).lexically_normal();
     s.trust_workspace = f.yes;
+    s.startup_timeout = std::chrono::seconds(f.startup_timeout_s);
     return s;
 }
 
@@ -394,15 +435,17 @@ async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::too
     if (servers.empty()) {
         co_return out;
     }
-    std::vector<started> results =
-        co_await start_all(std::move(servers), sources.workspace, verbose, &gate);
+    std::vector<started> results = co_await start_all(
+        std::move(servers), sources.workspace, verbose, sources.startup_timeout, &gate
+    );
     for (auto& r : results) {
         if (!r.failure.empty()) {
             print_failure("mcp: " + r.failure + " (its tools are not offered)");
             r.set->stop();
-            if (r.client) {
+            if (r.client && !r.timed_out) {
                 co_await r.client->async_close();
             }
+            r.client.reset();
             continue;
         }
         for (const auto& s : r.skipped) {
@@ -451,11 +494,15 @@ int mcp_list(const mcp_flags& flags) {
         commands.push_back(s.where());
     }
     std::vector<started> results = run_here([&]() -> asio::awaitable<std::vector<started>> {
-        auto r = co_await start_all(std::move(servers), src.workspace, flags.verbose);
+        auto r = co_await start_all(
+            std::move(servers), src.workspace, flags.verbose, src.startup_timeout
+        );
         for (auto& one : r) {
             if (one.client) {
                 one.info = one.client->server();
-                co_await one.client->async_close();
+                if (!one.timed_out) {
+                    co_await one.client->async_close();
+                }
                 // A client must not outlive the io_context its timers belong to.
                 one.client.reset();
             }
@@ -549,7 +596,9 @@ int mcp_call(const mcp_flags& flags) {
     const fs::path workspace = fs::absolute(flags.workspace).lexically_normal();
     try {
         const mcp::call_result r = run_here([&]() -> asio::awaitable<mcp::call_result> {
-            const mcp::client_options o = client_options_for(server.name, workspace, flags.verbose);
+            mcp::client_options o = client_options_for(server.name, workspace, flags.verbose);
+            const std::chrono::milliseconds startup = std::chrono::seconds(flags.startup_timeout_s);
+            o.session.initialize_limits = mcp::request_limits{startup, startup};
             auto c = co_await connect_server(server, o);
             std::string tool = flags.tool;
             json a = args;

@@ -10,6 +10,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -17,6 +18,9 @@
 #include <vector>
 
 namespace wafer::cli {
+
+/// --mcp-startup-timeout's default.
+inline constexpr std::chrono::milliseconds default_startup_timeout{10'000};
 
 /// What decides which servers start.
 struct mcp_sources {
@@ -26,6 +30,9 @@ struct mcp_sources {
     /// the user says so on a terminal (a cloned repository must not start programs by itself).
     std::filesystem::path workspace;
     bool trust_workspace = false;
+    /// How long each server may take to start (initialize and its tools/list together): one
+    /// that misses it is reported and left out, and the run goes on without it.
+    std::chrono::milliseconds startup_timeout = default_startup_timeout;
 };
 
 /// One server that started.
@@ -43,8 +50,9 @@ struct mcp_servers {
     std::vector<mcp_server> servers;
 };
 
-/// Starts the configured servers (all at once) and lists their tools. A server that fails is
-/// one line on standard error and the others go on; a configuration file that cannot be read
+/// Starts the configured servers (all at once) and lists their tools, each within
+/// `sources.startup_timeout`. A server that fails or misses it is one line on standard error
+/// and the others go on (one that missed it is killed); a configuration file that cannot be read
 /// is a cli_error (exit_usage). Server logging and stderr go to standard error (escaped), only
 /// with `verbose`. `gate` is applied to each tool that may be destructive (no readOnlyHint,
 /// destructiveHint true), now and in every later listing: the CLI's approval mode.
@@ -69,6 +77,8 @@ struct mcp_flags {
     std::string server;
     std::string tool;
     std::string arguments = "{}";
+    /// --mcp-startup-timeout, in seconds.
+    unsigned startup_timeout_s = 10;
 };
 
 /// `wafer mcp list`: each server, its protocol version and its tools with their annotations.

@@ -363,6 +363,7 @@ asio::awaitable<int> run_task(
     sources.configs = flags.mcp_configs;
     sources.workspace = plan.root;
     sources.trust_workspace = flags.yes;
+    sources.startup_timeout = std::chrono::seconds(flags.mcp_startup_timeout_s);
     // The approval mode run_agent uses: a server's destructive tools are gated like the
     // built-in tools that change the workspace.
     const approval_mode mode = approvals(flags.yes, plan.store != nullptr);
@@ -432,7 +433,8 @@ nlohmann::json agent_flags_json(const run_flags& f) {
         {"sandbox", f.sandbox},
         {"allow_network", f.allow_network},
         {"yes", f.yes},
-        {"mcp_configs", absolute_paths(f.mcp_configs)}};
+        {"mcp_configs", absolute_paths(f.mcp_configs)},
+        {"mcp_startup_timeout_s", f.mcp_startup_timeout_s}};
 }
 
 void apply_stored_flags(
@@ -486,6 +488,9 @@ void apply_stored_flags(
     take("--yes", "yes", f.yes, any);
     take("--mcp-config", "mcp_configs", f.mcp_configs, [](const std::vector<std::string>& files) {
         return files.size() <= 64;
+    });
+    take("--mcp-startup-timeout", "mcp_startup_timeout_s", f.mcp_startup_timeout_s, [](unsigned s) {
+        return s >= 1 && s <= 600;
     });
 }
 

@@ -50,7 +50,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const frame& fr : whole) {
         WAFER_FUZZ_CHECK(fr.size <= stream.size());
         if (fr.type == frame::kind::oversized) {
-            WAFER_FUZZ_CHECK(fr.size > max_line && fr.text.empty());
+            WAFER_FUZZ_CHECK(fr.size > max_line && fr.text.size() <= line_framer::head_bytes);
+            WAFER_FUZZ_CHECK(fr.tail.size() <= line_framer::tail_bytes);
+            static_cast<void>(oversized_response_id(fr.text, fr.tail));
             continue;
         }
         WAFER_FUZZ_CHECK(fr.text.size() <= max_line);

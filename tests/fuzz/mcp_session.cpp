@@ -2,7 +2,8 @@
 // and the server JSON the client reads beside it (tools, call results, input_required results,
 // elicitation forms).
 //
-// Input: `[flags][lines]`: flags bit 0 picks the stateless (2026) era; each line is one message
+// Input: `[flags][lines]`: flags bit 0 picks the stateless (2026) era, bit 3 the automatic one
+// (the probe), bit 4 feeds the lines through the stdio framer; each line is one message
 // of the server. Properties: nothing throws; every request the harness made ends at most once
 // and is no longer awaited once it ended; the session's output stays lines of JSON; whatever a
 // line holds, reading it as a tool, a call result, an input_required result or a form is a value
@@ -71,6 +72,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     session_config cfg;
     cfg.era = (data[0] & 1U) != 0 ? protocol_era::stateless : protocol_era::dated;
+    if ((data[0] & 8U) != 0) {
+        cfg.era = protocol_era::automatic;
+    }
+    const bool framed = (data[0] & 16U) != 0; // as stdio lines, oversized ones included
     cfg.elicitation = (data[0] & 2U) != 0;
     cfg.max_message = 4096;
     if ((data[0] & 4U) != 0) {
@@ -89,7 +94,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string_view line =
             input.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         read_as_server_json(line);
-        s.receive_message(line, now);
+        if (framed) {
+            s.receive(std::string(line) + "\n", now);
+        } else {
+            s.receive_message(line, now);
+        }
         if (s.ready() && round % 2 == 0) {
             request_options ro;
             ro.progress = round % 4 == 0;

@@ -63,6 +63,11 @@ std::string dyn_server_script() {
            "done\n";
 }
 
+// An mcpServers entry running wafer's fault server with `fault`.
+json fault_entry(const std::string& fault) {
+    return {{"command", WAFER_MCP_FAULT_SERVER}, {"args", {"--fault", fault}}};
+}
+
 std::vector<std::string> offered(const json& body) {
     std::vector<std::string> out;
     for (const auto& t : body.value("tools", json::array())) {
@@ -123,6 +128,119 @@ TEST_SUITE("mcp/cli") {
         CHECK(std::find(second.begin(), second.end(), "dyn__slow") == second.end());
         CHECK(std::find(second.begin(), second.end(), "read_file") != second.end());
     }
+    TEST_CASE("run: a server that never answers initialize or tools/list is left out after the "
+              "startup timeout; the run goes on with the other tools") {
+        served s;
+        s.server.enqueue(reply::of({.tool_calls = {{"", "ok__echo", R"({"message":"hi"})"}}}));
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        const fs::path config = ws.dir / "servers.json";
+        {
+            std::ofstream out(config);
+            out << json{{"mcpServers",
+                         {{"mute", fault_entry("hang-init")},
+                          {"slow", fault_entry("hang-list")},
+                          {"ok", fault_entry("none")}}}}
+                       .dump();
+        }
+        const auto start = std::chrono::steady_clock::now();
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--no-store",
+                 "--mcp-config",
+                 config.string(),
+                 "--mcp-startup-timeout",
+                 "2",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"}
+            );
+        });
+        const auto took = std::chrono::steady_clock::now() - start;
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        CHECK(contains(
+            r.err,
+            "mcp: MCP server \"mute\" did not start within 2 s (no answer to initialize; "
+            "--mcp-startup-timeout sets the limit) (its tools are not offered)"
+        ));
+        CHECK(contains(
+            r.err, "mcp: MCP server \"slow\" did not start within 2 s (no answer to tools/list"
+        ));
+        CHECK(contains(r.out, "mcp: ok (1 tools)"));
+        CHECK(contains(r.out, "Echo: hi"));
+        CHECK(took >= 2s);
+        CHECK(took < 8s); // the default would be 10 s, and a stuck close more
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 2);
+        const auto tools = offered(bodies[0]);
+        CHECK(std::find(tools.begin(), tools.end(), "ok__echo") != tools.end());
+        CHECK(std::find(tools.begin(), tools.end(), "slow__echo") == tools.end());
+    }
+
+    TEST_CASE("run: a stdio server that exits is started again by the next call of its tools; "
+              "the call it died in fails and is not sent again") {
+        served s;
+        for (const char* m : {"one", "two", "three"}) {
+            s.server.enqueue(reply::of(
+                {.tool_calls = {{"", "flaky__echo", std::string(R"({"message":")") + m + "\"}"}}}
+            ));
+        }
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        const fs::path config = ws.dir / "servers.json";
+        const fs::path log = ws.dir / "flaky.log";
+        {
+            std::ofstream out(config);
+            json entry = fault_entry("exit-after");
+            const std::vector<std::string> more{"--calls", "1", "--log", log.string()};
+            for (const auto& a : more) {
+                entry["args"].push_back(a);
+            }
+            out << json{{"mcpServers", {{"flaky", entry}}}}.dump();
+        }
+        auto r = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--yes",
+                 "--no-store",
+                 "--mcp-config",
+                 config.string(),
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "go"}
+            );
+        });
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        CHECK(contains(r.err, "mcp flaky: the server was started again (restart 1 of at most 3)"));
+        const auto bodies = s.chat_bodies();
+        REQUIRE(bodies.size() == 4);
+        // What the model read of each call: the last message of the next request.
+        auto tool_text = [&](std::size_t i) {
+            return bodies[i]["messages"].back().value("content", "");
+        };
+        CHECK(contains(tool_text(1), "Echo: one"));
+        CHECK(contains(tool_text(2), "exited with status 3"));
+        CHECK(contains(tool_text(2), "not sent again"));
+        CHECK(contains(tool_text(3), "Echo: three"));
+        std::size_t initializes = 0;
+        std::size_t twos = 0;
+        std::ifstream in(log);
+        for (std::string line; std::getline(in, line);) {
+            initializes += contains(line, R"("method":"initialize")") ? 1U : 0U;
+            twos += contains(line, R"("message":"two")") ? 1U : 0U;
+        }
+        CHECK(initializes == 2);
+        CHECK(twos == 1);
+    }
+
     TEST_CASE(
         "mcp list and mcp call reach a Streamable HTTP server from its url entry" *
         doctest::skip(mcp_servers::no_servers())

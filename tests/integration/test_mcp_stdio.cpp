@@ -237,6 +237,41 @@ TEST_SUITE("mcp/stdio") {
         CHECK(env_text.find("\"PATH\"") != std::string::npos);
     }
 
+    TEST_CASE(
+        "server-everything: protocol_era::automatic finds the handshake (it refuses the probe)" *
+        doctest::skip(no_servers())
+    ) {
+        asio::io_context ioc;
+        struct seen {
+            std::string version;
+            std::string echo;
+            std::chrono::milliseconds took{0};
+        };
+        const seen s = run_coro(
+            ioc,
+            [&]() -> asio::awaitable<seen> {
+                seen out;
+                mcp::client_options o;
+                o.session.era = mcp::protocol_era::automatic;
+                const auto start = std::chrono::steady_clock::now();
+                auto c = co_await mcp::client::async_connect(everything(), o);
+                out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - start
+                );
+                out.version = c->server().protocol_version;
+                json args = json::object();
+                args["message"] = "probed";
+                out.echo = (co_await mcp::async_call_tool(*c, "echo", args)).text;
+                co_await c->async_close();
+                co_return out;
+            }(),
+            60s
+        );
+        CHECK(s.version == "2025-11-25");
+        CHECK(s.echo == "Echo: probed");
+        MESSAGE("connect with the probe took " << s.took.count() << " ms");
+    }
+
     TEST_CASE("a server that cannot start, or dies during the handshake, is a clear error") {
         asio::io_context ioc;
         mcp::stdio_server missing;

@@ -24,11 +24,12 @@ std::vector<frame> drain(line_framer& f) {
 
 frame line(std::string text) {
     const std::size_t n = text.size();
-    return {frame::kind::line, std::move(text), n};
+    return {frame::kind::line, std::move(text), {}, n};
 }
 
-frame oversized(std::size_t n) {
-    return {frame::kind::oversized, {}, n};
+// An oversized frame of `n` bytes whose line started with `head` and ended with `tail`.
+frame oversized(std::size_t n, std::string head, std::string tail) {
+    return {frame::kind::oversized, std::move(head), std::move(tail), n};
 }
 
 } // namespace
@@ -58,7 +59,9 @@ TEST_SUITE("unit/mcp_framing") {
         line_framer f(8);
         SUBCASE("in one read") {
             f.feed("0123456789\nok\n");
-            CHECK(drain(f) == std::vector<frame>{oversized(10), line("ok")});
+            CHECK(
+                drain(f) == std::vector<frame>{oversized(10, "01234567", "23456789"), line("ok")}
+            );
         }
         SUBCASE("across many reads, never buffering more than the limit") {
             for (int i = 0; i < 1000; ++i) {
@@ -67,7 +70,9 @@ TEST_SUITE("unit/mcp_framing") {
                 CHECK(f.buffered() <= 18);
             }
             f.feed("\nok\n");
-            CHECK(drain(f) == std::vector<frame>{oversized(10000), line("ok")});
+            CHECK(
+                drain(f) == std::vector<frame>{oversized(10000, "01234567", "23456789"), line("ok")}
+            );
         }
         SUBCASE("exactly the limit is fine") {
             f.feed("01234567\n");
@@ -84,7 +89,81 @@ TEST_SUITE("unit/mcp_framing") {
         line_framer small(4);
         small.feed("0123456");
         CHECK(drain(small).empty());
-        CHECK(small.finish() == oversized(7));
+        CHECK(small.finish() == oversized(7, "0123", "3456"));
+    }
+
+    TEST_CASE("an oversized line keeps its first and last bytes, the same however it is read") {
+        // 1 MiB + a bit, with a CRLF end; head and tail are bounded whatever the limit.
+        const std::string start = R"({"jsonrpc":"2.0","id":7,"result":{"text":")";
+        const std::string end = R"("},"id_after":"x"})";
+        const std::string body = start + std::string((1U << 20U) + 3, 'y') + end;
+        const std::string stream = body + "\r\n{\"ok\":1}\n";
+        const frame want = oversized(
+            body.size(),
+            body.substr(0, line_framer::head_bytes),
+            body.substr(body.size() - line_framer::tail_bytes)
+        );
+        for (const std::size_t piece :
+             {std::size_t{1} << 20U, std::size_t{65536}, std::size_t{4093}}) {
+            CAPTURE(piece);
+            line_framer f(4096);
+            std::vector<frame> got;
+            for (std::size_t i = 0; i < stream.size(); i += piece) {
+                f.feed(std::string_view(stream).substr(i, piece));
+                CHECK(f.buffered() <= 4096 + piece);
+                for (auto& fr : drain(f)) {
+                    got.push_back(std::move(fr));
+                }
+            }
+            REQUIRE(got.size() == 2);
+            CHECK(got[0] == want);
+            CHECK(got[1] == line(R"({"ok":1})"));
+        }
+        // A "\r" that ends one read and a "\n" that starts the next are one line end.
+        line_framer f(8);
+        f.feed("0123456789\r");
+        CHECK(drain(f).empty());
+        f.feed("\nok\n");
+        CHECK(drain(f) == std::vector<frame>{oversized(10, "01234567", "23456789"), line("ok")});
+    }
+
+    TEST_CASE("oversized_response_id reads whose answer a truncated line was") {
+        // The id before the result (wafer's fault server, the Python SDK) or after it, last
+        // (the TypeScript SDK).
+        CHECK(
+            oversized_response_id(R"({"jsonrpc":"2.0","id":42,"result":{"content":[{"te)", "") == 42
+        );
+        CHECK(
+            oversized_response_id(R"( { "jsonrpc" : "2.0" , "id" : 42 , "error":{"mes)", "") == 42
+        );
+        CHECK(
+            oversized_response_id(
+                R"({"result":{"content":[{"text":"xxx)", R"(xxxx"}]},"jsonrpc":"2.0","id":9})"
+            ) == 9
+        );
+        CHECK(oversized_response_id(R"({"result":{"a":"xxx)", "xxx\"}, \"id\" : 9 }\r") == 9);
+        CHECK(oversized_response_id(R"({"jsonrpc":"2.0","id":-3,"result":{)", "") == -3);
+        // Not shown, or not a response of this client's.
+        CHECK_FALSE(oversized_response_id(R"({"jsonrpc":"2.0","id":12)", "")); // maybe 123
+        CHECK_FALSE(oversized_response_id(R"({"jsonrpc":"2.0","id":"a","result":{)", R"(,"id":4})")
+        );
+        CHECK_FALSE(
+            oversized_response_id(R"({"jsonrpc":"2.0","id":5,"method":"sampling/x","params":{)", "")
+        );
+        CHECK_FALSE(oversized_response_id(R"({"method":"x","params":{"a":"xx)", R"(,"id":5})"));
+        CHECK_FALSE(oversized_response_id(R"({"jsonrpc":"2.0","params":{"a":"xx)", R"(,"id":5})"));
+        CHECK_FALSE(oversized_response_id(R"({"result":{"a":"xx)", R"(x"},"b":{"id":5}})"));
+        CHECK_FALSE(oversized_response_id(R"({"result":{"a":"xx)", R"(x","x\"id":5})"));
+        CHECK_FALSE(oversized_response_id(R"({"result":{"a":"xx)", R"(\"id":5})"));
+        CHECK_FALSE(
+            oversized_response_id(R"({"result":{"a":"xx)", R"(x"},"id":99999999999999999999})")
+        );
+        CHECK_FALSE(oversized_response_id(R"({"result":{"a":"xx)", R"(x"},"id":1e3})"));
+        CHECK_FALSE(oversized_response_id("xxxxxxxxxxxx", "yyyyyy"));
+        CHECK_FALSE(oversized_response_id("", ""));
+        // Nested members named id are not the answer's.
+        CHECK(oversized_response_id(R"({"jsonrpc":"2.0","result":{"id":3},"id":8,"x":")", "") == 8);
+        CHECK_FALSE(oversized_response_id(R"({"jsonrpc":"2.0","result":{"id":3,"t":"xxx)", ""));
     }
 
     TEST_CASE("read_message classifies requests, notifications, results and errors") {

@@ -3,6 +3,7 @@
 // sends.
 #include <wafer/tools/mcp/config.hpp>
 #include <wafer/tools/mcp/jsonrpc.hpp>
+#include <wafer/tools/mcp/restart_policy.hpp>
 #include <wafer/tools/mcp/server_tool_set.hpp>
 #include <wafer/tools/mcp/server_tools.hpp>
 #include <wafer/tools/mcp/session.hpp>
@@ -161,6 +162,114 @@ TEST_SUITE("unit/mcp_session") {
         CHECK(closed[0].reason == errc::timeout);
         // initialize is never cancelled with a notification.
         CHECK(sent(s).empty());
+    }
+
+    TEST_CASE("protocol_era::automatic: server/discover first, the handshake for legacy servers") {
+        session_config cfg;
+        cfg.era = protocol_era::automatic;
+        cfg.probe_timeout = 2s;
+        const auto probed = [&](session& s) {
+            s.start(t0);
+            const auto out = sent(s);
+            REQUIRE(out.size() == 1);
+            CHECK(out[0]["method"] == "server/discover");
+            CHECK(
+                out[0]["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+            );
+            return out[0]["id"].get<std::int64_t>();
+        };
+        const auto answers_initialize = [&](session& s) {
+            const auto out = sent(s);
+            REQUIRE(out.size() == 1);
+            CHECK(out[0]["method"] == "initialize");
+            json init = init_result();
+            init["id"] = out[0]["id"];
+            s.receive(line(init), t0);
+            CHECK(s.ready());
+            CHECK(s.era() == protocol_era::dated);
+            CHECK(s.server().protocol_version == "2025-11-25");
+            // Later requests are of the handshake's era: no _meta.
+            (void)sent(s); // notifications/initialized
+            s.request("tools/list", nullptr, t0);
+            const auto list = sent(s);
+            REQUIRE(list.size() == 1);
+            CHECK_FALSE(list[0].contains("params"));
+        };
+        SUBCASE("a DiscoverResult: stateless") {
+            session s(cfg);
+            const auto id = probed(s);
+            s.receive(
+                line(result_for(
+                    id,
+                    {{"resultType", "complete"},
+                     {"supportedVersions", {"2026-07-28"}},
+                     {"capabilities", json::object()},
+                     {"serverInfo", {{"name", "modern"}, {"version", "2"}}}}
+                )),
+                t0
+            );
+            CHECK(s.ready());
+            CHECK(s.era() == protocol_era::stateless);
+            CHECK(s.server().name == "modern");
+            s.request("tools/list", nullptr, t0);
+            const auto list = sent(s);
+            REQUIRE(list.size() == 1);
+            CHECK(list[0]["params"]["_meta"].contains("io.modelcontextprotocol/protocolVersion"));
+        }
+        for (const int code : {-32601, -32602, -32600, -32000}) {
+            CAPTURE(code);
+            session s(cfg);
+            const auto id = probed(s);
+            s.receive(
+                line(
+                    {{"jsonrpc", "2.0"},
+                     {"id", id},
+                     {"error", {{"code", code}, {"message", "Method not found"}}}}
+                ),
+                t0
+            );
+            CHECK_FALSE(s.ready());
+            answers_initialize(s);
+        }
+        SUBCASE("an UnsupportedProtocolVersion listing 2026-07-28: modern, discover again") {
+            session s(cfg);
+            const auto id = probed(s);
+            s.receive(
+                line(
+                    {{"jsonrpc", "2.0"},
+                     {"id", id},
+                     {"error",
+                      {{"code", -32022},
+                       {"message", "unsupported"},
+                       {"data", {{"supported", {"2026-07-28"}}}}}}}
+                ),
+                t0
+            );
+            const auto out = sent(s);
+            REQUIRE(out.size() == 1);
+            CHECK(out[0]["method"] == "server/discover");
+            CHECK(s.era() == protocol_era::stateless);
+        }
+        SUBCASE("no answer within probe_timeout: the handshake; a late answer is ignored") {
+            session s(cfg);
+            const auto id = probed(s);
+            CHECK(*s.next_deadline() == t0 + 2s);
+            s.on_time(t0 + 2s);
+            CHECK_FALSE(s.closed());
+            s.receive(line(result_for(id, {{"supportedVersions", {"2026-07-28"}}})), t0);
+            CHECK_FALSE(s.ready());
+            answers_initialize(s);
+        }
+        SUBCASE("the server exits on the probe: closed, probe_lost") {
+            session s(cfg);
+            (void)probed(s);
+            s.end_of_stream("the server exited with status 3", t0);
+            CHECK(s.closed());
+            CHECK(s.probe_lost());
+            const auto closed = only<closed_event>(s.take_events());
+            REQUIRE(closed.size() == 1);
+            CHECK(closed[0].detail.find("server/discover probe") != std::string::npos);
+        }
     }
 
     TEST_CASE("answers are matched by id in any order; the server's ids are its own") {
@@ -331,6 +440,102 @@ TEST_SUITE("unit/mcp_session") {
         const auto done = only<response_event>(events);
         REQUIRE(done.size() == 1);
         CHECK_FALSE(done[0].failure);
+    }
+
+    TEST_CASE("an oversized answer ends its request at once with transport; the rest goes on") {
+        session_config cfg;
+        cfg.max_message = 1024;
+        session s = ready_session(cfg);
+        const auto a = s.request("tools/call", {{"name", "a"}}, t0);
+        const auto b = s.request("tools/call", {{"name", "b"}}, t0);
+        const auto c = s.request("tools/call", {{"name", "c"}}, t0);
+        (void)s.take_output();
+        const std::string fill(5000, 'x');
+        // The id first, then last (as the TypeScript SDK writes it), in reads of 700 bytes.
+        const std::string stream = R"({"jsonrpc":"2.0","id":)" + std::to_string(b) +
+                                   R"(,"result":{"t":")" + fill + "\"}}\n" + R"({"result":{"t":")" +
+                                   fill + R"("},"jsonrpc":"2.0","id":)" + std::to_string(a) + "}\n";
+        for (std::size_t i = 0; i < stream.size(); i += 700) {
+            s.receive(std::string_view(stream).substr(i, 700), t0);
+        }
+        const auto events = s.take_events();
+        const auto done = only<response_event>(events);
+        REQUIRE(done.size() == 2);
+        CHECK(done[0].id == b);
+        CHECK(done[0].failure == errc::transport);
+        CHECK(
+            done[0].detail == "the answer of " + std::to_string(stream.find('\n')) +
+                                  " bytes is over the limit of 1024 bytes"
+        );
+        CHECK(done[1].id == a);
+        CHECK(done[1].failure == errc::transport);
+        CHECK(only<noise_event>(events).size() == 2);
+        CHECK(s.awaiting(c));
+        CHECK_FALSE(s.closed());
+        CHECK(sent(s).empty()); // nothing to cancel: the server answered
+        s.receive(line(result_for(c, json::object())), t0);
+        const auto rest = only<response_event>(s.take_events());
+        REQUIRE(rest.size() == 1);
+        CHECK_FALSE(rest[0].failure);
+    }
+
+    TEST_CASE("an oversized initialize answer closes the session at once") {
+        session_config cfg;
+        cfg.max_message = 256;
+        session s(cfg);
+        s.start(t0);
+        (void)s.take_output();
+        s.receive(
+            R"({"jsonrpc":"2.0","id":1,"result":{"instructions":")" + std::string(1000, 'i') +
+                "\"}}\n",
+            t0
+        );
+        const auto closed = only<closed_event>(s.take_events());
+        REQUIRE(closed.size() == 1);
+        CHECK(closed[0].reason == errc::transport);
+        CHECK(closed[0].detail.find("over the limit of 256 bytes") != std::string::npos);
+        CHECK(s.closed());
+    }
+
+    TEST_CASE("restart_policy: once after a crash, never in a loop, at most max_restarts") {
+        using rp = restart_policy;
+        const rp::clock::time_point t{};
+        restart_limits limits;
+        limits.max_restarts = 2;
+        limits.min_uptime = 30s;
+        SUBCASE("a quick first crash is restarted; a quick second one is not") {
+            rp p(limits);
+            p.started(t);
+            CHECK(p.decide() == "it is running");
+            p.ended(t + 1s);
+            CHECK_FALSE(p.decide());
+            p.started(t + 2s);
+            CHECK(p.restarts() == 1);
+            p.ended(t + 3s);
+            const auto why = p.decide();
+            REQUIRE(why);
+            CHECK(why->find("exited again 1000 ms after its restart") != std::string::npos);
+        }
+        SUBCASE("crashes far apart are restarted up to the limit") {
+            rp p(limits);
+            p.started(t);
+            p.ended(t + 1s);
+            CHECK_FALSE(p.decide());
+            p.started(t + 1s);
+            p.ended(t + 60s);
+            CHECK_FALSE(p.decide());
+            p.started(t + 60s);
+            p.ended(t + 200s);
+            CHECK(p.restarts() == 2);
+            CHECK(p.decide() == "it was restarted 2 times already (the limit)");
+        }
+        SUBCASE("max_restarts 0: never") {
+            limits.max_restarts = 0;
+            rp p(limits);
+            p.started(t);
+            p.ended(t + 1h);
+            CHECK(p.decide() == "restarts are off");
+        }
     }
 
     TEST_CASE("the end of the stream ends every open request, after a last unterminated line") {

@@ -991,6 +991,12 @@ asio::awaitable<std::shared_ptr<tm::client>>
 async_connect_http(http_server server, tm::client_options options) {
     auto ex = co_await asio::this_coro::executor;
     std::string name = server.name;
+    if (options.session.era == tm::protocol_era::automatic) {
+        // The transport takes a request's _meta version as the era: a probe would fix it.
+        throw tm::error(
+            tm::errc::bad_config, name, "protocol_era::automatic is for stdio; choose the era"
+        );
+    }
     auto wire = make_http_transport(ex, std::move(server));
     auto c =
         co_await tm::client::async_connect(std::move(name), std::move(wire), std::move(options));

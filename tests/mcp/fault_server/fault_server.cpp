@@ -2,7 +2,7 @@
 // command, for the tests of wafer's MCP client (tests/integration/test_mcp_faults.cpp).
 //
 //   wafer-mcp-fault-server [--http] [--sse] [--fault NAME] [--log FILE] [--size BYTES]
-//                          [--redirect-to URL] [--redirect-status N] [--name NAME]
+//                          [--redirect-to URL] [--redirect-status N] [--name NAME] [--calls N]
 //
 // stdio by default: one JSON-RPC message per line on stdin and stdout. --http: Streamable HTTP
 // on 127.0.0.1 (a free port, printed as "PORT <n>" on stdout), each POST answered as JSON (or
@@ -14,6 +14,15 @@
 //                  that is not JSON)
 //   exit-mid-call  tool `crash`: half an answer, a line on stderr, then exit status 3
 //   hang           tool `hang`: never answered (the connection goes on)
+//   hang-init      initialize never answered
+//   hang-list      tools/list never answered (initialize is)
+//   exit-after     (stdio) --calls N tools/call answered, then the next one makes it exit with
+//                  status 3 before answering
+//   exit-on-discover  (stdio) server/discover (the 2026 probe) makes it exit with status 3, as
+//                  some legacy servers do on any request before initialize
+//   mute-discover  server/discover never answered
+//
+// Other methods it does not know (server/discover among them) are answered -32601.
 //   huge-result    tool `huge`: an answer of --size bytes (50 MiB by default)
 //   huge-list      tools/list: page 1 lists echo, page 2 is --size bytes
 //   bad-schema     tools whose inputSchema wafer cannot compile (or that is not an object)
@@ -57,6 +66,7 @@ struct options {
     std::string redirect_to = "http://127.0.0.1:9/mcp";
     int redirect_status = 307;
     std::string name = "wafer-mcp-fault-server";
+    long calls = 1;
 };
 
 options opts;
@@ -188,7 +198,16 @@ action handle(const json& m) {
     const std::string method = m["method"].is_string() ? m["method"].get<std::string>() : "";
     const json params = m.value("params", json::object());
     a.type = action::kind::answer;
-    if (method == "initialize") {
+    static long calls_answered = 0;
+    if ((method == "initialize" && opts.fault == "hang-init") ||
+        (method == "tools/list" && opts.fault == "hang-list") ||
+        (method == "server/discover" && opts.fault == "mute-discover")) {
+        a.type = action::kind::hang;
+    } else if (method == "server/discover" && opts.fault == "exit-on-discover") {
+        a.type = action::kind::crash;
+    } else if (method == "tools/call" && opts.fault == "exit-after" && calls_answered++ >= opts.calls) {
+        a.type = action::kind::crash;
+    } else if (method == "initialize") {
         json r = json::object();
         r["protocolVersion"] = opts.fault == "bad-version" ? "2099-01-01" : "2025-11-25";
         r["capabilities"] = json{{"tools", json::object()}};
@@ -276,7 +295,7 @@ int serve_stdio() {
         case action::kind::hang:
             break;
         case action::kind::crash:
-            write_out(a.body); // half a line, no newline
+            write_out(a.body); // half a line (exit-mid-call), no newline
             std::fputs("fault: crashing in the middle of tools/call\n", stderr);
             std::fflush(stderr);
             std::_Exit(3);
@@ -466,6 +485,8 @@ int main(int argc, char** argv) {
             opts.redirect_status = std::atoi(value().c_str());
         } else if (a == "--name") {
             opts.name = value();
+        } else if (a == "--calls") {
+            opts.calls = std::atol(value().c_str());
         } else {
             std::cerr << "fault server: unknown argument " << a << "\n";
             return 2;

@@ -43,7 +43,8 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor executor, std::string server_name, client_options options)
         : ex(std::move(executor)), name(std::move(server_name)), opts(std::move(options)),
           s(opts.session), deadline(ex, asio::steady_timer::time_point::max()),
-          ready_signal(ex, asio::steady_timer::time_point::max()) {
+          ready_signal(ex, asio::steady_timer::time_point::max()), restarts(opts.restart),
+          restart_signal(ex, asio::steady_timer::time_point::max()) {
         s.set_default_limits(opts.limits);
     }
     impl(const impl&) = delete;
@@ -64,6 +65,15 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     bool handshake_done = false;
     std::optional<closed_event> closed;
     bool closing = false;
+    // Each start of the session (a restart makes a new one): a deadline loop serves its own.
+    std::uint64_t generation = 0;
+
+    // stdio: how to start the server again after it exited.
+    std::optional<detail::spawn_request> respawn;
+    restart_policy restarts;
+    bool restarting = false;
+    asio::steady_timer restart_signal; // a restart's end, for the requests waiting on it
+    std::string restart_failure;       // why the last restart failed
 
     bool pumping = false;
     bool pump_again = false;
@@ -187,6 +197,9 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     }
     void on_event(closed_event& ev) {
         const bool was_ready = handshake_done;
+        if (!closing) {
+            restarts.ended(session_clock::now());
+        }
         closed = ev;
         handshake_done = true;
         ready_signal.cancel();
@@ -201,14 +214,14 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         }
     }
 
-    static asio::awaitable<void> deadline_loop(std::shared_ptr<impl> self) {
-        while (!self->s.closed()) {
+    static asio::awaitable<void> deadline_loop(std::shared_ptr<impl> self, std::uint64_t gen) {
+        while (!self->s.closed() && self->generation == gen) {
             boost::system::error_code ec;
             co_await self->deadline.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            self->armed = asio::steady_timer::time_point::max();
-            if (self->s.closed()) {
+            if (self->s.closed() || self->generation != gen) {
                 break;
             }
+            self->armed = asio::steady_timer::time_point::max();
             self->s.on_time(session_clock::now());
             self->pump();
         }
@@ -226,6 +239,7 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         request_options ro;
         ro.limits = options.limits;
         ro.progress = static_cast<bool>(w.on_progress);
+        const bool sent = !self->s.closed();
         const std::int64_t id =
             self->s.request(method, std::move(params), session_clock::now(), ro);
         self->waiters[id] = &w;
@@ -246,6 +260,13 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         response_event& r = *w.done;
         if (!r.failure) {
             co_return std::move(r.result);
+        }
+        if (*r.failure == errc::closed && sent && self->respawn && !self->closing) {
+            self->fail(
+                errc::closed,
+                method + ": " + r.detail +
+                    " (the request is not sent again: it may have had effects)"
+            );
         }
         if (*r.failure == errc::rpc_error) {
             self->fail(
@@ -304,10 +325,15 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         );
     }
 
-    // Starts the transport and the handshake and waits for its end.
-    static asio::awaitable<std::shared_ptr<client>> async_handshake(std::shared_ptr<impl> im) {
+    // Starts the transport and the handshake and waits for its end. Throws mcp::error (the
+    // transport aborted).
+    static asio::awaitable<void> async_open(std::shared_ptr<impl> im) {
+        im->handshake_done = false;
+        im->closed.reset();
+        im->ready_signal.expires_at(asio::steady_timer::time_point::max());
+        im->restarts.started(session_clock::now());
         im->wire->start(im);
-        asio::co_spawn(im->ex, deadline_loop(im), asio::detached);
+        asio::co_spawn(im->ex, deadline_loop(im, im->generation), asio::detached);
         im->s.start(session_clock::now());
         im->pump();
         if (!im->handshake_done) {
@@ -316,7 +342,6 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         }
         if (!im->handshake_done) {
             // The caller cancelled the connect.
-            im->closing = true;
             im->s.close(errc::cancelled, "the connect was cancelled");
             im->pump();
             im->wire->abort();
@@ -324,11 +349,108 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         }
         if (im->closed) {
             const closed_event ev = *im->closed;
-            im->closing = true;
             im->wire->abort();
             im->fail(ev.reason, ev.detail);
         }
+        // What protocol_era::automatic found holds for the server's restarts too.
+        im->opts.session.era = im->s.era();
+    }
+
+    // A new process and a new session (stdio). Throws std::system_error when it cannot start.
+    void renew() {
+        wire->abort();
+        wire = std::make_unique<detail::stdio_transport>(ex, *respawn, opts.on_stderr);
+        ++generation;
+        s = session(opts.session);
+        s.set_default_limits(opts.limits);
+        armed = asio::steady_timer::time_point::max();
+        deadline.expires_at(asio::steady_timer::time_point::max());
+    }
+
+    static asio::awaitable<std::shared_ptr<client>> async_handshake(std::shared_ptr<impl> im) {
+        bool probe_lost = false;
+        try {
+            co_await async_open(im);
+        } catch (const error&) {
+            probe_lost = im->s.probe_lost() && im->respawn;
+            if (!probe_lost) {
+                im->closing = true;
+                throw;
+            }
+        }
+        if (probe_lost) {
+            // It exited on server/discover, as some legacy servers do on any request before
+            // initialize: a new process for the handshake (not a restart).
+            im->opts.session.era = protocol_era::dated;
+            im->restarts = restart_policy(im->opts.restart);
+            try {
+                im->renew();
+            } catch (const std::system_error& e) {
+                im->closing = true;
+                im->fail(errc::spawn_failed, e.what());
+            }
+            try {
+                co_await async_open(im);
+            } catch (const error&) {
+                im->closing = true;
+                throw;
+            }
+        }
         co_return std::shared_ptr<client>(new client(std::move(im)));
+    }
+
+    // Before a request: a stdio server that exited is started again if the policy allows
+    // (one restart at a time; requests that come meanwhile wait for it). Throws mcp::error.
+    static asio::awaitable<void> async_revive(std::shared_ptr<impl> self) {
+        if (!self->s.closed() || self->closing || !self->respawn) {
+            co_return;
+        }
+        if (self->restarting) {
+            boost::system::error_code ec;
+            co_await self->restart_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (self->restarting) {
+                // Our wait was cancelled, not ended by the restart.
+                self->fail(errc::cancelled, "cancelled while the server was started again");
+            }
+            if (self->s.closed() && !self->closing) {
+                self->fail(errc::closed, "the server exited; " + self->restart_failure);
+            }
+            co_return;
+        }
+        const std::string ended = self->closed ? self->closed->detail : "the server exited";
+        if (auto why = self->restarts.decide()) {
+            self->fail(errc::closed, ended + "; it is not started again: " + *why);
+        }
+        self->restarting = true;
+        self->restart_signal.expires_at(asio::steady_timer::time_point::max());
+        std::optional<error> failure;
+        try {
+            self->renew();
+            co_await async_open(self);
+        } catch (const error& e) {
+            failure = e;
+        } catch (const std::system_error& e) {
+            self->restarts.started(session_clock::now());
+            self->restarts.ended(session_clock::now());
+            failure = error(errc::spawn_failed, self->name, e.what());
+        }
+        self->restarting = false;
+        self->restart_signal.cancel();
+        if (failure) {
+            self->restart_failure = "starting it again failed: " + failure->detail();
+            self->fail(
+                static_cast<errc>(failure->code().value()),
+                "the server exited; " + self->restart_failure
+            );
+        }
+        if (self->opts.on_restarted) {
+            self->opts.on_restarted(self->restarts.restarts());
+        }
+        // Its tools may differ now: whoever follows the list lists them again.
+        if (self->opts.on_list_changed) {
+            list_changed_event ev{"tools"};
+            self->opts.on_list_changed(ev);
+        }
     }
 };
 
@@ -364,7 +486,10 @@ client::async_connect(stdio_server server, client_options options) {
     } catch (const std::system_error& e) {
         throw error(errc::spawn_failed, server.name, e.what());
     }
-    auto c = co_await async_connect(std::move(server.name), std::move(wire), std::move(options));
+    auto im = std::make_shared<impl>(ex, std::move(server.name), std::move(options));
+    im->wire = std::move(wire);
+    im->respawn = std::move(req);
+    auto c = co_await impl::async_handshake(std::move(im));
     co_return c;
 }
 
@@ -409,7 +534,8 @@ bool client::connected() const noexcept {
 
 asio::awaitable<json> client::async_request(std::string method, json params, call_options options) {
     auto self = impl_;
-    if (self->opts.session.era == protocol_era::dated) {
+    co_await impl::async_revive(self);
+    if (self->s.era() != protocol_era::stateless) {
         auto r = co_await impl::async_one(self, method, std::move(params), options);
         co_return r;
     }

@@ -1,5 +1,6 @@
 #include <wafer/tools/mcp/jsonrpc.hpp>
 
+#include <charconv>
 #include <limits>
 
 namespace wafer::tools::mcp {
@@ -39,7 +40,197 @@ json id_json(const rpc_id& id) {
     return std::visit([](const auto& v) { return json(v); }, id);
 }
 
+bool json_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// A decimal integer within int64, all of `text`.
+std::optional<std::int64_t> integer_of(std::string_view text) noexcept {
+    std::int64_t v = 0;
+    const char* end = text.data() + text.size();
+    const auto [p, ec] = std::from_chars(text.data(), end, v);
+    if (ec != std::errc() || p != end || text.empty()) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+// The top-level members of the object a truncated line starts with, as far as they go.
+struct head_scan {
+    bool response = false; // a "result" or "error" member
+    bool request = false;  // a "method" member
+    bool id_seen = false;
+    std::optional<std::int64_t> id;
+};
+
+class prefix_scanner {
+public:
+    explicit prefix_scanner(std::string_view s) noexcept : s_(s) {}
+
+    head_scan members() noexcept {
+        head_scan out;
+        if (!eat('{')) {
+            return out;
+        }
+        for (;;) {
+            skip_space();
+            if (i_ >= s_.size() || s_[i_] != '"') {
+                return out;
+            }
+            const auto key = string();
+            if (!key || !eat(':')) {
+                return out;
+            }
+            if (*key == "method") {
+                out.request = true;
+                return out;
+            }
+            out.response = out.response || *key == "result" || *key == "error";
+            skip_space();
+            const std::size_t start = i_;
+            if (!skip_value()) {
+                return out; // runs past the head (the huge member, most likely)
+            }
+            if (*key == "id") {
+                out.id_seen = true;
+                out.id = integer_of(s_.substr(start, i_ - start));
+            }
+            if (!eat(',')) {
+                return out;
+            }
+        }
+    }
+
+private:
+    void skip_space() noexcept {
+        while (i_ < s_.size() && json_space(s_[i_])) {
+            ++i_;
+        }
+    }
+    bool eat(char c) noexcept {
+        skip_space();
+        if (i_ < s_.size() && s_[i_] == c) {
+            ++i_;
+            return true;
+        }
+        return false;
+    }
+    // The raw content of the string at i_ (its opening quote), if it ends within the text.
+    std::optional<std::string_view> string() noexcept {
+        const std::size_t start = ++i_;
+        while (i_ < s_.size()) {
+            if (s_[i_] == '\\') {
+                i_ += 2;
+            } else if (s_[i_] == '"') {
+                return s_.substr(start, i_++ - start);
+            } else {
+                ++i_;
+            }
+        }
+        return std::nullopt;
+    }
+    // Skips the value at i_; false when it does not end within the text (a number must be
+    // followed by something: "12" at the end may be the start of "123").
+    bool skip_value() noexcept {
+        if (i_ >= s_.size()) {
+            return false;
+        }
+        if (s_[i_] == '"') {
+            return string().has_value();
+        }
+        if (s_[i_] == '{' || s_[i_] == '[') {
+            std::size_t depth = 0;
+            while (i_ < s_.size()) {
+                const char c = s_[i_];
+                if (c == '"') {
+                    if (!string()) {
+                        return false;
+                    }
+                    continue;
+                }
+                ++i_;
+                if (c == '{' || c == '[') {
+                    ++depth;
+                } else if ((c == '}' || c == ']') && --depth == 0) {
+                    return true;
+                }
+            }
+            return false;
+        }
+        const std::size_t start = i_;
+        while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ']' &&
+               !json_space(s_[i_])) {
+            ++i_;
+        }
+        return i_ < s_.size() && i_ > start;
+    }
+
+    std::string_view s_;
+    std::size_t i_ = 0;
+};
+
+// N of a line that ends with `"id":N}`: that member belongs to the object the line's last '}'
+// closes, the top-level one (in a string, the digits would be followed by its closing quote).
+std::optional<std::int64_t> tail_id(std::string_view tail) noexcept {
+    std::size_t e = tail.size();
+    const auto back_space = [&] {
+        while (e > 0 && json_space(tail[e - 1])) {
+            --e;
+        }
+    };
+    back_space();
+    if (e == 0 || tail[e - 1] != '}') {
+        return std::nullopt;
+    }
+    --e;
+    back_space();
+    const std::size_t digits_end = e;
+    while (e > 0 && tail[e - 1] >= '0' && tail[e - 1] <= '9') {
+        --e;
+    }
+    if (e > 0 && tail[e - 1] == '-') {
+        --e;
+    }
+    const auto n = integer_of(tail.substr(e, digits_end - e));
+    back_space();
+    if (!n || e == 0 || tail[e - 1] != ':') {
+        return std::nullopt;
+    }
+    --e;
+    back_space();
+    if (e < 5 || tail.substr(e - 4, 4) != "\"id\"") {
+        return std::nullopt;
+    }
+    // The quote before `id` opens the key unless it is escaped (an odd run of backslashes; a
+    // run that reaches the start of the tail cannot be told).
+    std::size_t k = e - 4;
+    std::size_t slashes = 0;
+    while (k > 0 && tail[k - 1] == '\\') {
+        --k;
+        ++slashes;
+    }
+    if (k == 0 && slashes > 0) {
+        return std::nullopt;
+    }
+    if (slashes % 2 != 0) {
+        return std::nullopt;
+    }
+    return n;
+}
+
 } // namespace
+
+std::optional<std::int64_t>
+oversized_response_id(std::string_view head, std::string_view tail) noexcept {
+    const head_scan h = prefix_scanner(head).members();
+    if (!h.response || h.request) {
+        return std::nullopt;
+    }
+    if (h.id_seen) {
+        return h.id;
+    }
+    return tail_id(tail);
+}
 
 bool nesting_within(std::string_view text, std::size_t limit) noexcept {
     std::size_t depth = 0;

@@ -64,6 +64,16 @@ void session::start(session_clock::time_point now) {
         pending_[initialize_id_] = {"server/discover", now, now, config_.initialize_limits};
         return;
     }
+    if (config_.era == protocol_era::automatic) {
+        send_discover();
+        const request_limits probe{config_.probe_timeout, config_.probe_timeout};
+        pending_[initialize_id_] = {"server/discover", now, now, probe};
+        return;
+    }
+    send_initialize(now);
+}
+
+void session::send_initialize(session_clock::time_point now) {
     json params{
         {"protocolVersion", std::string(handshake_versions[0])},
         {"capabilities", client_capabilities()},
@@ -71,6 +81,12 @@ void session::start(session_clock::time_point now) {
     initialize_id_ = next_id_++;
     send(write_request(initialize_id_, "initialize", std::move(params)));
     pending_[initialize_id_] = {"initialize", now, now, config_.initialize_limits};
+}
+
+// The probe found a server of the initialize handshake.
+void session::fall_back(session_clock::time_point now) {
+    config_.era = protocol_era::dated;
+    send_initialize(now);
 }
 
 void session::send_discover() {
@@ -153,13 +169,27 @@ void session::respond_error(const rpc_id& id, rpc_error error) {
 void session::receive(std::string_view bytes, session_clock::time_point now) {
     framer_.feed(bytes);
     while (auto f = framer_.next()) {
-        if (f->type == frame::kind::oversized) {
-            events_.emplace_back(noise_event{
-                "a message of " + std::to_string(f->size) + " bytes, over the limit of " +
-                std::to_string(config_.max_message) + ", was dropped"});
-            continue;
-        }
-        on_line(f->text, now);
+        on_frame(*f, now);
+    }
+}
+
+void session::on_frame(const frame& f, session_clock::time_point now) {
+    if (f.type == frame::kind::line) {
+        on_line(f.text, now);
+        return;
+    }
+    events_.emplace_back(noise_event{
+        "a message of " + std::to_string(f.size) + " bytes, over the limit of " +
+        std::to_string(config_.max_message) + ", was dropped"});
+    // Its request must not wait for an answer that came and was refused.
+    const auto id = oversized_response_id(f.text, f.tail);
+    if (id && pending_.contains(*id)) {
+        abandon(
+            *id,
+            errc::transport,
+            "the answer of " + std::to_string(f.size) + " bytes is over the limit of " +
+                std::to_string(config_.max_message) + " bytes"
+        );
     }
 }
 
@@ -190,8 +220,13 @@ void session::abandon(std::int64_t id, errc reason, std::string_view why) {
 }
 
 void session::end_of_stream(std::string_view why, session_clock::time_point now) {
-    if (auto f = framer_.finish(); f && f->type == frame::kind::line) {
-        on_line(f->text, now);
+    if (auto f = framer_.finish()) {
+        on_frame(*f, now);
+    }
+    if (state_ != state::closed && config_.era == protocol_era::automatic) {
+        probe_lost_ = true;
+        close(errc::closed, std::string(why) + " (on the server/discover probe)");
+        return;
     }
     if (state_ != state::closed) {
         close(errc::closed, why);
@@ -211,7 +246,7 @@ void session::on_line(std::string_view line, session_clock::time_point now) {
     switch (m->type) {
     case rpc_message::kind::result:
     case rpc_message::kind::error:
-        on_response(*m);
+        on_response(*m, now);
         break;
     case rpc_message::kind::request:
         on_server_request(std::move(*m));
@@ -222,7 +257,7 @@ void session::on_line(std::string_view line, session_clock::time_point now) {
     }
 }
 
-void session::on_response(rpc_message& m) {
+void session::on_response(rpc_message& m, session_clock::time_point now) {
     const auto* id = m.id ? std::get_if<std::int64_t>(&*m.id) : nullptr;
     if (id == nullptr) {
         if (m.type == rpc_message::kind::error) {
@@ -243,9 +278,9 @@ void session::on_response(rpc_message& m) {
         }
         return;
     }
-    if (*id == initialize_id_ && config_.era == protocol_era::stateless) {
+    if (*id == initialize_id_ && config_.era != protocol_era::dated) {
         pending_.erase(*id);
-        on_discovered(m);
+        on_discovered(m, now);
         return;
     }
     if (*id == initialize_id_) {
@@ -280,7 +315,7 @@ void session::on_response(rpc_message& m) {
     finish(*id, std::move(ev));
 }
 
-void session::on_discovered(const rpc_message& m) {
+void session::on_discovered(const rpc_message& m, session_clock::time_point now) {
     const auto speaks = [](const json& versions) {
         return versions.is_array() &&
                std::find(versions.begin(), versions.end(), json(std::string(stateless_version))) !=
@@ -291,6 +326,12 @@ void session::on_discovered(const rpc_message& m) {
         const json supported = version_refused && m.error.data && m.error.data->is_object()
                                    ? m.error.data->value("supported", json())
                                    : json();
+        const bool probing = config_.era == protocol_era::automatic;
+        if (probing && (!version_refused || !speaks(supported))) {
+            // Legacy servers refuse the unknown method in their own ways: not era evidence.
+            fall_back(now);
+            return;
+        }
         if (version_refused && !speaks(supported)) {
             close(
                 errc::protocol,
@@ -299,10 +340,10 @@ void session::on_discovered(const rpc_message& m) {
             );
             return;
         }
+        config_.era = protocol_era::stateless; // a refusal listing 2026-07-28 is modern
         if (version_refused && !discover_retried_) {
             // Servers may refuse a first request to name their versions: once more.
             discover_retried_ = true;
-            const auto now = session_clock::now();
             send_discover();
             pending_[initialize_id_] = {"server/discover", now, now, config_.initialize_limits};
             return;
@@ -318,6 +359,7 @@ void session::on_discovered(const rpc_message& m) {
         close(errc::protocol, "the server/discover result is not an object");
         return;
     }
+    config_.era = protocol_era::stateless;
     if (const auto v = r.find("supportedVersions"); v != r.end() && !speaks(*v)) {
         close(
             errc::protocol,
@@ -501,6 +543,11 @@ void session::on_time(session_clock::time_point now) {
         const std::string why =
             hard ? p.method + " ran past its maximum of " + millis(p.limits.max_total)
                  : p.method + " had no answer nor progress for " + millis(p.limits.timeout);
+        if (id == initialize_id_ && config_.era == protocol_era::automatic) {
+            pending_.erase(id); // the probe: a server that does not know it may stay silent
+            fall_back(now);
+            continue;
+        }
         if (id == initialize_id_) {
             pending_.erase(id);
             close(errc::timeout, why);

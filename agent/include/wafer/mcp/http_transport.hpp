@@ -51,7 +51,8 @@ std::unique_ptr<tools::mcp::transport>
 make_http_transport(const boost::asio::any_io_executor& ex, http_server server);
 
 /// Connects: the transport and the initialize handshake. Throws tools::mcp::error (bad_config,
-/// transport, unauthorized, timeout, protocol, rpc_error, cancelled).
+/// transport, unauthorized, timeout, protocol, rpc_error, cancelled). The era is chosen by
+/// session_config::era; protocol_era::automatic (a stdio probe) is refused (bad_config).
 ///
 /// What the transport does (2025-11-25 Streamable HTTP): every message a POST accepting JSON
 /// and SSE; `Mcp-Session-Id` kept from the initialize answer and sent on every later request

@@ -4,6 +4,7 @@
 
 #include <wafer/tools/command_environment.hpp>
 #include <wafer/tools/mcp/error.hpp>
+#include <wafer/tools/mcp/restart_policy.hpp>
 #include <wafer/tools/mcp/session.hpp>
 #include <wafer/tools/mcp/transport.hpp>
 
@@ -71,6 +72,13 @@ struct client_options {
     std::function<void(const error&)> on_closed;
     /// The server's requests for the embedder (elicitation). Unset: refused (method not found).
     server_request_handler on_server_request;
+    /// stdio servers: a server that exited is started again (a new process, initialize, and
+    /// on_list_changed for "tools" so that its tools are listed again) by the next request,
+    /// within these limits (restart_policy.hpp). The requests that were in flight when it
+    /// exited end with errc::closed and are never sent again: they may have had effects.
+    restart_limits restart;
+    /// After each restart, with the number of restarts so far.
+    std::function<void(std::size_t restarts)> on_restarted;
 };
 
 /// Options of one request.
@@ -119,10 +127,12 @@ public:
     const std::string& name() const noexcept;
     /// What the server said in its initialize result.
     const server_info& server() const noexcept;
-    /// False once the connection ended (the server exited, or close).
+    /// False once the connection ended (the server exited, or close). A stdio server that
+    /// exited may be started again by the next request (client_options::restart).
     bool connected() const noexcept;
 
-    /// One request: its result. Throws mcp::error.
+    /// One request: its result. Throws mcp::error (errc::closed when the server exited and may
+    /// not be started again, or its restart failed: the detail says why).
     boost::asio::awaitable<nlohmann::json>
     async_request(std::string method, nlohmann::json params, call_options options);
     boost::asio::awaitable<nlohmann::json> async_request(std::string method, nlohmann::json params);

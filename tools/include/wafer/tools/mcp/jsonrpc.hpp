@@ -60,6 +60,13 @@ inline constexpr std::size_t max_nesting = 512; // read_message says "512" in it
 /// strings; it does not check that the text is JSON).
 bool nesting_within(std::string_view text, std::size_t limit) noexcept;
 
+/// Whose answer an oversized line was, from its first and last bytes (line_framer keeps them):
+/// the integer id of a response (a top-level "result" or "error" member in `head`, no
+/// "method"), found as a top-level "id" member in `head`, or as `"id":N}` ending `tail`.
+/// Nullopt when the bytes do not show both. A scan, not a parse: the line is never read whole.
+std::optional<std::int64_t>
+oversized_response_id(std::string_view head, std::string_view tail) noexcept;
+
 /// The message as compact JSON text: one line (newlines in strings are escaped), without a
 /// line end. Invalid UTF-8 in strings is replaced (U+FFFD), never sent.
 std::string write_message(const rpc_message& m);

@@ -1,6 +1,7 @@
 // MCP's stdio framing, sans-io: one JSON-RPC message per line on the server's stdout.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -13,13 +14,17 @@ struct frame {
     enum class kind {
         /// A complete line, without its "\n" (and without a "\r" before it).
         line,
-        /// A line longer than the framer's limit: its bytes were dropped (`text` is empty), the
-        /// next line starts fresh. A server's stdout is untrusted: one runaway message must not
-        /// exhaust memory nor end the connection.
+        /// A line longer than the framer's limit: its bytes were dropped but for its first and
+        /// last few (`text` and `tail`, enough to tell whose answer it was), the next line
+        /// starts fresh. A server's stdout is untrusted: one runaway message must not exhaust
+        /// memory nor end the connection.
         oversized,
     };
     kind type = kind::line;
+    /// The line; for an oversized one, its first line_framer::head_bytes bytes.
     std::string text;
+    /// Oversized lines: their last line_framer::tail_bytes bytes (empty for lines).
+    std::string tail;
     /// Bytes the line had (for oversized ones too), without the line end.
     std::size_t size = 0;
 
@@ -35,8 +40,13 @@ class line_framer {
 public:
     /// 8 MiB by default (the TypeScript SDK refuses above 10 MiB, codex above 8 MiB).
     static constexpr std::size_t default_max_line = 8U << 20U;
+    /// What an oversized frame keeps of its line's start and end (at most `max_line` each).
+    static constexpr std::size_t head_bytes = 256;
+    static constexpr std::size_t tail_bytes = 64;
 
-    explicit line_framer(std::size_t max_line = default_max_line) : max_line_(max_line) {}
+    explicit line_framer(std::size_t max_line = default_max_line)
+        : max_line_(max_line), head_max_(std::min(head_bytes, max_line)),
+          tail_max_(std::min(tail_bytes, max_line)) {}
 
     /// Takes the next bytes of the stream.
     void feed(std::string_view bytes);
@@ -52,12 +62,19 @@ private:
     // The frame of the line from pos_ to `end` (its "\n", or the end of the stream).
     frame take(std::size_t end);
 
+    // Keeps the last tail_max_ bytes of `bytes` after those of tail_.
+    void keep_tail(std::string_view bytes);
+
     std::size_t max_line_;
+    std::size_t head_max_;
+    std::size_t tail_max_;
     std::string buf_;
     std::size_t pos_ = 0;     // where the unread part of buf_ starts
     std::size_t scan_ = 0;    // where to look for the next "\n" (everything before has none)
     bool dropping_ = false;   // inside an oversized line: skip to its newline
     std::size_t dropped_ = 0; // bytes of it skipped so far
+    std::string head_;        // its first head_max_ bytes
+    std::string tail_;        // the last tail_max_ bytes skipped
 };
 
 } // namespace wafer::tools::mcp

@@ -37,6 +37,13 @@ enum class protocol_era {
     /// 2026-07-28: every request carries its protocol version, capabilities and client info in
     /// `_meta`; `server/discover` replaces the handshake; results carry `resultType`.
     stateless,
+    /// Either, as the server speaks (stdio; mcp.md §2.5): `server/discover` first. A
+    /// DiscoverResult, or an UnsupportedProtocolVersion error listing 2026-07-28: stateless.
+    /// Any other error (legacy servers answer -32601, -32602, ...) or no answer within
+    /// session_config::probe_timeout: the initialize handshake. The server exiting on the probe
+    /// ends the session with probe_lost() set (the client starts it again for initialize).
+    /// session::era() says which it became.
+    automatic,
 };
 
 /// How long a request may take.
@@ -69,10 +76,14 @@ struct session_config {
     /// server_request events for the embedder to answer (respond()); without it they are
     /// refused.
     bool elicitation = false;
+    /// protocol_era::automatic: how long the server/discover probe waits for an answer.
+    std::chrono::milliseconds probe_timeout{3000};
     /// Limits of the initialize request.
     request_limits initialize_limits{
         std::chrono::milliseconds(30'000), std::chrono::milliseconds(30'000)};
-    /// Longest line accepted from the server; longer ones are dropped and reported.
+    /// Longest line accepted from the server; longer ones are dropped and reported, and the
+    /// request they answer (its id read from their first or last bytes) ends with
+    /// errc::transport.
     std::size_t max_message = line_framer::default_max_line;
 };
 
@@ -224,6 +235,12 @@ public:
 
     void set_default_limits(request_limits limits) noexcept { limits_ = limits; }
     bool ready() const noexcept { return state_ == state::ready; }
+    /// The era spoken: session_config::era, or for automatic what the probe found (automatic
+    /// while it runs).
+    protocol_era era() const noexcept { return config_.era; }
+    /// protocol_era::automatic: the server's stdout ended while the probe waited (some legacy
+    /// servers exit on any request before initialize).
+    bool probe_lost() const noexcept { return probe_lost_; }
     bool closed() const noexcept { return state_ == state::closed; }
     /// Set once ready.
     const server_info& server() const noexcept { return server_; }
@@ -242,13 +259,16 @@ private:
     };
 
     void send(const std::string& line);
+    void on_frame(const frame& f, session_clock::time_point now);
     void on_line(std::string_view line, session_clock::time_point now);
-    void on_response(rpc_message& m);
+    void on_response(rpc_message& m, session_clock::time_point now);
     void on_server_request(rpc_message m);
     void on_notification(const rpc_message& m, session_clock::time_point now);
     void on_initialized(const nlohmann::json& result);
-    void on_discovered(const rpc_message& m);
+    void on_discovered(const rpc_message& m, session_clock::time_point now);
     void send_discover();
+    void send_initialize(session_clock::time_point now);
+    void fall_back(session_clock::time_point now);
     nlohmann::json client_capabilities() const;
     void add_request_meta(nlohmann::json& params) const;
     void finish(std::int64_t id, response_event ev);
@@ -262,6 +282,7 @@ private:
     std::int64_t next_id_ = 1;
     std::int64_t initialize_id_ = 0;
     bool discover_retried_ = false;
+    bool probe_lost_ = false;
     std::map<std::int64_t, pending> pending_;
     server_info server_;
     std::string output_;
