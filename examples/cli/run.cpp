@@ -5,6 +5,7 @@
 #include <wafer/agent.hpp>
 #include <wafer/api/client.hpp>
 #include <wafer/cerebras_model.hpp>
+#include <wafer/context_window.hpp>
 #include <wafer/critic.hpp>
 #include <wafer/event_emitter.hpp>
 #include <wafer/prompts.hpp>
@@ -250,6 +251,19 @@ asio::awaitable<int> run_agent(
     mcp_servers& mcp
 ) {
     const approval_mode mode = approvals(flags.yes, plan.store != nullptr);
+    if (flags.context_window == 0 && !known_context_window(flags.model)) {
+        // A model wafer does not know: the server's list may say its window (vLLM's
+        // max_model_len, ...). Stored with the run's flags, so that a resume uses the same.
+        std::vector<api::model_info> listed;
+        diagnostics diag;
+        if (!co_await client->async_models(listed, diag)) {
+            for (const auto& m : listed) {
+                if (m.id == flags.model && m.context_window) {
+                    flags.context_window = *m.context_window;
+                }
+            }
+        }
+    }
     const agent coder(make_config(flags, plan.root, client, mode, mcp));
     std::optional<live_approver> approver;
     if (mode == approval_mode::ask || mode == approval_mode::allow) {

@@ -61,10 +61,11 @@ struct reader {
     }
 };
 
-served make_server() {
+served make_server(std::string model = "zai-glm-4.7", bool list_windows = false) {
     wafer::testing::fake_server_config cfg;
     cfg.enforce_context = true;
-    cfg.models = {wafer::testing::model_info("zai-glm-4.7", window, 4'000)};
+    cfg.list_windows = list_windows;
+    cfg.models = {wafer::testing::model_info(std::move(model), window, 4'000)};
     return served(std::move(cfg));
 }
 
@@ -150,6 +151,35 @@ TEST_SUITE("integration/cli/context") {
         CHECK(contains(out.out, "PINEAPPLE-RULE: read all 60"));
         CHECK(contains(out.out, ", overflow)"));
         CHECK(refusals(s, r) > 0);
+    }
+
+    TEST_CASE("a model wafer does not know: the window comes from the server's model list") {
+        big_workspace ws;
+        served s = make_server("local-model", true);
+        reader r;
+        s.server.set_responder(std::ref(r));
+        auto out = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--model",
+                 "local-model",
+                 "--workspace",
+                 ws.dir.string(),
+                 "--yes",
+                 "--no-store",
+                 "--max-turns",
+                 "80",
+                 "Read every file"},
+                {},
+                std::chrono::seconds(120)
+            );
+        });
+        INFO("stdout:\n" << out.out << "\nstderr:\n" << out.err);
+        CHECK(out.status == 0);
+        CHECK(contains(out.out, "% of 8.2k"));
+        CHECK(refusals(s, r) == 0);
     }
 }
 

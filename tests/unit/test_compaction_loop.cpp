@@ -4,6 +4,7 @@
 // compactions.
 #include <wafer/agent.hpp>
 #include <wafer/scripted_model.hpp>
+#include <wafer/store/memory_store.hpp>
 #include <wafer/tools/registry.hpp>
 #include <wafer/tools/tool.hpp>
 
@@ -342,6 +343,88 @@ TEST_SUITE("unit/compaction_loop") {
         REQUIRE(f.summary_error);
         CHECK(f.tokens_after < f.tokens_before);
         CHECK(f.conversation.full_messages() == original);
+    }
+
+    TEST_CASE("a journaled run that compacts resumes from any cut to the same conversation") {
+        // Stateless replies (the next file after the last one the request asked for), so that a
+        // resumed run's model answers as the first one did.
+        auto make = [](std::shared_ptr<scripted_model> model) {
+            model->set_responder([](const api::chat_request& req, std::size_t) {
+                if (is_summary_request(req)) {
+                    return turn::text("## Task\nRead every file.\n## Open work\nThe rest.");
+                }
+                int last = -1;
+                for (const auto& m : req.messages) {
+                    for (const auto& c : m.tool_calls) {
+                        last = std::max(last, std::stoi(c.id.substr(1)));
+                    }
+                }
+                if (last + 1 < 100) {
+                    const std::string n = std::to_string(last + 1);
+                    return turn::calls({{"c" + n, "read_file", R"({"path":"f)" + n + R"(.txt"})"}});
+                }
+                return turn::text("read 100");
+            });
+            agent_config cfg;
+            cfg.model = model;
+            cfg.system_prompt = std::string(system_prompt);
+            cfg.tools = file_tools(800);
+            cfg.limits.max_turns = 110;
+            cfg.context.window = 8'192;
+            return agent(std::move(cfg));
+        };
+        asio::io_context ioc;
+        auto full = std::make_shared<store::memory_store>();
+        run_options opts;
+        opts.store = full;
+        opts.run_id = "cr";
+        run_result whole = run_coro(
+            ioc,
+            make(std::make_shared<scripted_model>("zai-glm-4.7"))
+                .async_run(std::string(task), std::move(opts)),
+            60s
+        );
+        REQUIRE(whole.stop_reason == stop_reason::completed);
+        bool summarised = false;
+        for (const auto& rec : whole.conversation.compactions()) {
+            summarised = summarised || rec.strategy == compaction_strategy::summarise;
+        }
+        REQUIRE(summarised);
+        const auto journal = run_coro(ioc, full->async_read_journal("cr"));
+        const auto info = *run_coro(ioc, full->async_find_run("cr"));
+        // Cuts through the run, and right before and after the first summary's reply.
+        std::set<std::size_t> cuts;
+        for (std::size_t k = 1; k <= 6; ++k) {
+            cuts.insert(journal.size() * k / 7);
+        }
+        for (std::size_t i = 0; i < journal.size(); ++i) {
+            if (journal[i].kind == "model_reply" &&
+                journal[i].body.find("Read every file.") != std::string::npos) {
+                cuts.insert(i);
+                cuts.insert(i + 1);
+                break;
+            }
+        }
+        REQUIRE(cuts.size() >= 8);
+        for (const std::size_t cut : cuts) {
+            CAPTURE(cut);
+            auto st = std::make_shared<store::memory_store>();
+            store::run_info row = info;
+            row.status = store::run_status::running;
+            row.stop_reason.clear();
+            row.lease_owner = "dead-process";
+            row.lease_expires_ms = 1;
+            run_coro(ioc, st->async_create_run(row));
+            std::vector<store::journal_entry> prefix(
+                journal.begin(), journal.begin() + static_cast<std::ptrdiff_t>(cut)
+            );
+            run_coro(ioc, st->async_append("cr", "", prefix, {}));
+            auto model = std::make_shared<scripted_model>("zai-glm-4.7");
+            run_result r = run_coro(ioc, make(model).async_resume("cr", {st}), 60s);
+            CHECK(r.stop_reason == stop_reason::completed);
+            CHECK(r.final_text == "read 100");
+            CHECK(r.conversation == whole.conversation); // records included
+        }
     }
 
     TEST_CASE("between compactions the request prefix is byte-identical, with a cache key per run"

@@ -491,6 +491,31 @@ struct client::impl {
         co_return error_code{};
     }
 
+    // A positive whole number of tokens under one of the names servers use, else nothing.
+    static std::optional<std::int64_t> reported_context_window(const nlohmann::json& m) {
+        const auto whole = [](const nlohmann::json* v) -> std::optional<std::int64_t> {
+            if (v && v->is_number_integer() && v->get<std::int64_t>() > 0) {
+                return v->get<std::int64_t>();
+            }
+            return std::nullopt;
+        };
+        const auto member = [](const nlohmann::json& o, const char* k) -> const nlohmann::json* {
+            auto it = o.find(k);
+            return it == o.end() ? nullptr : &*it;
+        };
+        if (const auto* limits = member(m, "limits"); limits && limits->is_object()) {
+            if (auto w = whole(member(*limits, "max_context_length"))) {
+                return w;
+            }
+        }
+        for (const char* k : {"max_model_len", "context_length", "context_window"}) {
+            if (auto w = whole(member(m, k))) {
+                return w;
+            }
+        }
+        return std::nullopt;
+    }
+
     static asio::awaitable<error_code>
     models(std::shared_ptr<impl> self, std::vector<model_info>& out, diagnostics& diag) {
         std::string body;
@@ -521,6 +546,7 @@ struct client::impl {
                 info.created = c->get<std::int64_t>();
             }
             info.owned_by = m.value("owned_by", std::string());
+            info.context_window = reported_context_window(m);
             out.push_back(std::move(info));
         }
         co_return error_code{};

@@ -414,6 +414,9 @@ std::string models_body(const server_state& st, bool with_limits) {
         entry["object"] = "model";
         entry["created"] = 0;
         entry["owned_by"] = "Cerebras";
+        if (!with_limits && st.cfg.list_windows) {
+            entry["max_model_len"] = m.max_context_length;
+        }
         if (with_limits) {
             entry["name"] = m.id;
             entry["limits"] = {

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct model_info {
     std::string object;
     std::int64_t created = 0;
     std::string owned_by;
+    /// The context window, where the server reports one: `limits.max_context_length`
+    /// (Cerebras's catalog shape), `max_model_len` (vLLM), `context_length` or
+    /// `context_window`.
+    std::optional<std::int64_t> context_window;
 };
 
 /// Talks to one endpoint (client_config::base_url).

@@ -169,6 +169,8 @@ struct fake_server_config {
     /// `context_length_exceeded` ("... Current length is N while limit is M"); the queue is not
     /// consumed.
     bool enforce_context = false;
+    /// GET /v1/models entries also carry `max_model_len` (the window, as vLLM reports it).
+    bool list_windows = false;
 };
 
 /// The server. It starts listening in the constructor and serves while its executor runs.
