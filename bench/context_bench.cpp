@@ -29,8 +29,8 @@ double cpu_ms() {
     return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
-// About 120k tokens (4 characters each): 60 steps of reasoning, a call and an 8k-character
-// result, a few of them reading the same file again.
+// About 120k tokens (4 characters each): 60 steps of reasoning, a call and a 4.6k-character
+// result (four of them 50k characters, over the clamp), a few reading the same file again.
 conversation history() {
     conversation c;
     c.add_system("You are a coding agent.");
@@ -45,7 +45,8 @@ conversation history() {
         );
         c.append(std::move(m));
         std::string out;
-        while (out.size() < 7'700) {
+        const std::size_t size = i % 15 == 7 ? 50'000 : 4'600;
+        while (out.size() < size) {
             out += "line " + std::to_string(out.size()) + " of f" + std::to_string(i) + ": code\n";
         }
         c.add_tool_result(id, std::move(out));
@@ -102,6 +103,13 @@ int main() {
         return name == "read_file";
     };
     const std::int64_t tokens = estimate_tokens(base, plan);
+    std::size_t chars = 0;
+    for (const auto& m : base.messages()) {
+        chars += m.text().size() + m.reasoning.value_or("").size();
+        for (const auto& c : m.tool_calls) {
+            chars += c.name.size() + c.arguments.size();
+        }
+    }
 
     constexpr int rounds = 50;
     // The floor: copying the history (each pass works on a fresh copy).
@@ -123,10 +131,12 @@ int main() {
     }
     const double pass_ms = (cpu_ms() - t0) / rounds - copy_ms;
     std::printf(
-        "context: one compaction pass (clamp, dedupe, reasoning, clear: %zu steps) over %lld "
-        "tokens -> %lld: %.3f ms CPU (target <= 2 ms), copying the history %.3f ms: %.1fx the "
-        "floor\n",
+        "context: one compaction pass (clamp, dedupe, reasoning, clear: %zu steps) over %zu "
+        "characters (%lld tokens at 4 characters each; wafer's uncalibrated estimate %lld) -> "
+        "%lld: %.3f ms CPU (target <= 2 ms), copying the history %.3f ms: %.1fx the floor\n",
         records,
+        chars,
+        static_cast<long long>(chars / 4),
         static_cast<long long>(tokens),
         static_cast<long long>(after),
         pass_ms,

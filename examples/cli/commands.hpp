@@ -97,8 +97,10 @@ struct runs_flags : store_flags {
     std::string workspace = ".";
     bool all = false;
     bool json = false;
-    /// `show`: the run whose history to print.
+    /// `show`: the run whose history to print; --full: every result and argument whole (and
+    /// the summaries context compaction wrote).
     std::string show_id;
+    bool full = false;
 };
 
 /// `wafer approve ID CALL [--args JSON]` and `wafer deny ID CALL [--message TEXT]`.

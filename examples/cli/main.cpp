@@ -176,6 +176,9 @@ int main(int argc, char** argv) {
         runs_cmd->add_subcommand("show", "A run's history as its journal holds it");
     show_cmd->add_option("--store", runs.store, store_help);
     show_cmd->add_flag("--json", runs.json, "The run, then each journal entry, as JSON lines");
+    show_cmd->add_flag(
+        "--full", runs.full, "Every tool result and argument whole, and the compaction summaries"
+    );
     show_cmd->add_option("id", runs.show_id, "The run")->required();
 
     wafer::cli::decide_flags approve;

@@ -148,7 +148,7 @@ std::string hanging(const std::string& text, const std::string& indent) {
     return out;
 }
 
-void print_message(std::ostream& out, const api::message& m) {
+void print_message(std::ostream& out, const api::message& m, bool full = false) {
     const std::string text = m.text();
     if (m.role == api::role::tool) {
         return; // results are printed from the tool_result entries
@@ -161,24 +161,35 @@ void print_message(std::ostream& out, const api::message& m) {
     }
     for (const auto& c : m.tool_calls) {
         std::string args = c.arguments;
-        if (args.size() > 300) {
+        if (!full && args.size() > 300) {
             args = first_line(args, 300);
         }
         out << "  -> " << visible(c.name) << " " << visible(args) << "\n";
     }
 }
 
-void print_entry(std::ostream& out, const store::journal_entry& e) {
+void print_entry(std::ostream& out, const store::journal_entry& e, bool full) {
     const json body = json::parse(e.body);
-    if (e.kind == "model_reply") {
-        print_message(out, body.at("reply").at("message").get<api::message>());
+    if (e.kind == "model_reply" && body.value("purpose", "") == "summary") {
+        // What context compaction put in place of older messages (they are above, whole).
+        const std::string text = body.at("reply").at("message").get<api::message>().text();
+        out << "  (context compacted: the model summarised earlier messages"
+            << (full ? ":\n" + hanging(visible(text, layout::text), "   ") : std::string(")"))
+            << "\n";
+    } else if (e.kind == "model_reply") {
+        print_message(out, body.at("reply").at("message").get<api::message>(), full);
     } else if (e.kind == "tool_result") {
         const json& r = body.at("result");
         const bool failed = r.value("is_error", false);
         const std::string status = r.value("status", "ok");
         out << "  <- " << visible(r.value("name", "?")) << (failed ? " failed" : " ok")
-            << (status == "ok" ? "" : " (" + visible(status) + ")") << "\n"
-            << preview(r.value("content", ""), "       ", failed ? 6 : 5, 120);
+            << (status == "ok" ? "" : " (" + visible(status) + ")") << "\n";
+        if (full) {
+            out << "       " << hanging(visible(r.value("content", ""), layout::text), "       ")
+                << "\n";
+        } else {
+            out << preview(r.value("content", ""), "       ", failed ? 6 : 5, 120);
+        }
     } else if (e.kind == "follow_up") {
         out << "\nuser: " << hanging(visible(body.value("message", ""), layout::text), "  ")
             << "\n";
@@ -341,7 +352,7 @@ int show_run(const runs_flags& flags) {
     out << "user: " << hanging(visible(info->task, layout::text), "  ") << "\n";
     for (const auto& e : journal) {
         try {
-            print_entry(out, e);
+            print_entry(out, e, flags.full);
         } catch (const json::exception&) {
             out << "  (journal entry " << e.seq << ", " << visible(e.kind) << ", does not parse)\n";
         }

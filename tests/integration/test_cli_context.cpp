@@ -181,6 +181,43 @@ TEST_SUITE("integration/cli/context") {
         CHECK(contains(out.out, "% of 8.2k"));
         CHECK(refusals(s, r) == 0);
     }
+
+    TEST_CASE("runs show --full: every original result, and the summaries, after compaction") {
+        big_workspace ws;
+        served s = make_server();
+        reader r;
+        s.server.set_responder(std::ref(r));
+        auto out = s.while_serving([&] {
+            return run_wafer(
+                {"run",
+                 "--base-url",
+                 s.server.base_url(),
+                 "--workspace",
+                 ws.dir.string(),
+                 "--yes",
+                 "--max-turns",
+                 "80",
+                 "--context-window",
+                 std::to_string(window),
+                 "Read every file"},
+                {},
+                std::chrono::seconds(120)
+            );
+        });
+        INFO("stderr:\n" << out.err);
+        REQUIRE(out.status == 0);
+        REQUIRE(out.err.starts_with("run "));
+        const std::string id = out.err.substr(4, out.err.find('\n') - 4);
+        auto shown = run_wafer({"runs", "show", "--full", id});
+        CHECK(shown.status == 0);
+        CHECK(contains(shown.out, "(context compacted: the model summarised earlier messages:"));
+        CHECK(contains(shown.out, "## Open work"));
+        // The first file's middle line, long since cleared from the context, is all there.
+        CHECK(contains(shown.out, "f0 line 100: some text of the file here"));
+        auto brief = run_wafer({"runs", "show", id});
+        CHECK(contains(brief.out, "(context compacted: the model summarised earlier messages)"));
+        CHECK_FALSE(contains(brief.out, "f0 line 100: some text"));
+    }
 }
 
 #endif

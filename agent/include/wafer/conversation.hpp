@@ -89,7 +89,7 @@ struct compaction_record {
     /// Estimated prompt tokens of the request before and after this step.
     std::int64_t tokens_before = 0;
     std::int64_t tokens_after = 0;
-    /// "sha256:<hex>" of the originals as JSON: identifies what was replaced.
+    /// compaction_digest(originals): identifies what was replaced.
     std::string digest;
     /// The messages changed or removed: every message of the range for summarise, the changed
     /// ones for the others.
@@ -97,7 +97,8 @@ struct compaction_record {
     friend bool operator==(const compaction_record&, const compaction_record&) = default;
 };
 
-/// "sha256:<hex>" of the originals as JSON (the digest compaction_record keeps).
+/// "sha256:<hex>" over the originals' fields, each with its length in front (the digest
+/// compaction_record keeps).
 std::string compaction_digest(const std::vector<replaced_message>& originals);
 
 void to_json(nlohmann::json& j, const compaction_record& r);

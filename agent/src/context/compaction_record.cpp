@@ -1,7 +1,8 @@
 #include <wafer/conversation.hpp>
 
 #include <array>
-#include <openssl/sha.h>
+#include <memory>
+#include <openssl/evp.h>
 #include <stdexcept>
 
 #include "detail/json_util.hpp"
@@ -84,18 +85,64 @@ std::string_view to_string(compaction_trigger t) noexcept {
 }
 
 std::string compaction_digest(const std::vector<replaced_message>& originals) {
-    json all = json::array();
-    for (const auto& o : originals) {
-        all.push_back(original_json(o));
+    // SHA-256 over each field with its length in front (no JSON rendering: this runs on every
+    // compaction step, over up to the whole history).
+    const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(
+        EVP_MD_CTX_new(), EVP_MD_CTX_free
+    );
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+        throw std::bad_alloc();
     }
-    const std::string text = all.dump();
-    std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
-    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), d.data());
+    const auto number = [&](std::uint64_t v) {
+        std::array<unsigned char, 8> b{};
+        for (std::size_t i = 0; i < 8; ++i) {
+            b[i] = static_cast<unsigned char>(v >> (8 * i));
+        }
+        EVP_DigestUpdate(ctx.get(), b.data(), b.size());
+    };
+    const auto field = [&](std::string_view s) {
+        number(s.size());
+        EVP_DigestUpdate(ctx.get(), s.data(), s.size());
+    };
+    const auto optional = [&](const std::optional<std::string>& s) {
+        number(s ? 1 : 0);
+        if (s) {
+            field(*s);
+        }
+    };
+    number(originals.size());
+    for (const auto& o : originals) {
+        const api::message& m = o.message;
+        number(o.index);
+        number(static_cast<std::uint64_t>(m.role));
+        optional(m.content);
+        number(m.parts.size());
+        for (const auto& p : m.parts) {
+            number(static_cast<std::uint64_t>(p.type));
+            field(p.text);
+            field(p.url);
+            optional(p.detail);
+        }
+        optional(m.reasoning);
+        number(m.tool_calls.size());
+        for (const auto& c : m.tool_calls) {
+            field(c.id);
+            field(c.name);
+            field(c.arguments);
+        }
+        optional(m.tool_call_id);
+        optional(m.name);
+        number(o.meta.turn);
+        number((o.meta.is_error ? 1U : 0U) | (o.meta.synthetic ? 2U : 0U));
+    }
+    std::array<unsigned char, EVP_MAX_MD_SIZE> d{};
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx.get(), d.data(), &n);
     static constexpr char hex[] = "0123456789abcdef";
     std::string out = "sha256:";
-    for (unsigned char b : d) {
-        out += hex[b >> 4];
-        out += hex[b & 15];
+    for (unsigned int i = 0; i < n; ++i) {
+        out += hex[d[i] >> 4];
+        out += hex[d[i] & 15];
     }
     return out;
 }

@@ -729,6 +729,7 @@ private:
     asio::awaitable<report> model_op(std::uint32_t op, model_call call) {
         model_done d;
         d.op = op;
+        d.summary = call.quiet;
         const auto started = clock_type::now();
         delta_forwarder forwarder(emitter_, call.turn);
         model_reply reply;

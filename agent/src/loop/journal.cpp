@@ -86,12 +86,16 @@ bool journaled(const report& r, bool cancelling) {
 store::journal_entry journal_entry_of(const report& r) {
     if (const auto* m = std::get_if<model_done>(&r)) {
         if (m->reply) {
-            return entry(
-                journal_kind::model_reply,
-                {{"op", m->op}, {"reply", *m->reply}, {"took_us", m->took.count()}}
-            );
+            json body = {{"op", m->op}, {"reply", *m->reply}, {"took_us", m->took.count()}};
+            if (m->summary) {
+                body["purpose"] = "summary";
+            }
+            return entry(journal_kind::model_reply, body);
         }
         json body = {{"op", m->op}, {"why", failure_name(m->why)}, {"took_us", m->took.count()}};
+        if (m->summary) {
+            body["purpose"] = "summary";
+        }
         if (m->error) {
             body["error"] = *m->error;
         }

@@ -25,6 +25,9 @@ struct model_done {
     std::chrono::microseconds took{0};
     model_failure why = model_failure::error;
     std::optional<run_error> error;
+    /// A compaction summary, not a turn (journaled as "purpose":"summary" for readers such as
+    /// `wafer runs show`; replay does not need it).
+    bool summary = false;
 };
 struct tool_started {
     std::uint32_t op = 0;
