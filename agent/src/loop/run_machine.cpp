@@ -142,7 +142,7 @@ run_action run_machine::next(clock_type::time_point now) {
             check_context(now);
             break;
         case phase::summarising:
-            if (!summary_reply_ && !summary_failure_) {
+            if (!reply_ && !model_failure_) {
                 return {};
             }
             take_summary_outcome();
@@ -293,9 +293,9 @@ void run_machine::start_model(clock_type::time_point now) {
 void run_machine::on_model_reply(
     std::uint32_t op, model_reply reply, std::chrono::microseconds took
 ) {
-    if (op == summary_op_ && phase_ == phase::summarising && !summary_reply_ && !summary_failure_) {
+    if (op == summary_op_ && phase_ == phase::summarising && !reply_ && !model_failure_) {
         --in_flight_;
-        summary_reply_ = std::move(reply);
+        reply_ = std::move(reply);
         return;
     }
     if (op != model_op_ || phase_ != phase::awaiting_model) {
@@ -309,9 +309,9 @@ void run_machine::on_model_reply(
 void run_machine::on_model_failed(
     std::uint32_t op, model_failure why, std::optional<run_error> error
 ) {
-    if (op == summary_op_ && phase_ == phase::summarising && !summary_reply_ && !summary_failure_) {
+    if (op == summary_op_ && phase_ == phase::summarising && !reply_ && !model_failure_) {
         --in_flight_;
-        summary_failure_ = why;
+        model_failure_ = why;
         return;
     }
     if (op != model_op_ || phase_ != phase::awaiting_model) {
@@ -507,13 +507,16 @@ void run_machine::check_context(clock_type::time_point now) {
     result_.context.last = context_usage{0, window_, reserved_};
     const std::int64_t budget = result_.context.last.budget();
     const compaction_trigger t = forced.value_or(compaction_trigger::threshold);
-    compaction_plan plan = context_plan(t, false);
-    const std::int64_t estimate = estimate_tokens(result_.conversation, plan);
+    // Every turn measures; only a turn over the trigger builds a plan.
+    const std::int64_t estimate = estimator_.estimate(
+        request_chars(result_.conversation.messages(), replay_) + tools_chars()
+    );
     const bool over = budget > 0 && static_cast<double>(estimate) >
                                         cfg_.context.trigger * static_cast<double>(budget);
     if (!forced && !over) {
         return;
     }
+    compaction_plan plan = context_plan(t, false);
     plan.target_tokens = context_target(t, estimate);
     compaction_pass pass = compact(result_.conversation, plan);
     publish(pass);
@@ -553,8 +556,8 @@ void run_machine::start_summary(
     call.call_deadline = earliest(run_deadline_, deadline::after(now, cfg_.limits.turn_timeout));
     summary_range_ = range;
     summary_trigger_ = t;
-    summary_reply_.reset();
-    summary_failure_.reset();
+    reply_.reset();
+    model_failure_.reset();
     run_action a;
     a.type = run_action_type::call_model;
     a.op = summary_op_ = start_op();
@@ -564,8 +567,8 @@ void run_machine::start_summary(
 }
 
 void run_machine::take_summary_outcome() {
-    std::optional<model_reply> reply = std::exchange(summary_reply_, std::nullopt);
-    const std::optional<model_failure> failure = std::exchange(summary_failure_, std::nullopt);
+    std::optional<model_reply> reply = std::exchange(reply_, std::nullopt);
+    const std::optional<model_failure> failure = std::exchange(model_failure_, std::nullopt);
     const message_range range = *summary_range_;
     summary_range_.reset();
     phase_ = phase::model_ready;

@@ -336,8 +336,7 @@ private:
     std::optional<message_range> summary_range_;
     compaction_trigger summary_trigger_ = compaction_trigger::threshold;
     std::uint32_t summary_op_ = 0;
-    std::optional<model_reply> summary_reply_;
-    std::optional<model_failure> summary_failure_;
+    // A summary's outcome goes to reply_ / model_failure_ (no model call is in flight then).
 };
 
 } // namespace wafer::detail
