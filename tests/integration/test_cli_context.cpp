@@ -69,6 +69,22 @@ served make_server(std::string model = "zai-glm-4.7", bool list_windows = false)
     return served(std::move(cfg));
 }
 
+// `wafer run --yes --max-turns 80 [flags...] "Read every file"` on `ws`, against `s`.
+process_result read_all(served& s, const big_workspace& ws, const std::vector<std::string>& flags) {
+    std::vector<std::string> args{
+        "run",
+        "--base-url",
+        s.server.base_url(),
+        "--workspace",
+        ws.dir.string(),
+        "--yes",
+        "--max-turns",
+        "80"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.emplace_back("Read every file");
+    return s.while_serving([&] { return run_wafer(args, {}, std::chrono::seconds(120)); });
+}
+
 // The chat requests the server refused: those that never reached the responder.
 std::size_t refusals(const served& s, const reader& r) {
     return s.chat_bodies().size() - r.calls;
@@ -82,24 +98,7 @@ TEST_SUITE("integration/cli/context") {
         served s = make_server();
         reader r;
         s.server.set_responder(std::ref(r));
-        auto out = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "--yes",
-                 "--no-store",
-                 "--max-turns",
-                 "80",
-                 "--context-window",
-                 std::to_string(window),
-                 "Read every file"},
-                {},
-                std::chrono::seconds(120)
-            );
-        });
+        auto out = read_all(s, ws, {"--no-store", "--context-window", std::to_string(window)});
         INFO("stdout:\n" << out.out << "\nstderr:\n" << out.err);
         CHECK(out.status == 0);
         CHECK(contains(out.out, "PINEAPPLE-RULE: read all 60"));
@@ -130,22 +129,7 @@ TEST_SUITE("integration/cli/context") {
         reader r;
         s.server.set_responder(std::ref(r));
         // zai-glm-4.7 is 131k to wafer: only the 16k server's 400s tell it otherwise.
-        auto out = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "--yes",
-                 "--no-store",
-                 "--max-turns",
-                 "80",
-                 "Read every file"},
-                {},
-                std::chrono::seconds(120)
-            );
-        });
+        auto out = read_all(s, ws, {"--no-store"});
         INFO("stdout:\n" << out.out << "\nstderr:\n" << out.err);
         CHECK(out.status == 0);
         CHECK(contains(out.out, "PINEAPPLE-RULE: read all 60"));
@@ -158,24 +142,7 @@ TEST_SUITE("integration/cli/context") {
         served s = make_server("local-model", true);
         reader r;
         s.server.set_responder(std::ref(r));
-        auto out = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--model",
-                 "local-model",
-                 "--workspace",
-                 ws.dir.string(),
-                 "--yes",
-                 "--no-store",
-                 "--max-turns",
-                 "80",
-                 "Read every file"},
-                {},
-                std::chrono::seconds(120)
-            );
-        });
+        auto out = read_all(s, ws, {"--model", "local-model", "--no-store"});
         INFO("stdout:\n" << out.out << "\nstderr:\n" << out.err);
         CHECK(out.status == 0);
         CHECK(contains(out.out, "% of 8.2k"));
@@ -187,23 +154,7 @@ TEST_SUITE("integration/cli/context") {
         served s = make_server();
         reader r;
         s.server.set_responder(std::ref(r));
-        auto out = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "--yes",
-                 "--max-turns",
-                 "80",
-                 "--context-window",
-                 std::to_string(window),
-                 "Read every file"},
-                {},
-                std::chrono::seconds(120)
-            );
-        });
+        auto out = read_all(s, ws, {"--context-window", std::to_string(window)});
         INFO("stderr:\n" << out.err);
         REQUIRE(out.status == 0);
         REQUIRE(out.err.starts_with("run "));

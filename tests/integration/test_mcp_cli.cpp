@@ -11,6 +11,26 @@ namespace mcp_servers = wafer::testing::mcp_servers;
 
 namespace {
 
+// `wafer run --yes --no-store --mcp-config CONFIG [extra...] go` on `ws`, against `s`.
+process_result run_with_mcp(
+    served& s,
+    const sample_workspace& ws,
+    const fs::path& config,
+    const std::vector<std::string>& extra = {}
+) {
+    std::vector<std::string> args{"run", "--yes", "--no-store", "--mcp-config", config.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    for (const std::string& a :
+         {std::string("--base-url"),
+          s.server.base_url(),
+          std::string("--workspace"),
+          ws.dir.string(),
+          std::string("go")}) {
+        args.push_back(a);
+    }
+    return s.while_serving([&] { return run_wafer(args); });
+}
+
 // "slow" reports progress (with an escape sequence in its message), then says its tools changed
 // and answers the listing that follows with "added" alone before its own result.
 std::string dyn_server_script() {
@@ -94,20 +114,7 @@ TEST_SUITE("mcp/cli") {
                            {{"command", "/bin/sh"}, {"args", {"-c", dyn_server_script()}}}}}}}
                        .dump();
         }
-        auto r = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--yes",
-                 "--no-store",
-                 "--mcp-config",
-                 config.string(),
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "go"}
-            );
-        });
+        auto r = run_with_mcp(s, ws, config);
         INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
         CHECK(r.status == 0);
         CHECK(contains(r.out, "mcp: dyn (1 tools)"));
@@ -144,22 +151,7 @@ TEST_SUITE("mcp/cli") {
                        .dump();
         }
         const auto start = std::chrono::steady_clock::now();
-        auto r = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--yes",
-                 "--no-store",
-                 "--mcp-config",
-                 config.string(),
-                 "--mcp-startup-timeout",
-                 "2",
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "go"}
-            );
-        });
+        auto r = run_with_mcp(s, ws, config, {"--mcp-startup-timeout", "2"});
         const auto took = std::chrono::steady_clock::now() - start;
         INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
         CHECK(r.status == 0);
@@ -203,20 +195,7 @@ TEST_SUITE("mcp/cli") {
             }
             out << json{{"mcpServers", {{"flaky", entry}}}}.dump();
         }
-        auto r = s.while_serving([&] {
-            return run_wafer(
-                {"run",
-                 "--yes",
-                 "--no-store",
-                 "--mcp-config",
-                 config.string(),
-                 "--base-url",
-                 s.server.base_url(),
-                 "--workspace",
-                 ws.dir.string(),
-                 "go"}
-            );
-        });
+        auto r = run_with_mcp(s, ws, config);
         INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
         CHECK(r.status == 0);
         CHECK(contains(r.err, "mcp flaky: the server was started again (restart 1 of at most 3)"));
