@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "detail/json_util.hpp"
+#include "detail/meta_json.hpp"
 
 namespace wafer {
 
@@ -171,19 +172,8 @@ std::vector<api::message> conversation::full_messages() const {
 void to_json(json& j, const conversation& c) {
     json meta = json::array();
     for (std::size_t i = 0; i < c.size(); ++i) {
-        const auto& m = c.meta()[i];
-        json e = {{"turn", m.turn}};
-        if (m.is_error) {
-            e["is_error"] = true;
-        }
-        if (m.synthetic) {
-            e["synthetic"] = true;
-        }
-        // The wire form drops string content when there are parts; keep it for an exact restore.
-        const auto& msg = c.messages()[i];
-        if (!msg.parts.empty() && msg.content) {
-            e["content"] = *msg.content;
-        }
+        json e = json::object();
+        detail::write_meta(e, c.meta()[i], c.messages()[i]);
         meta.push_back(std::move(e));
     }
     j = {
@@ -211,11 +201,7 @@ void from_json(const json& j, conversation& c) {
         auto m = msgs.at(i).get<api::message>();
         message_meta mm;
         if (meta && i < meta->size()) {
-            const json& e = meta->at(i);
-            detail::read_value(e, "turn", mm.turn);
-            detail::read_value(e, "is_error", mm.is_error);
-            detail::read_value(e, "synthetic", mm.synthetic);
-            detail::read_optional(e, "content", m.content);
+            detail::read_meta(meta->at(i), mm, m);
         }
         out.append(std::move(m), mm);
     }

@@ -263,8 +263,6 @@ TEST_SUITE("unit/compaction") {
         CHECK(used.contains(compaction_strategy::clear_tool_results));
         CHECK_FALSE(pass.fits);
         REQUIRE(pass.summary_due);
-        api::chat_request req = summary_request(c, *pass.summary_due, "p", 100);
-        (void)req;
         c.apply_compaction(summary_edit(c, *pass.summary_due, "short summary"), {});
         CHECK(c.size() < original.size());
         CHECK(c.full_messages() == original);

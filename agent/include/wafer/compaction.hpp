@@ -7,6 +7,7 @@
 #include <wafer/api/chat_request.hpp>
 #include <wafer/context_window.hpp>
 #include <wafer/conversation.hpp>
+#include <wafer/model.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -20,8 +21,6 @@
 #include <vector>
 
 namespace wafer {
-
-class model;
 
 /// Context management of an agent (agent_config::context).
 struct context_config {
@@ -113,6 +112,12 @@ api::chat_request summary_request(
 /// edit when the summary is empty or not shorter than what it replaces.
 history_edit summary_edit(const conversation& c, message_range range, std::string_view summary);
 
+/// The window compaction measures against: `cfg.window`, else the model's, else
+/// known_context_window(model id); 0 when none is known.
+std::int64_t effective_context_window(const context_config& cfg, const model_info& model);
+/// The summariser's system prompt: `cfg.summary_prompt`, else the built-in "compaction" template.
+const std::string& summary_prompt(const context_config& cfg);
+
 /// What a pass of the cheap tiers needs to know.
 struct compaction_plan {
     const context_config* config = nullptr;
@@ -166,6 +171,12 @@ struct compaction_result {
     /// The summary failed (the cheap tiers ran again, harder): why.
     std::optional<std::string> summary_error;
 };
+
+/// Applies the model's summary of `range` (summary_edit) with a record whose token figures come
+/// from `plan`; nullopt, changing nothing, when the summary is not usable (empty, not shorter).
+std::optional<compaction_record> apply_summary(
+    conversation& c, message_range range, std::string_view summary, const compaction_plan& plan
+);
 
 /// Whether a failed request failed because it was longer than the model's context: HTTP 400,
 /// 413 or 422 (or a provider error) whose code is `context_length_exceeded`, or whose message

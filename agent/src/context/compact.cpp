@@ -1,5 +1,6 @@
 // The tier runner and the overflow classifier.
 #include <wafer/compaction.hpp>
+#include <wafer/prompts.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -130,6 +131,36 @@ compaction_pass compact(conversation& c, const compaction_plan& plan) {
         pass.summary_due.reset();
     }
     return pass;
+}
+
+std::int64_t effective_context_window(const context_config& cfg, const model_info& model) {
+    return cfg.window.value_or(
+        model.context_window.value_or(known_context_window(model.id).value_or(0))
+    );
+}
+
+const std::string& summary_prompt(const context_config& cfg) {
+    static const std::string builtin = prompt_library{}.text("compaction");
+    return cfg.summary_prompt.empty() ? builtin : cfg.summary_prompt;
+}
+
+std::optional<compaction_record> apply_summary(
+    conversation& c, message_range range, std::string_view summary, const compaction_plan& plan
+) {
+    history_edit edit = summary_edit(c, range, summary);
+    if (edit.empty()) {
+        return std::nullopt;
+    }
+    const std::size_t chars = request_chars(c.messages(), plan.replay) + plan.fixed_chars;
+    const token_estimator fallback{};
+    const token_estimator& est = plan.estimator ? *plan.estimator : fallback;
+    compaction_record r;
+    r.turn = plan.turn;
+    r.strategy = compaction_strategy::summarise;
+    r.trigger = plan.trigger;
+    r.tokens_before = est.estimate(chars);
+    r.tokens_after = est.estimate(edit_chars_delta_after(c, edit, plan.replay, chars));
+    return c.apply_compaction(std::move(edit), std::move(r));
 }
 
 bool is_context_overflow(

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "detail/json_util.hpp"
+#include "detail/meta_json.hpp"
 
 namespace wafer {
 
@@ -34,21 +35,8 @@ std::optional<compaction_trigger> trigger_from_string(std::string_view s) noexce
 }
 
 json original_json(const replaced_message& o) {
-    json j = {
-        {"index", o.index},
-        {"message", o.message},
-        {"turn", o.meta.turn},
-    };
-    if (o.meta.is_error) {
-        j["is_error"] = true;
-    }
-    if (o.meta.synthetic) {
-        j["synthetic"] = true;
-    }
-    // The wire form drops string content when there are parts; keep it for an exact restore.
-    if (!o.message.parts.empty() && o.message.content) {
-        j["content"] = *o.message.content;
-    }
+    json j = {{"index", o.index}, {"message", o.message}};
+    detail::write_meta(j, o.meta, o.message);
     return j;
 }
 
@@ -188,10 +176,7 @@ void from_json(const json& j, compaction_record& r) {
         replaced_message o;
         detail::read_value(e, "index", o.index);
         o.message = e.at("message").get<api::message>();
-        detail::read_value(e, "turn", o.meta.turn);
-        detail::read_value(e, "is_error", o.meta.is_error);
-        detail::read_value(e, "synthetic", o.meta.synthetic);
-        detail::read_optional(e, "content", o.message.content);
+        detail::read_meta(e, o.meta, o.message);
         out.originals.push_back(std::move(o));
     }
     r = std::move(out);

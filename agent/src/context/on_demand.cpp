@@ -1,7 +1,6 @@
 // agent::async_compact: the on-demand trigger, outside a run (the sans-io tiers, one summary
 // call).
 #include <wafer/agent.hpp>
-#include <wafer/prompts.hpp>
 
 #include <algorithm>
 
@@ -10,10 +9,10 @@ namespace wafer {
 boost::asio::awaitable<compaction_result> agent::async_compact(conversation history) const {
     const context_config& cc = cfg_.context;
     compaction_result out;
-    const std::int64_t window = cc.window.value_or(cfg_.model->info().context_window.value_or(
-        known_context_window(cfg_.model->id()).value_or(0)
-    ));
-    const context_usage usage{0, window, cfg_.request.max_completion_tokens.value_or(0)};
+    const context_usage usage{
+        0,
+        effective_context_window(cc, cfg_.model->info()),
+        cfg_.request.max_completion_tokens.value_or(0)};
     const token_estimator estimator;
     compaction_plan plan;
     plan.config = &cc;
@@ -43,15 +42,11 @@ boost::asio::awaitable<compaction_result> agent::async_compact(conversation hist
 
     compaction_pass pass = compact(history, plan);
     out.records = pass.records;
-    bool harder = false;
+    bool harder = !pass.fits;
     if (!pass.fits && pass.summary_due) {
         const std::shared_ptr<wafer::model>& m = cc.summary_model ? cc.summary_model : cfg_.model;
-        std::string prompt = cc.summary_prompt;
-        if (prompt.empty()) {
-            prompt = prompt_library{}.text("compaction");
-        }
         api::chat_request req =
-            summary_request(history, *pass.summary_due, prompt, cc.summary_max_tokens);
+            summary_request(history, *pass.summary_due, summary_prompt(cc), cc.summary_max_tokens);
         req.model = m->id();
         model_reply reply;
         diagnostics diag;
@@ -60,31 +55,16 @@ boost::asio::awaitable<compaction_result> agent::async_compact(conversation hist
         if (ec == make_error_code(errc::cancelled)) {
             throw wafer::error(ec, diag);
         }
-        history_edit edit;
+        std::optional<compaction_record> r;
         if (ec) {
             out.summary_error = diag.to_string();
-        } else {
-            edit = summary_edit(history, *pass.summary_due, reply.message.text());
-            if (edit.empty()) {
-                out.summary_error = "the summary was empty or no shorter than what it replaces";
-            }
+        } else if (r = apply_summary(history, *pass.summary_due, reply.message.text(), plan); !r) {
+            out.summary_error = "the summary was empty or no shorter than what it replaces";
         }
-        if (!edit.empty()) {
-            compaction_record r;
-            r.turn = plan.turn;
-            r.strategy = compaction_strategy::summarise;
-            r.trigger = compaction_trigger::on_demand;
-            r.tokens_before = estimate_tokens(history, plan);
-            conversation probe = history;
-            probe.apply_compaction(edit, {});
-            r.tokens_after = estimate_tokens(probe, plan);
-            out.records.push_back(history.apply_compaction(std::move(edit), std::move(r)));
-            harder = out.records.back().tokens_after > target;
-        } else {
-            harder = true;
+        if (r) {
+            harder = r->tokens_after > target;
+            out.records.push_back(std::move(*r));
         }
-    } else if (!pass.fits) {
-        harder = true;
     }
     if (harder) {
         plan.aggressive = true;
