@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 DEBIAN_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libboost-url1.81-dev \
     nlohmann-json3-dev doctest-dev libssl-dev libsimdjson-dev libcli11-dev \
     json-schema-test-suite curl ca-certificates openssl clang-14 libclang-rt-14-dev libre2-dev \
-    libsqlite3-dev
+    libsqlite3-dev libtomlplusplus-dev
 
 .PHONY: all deps build test unit-test asan-test install-test demo bench format clean
 
@@ -26,9 +26,11 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+CONFIGURE_RELEASE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DWAFER_WERROR=ON $(CMAKE_ARGS)
+
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
-	    -DWAFER_WERROR=ON $(CMAKE_ARGS)
+	$(CONFIGURE_RELEASE)
 	cmake --build $(BUILD) -j$(JOBS)
 
 # Every test: the suite, the suite again under ASan+UBSan, then an install + find_package consumer.
@@ -84,8 +86,11 @@ fuzz-test: fuzz-build
 
 # `wafer run` on a copy of examples/sample_repo with the offline stand-in (a key in the environment
 # is ignored): parallel reads, an edit, the tests, a security critic and the summary, then the diff.
+# It builds the wafer program only (the libraries and the CLI), not the test suite.
 DEMO_TASK ?= Fix the failing test in this repository: find the bug, fix it and run the tests.
-demo: build
+demo: deps
+	$(CONFIGURE_RELEASE)
+	cmake --build $(BUILD) -j$(JOBS) --target wafer_cli
 	@ws=$$(mktemp -d) && trap 'rm -rf "$$ws"' EXIT && \
 	cp -R examples/sample_repo/. "$$ws" && \
 	env -u CEREBRAS_API_KEY -u CEREBRAS_BASE_URL $(BUILD)/examples/cli/wafer run \

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "commands.hpp"
+#include "config.hpp"
 #include "failure.hpp"
 #include "mcp.hpp"
 
@@ -248,11 +249,23 @@ int main(int argc, char** argv) {
     }
 
     try {
+        // The configuration file, read by the commands it gives defaults to (a broken one is
+        // an error there, not in `wafer runs`).
+        const auto user_config = [] {
+            return wafer::cli::load_user_config(wafer::cli::user_config_path());
+        };
+        const auto base_url_given = [](const CLI::App* cmd) {
+            return cmd->count("--base-url") > 0;
+        };
         if (*ask_cmd) {
+            wafer::cli::apply_user_config(
+                user_config(), ask, ask_cmd->count("--model") > 0, base_url_given(ask_cmd)
+            );
             return wafer::cli::ask(ask);
         }
         if (*run_cmd) {
             run.given = given_agent_flags(*run_cmd);
+            wafer::cli::apply_user_config(user_config(), run, run.given, base_url_given(run_cmd));
             return wafer::cli::run(run);
         }
         if (*resume_cmd) {
@@ -260,6 +273,9 @@ int main(int argc, char** argv) {
                 resume.message = resume_message;
             }
             resume.given = given_agent_flags(*resume_cmd);
+            wafer::cli::apply_user_config(
+                user_config(), resume, resume.given, base_url_given(resume_cmd)
+            );
             return wafer::cli::resume(resume);
         }
         if (*approve_cmd) {
@@ -278,11 +294,14 @@ int main(int argc, char** argv) {
             return wafer::cli::runs(runs);
         }
         if (*mcp_list_cmd) {
+            wafer::cli::apply_user_config(user_config(), mcp);
             return wafer::cli::mcp_list(mcp);
         }
         if (*mcp_call_cmd) {
+            wafer::cli::apply_user_config(user_config(), mcp);
             return wafer::cli::mcp_call(mcp);
         }
+        wafer::cli::apply_user_config(user_config(), models, base_url_given(models_cmd));
         return wafer::cli::models(models);
     } catch (const wafer::cli::cli_error& e) {
         wafer::cli::print_failure(e.what());

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "config.hpp"
 #include "failure.hpp"
 #include "terminal.hpp"
 #include "visible.hpp"
@@ -51,9 +52,11 @@ std::string read_file(const fs::path& p) {
     return s.str();
 }
 
+// An mcpServers JSON file, or wafer's config.toml (its [mcp_servers] table).
 std::vector<mcp::server_entry> read_config_file(const fs::path& p) {
     try {
-        return mcp::parse_server_config(read_file(p), p.string(), mcp::environment_lookup());
+        const std::string text = p.extension() == ".toml" ? mcp_servers_json(p) : read_file(p);
+        return mcp::parse_server_config(text, p.string(), mcp::environment_lookup());
     } catch (const mcp::error& e) {
         throw cli_error(e.detail(), exit_usage);
     }
