@@ -103,6 +103,14 @@ const char* plain(bool color) {
     return color ? "\x1b[0m" : "";
 }
 
+/// The agent flags a journal replays with: all but --yes (both approval modes gate the same
+/// tools, so a journal replays whichever asked).
+nlohmann::json replayed_flags(const run_flags& flags) {
+    nlohmann::json j = agent_flags_json(flags);
+    j.erase("yes");
+    return j;
+}
+
 /// The session: its agent settings, its run in the store, what the agent changed, its figures.
 class chat_session {
 public:
@@ -187,7 +195,7 @@ private:
         }
         // Settings changed: a new run with the conversation, when there is one here.
         const bool changed =
-            journal_flags_ && agent_flags_json(*journal_flags_) != agent_flags_json(flags_);
+            journal_flags_ && replayed_flags(*journal_flags_) != replayed_flags(flags_);
         return !changed || !conversation_;
     }
 
