@@ -242,6 +242,18 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.wait_for("tokens: prompt "));
             pane.type("/frob");
             CHECK(pane.wait_for("unknown command /frob"));
+            pane.type("/critic security");
+            CHECK(pane.wait_for("critics: security"));
+            pane.type("/critic off");
+            CHECK(pane.wait_for("critics: none"));
+            pane.type("/approve on");
+            CHECK(pane.wait_for("approvals: file edits and commands run without asking"));
+            // Another model from the next turn on, with the conversation so far.
+            pane.type("/model other-model");
+            CHECK(pane.wait_for("model: other-model (from the next turn)"));
+            pane.type("hello");
+            CHECK(pane.wait_for("Noted: hello"));
+            CHECK(pane.wait_for("[other-model · "));
 
             // Ctrl-C during a turn cancels it and keeps the session.
             pane.type("tell me a story slowly");
@@ -271,10 +283,18 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.wait_for("You first said: remember the word pelican"));
             CHECK(pane.wait_for(" out · "));
             CHECK(pane.wait_for("wafer> ", 2));
+            pane.type("/compact");
+            CHECK(pane.wait_for("compacted: "));
+            CHECK(pane.wait_for("wafer> ", 3));
             pane.key("C-c");
             CHECK(pane.wait_for("wafer exited 130"));
             return process_result{};
         });
+        // The switched model reached the server.
+        const std::vector<json> bodies = s.chat_bodies();
+        CHECK(std::any_of(bodies.begin(), bodies.end(), [](const json& b) {
+            return b.value("model", "") == "other-model";
+        }));
         // The session is a journaled run of the workspace.
         const process_result runs = run_wafer(
             {"runs", "--workspace", ws.dir.string()}, {"XDG_STATE_HOME=" + state.string()}
