@@ -242,6 +242,16 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.wait_for("tokens: prompt "));
             pane.type("/frob");
             CHECK(pane.wait_for("unknown command /frob"));
+            // Ctrl-C at an approval question cancels the turn; the next line is the prompt's.
+            pane.type("fix the failing test");
+            CHECK(pane.wait_for("[y/N]", 3));
+            const std::size_t at_question = pane.prompts();
+            pane.key("C-c");
+            CHECK(pane.wait_for("(turn cancelled)"));
+            CHECK(pane.wait_for("wafer> ", at_question + 1));
+            pane.type("/usage");
+            CHECK(pane.wait_for("model calls: ", 2));
+            CHECK(contains(ws.read("stats.sh"), "BEGIN { min = 0; max = 0 }"));
             pane.type("/critic security");
             CHECK(pane.wait_for("critics: security"));
             pane.type("/critic off");
@@ -260,7 +270,7 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.wait_for("Once upon a time"));
             const std::size_t before_cancel = pane.prompts();
             pane.key("C-c");
-            CHECK(pane.wait_for("(turn cancelled)"));
+            CHECK(pane.wait_for("(turn cancelled)", 2));
             CHECK(pane.wait_for("wafer> ", before_cancel + 1));
             pane.type("what did I say first?");
             CHECK(pane.wait_for("You first said: remember the word pelican", 2));
