@@ -309,8 +309,14 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.start(ws.dir, state, {"--resume", id, "--base-url", s.server.base_url()}));
             CHECK(pane.wait_for("session " + id + " continued"));
             CHECK(pane.wait_for("wafer> "));
-            pane.type("/exit");
-            CHECK(pane.wait_for("wafer exited 0"));
+            // Ctrl-C twice ends the session. (Sent one by one: two signals that arrive
+            // together are one.)
+            pane.type("another story, slowly");
+            CHECK(pane.wait_for("Once upon a time"));
+            pane.key("C-c");
+            CHECK(pane.wait_for("Ctrl-C again quits"));
+            pane.key("C-c");
+            CHECK_MESSAGE(pane.wait_for("wafer exited 130"), pane.screen());
             return process_result{};
         });
         const process_result refused = run_wafer_on_terminal(
