@@ -7,10 +7,12 @@
 #include <iostream>
 #include <set>
 
+#include "chat.hpp"
 #include "commands.hpp"
 #include "config.hpp"
 #include "failure.hpp"
 #include "mcp.hpp"
+#include "terminal.hpp"
 
 namespace {
 
@@ -119,7 +121,12 @@ std::set<std::string> given_agent_flags(const CLI::App& cmd) {
 int main(int argc, char** argv) {
     CLI::App app{"wafer: agent loops on Cerebras Inference and OpenAI-compatible endpoints"};
     app.footer(endpoint_help);
-    app.require_subcommand(1);
+    // No command: the interactive session on a terminal (chat.hpp), else the help.
+    app.require_subcommand(0, 1);
+    wafer::cli::chat_command chat;
+    wafer::cli::add_chat_command(app, chat, [](CLI::App& cmd, wafer::cli::run_flags& flags) {
+        add_agent_flags(cmd, flags, "Directory the tools work in (default: the current one)");
+    });
 
     wafer::cli::ask_flags ask;
     CLI::App* ask_cmd = app.add_subcommand("ask", "One chat completion, printed as it streams");
@@ -257,6 +264,17 @@ int main(int argc, char** argv) {
         const auto base_url_given = [](const CLI::App* cmd) {
             return cmd->count("--base-url") > 0;
         };
+        if (CLI::App* session = chat.selected(app)) {
+            if (session == &app && !wafer::cli::stdin_is_tty()) {
+                std::cout << app.help();
+                return wafer::cli::exit_usage;
+            }
+            chat.flags.given = given_agent_flags(*session);
+            wafer::cli::apply_user_config(
+                user_config(), chat.flags, chat.flags.given, base_url_given(session)
+            );
+            return wafer::cli::chat(chat.flags);
+        }
         if (*ask_cmd) {
             wafer::cli::apply_user_config(
                 user_config(), ask, ask_cmd->count("--model") > 0, base_url_given(ask_cmd)
