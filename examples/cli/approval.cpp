@@ -6,6 +6,9 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
+#include <cstdint>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <utility>
 
 #include "terminal.hpp"
@@ -102,21 +105,28 @@ std::shared_ptr<tools::registry> with_approval(
 live_approver::live_approver(approval_mode mode, std::string unconfined)
     : unconfined_(std::move(unconfined)), channel_(std::make_shared<approval_channel>()),
       prompt_thread_(mode == approval_mode::ask ? std::make_unique<asio::thread_pool>(1) : nullptr),
-      asking_(std::make_shared<std::atomic<int>>(0)) {}
+      asking_(std::make_shared<std::atomic<int>>(0)),
+      cancel_fd_(mode == approval_mode::ask ? ::eventfd(0, EFD_CLOEXEC) : -1) {}
 
 live_approver::~live_approver() {
-    if (!prompt_thread_) {
-        return;
+    if (prompt_thread_) {
+        // A question nobody answered (the run ended meanwhile: Ctrl-C, its deadline) stops
+        // waiting for the terminal, so its thread ends.
+        if (*asking_ > 0) {
+            cancel_questions();
+        }
+        prompt_thread_->join();
     }
-    if (*asking_ > 0) {
-        // A question nobody answered (the run ended meanwhile: Ctrl-C, its deadline): its
-        // thread is blocked reading the terminal and the process is about to exit, so it is
-        // left behind rather than waited for. It holds only the channel, which it keeps alive.
-        prompt_thread_->stop();
-        static_cast<void>(prompt_thread_.release());
-        return;
+    if (cancel_fd_ >= 0) {
+        ::close(cancel_fd_);
     }
-    prompt_thread_->join();
+}
+
+void live_approver::cancel_questions() {
+    if (cancel_fd_ >= 0) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t n = ::write(cancel_fd_, &one, sizeof one);
+    }
 }
 
 void live_approver::on_event(const event& e) {
@@ -147,10 +157,11 @@ void live_approver::on_event(const event& e) {
          id = q->call_id,
          tool = q->name,
          text = q->arguments,
+         cancel_fd = cancel_fd_,
          warning = unconfined ? " (UNCONFINED: no sandbox on this system)" : ""] {
             const json args = json::parse(text, nullptr, false);
             const auto answer =
-                ask_yes_no("wafer: allow " + describe_call(tool, args) + warning + "?");
+                ask_yes_no("wafer: allow " + describe_call(tool, args) + warning + "?", cancel_fd);
             if (answer.value_or(false)) {
                 channel->approve(id);
             } else {

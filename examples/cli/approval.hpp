@@ -66,12 +66,16 @@ public:
     const std::shared_ptr<approval_channel>& channel() const noexcept { return channel_; }
     /// Call with every event of the run (on the run's thread).
     void on_event(const event& e);
+    /// Gives up the questions not answered yet, and any later ones (the run has stopped): they
+    /// end as denied, and the terminal is free for what comes next.
+    void cancel_questions();
 
 private:
     std::string unconfined_;
     std::shared_ptr<approval_channel> channel_;
     std::unique_ptr<boost::asio::thread_pool> prompt_thread_;
     std::shared_ptr<std::atomic<int>> asking_; // questions posted and not answered
+    int cancel_fd_ = -1; // an eventfd, readable once the questions are given up
 };
 
 /// The question shown for a call: the tool and the essentials of its arguments (the command,

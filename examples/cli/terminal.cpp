@@ -1,8 +1,10 @@
 #include "terminal.hpp"
 
+#include <cerrno>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
+#include <poll.h>
 #include <string>
 #include <unistd.h>
 
@@ -22,7 +24,26 @@ bool can_prompt() noexcept {
 
 namespace {
 
-std::optional<std::string> read_line(std::FILE* in) {
+/// Waits until `in` has input or `cancel_fd` (when >= 0) is readable; false for the latter.
+bool wait_for_input(std::FILE* in, int cancel_fd) {
+    if (cancel_fd < 0) {
+        return true;
+    }
+    pollfd fds[2] = {{::fileno(in), POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+    while (true) {
+        const int n = ::poll(fds, 2, -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        return n < 0 || (fds[1].revents & POLLIN) == 0;
+    }
+}
+
+std::optional<std::string> read_line(std::FILE* in, int cancel_fd = -1) {
+    // A terminal in canonical mode has input once a whole line was typed.
+    if (!wait_for_input(in, cancel_fd)) {
+        return std::nullopt;
+    }
     std::string line;
     for (int c = std::fgetc(in); c != EOF; c = std::fgetc(in)) {
         if (c == '\n') {
@@ -55,7 +76,7 @@ bool is_yes(std::string s) {
 
 } // namespace
 
-std::optional<bool> ask_yes_no(const std::string& question) {
+std::optional<bool> ask_yes_no(const std::string& question, int cancel_fd) {
     static std::mutex one_question_at_a_time;
     std::lock_guard lock(one_question_at_a_time);
     std::cout.flush();
@@ -64,7 +85,7 @@ std::optional<bool> ask_yes_no(const std::string& question) {
     if (std::FILE* tty = std::fopen("/dev/tty", "r+")) {
         std::fprintf(tty, "%s [y/N] ", question.c_str());
         std::fflush(tty);
-        auto line = read_line(tty);
+        auto line = read_line(tty, cancel_fd);
         std::fclose(tty);
         if (!line) {
             return std::nullopt;
@@ -75,7 +96,7 @@ std::optional<bool> ask_yes_no(const std::string& question) {
         return std::nullopt;
     }
     std::cerr << question << " [y/N] " << std::flush;
-    auto line = read_line(stdin);
+    auto line = read_line(stdin, cancel_fd);
     if (!line) {
         return std::nullopt;
     }

@@ -18,7 +18,10 @@ bool can_prompt() noexcept;
 /// anything else, nullopt when no terminal can be read (end of input, no /dev/tty and stdin not a
 /// terminal).
 ///
+/// `cancel_fd` (optional, -1: none): a descriptor that becomes readable to give up waiting for
+/// the answer (the run the question was for has stopped); the question then ends as nullopt.
+///
 /// Blocking. Thread safety: prompts from several threads are serialised (one question at a time).
-std::optional<bool> ask_yes_no(const std::string& question);
+std::optional<bool> ask_yes_no(const std::string& question, int cancel_fd = -1);
 
 } // namespace wafer::cli

@@ -187,6 +187,7 @@ TEST_SUITE("integration/cli/chat") {
         served s;
         s.server.set_responder(session_model);
         tmux_pane pane;
+        std::string first_id;
         // (No REQUIRE in while_serving's function: an exception would leave the server thread
         // unjoined. Each step checks and stops the test body when it fails.)
         s.while_serving([&] {
@@ -242,6 +243,16 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.wait_for("tokens: prompt "));
             pane.type("/frob");
             CHECK(pane.wait_for("unknown command /frob"));
+            // Ctrl-C at an approval question cancels the turn; the next line is the prompt's.
+            pane.type("fix the failing test");
+            CHECK(pane.wait_for("[y/N]", 3));
+            const std::size_t at_question = pane.prompts();
+            pane.key("C-c");
+            CHECK(pane.wait_for("(turn cancelled)"));
+            CHECK(pane.wait_for("wafer> ", at_question + 1));
+            pane.type("/usage");
+            CHECK(pane.wait_for("model calls: ", 2));
+            CHECK(contains(ws.read("stats.sh"), "BEGIN { min = 0; max = 0 }"));
             pane.type("/critic security");
             CHECK(pane.wait_for("critics: security"));
             pane.type("/critic off");
@@ -260,7 +271,7 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.wait_for("Once upon a time"));
             const std::size_t before_cancel = pane.prompts();
             pane.key("C-c");
-            CHECK(pane.wait_for("(turn cancelled)"));
+            CHECK(pane.wait_for("(turn cancelled)", 2));
             CHECK(pane.wait_for("wafer> ", before_cancel + 1));
             pane.type("what did I say first?");
             CHECK(pane.wait_for("You first said: remember the word pelican", 2));
@@ -274,6 +285,11 @@ TEST_SUITE("integration/cli/chat") {
             const auto at = before.rfind("session ");
             CHECK_FALSE(at == std::string::npos);
             const std::string id = at == std::string::npos ? "" : before.substr(at + 8, 16);
+            // The first run of the session was cancelled (at the approval question): the
+            // session went on as a new run, and the first one cannot be continued as it is.
+            const auto first_at = before.find("session ");
+            first_id = first_at == std::string::npos ? "" : before.substr(first_at + 8, 16);
+            CHECK(first_id != id);
 
             // -c goes on with the same conversation; Ctrl-C at the prompt ends the process.
             CHECK(pane.start(ws.dir, state, {"-c", "--base-url", s.server.base_url()}));
@@ -288,8 +304,28 @@ TEST_SUITE("integration/cli/chat") {
             CHECK(pane.wait_for("wafer> ", 3));
             pane.key("C-c");
             CHECK(pane.wait_for("wafer exited 130"));
+
+            // --resume ID: that session.
+            CHECK(pane.start(ws.dir, state, {"--resume", id, "--base-url", s.server.base_url()}));
+            CHECK(pane.wait_for("session " + id + " continued"));
+            CHECK(pane.wait_for("wafer> "));
+            pane.type("/exit");
+            CHECK(pane.wait_for("wafer exited 0"));
             return process_result{};
         });
+        const process_result refused = run_wafer_on_terminal(
+            {"--resume",
+             first_id,
+             "--store",
+             (state / "wafer" / "runs.db").string(),
+             "--base-url",
+             s.server.base_url()},
+            {},
+            60s
+        );
+        CHECK(refused.status == 1);
+        CHECK(contains(refused.out, "has not finished"));
+        CHECK(contains(refused.out, "wafer resume " + first_id));
         // The switched model reached the server.
         const std::vector<json> bodies = s.chat_bodies();
         CHECK(std::any_of(bodies.begin(), bodies.end(), [](const json& b) {
