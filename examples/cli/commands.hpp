@@ -18,6 +18,11 @@ struct model_flags {
     std::string model = "zai-glm-4.7";
     std::string base_url; ///< empty: CEREBRAS_BASE_URL, else the default or the offline stand-in
     bool json = false;
+    /// --color: auto (a terminal without NO_COLOR or TERM=dumb), always, never.
+    std::string color = "auto";
+    /// --ca-file: a PEM file of CA certificates trusted in addition to the system store (and to
+    /// SSL_CERT_FILE's).
+    std::string ca_file;
 };
 
 struct ask_flags : model_flags {
@@ -25,7 +30,15 @@ struct ask_flags : model_flags {
     unsigned timeout_s = 600;
     bool no_stream = false;
     bool reasoning = false;
+    /// The prompt's words as given ("-": standard input); `prompt` is composed from them and
+    /// standard input (conventions.hpp).
+    std::vector<std::string> words;
     std::string prompt;
+    /// --system: the system message.
+    std::string system;
+    /// --temperature (0 to 2) and --max-tokens: sent when given (the GLM defaults otherwise).
+    std::optional<double> temperature;
+    std::optional<std::int64_t> max_tokens;
 };
 
 /// Where runs are journaled (store.hpp).
@@ -61,6 +74,8 @@ struct run_flags : model_flags, store_flags {
     unsigned mcp_startup_timeout_s = 10;
     /// --continue: `task` is a follow-up to the last run of this workspace.
     bool continue_last = false;
+    /// The task's words as given ("-": standard input); `task` is composed from them.
+    std::vector<std::string> task_words;
     std::string task;
     /// The agent flags given on this command line ("--model", "--critic", ...): a resumed or
     /// continued run takes the others from the flags stored with it.
@@ -116,6 +131,7 @@ struct decide_flags : store_flags {
 
 struct models_flags {
     std::string base_url;
+    std::string ca_file;
     bool json = false;
 };
 

@@ -27,13 +27,34 @@ std::string_view host_of(std::string_view authority_and_path) {
     return a.substr(0, a.find(':'));
 }
 
+/// An https:// proxy in HTTPS_PROXY, for an endpoint it would apply to, is refused up front:
+/// wafer talks to proxies over plain http (CONNECT), then TLS to the endpoint through it.
+void check_proxy(const api::client_config& cfg, const api::endpoint& where) {
+    if (!cfg.proxy || !where.tls || api::is_loopback_host(where.host) ||
+        api::bypasses_proxy(where.host, where.port, cfg.no_proxy)) {
+        return;
+    }
+    std::string scheme = cfg.proxy->url.substr(0, cfg.proxy->url.find("://"));
+    for (auto& c : scheme) {
+        c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    if (scheme == "https") {
+        throw cli_error(
+            "HTTPS_PROXY is an https:// URL: wafer reaches a proxy over plain http and tunnels "
+            "TLS to the endpoint through it (CONNECT); give the proxy as http://host:port",
+            exit_usage
+        );
+    }
+}
+
 } // namespace
 
-endpoint_request endpoint_request::from_env(std::string base_url_flag) {
+endpoint_request endpoint_request::from_env(std::string base_url_flag, std::string ca_file) {
     endpoint_request req{
         std::move(base_url_flag),
         take_secret_env("CEREBRAS_API_KEY"),
-        env_or_empty("CEREBRAS_BASE_URL")};
+        env_or_empty("CEREBRAS_BASE_URL"),
+        std::move(ca_file)};
     // wafer never uses it, but commands it runs must not find it in wafer's environment either.
     take_secret_env("OPENAI_API_KEY");
     return req;
@@ -59,6 +80,8 @@ endpoint open_endpoint(boost::asio::any_io_executor ex, const endpoint_request& 
     // from_env() also picks up HTTPS_PROXY / NO_PROXY.
     e.config = api::client_config::from_env();
     e.config.api_key = req.env_api_key;
+    // SSL_CERT_FILE is read by the TLS layer itself, in addition to the system store.
+    e.config.ca_file = req.ca_file;
     const std::string& given = !req.base_url_flag.empty() ? req.base_url_flag : req.env_base_url;
 
     if (given.empty() && req.env_api_key.empty()) {
@@ -84,10 +107,12 @@ endpoint open_endpoint(boost::asio::any_io_executor ex, const endpoint_request& 
     if (ec) {
         throw cli_error(
             std::string("invalid ") + source + " \"" + std::string(given) +
-                "\": expected http(s)://host[:port][/v1]",
+                "\": expected http(s)://host[:port][/path][?query]; requests go to "
+                "<path>/chat/completions, under /v1 when no path is given",
             exit_usage
         );
     }
+    check_proxy(e.config, where);
     if (e.config.api_key.empty() && !api::is_loopback_host(where.host)) {
         throw cli_error(
             "no API key for " + e.config.base_url +

@@ -20,10 +20,12 @@ struct endpoint_request {
     /// CEREBRAS_API_KEY and CEREBRAS_BASE_URL (empty when unset).
     std::string env_api_key;
     std::string env_base_url;
+    /// --ca-file (empty: not given): trusted besides the system store and SSL_CERT_FILE.
+    std::string ca_file;
 
     /// Reads the environment. The API keys (CEREBRAS_API_KEY, OPENAI_API_KEY) are taken out of
     /// it (take_secret_env), so the commands wafer runs cannot read them from its environment.
-    static endpoint_request from_env(std::string base_url_flag);
+    static endpoint_request from_env(std::string base_url_flag, std::string ca_file = {});
 };
 
 /// The endpoint in use.
@@ -37,7 +39,8 @@ struct endpoint {
 
 /// Normalises a user-given base URL: surrounding spaces and trailing slashes are dropped; a bare
 /// host ("api.cerebras.ai", "localhost:8080") gets https://, or http:// when it is a loopback
-/// host. "https://host/v1" stays as is (the client drops the "/v1").
+/// host. The path and query stay as given: requests go to <path>/chat/completions, under /v1
+/// when there is no path (api::parse_base_url).
 std::string normalise_base_url(std::string_view url);
 
 /// Resolves the endpoint.
@@ -48,7 +51,8 @@ std::string normalise_base_url(std::string_view url);
 ///   session as responder (streamed with small pauses so it reads like a model), announced on
 ///   standard error.
 ///
-/// Errors: throws cli_error (exit status 2) for a malformed base URL or a missing API key.
+/// Errors: throws cli_error (exit status 2) for a malformed base URL, a missing API key, or an
+/// https:// proxy (HTTPS_PROXY) that would carry the requests.
 endpoint open_endpoint(boost::asio::any_io_executor ex, const endpoint_request& req);
 
 } // namespace wafer::cli

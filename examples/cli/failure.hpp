@@ -23,6 +23,8 @@ enum exit_status : int {
     exit_awaiting_approval = 4,
     /// Interrupted (Ctrl-C).
     exit_interrupted = 130,
+    /// Stopped by SIGTERM (128 + 15, as a shell reports a process the signal killed).
+    exit_terminated = 143,
 };
 
 /// A failure the CLI reports as one line ("wafer: <what>") and an exit status.

@@ -5,11 +5,16 @@
 
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <set>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "chat.hpp"
 #include "commands.hpp"
 #include "config.hpp"
+#include "conventions.hpp"
 #include "failure.hpp"
 #include "mcp.hpp"
 #include "terminal.hpp"
@@ -19,12 +24,38 @@ namespace {
 constexpr const char* endpoint_help =
     "Key and endpoint: CEREBRAS_API_KEY and CEREBRAS_BASE_URL (or --base-url; https://host and "
     "https://host/v1 both work). With neither a key nor a base URL, wafer starts its offline "
-    "stand-in model on 127.0.0.1 and says so on stderr.";
+    "stand-in model on 127.0.0.1 and says so on stderr. Exit status: 0 done, 1 failed, 2 usage, "
+    "3 stopped before an answer, 4 waits for approval, 130 Ctrl-C, 143 SIGTERM.";
 
 void add_model_flags(CLI::App& cmd, wafer::cli::model_flags& f) {
-    cmd.add_option("--model", f.model, "Model id")->capture_default_str();
+    cmd.add_option("-m,--model", f.model, "Model id")->capture_default_str();
     cmd.add_option("--base-url", f.base_url, "Endpoint, e.g. https://api.cerebras.ai/v1");
     cmd.add_flag("--json", f.json, "Print the run's events as JSON lines instead of text");
+    cmd.add_option(
+           "--color",
+           f.color,
+           "Colour: auto (on a terminal, unless NO_COLOR is set or TERM=dumb), always, never"
+    )
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "always", "never"}));
+    cmd.add_option(
+           "--ca-file",
+           f.ca_file,
+           "PEM file of CA certificates to trust besides the system store (SSL_CERT_FILE adds "
+           "one too)"
+    )
+        ->check(CLI::ExistingFile);
+}
+
+/// The prompt (or task) from its words and standard input (conventions.hpp): standard input is
+/// read when it is not a terminal, or for "-".
+std::string read_prompt(const std::vector<std::string>& words, std::string_view what) {
+    const wafer::cli::prompt_input in{words, wafer::cli::stdin_is_tty()};
+    std::optional<std::string> text;
+    if (wafer::cli::reads_stdin(in)) {
+        text = wafer::cli::read_all_stdin(wafer::cli::max_stdin_bytes);
+    }
+    return wafer::cli::compose_prompt(in, text, what);
 }
 
 constexpr const char* store_help =
@@ -34,7 +65,7 @@ constexpr const char* store_help =
 /// The flags `wafer run` and `wafer resume` build the agent from (everything but what to run).
 void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* workspace_help) {
     add_model_flags(cmd, run);
-    cmd.add_option("--workspace", run.workspace, workspace_help);
+    cmd.add_option("-C,--workspace", run.workspace, workspace_help);
     cmd.add_option("--store", run.store, store_help);
     cmd.add_option(
            "--critic",
@@ -75,7 +106,7 @@ void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* work
         "--allow-network", run.allow_network, "Let sandboxed commands open TCP connections"
     );
     cmd.add_flag(
-        "--yes",
+        "-y,--yes",
         run.yes,
         "Run write_file, edit_file, run_command and MCP tools without asking for approval"
     );
@@ -127,6 +158,7 @@ int main(int argc, char** argv) {
     wafer::cli::add_chat_command(app, chat, [](CLI::App& cmd, wafer::cli::run_flags& flags) {
         add_agent_flags(cmd, flags, "Directory the tools work in (default: the current one)");
     });
+    app.set_version_flag("--version", std::string("wafer ") + WAFER_VERSION);
 
     wafer::cli::ask_flags ask;
     CLI::App* ask_cmd = app.add_subcommand("ask", "One chat completion, printed as it streams");
@@ -139,7 +171,20 @@ int main(int argc, char** argv) {
     ask_cmd->add_flag(
         "--reasoning", ask.reasoning, "Also show the reasoning (dimmed on a terminal)"
     );
-    ask_cmd->add_option("prompt", ask.prompt, "What to ask")->required();
+    ask_cmd->add_option("--system", ask.system, "The system message");
+    ask_cmd->add_option("--temperature", ask.temperature, "Sampling temperature, 0 to 2")
+        ->check(CLI::Range(0.0, 2.0));
+    ask_cmd
+        ->add_option(
+            "--max-tokens", ask.max_tokens, "Most tokens the answer may have (reasoning included)"
+        )
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{10'000'000}));
+    ask_cmd->add_option(
+        "prompt",
+        ask.words,
+        "What to ask: the words, joined; standard input too when it is not a terminal (the "
+        "piped text after the words), or for -"
+    );
 
     wafer::cli::run_flags run;
     CLI::App* run_cmd = app.add_subcommand(
@@ -156,7 +201,12 @@ int main(int argc, char** argv) {
             "TASK is a follow-up message to the last run of this workspace"
         )
         ->excludes(no_store);
-    run_cmd->add_option("task", run.task, "What the agent should do")->required();
+    run_cmd->add_option(
+        "task",
+        run.task_words,
+        "What the agent should do: the words, joined; standard input too when it is not a "
+        "terminal (the piped text after the words), or for -"
+    );
 
     wafer::cli::resume_flags resume;
     resume.workspace.clear();
@@ -176,7 +226,7 @@ int main(int argc, char** argv) {
         "runs", "List the journaled runs of this workspace, newest first; `runs show ID`: a history"
     );
     runs_cmd->add_option("--store", runs.store, store_help);
-    runs_cmd->add_option("--workspace", runs.workspace, "List the runs of this directory")
+    runs_cmd->add_option("-C,--workspace", runs.workspace, "List the runs of this directory")
         ->capture_default_str();
     runs_cmd->add_flag("--all", runs.all, "List the runs of every workspace");
     runs_cmd->add_flag("--json", runs.json, "One JSON object per run and line");
@@ -217,6 +267,13 @@ int main(int argc, char** argv) {
         "--base-url", models.base_url, "Endpoint, e.g. https://api.cerebras.ai/v1"
     );
     models_cmd->add_flag("--json", models.json, "Print the list as JSON");
+    models_cmd
+        ->add_option(
+            "--ca-file",
+            models.ca_file,
+            "PEM file of CA certificates to trust besides the system store"
+        )
+        ->check(CLI::ExistingFile);
 
     wafer::cli::mcp_flags mcp;
     CLI::App* mcp_cmd =
@@ -224,9 +281,9 @@ int main(int argc, char** argv) {
     mcp_cmd->require_subcommand(1);
     auto add_mcp_flags = [&mcp](CLI::App& cmd) {
         cmd.add_option("--mcp-config", mcp.configs, "An mcpServers JSON file (repeatable)");
-        cmd.add_option("--workspace", mcp.workspace, "Directory whose .mcp.json is read")
+        cmd.add_option("-C,--workspace", mcp.workspace, "Directory whose .mcp.json is read")
             ->capture_default_str();
-        cmd.add_flag("--yes", mcp.yes, "Use the workspace's .mcp.json without asking");
+        cmd.add_flag("-y,--yes", mcp.yes, "Use the workspace's .mcp.json without asking");
         cmd.add_flag("--json", mcp.json, "Print JSON");
         cmd.add_flag("--verbose", mcp.verbose, "Show the servers' stderr and logging");
         cmd.add_option(
@@ -279,11 +336,15 @@ int main(int argc, char** argv) {
             wafer::cli::apply_user_config(
                 user_config(), ask, ask_cmd->count("--model") > 0, base_url_given(ask_cmd)
             );
+            wafer::cli::check_model_name(ask.model);
+            ask.prompt = read_prompt(ask.words, "prompt");
             return wafer::cli::ask(ask);
         }
         if (*run_cmd) {
             run.given = given_agent_flags(*run_cmd);
             wafer::cli::apply_user_config(user_config(), run, run.given, base_url_given(run_cmd));
+            wafer::cli::check_model_name(run.model);
+            run.task = read_prompt(run.task_words, run.continue_last ? "message" : "task");
             return wafer::cli::run(run);
         }
         if (*resume_cmd) {
@@ -294,6 +355,7 @@ int main(int argc, char** argv) {
             wafer::cli::apply_user_config(
                 user_config(), resume, resume.given, base_url_given(resume_cmd)
             );
+            wafer::cli::check_model_name(resume.model);
             return wafer::cli::resume(resume);
         }
         if (*approve_cmd) {

@@ -40,7 +40,9 @@ asio::awaitable<int> models_task(bool json, std::shared_ptr<api::client> client)
 
 int models(const models_flags& flags) {
     asio::io_context ioc(1);
-    endpoint ep = open_endpoint(ioc.get_executor(), endpoint_request::from_env(flags.base_url));
+    endpoint ep = open_endpoint(
+        ioc.get_executor(), endpoint_request::from_env(flags.base_url, flags.ca_file)
+    );
     auto client = std::make_shared<api::client>(ioc.get_executor(), ep.config);
     return run_session(ioc, ep, models_task(flags.json, client));
 }

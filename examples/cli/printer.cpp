@@ -98,8 +98,47 @@ std::string preview(
     return out;
 }
 
-event_printer::event_printer(std::ostream& out, printer_options options)
-    : out_(out), opts_(options) {}
+event_printer::event_printer(std::ostream& out, printer_options options, std::ostream* status)
+    : out_(out), opts_(options), status_(status) {
+    if (status_ == nullptr) {
+        opts_.thinking = false;
+    }
+}
+
+event_printer::~event_printer() {
+    clear_thinking();
+}
+
+void event_printer::show_thinking(std::chrono::system_clock::time_point now) {
+    if (!opts_.thinking || opts_.json) {
+        return;
+    }
+    if (!thinking_shown_) {
+        out_.flush(); // the line goes below what is already shown
+        thinking_shown_ = true;
+        thinking_since_ = now;
+        thinking_drawn_s_ = -1;
+    }
+    const long s = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::seconds>(now - thinking_since_).count()
+    );
+    if (s == thinking_drawn_s_) {
+        return; // redrawn once a second at most
+    }
+    thinking_drawn_s_ = s;
+    *status_ << "\r\x1b[Kthinking\xe2\x80\xa6";
+    if (s > 0) {
+        *status_ << " " << s << " s";
+    }
+    status_->flush();
+}
+
+void event_printer::clear_thinking() {
+    if (thinking_shown_) {
+        thinking_shown_ = false;
+        *status_ << "\r\x1b[K" << std::flush;
+    }
+}
 
 void event_printer::end_line() {
     if (!at_line_start_) {
@@ -165,19 +204,29 @@ void event_printer::on_event(const wafer::event& e) {
     }
     if (const auto* r = e.get_if<reasoning_delta>()) {
         if (opts_.reasoning) {
+            clear_thinking();
             write_reasoning(r->text);
             out_.flush();
+        } else {
+            show_thinking(e.time);
         }
         return;
     }
     if (const auto* c = e.get_if<content_delta>()) {
+        if (!c->text.empty()) {
+            clear_thinking();
+        }
         write_content(c->text);
         out_.flush();
         return;
     }
     if (!opts_.steps) {
+        if (e.is<model_request>() && at_line_start_) {
+            show_thinking(e.time); // on a line of its own
+        }
         return;
     }
+    clear_thinking();
     if (const auto* m = e.get_if<model_request>()) {
         enter(block::steps);
         out_ << (m->turn > 1 ? "\n" : "") << "[turn " << m->turn << "] " << visible(m->model);
@@ -187,6 +236,7 @@ void event_printer::on_event(const wafer::event& e) {
             out_ << ", ctx " << pct << "% of " << thousands(m->context_window);
         }
         out_ << "\n";
+        show_thinking(e.time);
     } else if (const auto* c = e.get_if<context_compacted>()) {
         enter(block::steps);
         out_ << "  (context compacted: " << visible(c->strategy) << ", " << c->replaced
@@ -248,6 +298,7 @@ void event_printer::on_event(const wafer::event& e) {
 }
 
 void event_printer::finish(const run_result& r) {
+    clear_thinking();
     if (opts_.json) {
         out_.flush();
         return;

@@ -27,6 +27,9 @@ struct printer_options {
     /// With steps: show calls waiting for approval and the decisions (not with --yes, where
     /// every call is approved as it comes).
     bool approvals = true;
+    /// Draw a "thinking…" line on `status` (standard error, a terminal) while the model works
+    /// and nothing is shown yet; it is erased before anything else is written.
+    bool thinking = false;
 };
 
 /// Prints events as they come (call on_event from the run's observer) and the end of the run.
@@ -34,7 +37,10 @@ struct printer_options {
 /// Thread safety: none; call from the run's executor.
 class event_printer {
 public:
-    event_printer(std::ostream& out, printer_options options);
+    event_printer(std::ostream& out, printer_options options, std::ostream* status = nullptr);
+    ~event_printer();
+    event_printer(const event_printer&) = delete;
+    event_printer& operator=(const event_printer&) = delete;
 
     void on_event(const wafer::event& e);
 
@@ -53,6 +59,8 @@ private:
     void write_reasoning(const std::string& text);
     void write_content(const std::string& text);
     void end_line();
+    void show_thinking(std::chrono::system_clock::time_point now);
+    void clear_thinking();
 
     std::ostream& out_;
     printer_options opts_;
@@ -60,6 +68,10 @@ private:
     bool at_line_start_ = true;
     bool saw_content_ = false;
     bool saw_reasoning_ = false;
+    std::ostream* status_;
+    bool thinking_shown_ = false;
+    std::chrono::system_clock::time_point thinking_since_{};
+    long thinking_drawn_s_ = -1;
     // When the last progress line of each running call was shown.
     std::map<std::string, std::chrono::system_clock::time_point> progress_shown_;
 };

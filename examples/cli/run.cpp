@@ -75,9 +75,11 @@ asio::awaitable<int> run_agent(
         std::cout,
         {.json = flags.json,
          .reasoning = true,
-         .color = stdout_is_tty(),
+         .color = output_color(flags.color),
          .steps = true,
-         .approvals = mode != approval_mode::allow}
+         .approvals = mode != approval_mode::allow,
+         .thinking = thinking_line_allowed()},
+        &std::cerr
     );
     if (!flags.json) {
         print_header(std::cout, flags, plan.root, mode, mcp);
@@ -174,7 +176,9 @@ asio::awaitable<int> run_task(
 }
 
 int drive(asio::io_context& ioc, const run_flags& flags, run_plan plan) {
-    endpoint ep = open_endpoint(ioc.get_executor(), endpoint_request::from_env(flags.base_url));
+    endpoint ep = open_endpoint(
+        ioc.get_executor(), endpoint_request::from_env(flags.base_url, flags.ca_file)
+    );
     auto client = std::make_shared<api::client>(ioc.get_executor(), ep.config);
     return run_session(ioc, ep, run_task(flags, std::move(plan), client, ep.display_url));
 }

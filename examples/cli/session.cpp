@@ -6,6 +6,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 
+#include <csignal>
 #include <exception>
 #include <iostream>
 
@@ -40,7 +41,9 @@ int run_session(asio::io_context& ioc, endpoint& ep, asio::awaitable<int> task) 
     asio::cancellation_signal cancel;
     // The first signal cancels the task (it reports what it has); a second one exits at once,
     // from the signal handler, even if this thread is stuck.
-    stop_signals signals(ioc.get_executor(), [&](int) {
+    int stopped_by = 0;
+    stop_signals signals(ioc.get_executor(), [&](int sig) {
+        stopped_by = sig;
         std::cerr << "\nwafer: interrupted, stopping (Ctrl-C again to quit at once)\n";
         cancel.emit(asio::cancellation_type::terminal);
     });
@@ -61,6 +64,10 @@ int run_session(asio::io_context& ioc, endpoint& ep, asio::awaitable<int> task) 
         )
     );
     ioc.run();
+    // A run SIGTERM stopped ends as one the signal killed would (a journaled one can go on).
+    if (stopped_by == SIGTERM && status == exit_interrupted) {
+        return exit_terminated;
+    }
     return status;
 }
 

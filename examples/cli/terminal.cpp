@@ -2,11 +2,17 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <iostream>
 #include <mutex>
 #include <poll.h>
 #include <string>
 #include <unistd.h>
+
+#include "conventions.hpp"
+#include "failure.hpp"
 
 namespace wafer::cli {
 
@@ -18,8 +24,57 @@ bool stdin_is_tty() noexcept {
     return ::isatty(STDIN_FILENO) == 1;
 }
 
+bool stderr_is_tty() noexcept {
+    return ::isatty(STDERR_FILENO) == 1;
+}
+
+bool output_color(const std::string& mode) {
+    return color_enabled(mode, stdout_is_tty(), std::getenv("NO_COLOR"), std::getenv("TERM"));
+}
+
+bool thinking_line_allowed() {
+    return can_draw_status(stderr_is_tty(), std::getenv("TERM"));
+}
+
+std::string read_all_stdin(std::size_t max_bytes) {
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (n == 0) {
+            return text;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw cli_error(
+                std::string("cannot read standard input: ") + std::strerror(errno), exit_usage
+            );
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > max_bytes) {
+            throw cli_error(
+                "standard input holds more than " + std::to_string(max_bytes / (1024 * 1024)) +
+                    " MiB; give a smaller prompt",
+                exit_usage
+            );
+        }
+    }
+}
+
 bool can_prompt() noexcept {
-    return stdin_is_tty();
+    if (stdin_is_tty()) {
+        return true;
+    }
+    // Standard input may carry the prompt (echo task | wafer run) while a person sits at the
+    // controlling terminal, where ask_yes_no asks.
+    const int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return false;
+    }
+    ::close(fd);
+    return true;
 }
 
 namespace {

@@ -1,6 +1,7 @@
 // Terminal facts and the y/N approval prompt of the wafer CLI.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -9,8 +10,19 @@ namespace wafer::cli {
 /// True if standard output (resp. input) is a terminal.
 bool stdout_is_tty() noexcept;
 bool stdin_is_tty() noexcept;
+bool stderr_is_tty() noexcept;
 
-/// Whether approval prompts can be answered: standard input is a terminal.
+/// Whether standard output gets colour for --color `mode` (NO_COLOR, TERM; conventions.hpp).
+bool output_color(const std::string& mode);
+/// Whether a "thinking…" line may be drawn on standard error (a terminal, not TERM=dumb).
+bool thinking_line_allowed();
+
+/// All of standard input (for a prompt read from a pipe or "-"). Errors: cli_error (exit status
+/// 2) when it holds more than `max_bytes` or cannot be read.
+std::string read_all_stdin(std::size_t max_bytes);
+
+/// Whether approval prompts can be answered: standard input is a terminal, or there is a
+/// controlling terminal (/dev/tty) while standard input carries the prompt.
 bool can_prompt() noexcept;
 
 /// Asks `question` followed by " [y/N] " on the controlling terminal (/dev/tty, else standard

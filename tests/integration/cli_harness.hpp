@@ -157,7 +157,12 @@ struct spawned_wafer {
     int out_fd = -1;
     int err_fd = -1;
 
-    spawned_wafer(std::vector<std::string> args, const std::vector<std::string>& env_extra) {
+    /// `stdin_path`: the file standard input reads (a pipe's contents, for prompts from stdin).
+    spawned_wafer(
+        std::vector<std::string> args,
+        const std::vector<std::string>& env_extra,
+        const std::string& stdin_path = "/dev/null"
+    ) {
         int out_pipe[2];
         int err_pipe[2];
         REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
@@ -165,7 +170,7 @@ struct spawned_wafer {
 
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, stdin_path.c_str(), O_RDONLY, 0);
         posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
         posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
         posix_spawnattr_t attr;
@@ -348,7 +353,8 @@ inline process_result run_wafer_on_terminal(
     std::vector<std::string> args,
     std::vector<std::string> answers,
     std::chrono::seconds deadline = 60s,
-    bool without_landlock = false
+    bool without_landlock = false,
+    const std::vector<std::string>& env_extra = {}
 ) {
     process_result r;
     args.insert(args.begin(), WAFER_CLI_PATH);
@@ -357,7 +363,7 @@ inline process_result run_wafer_on_terminal(
         argv.push_back(a.data());
     }
     argv.push_back(nullptr);
-    std::vector<std::string> env = child_env({});
+    std::vector<std::string> env = child_env(env_extra);
     std::vector<char*> envp;
     for (auto& e : env) {
         envp.push_back(e.data());
@@ -438,6 +444,18 @@ inline std::string without_run_line(std::string err) {
         err.erase(0, err.find('\n') + 1);
     }
     return err;
+}
+
+/// What a terminal showed without wafer's own "thinking…" line (drawn and erased with CR and
+/// erase-line on standard error), for checks that nothing else reached it raw.
+inline std::string without_thinking_line(std::string shown) {
+    for (const std::string_view own :
+         {std::string_view("\r\x1b[K"), std::string_view("thinking\xe2\x80\xa6")}) {
+        for (auto pos = shown.find(own); pos != std::string::npos; pos = shown.find(own, pos)) {
+            shown.erase(pos, own.size());
+        }
+    }
+    return shown;
 }
 
 /// A failure as the issue asks: exactly one line on stderr, non-zero exit.

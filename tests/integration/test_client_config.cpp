@@ -16,11 +16,33 @@ TEST_SUITE("unit/client_config") {
         CHECK(a.tls);
         CHECK(a.host == "api.cerebras.ai");
         CHECK(a.port == 443);
-        CHECK(a.path_prefix.empty());
+        CHECK(a.path_prefix == "/v1"); // no path: the routes under /v1
         auto b = parse_base_url("https://api.cerebras.ai/v1/", ec);
         CHECK(!ec);
-        CHECK(b.path_prefix.empty()); // "/v1" is not doubled
+        CHECK(b.path_prefix == "/v1"); // "/v1" is not doubled
         CHECK(b.host == a.host);
+    }
+
+    TEST_CASE("one rule: the routes hang under the given path, /v1 only when none is given") {
+        boost::system::error_code ec;
+        // A server that serves /api/chat/completions: no /v1 grows onto an explicit path.
+        CHECK(parse_base_url("http://127.0.0.1:3000/api", ec).path_prefix == "/api");
+        CHECK(!ec);
+        CHECK(parse_base_url("https://gw.example/openai/v1", ec).path_prefix == "/openai/v1");
+        CHECK(parse_base_url("https://gw.example/a/b/c/", ec).path_prefix == "/a/b/c");
+        CHECK(parse_base_url("https://gw.example/", ec).path_prefix == "/v1");
+        // A query string is kept (an API version, a deployment) and goes with every request.
+        auto q = parse_base_url("https://gw.example/openai/v1?api-version=2024-10-21", ec);
+        CHECK(!ec);
+        CHECK(q.path_prefix == "/openai/v1");
+        CHECK(q.query == "api-version=2024-10-21");
+        auto bare = parse_base_url("http://localhost:8080?key=a/b", ec);
+        CHECK(!ec);
+        CHECK(bare.host == "localhost");
+        CHECK(bare.port == 8080);
+        CHECK(bare.path_prefix == "/v1");
+        CHECK(bare.query == "key=a/b");
+        CHECK(parse_base_url("https://h/v1", ec).query.empty());
     }
 
     TEST_CASE("ports, prefixes, plain http and IPv6") {
@@ -32,7 +54,7 @@ TEST_SUITE("unit/client_config") {
         auto b = parse_base_url("http://gateway.lan/openai/v1", ec);
         CHECK(!ec);
         CHECK(b.port == 80);
-        CHECK(b.path_prefix == "/openai");
+        CHECK(b.path_prefix == "/openai/v1");
         auto c = parse_base_url("https://[::1]:8443/x/", ec);
         CHECK(!ec);
         CHECK(c.host == "::1");
@@ -52,7 +74,8 @@ TEST_SUITE("unit/client_config") {
               "https://h:0",
               "https://h:70000",
               "https://h:12ab",
-              "https://h/v1?x=1",
+              "https://h/v1#frag",
+              "https://h/a b",
               "https://[::1"}) {
             boost::system::error_code ec;
             parse_base_url(bad, ec);

@@ -50,7 +50,7 @@ asio::awaitable<bool> cancelled_now() {
 // A request as the retry loop sees it.
 struct request_spec {
     std::string method;
-    std::string path; // e.g. "/v1/chat/completions"
+    std::string path; // under the base URL's path, e.g. "/chat/completions"
     std::string body; // empty for GET
     bool stream = false;
     std::chrono::milliseconds connect_timeout{};
@@ -102,7 +102,12 @@ struct client::impl {
                 proxy = detail::parse_proxy_url(cfg.proxy->url);
                 if (!proxy) {
                     diagnostics d;
-                    d.detail = "malformed proxy URL";
+                    // The URL may carry a password: it is never quoted.
+                    d.detail = detail::is_tls_proxy_url(cfg.proxy->url)
+                                   ? "an https:// proxy (TLS to the proxy) is not supported: use "
+                                     "http://host:port; the tunnel through it to an https "
+                                     "endpoint is still TLS"
+                                   : "malformed proxy URL";
                     throw wafer::error(make_error_code(errc::invalid_request), d);
                 }
             }
@@ -171,11 +176,18 @@ struct client::impl {
     void build_request(const request_spec& spec, int retries, std::string& r) const {
         char num[24];
         r.clear();
-        r.reserve(fixed_headers.size() + spec.path.size() + 192 + spec.body.size());
+        r.reserve(
+            fixed_headers.size() + spec.path.size() + ep.path_prefix.size() + ep.query.size() +
+            192 + spec.body.size()
+        );
         r += spec.method;
         r += ' ';
         r += ep.path_prefix;
         r += spec.path;
+        if (!ep.query.empty()) {
+            r += '?'; // the base URL's query (an API version, a deployment) goes with every request
+            r += ep.query;
+        }
         r += " HTTP/1.1\r\n";
         r += fixed_headers;
         r += spec.stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n";
@@ -417,7 +429,7 @@ struct client::impl {
         req.stream_options.reset();
         std::string body;
         auto ec = co_await fetch(
-            self, self->spec("POST", "/v1/chat/completions", serialize(req), false), body, diag
+            self, self->spec("POST", "/chat/completions", serialize(req), false), body, diag
         );
         if (ec) {
             co_return ec;
@@ -447,7 +459,7 @@ struct client::impl {
         auto st = std::make_unique<detail::http_stream_state>();
         auto ec = co_await exchange(
             self,
-            self->spec("POST", "/v1/chat/completions", serialize(req), true),
+            self->spec("POST", "/chat/completions", serialize(req), true),
             st->conn,
             st->head,
             diag
@@ -519,7 +531,7 @@ struct client::impl {
     static asio::awaitable<error_code>
     models(std::shared_ptr<impl> self, std::vector<model_info>& out, diagnostics& diag) {
         std::string body;
-        auto ec = co_await fetch(self, self->spec("GET", "/v1/models", {}, false), body, diag);
+        auto ec = co_await fetch(self, self->spec("GET", "/models", {}, false), body, diag);
         if (ec) {
             co_return ec;
         }
@@ -553,7 +565,7 @@ struct client::impl {
     }
 
     static asio::awaitable<void> warm(std::shared_ptr<impl> self) {
-        request_spec s = self->spec("GET", "/v1/tcp_warming", {}, false);
+        request_spec s = self->spec("GET", "/tcp_warming", {}, false);
         s.connect_timeout = std::min(s.connect_timeout, std::chrono::milliseconds(1000));
         s.read_timeout = std::min(s.read_timeout, std::chrono::milliseconds(1000));
         s.max_retries = 0;

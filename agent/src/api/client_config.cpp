@@ -43,12 +43,19 @@ endpoint parse_base_url(std::string_view url, boost::system::error_code& ec) {
         return bad();
     }
     url.remove_prefix(scheme_end + 3);
+    if (url.find('#') != std::string_view::npos) {
+        return bad();
+    }
+    if (const auto q = url.find('?'); q != std::string_view::npos) {
+        ep.query = std::string(url.substr(q + 1)); // kept: an API version, a deployment
+        url = url.substr(0, q);
+    }
     const auto path_start = url.find('/');
     std::string_view authority = url.substr(0, path_start);
     std::string_view path =
         path_start == std::string_view::npos ? std::string_view{} : url.substr(path_start);
     if (authority.empty() || authority.find('@') != std::string_view::npos ||
-        url.find_first_of("?#") != std::string_view::npos) {
+        ep.query.find_first_of(" \r\n") != std::string::npos) {
         return bad();
     }
     std::string_view port;
@@ -87,11 +94,11 @@ endpoint parse_base_url(std::string_view url, boost::system::error_code& ec) {
     while (!path.empty() && path.back() == '/') {
         path.remove_suffix(1);
     }
-    // wafer's request paths carry /v1; an OpenAI-style base already ends in it.
-    if (path.ends_with("/v1")) {
-        path.remove_suffix(3);
+    if (path.find_first_of(" \r\n") != std::string_view::npos) {
+        return bad();
     }
-    ep.path_prefix = std::string(path);
+    // The one rule: the routes hang under the given path, or under /v1 when there is none.
+    ep.path_prefix = path.empty() ? std::string("/v1") : std::string(path);
     return ep;
 }
 

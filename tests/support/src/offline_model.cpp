@@ -175,8 +175,8 @@ reply offline_reply(const api::chat_request& req) {
         turn.reasoning = "The tool " + name +
                          " has returned its result. I should report it to the user plainly.";
         answer = "The tool " + name + " returned: " + truncated(result.text()) +
-                 "\n\n(This is wafer's offline stand-in model: no API key or base URL was given, "
-                 "so replies are canned.)";
+                 "\n\n(This is wafer's offline stand-in model: its replies are canned, no real "
+                 "model was called.)";
     } else {
         if (const auto* tool = pick_tool(req, user_text)) {
             const json schema = tool->parameters.value_or(json::object());
@@ -192,8 +192,8 @@ reply offline_reply(const api::chat_request& req) {
                                         "\". I am the offline stand-in, so I answer without a "
                                         "real model and say so plainly."
                                   : "There is no user message. I will introduce myself.";
-            answer = "I am wafer's offline stand-in model: no API key or base URL was given, so "
-                     "this reply is canned and no real model was called.";
+            answer = "I am wafer's offline stand-in model: this reply is canned and no real "
+                     "model was called.";
             if (user) {
                 answer += " You said: \"" + user_text + "\"";
             }

@@ -239,12 +239,29 @@ scripted_turn fix_bug() {
 
 scripted_turn run_tests(bool edited) {
     scripted_turn t;
-    t.reasoning = edited ? "The edit went through. I should not assume it works: I will run the "
+    t.reasoning = edited ? "The edit was applied. I should not assume it works: I will run the "
                            "test script and read its summary."
                          : "stats.sh already starts min and max from the first value, so the "
                            "bug may be fixed already. I will run the tests to see what fails.";
     t.content = "Running the tests.";
     t.tool_calls = {call("run_command", {{"command", test_command}})};
+    return t;
+}
+
+/// The edit did not happen (denied, or edit_file failed): say so, and what the fix would be,
+/// instead of running the tests as if it had.
+scripted_turn edit_not_made(const std::string& edit_result) {
+    scripted_turn t;
+    const bool denied = edit_result.starts_with("denied");
+    t.reasoning = std::string(denied ? "The edit was denied" : "The edit failed") +
+                  ", so stats.sh is unchanged and the bug is still there. Running the tests "
+                  "would only show the same failures; I will say what happened and what the "
+                  "fix is.";
+    t.content = std::string(denied ? "The edit was not made: it was denied" : "The edit failed") +
+                ", so stats.sh is unchanged and the two tests still fail. edit_file said: " +
+                excerpt(edit_result) + "\n\nThe fix is to replace `" + std::string(buggy_line) +
+                "` with `" + std::string(fixed_line) + "` in stats.sh" +
+                (denied ? "; approve the edit (or run with --yes) to let me make it." : ".");
     return t;
 }
 
@@ -255,7 +272,8 @@ scripted_turn unknown_project(const std::string& read_result) {
                   "stop and say so.";
     t.content = "I could not find stats.sh in this workspace. This is wafer's offline stand-in: "
                 "its scripted session only knows how to fix examples/sample_repo (the bug in "
-                "stats.sh). Set CEREBRAS_API_KEY to work on this project with a real model.\n\n"
+                "stats.sh). Give wafer a real model (CEREBRAS_API_KEY, or --base-url for another "
+                "server) to work on this project.\n\n"
                 "read_file said: " +
                 excerpt(read_result);
     return t;
@@ -303,7 +321,11 @@ scripted_turn session_turn(const api::chat_request& req) {
         return summarise(*tests);
     }
     if (const finished_call* edit = find_call(batch, "edit_file")) {
-        (void)edit; // the test run tells whether the edit worked, whatever the tool said
+        // edit_file reports "edited PATH: ..."; anything else (a denial, an error) changed
+        // nothing. The test run then tells whether the edit worked.
+        if (!edit->result.starts_with("edited ")) {
+            return edit_not_made(edit->result);
+        }
         return run_tests(true);
     }
     for (const auto& c : batch) {

@@ -31,12 +31,19 @@ struct endpoint {
     bool tls = true;  ///< https
     std::string host; ///< host name or IP literal (no brackets)
     unsigned short port = 443;
-    std::string path_prefix; ///< path before "/v1/…", without a trailing slash ("" usually)
+    /// The path the API's routes hang under ("/v1" unless the base URL gives one), without a
+    /// trailing slash: requests go to <path_prefix>/chat/completions and <path_prefix>/models.
+    std::string path_prefix = "/v1";
+    /// The base URL's query string without the "?" (empty: none), sent with every request.
+    std::string query;
 };
 
-/// Parses a base URL. Accepts `https://host[:port][/prefix]` and `http://…`; a trailing "/v1"
-/// (OpenAI-style base) is dropped because wafer's paths already carry "/v1". Sets ec to
-/// errc::invalid_request for anything else (other schemes, user-info, query, fragment).
+/// Parses a base URL, `http(s)://host[:port][/path][?query]`, by one rule: requests go to
+/// <path>/chat/completions (and <path>/models), where the path is "/v1" when the URL gives none.
+/// So https://api.cerebras.ai and https://api.cerebras.ai/v1 are the same endpoint, and a server
+/// that serves /api/chat/completions is https://host/api (no "/v1" is added to a given path). A
+/// query string is kept and sent with every request. Sets ec to errc::invalid_request for
+/// anything else (other schemes, user-info, a fragment, a bad port).
 endpoint parse_base_url(std::string_view url, boost::system::error_code& ec);
 
 /// An HTTP proxy for the CONNECT tunnel: "http://[user:pass@]host[:port]".
@@ -57,12 +64,14 @@ bool bypasses_proxy(std::string_view host, unsigned short port, std::string_view
 struct client_config {
     /// Sent as "Authorization: Bearer <api_key>"; never logged or put into errors.
     std::string api_key;
-    /// Default Cerebras endpoint. "https://api.cerebras.ai/v1" works too (see parse_base_url).
+    /// Default Cerebras endpoint (its routes under /v1). "https://api.cerebras.ai/v1" is the same
+    /// (see parse_base_url).
     /// Plain http is allowed for any host (OpenAI-compatible servers on a LAN); nothing is printed.
     std::string base_url = "https://api.cerebras.ai";
     timeouts_config timeouts{};
     retry_config retry{};
-    /// Extra PEM file of CA certificates, trusted in addition to the system store.
+    /// Extra PEM file of CA certificates, trusted in addition to the system store (and to
+    /// SSL_CERT_FILE / SSL_CERT_DIR, which add to the system store rather than replace it).
     std::string ca_file;
     /// Certificate and host name verification. Turning it off is explicit and insecure.
     bool verify_tls = true;

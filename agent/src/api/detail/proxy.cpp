@@ -42,6 +42,11 @@ std::string base64(std::string_view in) {
 
 } // namespace
 
+bool is_tls_proxy_url(std::string_view url) {
+    const auto pos = url.find("://");
+    return pos != std::string_view::npos && ascii_lower(url.substr(0, pos)) == "https";
+}
+
 std::optional<proxy_target> parse_proxy_url(std::string_view url) {
     if (auto pos = url.find("://"); pos != std::string_view::npos) {
         if (ascii_lower(url.substr(0, pos)) != "http") {

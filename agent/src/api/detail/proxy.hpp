@@ -19,6 +19,9 @@ struct proxy_target {
 /// Parses "http://[user:pass@]host[:port][/]" (a bare "host:port" is accepted too).
 std::optional<proxy_target> parse_proxy_url(std::string_view url);
 
+/// True for "https://…": a proxy reached over TLS, which parse_proxy_url refuses.
+bool is_tls_proxy_url(std::string_view url);
+
 /// The CONNECT request for host:port through `p`.
 std::string connect_request(const proxy_target& p, const std::string& host, unsigned short port);
 

@@ -3,8 +3,11 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>
 
+#include <cstdlib>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/tls1.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
 namespace wafer::detail {
@@ -30,6 +33,19 @@ make_tls_context(bool verify, const std::string& ca_file, boost::system::error_c
     ctx->set_default_verify_paths(ec);
     if (ec) {
         return nullptr;
+    }
+    // OpenSSL lets SSL_CERT_FILE and SSL_CERT_DIR replace the system store; here they add to
+    // it, so that trusting a private CA does not distrust every public one.
+    const bool env_file = std::getenv(X509_get_default_cert_file_env()) != nullptr;
+    const bool env_dir = std::getenv(X509_get_default_cert_dir_env()) != nullptr;
+    if (env_file || env_dir) {
+        // A system without the file or the directory simply has fewer CAs.
+        (void)SSL_CTX_load_verify_locations(
+            ctx->native_handle(),
+            env_file ? X509_get_default_cert_file() : nullptr,
+            env_dir ? X509_get_default_cert_dir() : nullptr
+        );
+        ::ERR_clear_error();
     }
     if (!ca_file.empty()) {
         ctx->load_verify_file(ca_file, ec);

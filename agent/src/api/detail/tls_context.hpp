@@ -14,7 +14,8 @@ namespace wafer::detail {
 using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
 
 /// A tls_client context: TLS 1.2 minimum, 1.3 allowed (pitfall P3), the system CA store plus
-/// `ca_file` if given, and peer verification unless `verify` is false.
+/// SSL_CERT_FILE / SSL_CERT_DIR when set (added, not instead) plus `ca_file` if given, and peer
+/// verification unless `verify` is false.
 std::shared_ptr<boost::asio::ssl::context>
 make_tls_context(bool verify, const std::string& ca_file, boost::system::error_code& ec);
 
