@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Streaming CPU benchmark: wafer's client vs curl, side by side, against wafer-fake.
+# Streaming CPU benchmark against wafer-fake: wafer's client vs curl, side by side; then `wafer ask`
+# beside the client, and the official Cerebras TypeScript SDK beside both (where node is).
 # usage: bench/run.sh <builddir> [chunks]
 set -euo pipefail
 
@@ -65,6 +66,76 @@ curl_per=$(awk -v t="$curl_us" -v n="$curl_events" 'BEGIN{ printf "%.3f", (n > 0
 ratio=$(awk -v a="$best" -v b="$curl_per" 'BEGIN{ printf "%.2f", (b > 0 ? a / b : 0) }')
 echo "curl: events=$curl_events cpu_us=$curl_us"
 echo "client_cpu_us_per_chunk=$best  curl_cpu_us_per_chunk=$curl_per  ratio=$ratio  (target <= 0.5 us; chunks=$got)"
+
+# (c) `wafer ask` on the same stream: the whole process's CPU (GNU time, or bash's `times`)
+# against 100,000 chunks, less its CPU against a one-chunk stream (start-up, connect, exit), per
+# chunk; the output goes to a pipe, as in `wafer ask ... | less`.
+cli="$build/examples/cli/wafer"
+process_cpu_us() { # command... : user+sys of the command, in microseconds; stdout to a pipe
+    if command -v python3 >/dev/null 2>&1; then
+        # wait4's rusage in microseconds (GNU time prints hundredths of a second only).
+        python3 -c '
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:], stdout=subprocess.PIPE)
+n = 0
+while True:
+    b = p.stdout.read(65536)
+    if not b:
+        break
+    n += len(b)
+_, status, ru = os.wait4(p.pid, 0)
+open(sys.argv[1], "w").write(str(n))
+print(round((ru.ru_utime + ru.ru_stime) * 1e6))
+' "$tmp/bytes" "$@"
+    elif [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%U %S' -o "$tmp/time" "$@" | wc -c >"$tmp/bytes"
+        awk '{printf "%.0f", ($1 + $2) * 1e6}' "$tmp/time"
+    else
+        ( "$@" | wc -c >"$tmp/bytes"; times ) | tail -n1 | awk '{
+            split($1, u, /[ms]/); split($2, s, /[ms]/);
+            printf "%.0f", ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * 1e6 }'
+    fi
+}
+if [[ -x "$cli" ]]; then
+    "$fake" --bench-chunks 1 >"$tmp/fake1.out" 2>"$tmp/fake1.err" &
+    one_pid=$!
+    url1=""
+    for _ in $(seq 1 100); do
+        url1=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$tmp/fake1.out" | head -n1)
+        [[ -n "$url1" ]] && break
+        sleep 0.05
+    done
+    ask_best="" base_best=""
+    for _ in 1 2 3 4 5; do # the lowest of five, like the client's two modes above
+        full=$(process_cpu_us "$cli" ask --base-url "$url" bench)
+        ask_bytes=$(cat "$tmp/bytes")
+        base=$(process_cpu_us "$cli" ask --base-url "$url1" bench)
+        if [[ -z "$ask_best" ]] || (( full < ask_best )); then ask_best=$full; fi
+        if [[ -z "$base_best" ]] || (( base < base_best )); then base_best=$base; fi
+    done
+    kill "$one_pid" 2>/dev/null || true; wait "$one_pid" 2>/dev/null || true
+    ask_per=$(awk -v a="$ask_best" -v b="$base_best" -v n="$chunks" \
+        'BEGIN{ printf "%.3f", (n > 1 ? (a - b) / (n - 1) : 0) }')
+    ask_ratio=$(awk -v a="$ask_per" -v b="$best" 'BEGIN{ printf "%.2f", (b > 0 ? a / b : 0) }')
+    echo "wafer ask: cpu_us=$ask_best (one-chunk stream: $base_best) stdout_bytes=$ask_bytes"
+
+    # (d) the official Cerebras TypeScript SDK on the same stream, where node and npm are.
+    ts_per="n/a (node or npm missing)"
+    if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+        bash "$(dirname "$0")/cerebras/install.sh" "$build/bench-cerebras" >&2; then
+        ts_best=""
+        for _ in 1 2 3; do
+            line=$(node "$build/bench-cerebras/ts_stream.mjs" "$url")
+            echo "cerebras ts sdk ($(node --version)): $line"
+            per=$(sed -n 's/.*ts_sdk_cpu_us_per_chunk=\([0-9.]*\).*/\1/p' <<<"$line")
+            if [[ -z "$ts_best" ]] || awk -v a="$per" -v b="$ts_best" 'BEGIN{exit !(a < b)}'; then ts_best=$per; fi
+        done
+        ts_per=$ts_best
+    fi
+    echo "wafer_ask_cpu_us_per_chunk=$ask_per  library_cpu_us_per_chunk=$best  ratio=$ask_ratio  (target <= 1.5)  cerebras_ts_sdk_cpu_us_per_chunk=$ts_per  (chunks=$chunks)"
+else
+    echo "bench: $cli not built (cmake --build $build --target wafer_cli)" >&2
+fi
 
 # Agent benchmarks (bench/agent_bench.cpp): 8 x 100 ms tools in one turn, CPU per turn over loopback,
 # memory per concurrent run (starts its own wafer-fake).

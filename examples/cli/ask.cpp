@@ -5,6 +5,7 @@
 #include <wafer/cerebras_model.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <chrono>
 #include <iostream>
@@ -78,6 +79,7 @@ ask_task(ask_flags flags, std::shared_ptr<api::client> client, std::string base_
          .thinking = thinking_line_allowed()},
         &std::cerr
     );
+    printer.coalesce_writes(co_await asio::this_coro::executor);
     run_options options;
     options.on_event = [&printer](const event& e) {
         printer.on_event(e);

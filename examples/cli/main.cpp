@@ -3,6 +3,7 @@
 // `wafer --help`.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <exception>
 #include <iostream>
 #include <optional>
@@ -150,6 +151,12 @@ std::set<std::string> given_agent_flags(const CLI::App& cmd) {
 } // namespace
 
 int main(int argc, char** argv) {
+    if (!wafer::cli::stdout_is_tty()) {
+        // A pipe or a file: streamed text goes out in large writes (the printer flushes it every
+        // few milliseconds), not in stdio's 4 KiB ones.
+        static char stdout_buffer[64 * 1024];
+        std::setvbuf(stdout, stdout_buffer, _IOFBF, sizeof stdout_buffer);
+    }
     CLI::App app{"wafer: agent loops on Cerebras Inference and OpenAI-compatible endpoints"};
     app.footer(endpoint_help);
     // No command: the interactive session on a terminal (chat.hpp), else the help.

@@ -109,6 +109,39 @@ event_printer::~event_printer() {
     clear_thinking();
 }
 
+void event_printer::coalesce_writes(boost::asio::any_io_executor ex) {
+    flush_timer_.emplace(std::move(ex));
+}
+
+void event_printer::flush_now() {
+    out_.flush();
+    last_flush_ = std::chrono::steady_clock::now();
+}
+
+void event_printer::text_written() {
+    if (!flush_timer_) {
+        out_.flush();
+        return;
+    }
+    if (flush_pending_) {
+        return; // the timer writes it with what follows
+    }
+    if (std::chrono::steady_clock::now() - last_flush_ >= flush_interval) {
+        flush_now(); // the first text after a quiet spell: no wait
+        return;
+    }
+    flush_pending_ = true;
+    flush_timer_->expires_at(last_flush_ + flush_interval);
+    flush_timer_->async_wait([this,
+                              alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+        if (ec || alive.expired()) {
+            return;
+        }
+        flush_pending_ = false;
+        flush_now();
+    });
+}
+
 void event_printer::show_thinking(std::chrono::system_clock::time_point now) {
     if (!opts_.thinking || opts_.json) {
         return;
@@ -206,7 +239,7 @@ void event_printer::on_event(const wafer::event& e) {
         if (opts_.reasoning) {
             clear_thinking();
             write_reasoning(r->text);
-            out_.flush();
+            text_written();
         } else {
             show_thinking(e.time);
         }
@@ -217,7 +250,7 @@ void event_printer::on_event(const wafer::event& e) {
             clear_thinking();
         }
         write_content(c->text);
-        out_.flush();
+        text_written();
         return;
     }
     if (!opts_.steps) {

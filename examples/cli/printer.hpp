@@ -7,9 +7,14 @@
 #include <wafer/event.hpp>
 #include <wafer/run_result.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -44,6 +49,14 @@ public:
 
     void on_event(const wafer::event& e);
 
+    /// Streamed text is then flushed at most every flush_interval, by a timer on `ex` (so also
+    /// soon after the stream pauses), instead of after every chunk: a fast stream costs a write
+    /// per few milliseconds, not one per chunk. The first text after a quiet spell, and anything
+    /// that is not streamed text, goes out at once; a terminal's line buffering still writes each
+    /// line as it ends. Without it every chunk is flushed.
+    void coalesce_writes(boost::asio::any_io_executor ex);
+    static constexpr std::chrono::milliseconds flush_interval{5};
+
     /// Ends the streamed output. Text that never arrived as deltas (a non-streaming reply) is
     /// printed from the result.
     void finish(const run_result& r);
@@ -59,6 +72,8 @@ private:
     void write_reasoning(const std::string& text);
     void write_content(const std::string& text);
     void end_line();
+    void text_written();
+    void flush_now();
     void show_thinking(std::chrono::system_clock::time_point now);
     void clear_thinking();
 
@@ -72,6 +87,11 @@ private:
     bool thinking_shown_ = false;
     std::chrono::system_clock::time_point thinking_since_{};
     long thinking_drawn_s_ = -1;
+    std::optional<boost::asio::steady_timer> flush_timer_;
+    bool flush_pending_ = false;
+    std::chrono::steady_clock::time_point last_flush_{};
+    // The timer's handler may run after this printer is gone (aborted): it checks this first.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     // When the last progress line of each running call was shown.
     std::map<std::string, std::chrono::system_clock::time_point> progress_shown_;
 };

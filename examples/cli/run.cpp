@@ -14,6 +14,7 @@
 #include <wafer/tools/sandbox.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -81,6 +82,7 @@ asio::awaitable<int> run_agent(
          .thinking = thinking_line_allowed()},
         &std::cerr
     );
+    printer.coalesce_writes(co_await asio::this_coro::executor);
     if (!flags.json) {
         print_header(std::cout, flags, plan.root, mode, mcp);
     }
