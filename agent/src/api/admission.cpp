@@ -170,7 +170,11 @@ void admission_controller::turn_over(budget& b) {
 void admission_controller::roll(budget& b, time_point now) {
     if (b.reset_at && now >= *b.reset_at) {
         turn_over(b);
-        b.reset_at.reset(); // the next admission starts the next window
+        // The next admission starts the next window, unless requests carried over already did.
+        b.reset_at.reset();
+        if (b.used > 0) {
+            b.reset_at = now + b.window;
+        }
     }
 }
 
@@ -403,6 +407,9 @@ void admission_controller::settle(ticket t, std::optional<std::int64_t> used, ti
         if (used) {
             const std::int64_t actual = std::clamp<std::int64_t>(*used, 0, max_count);
             b.used = std::max<std::int64_t>(b.used + actual - r.tokens, 0);
+            if (b.used > 0 && !b.reset_at) {
+                b.reset_at = now + b.window; // what is counted must end with some window
+            }
         }
     }
     pump(now);
