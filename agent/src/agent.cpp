@@ -97,6 +97,7 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
     setup.started = detail::clock_type::now();
     setup.tool_defs = current_tool_defs();
     setup.tool_defs_revision = cfg_.tools ? cfg_.tools->revision() : 0;
+    setup.priority = options.priority;
     std::optional<detail::drive_journal> journal;
     if (options.store) {
         journal.emplace();

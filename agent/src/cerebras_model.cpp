@@ -30,15 +30,27 @@ model_reply reply_from(const api::chat_response& r) {
 
 boost::asio::awaitable<model_reply>
 cerebras_model::async_complete(api::chat_request req, model_observer* observer) {
+    return async_complete(std::move(req), observer, api::request_options{});
+}
+
+boost::asio::awaitable<model_reply> cerebras_model::async_complete(
+    api::chat_request req, model_observer* observer, api::request_options opts
+) {
     if (req.model.empty()) {
         req.model = info_.id;
     }
     // Keep the client alive for the whole call even if the model is released meanwhile.
     std::shared_ptr<api::client> client = client_;
     if (!streaming_) {
-        co_return reply_from(co_await client->async_create(std::move(req)));
+        diagnostics diag;
+        api::chat_response r;
+        auto ec = co_await client->async_create(std::move(req), opts, r, diag);
+        throw_on_error(ec, diag);
+        model_reply out = reply_from(r);
+        out.queue_wait = diag.queue_wait;
+        co_return out;
     }
-    api::chat_stream stream = co_await client->async_stream(std::move(req));
+    api::chat_stream stream = co_await client->async_stream(std::move(req), std::move(opts));
     for (;;) {
         // Chunks already buffered are decoded without a coroutine frame; only an empty buffer
         // costs a suspension.
@@ -65,7 +77,9 @@ cerebras_model::async_complete(api::chat_request req, model_observer* observer) 
             }
         }
     }
-    co_return reply_from(stream.response());
+    model_reply out = reply_from(stream.response());
+    out.queue_wait = stream.diag().queue_wait;
+    co_return out;
 }
 
 } // namespace wafer

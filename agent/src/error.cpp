@@ -54,6 +54,8 @@ public:
             return "proxy CONNECT failed";
         case errc::provider_error:
             return "the server reported an error";
+        case errc::admission_timeout:
+            return "the rate limit would not admit the request before its deadline";
         }
         return "unknown wafer error";
     }

@@ -205,6 +205,9 @@ void write(json& j, const turn_finished& e) {
     write_opt(j, "time_info", e.time_info);
     j["tool_calls"] = e.tool_calls;
     j["duration_ms"] = to_ms(e.duration);
+    if (e.queue_wait.count() != 0) {
+        j["queue_wait_ms"] = to_ms(e.queue_wait);
+    }
 }
 void write(json& j, const critic_verdict& e) {
     j["turn"] = e.turn;
@@ -238,6 +241,9 @@ void write(json& j, const run_finished& e) {
     j["usage"] = e.usage;
     j["turns"] = e.turns;
     j["duration_ms"] = to_ms(e.duration);
+    if (e.queue_wait.count() != 0) {
+        j["queue_wait_ms"] = to_ms(e.queue_wait);
+    }
 }
 
 // ---- payload readers --------------------------------------------------------------------------
@@ -309,6 +315,7 @@ void read(const json& j, turn_finished& e) {
     detail::read_optional(j, "time_info", e.time_info);
     detail::read_value(j, "tool_calls", e.tool_calls);
     e.duration = from_ms(j, "duration_ms");
+    e.queue_wait = from_ms(j, "queue_wait_ms");
 }
 void read(const json& j, critic_verdict& e) {
     detail::read_value(j, "turn", e.turn);
@@ -348,6 +355,7 @@ void read(const json& j, run_finished& e) {
     detail::read_value(j, "usage", e.usage);
     detail::read_value(j, "turns", e.turns);
     e.duration = from_ms(j, "duration_ms");
+    e.queue_wait = from_ms(j, "queue_wait_ms");
 }
 
 template <std::size_t I = 0>

@@ -14,12 +14,27 @@ boost::asio::awaitable<void> model_observer::on_content_delta(std::string) {
     co_return;
 }
 
+boost::asio::awaitable<model_reply>
+model::async_complete(api::chat_request req, model_observer* observer, api::request_options) {
+    co_return co_await async_complete(std::move(req), observer);
+}
+
 boost::asio::awaitable<boost::system::error_code> model::async_complete(
     api::chat_request req, model_observer* observer, model_reply& out, diagnostics& diag
 ) {
+    return async_complete(std::move(req), observer, api::request_options{}, out, diag);
+}
+
+boost::asio::awaitable<boost::system::error_code> model::async_complete(
+    api::chat_request req,
+    model_observer* observer,
+    api::request_options opts,
+    model_reply& out,
+    diagnostics& diag
+) {
     boost::system::error_code ec;
     try {
-        out = co_await async_complete(std::move(req), observer);
+        out = co_await async_complete(std::move(req), observer, std::move(opts));
     } catch (const wafer::error& e) {
         ec = e.code();
         diag = e.diag();

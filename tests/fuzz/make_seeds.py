@@ -92,6 +92,22 @@ for name, text in {
 }.items():
     write("retry_headers", name, text)
 
+# --- admission: one operation per line (see admission.cpp) ----------------------------------------
+for name, text in {
+    "reserve_settle_reset": "R a 0 600\nR b 0 600\nH x-ratelimit-limit-tokens-minute: 800\n"
+                            "H x-ratelimit-remaining-tokens-minute: 100\n"
+                            "H x-ratelimit-reset-tokens-minute: 0.5\nO\nA 1\nS 1 150\nT 600\n"
+                            "L TOKENS 300\nR c 3 50 100\nT 2000\n",
+    "fairness_priority_429": "R a 0 100\nR a 0 100\nR b 0 100\nR c 5 100\nL RPM 500\nT 500\n"
+                             "A 1\nS 1 20\nC 2\nT 60000\n",
+    "nonsense_headers": "H x-ratelimit-limit-tokens-minute: -1\n"
+                        "H x-ratelimit-remaining-tokens-minute: nan\n"
+                        "H x-ratelimit-reset-tokens-minute: 1e400\n"
+                        "H x-ratelimit-limit-requests-day: 99999999999999999999\nO\n"
+                        "R a 0 5000 10\nT 20\n",
+}.items():
+    write("admission", name, text)
+
 # --- schema: SCHEMA NUL INSTANCE -----------------------------------------------------------------
 for stem in ("type", "properties", "required", "ref", "pattern", "enum", "anyOf", "oneOf", "allOf",
              "items", "minLength", "maximum", "additionalProperties", "const", "not", "definitions",

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 harnesses=("$@")
 if [ ${#harnesses[@]} -eq 0 ]; then
     harnesses=(sse_stream chat_response error_body retry_headers schema conversation tool_arguments
-        mcp_framing mcp_session)
+        mcp_framing mcp_session admission)
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -9,7 +9,9 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <charconv>
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -21,7 +23,8 @@ namespace {
 constexpr std::string_view usage_text =
     "usage: wafer-fake [--port N] [--tls-cert FILE --tls-key FILE] [--api-key KEY]\n"
     "                  [--script FILE.json | --session] [--done] [--chunk-delay-ms N]\n"
-    "                  [--bench-chunks N]\n"
+    "                  [--bench-chunks N] [--tokens-per-minute N] [--requests-per-minute N]\n"
+    "                  [--requests-per-day N] [--minute-ms N]\n"
     "\n"
     "Serves a Cerebras-compatible Chat Completions API on 127.0.0.1 until SIGINT/SIGTERM.\n"
     "Prints one line 'listening on http(s)://127.0.0.1:PORT' when ready.\n"
@@ -33,6 +36,9 @@ constexpr std::string_view usage_text =
     "  --done              end every stream with 'data: [DONE]'\n"
     "  --chunk-delay-ms N  pause N ms between streamed chunks (when the reply sets none)\n"
     "  --bench-chunks N    streaming replies are N one-token content chunks (\" tok\")\n"
+    "  --tokens-per-minute N, --requests-per-minute N, --requests-per-day N\n"
+    "                      enforce Cerebras-style rate limits (429 with Cerebras's body)\n"
+    "  --minute-ms N       length of the rate limits' minute (default 60000)\n"
     "Without --script or --bench-chunks the offline stand-in model answers.\n";
 
 struct options {
@@ -93,6 +99,20 @@ options parse(int argc, char** argv) {
             o.chunk_delay_ms = parse_count(flag, value, 600000);
         } else if (flag == "--bench-chunks") {
             o.bench_chunks = parse_count(flag, value, 100000000);
+        } else if (flag == "--tokens-per-minute") {
+            o.server.limits.tokens_per_minute =
+                static_cast<std::int64_t>(parse_count(flag, value, 1'000'000'000'000));
+        } else if (flag == "--requests-per-minute") {
+            o.server.limits.requests_per_minute =
+                static_cast<std::int64_t>(parse_count(flag, value, 1'000'000'000));
+        } else if (flag == "--requests-per-day") {
+            o.server.limits.requests_per_day =
+                static_cast<std::int64_t>(parse_count(flag, value, 1'000'000'000));
+        } else if (flag == "--minute-ms") {
+            o.server.limits.minute = std::chrono::milliseconds(parse_count(flag, value, 3'600'000));
+            if (o.server.limits.minute.count() == 0) {
+                usage_error("--minute-ms must be at least 1");
+            }
         } else {
             usage_error("unknown option " + std::string(flag));
         }

@@ -79,6 +79,10 @@ struct agent_config {
     reasoning_config reasoning;
     /// Context management: the window, when to compact and how (compaction.hpp).
     context_config context;
+    /// Admission priority of this agent's model requests when the client queues them (client
+    /// admission control, api/admission.hpp): higher goes first. run_options::priority overrides
+    /// it per run.
+    int priority = 0;
     /// Request parameters sent on every turn (temperature, top_p, max_completion_tokens,
     /// response_format, tool_choice, parallel_tool_calls, reasoning_effort, ...). The loop sets
     /// model, messages and tools; clear_thinking is set by the replay policy unless given here.
@@ -93,8 +97,11 @@ struct run_options {
     std::shared_ptr<event_channel> events;
     /// Continue an earlier conversation (its system message is kept as is).
     std::optional<wafer::conversation> history;
-    /// Identifies the run in events and in the store (generated if empty).
+    /// Identifies the run in events and in the store (generated if empty). Also the run's key in
+    /// the client's admission queue, where runs take turns.
     std::string run_id;
+    /// Admission priority of this run's model requests (agent_config::priority when unset).
+    std::optional<int> priority;
     /// Journal the run in this store, so that it survives the process (agent::async_resume).
     /// Null: the run lives in memory only. A journaled run holds the run's lease while it runs;
     /// what it journals is listed in ARCHITECTURE.md ("Durable runs").

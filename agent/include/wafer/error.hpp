@@ -60,6 +60,10 @@ enum class errc {
     /// stream, or a JSON error object in a 2xx reply. diagnostics has the provider's type, code
     /// and message.
     provider_error,
+    /// Admission control (client_config::admission) could not send the request before its
+    /// deadline: the rate-limit budget would not allow it in time. diagnostics::detail says how
+    /// long it waited and which budget was short; no request was sent.
+    admission_timeout,
 };
 
 /// The error category of wafer::errc ("wafer").
@@ -87,6 +91,9 @@ struct diagnostics {
     std::optional<std::chrono::milliseconds> retry_after;
     /// The x-ratelimit-* headers of the response, verbatim (lower-case names).
     std::vector<std::pair<std::string, std::string>> rate_limit;
+    /// Time the request waited in the client's admission queue (all attempts; 0 when admission
+    /// is off or it was admitted at once).
+    std::chrono::microseconds queue_wait{0};
     /// Attempts made, including retries (0 if the request was never sent).
     int attempts = 0;
     /// Transport-level detail for humans (e.g. "connect: Connection refused").

@@ -130,6 +130,9 @@ struct turn_finished {
     std::size_t tool_calls = 0;
     /// Wall time of the model call.
     std::chrono::microseconds duration{0};
+    /// Part of `duration` spent in the client's admission queue ("queue_wait_ms" in JSON, only
+    /// when not zero).
+    std::chrono::microseconds queue_wait{0};
     friend bool operator==(const turn_finished&, const turn_finished&) = default;
 };
 
@@ -193,6 +196,9 @@ struct run_finished {
     api::usage usage;
     std::size_t turns = 0;
     std::chrono::microseconds duration{0};
+    /// Time the run's model requests waited in the admission queue ("queue_wait_ms", only when
+    /// not zero).
+    std::chrono::microseconds queue_wait{0};
     friend bool operator==(const run_finished&, const run_finished&) = default;
 };
 

@@ -1,6 +1,7 @@
 // The model interface the agent loop talks to: one awaitable completion per request.
 #pragma once
 
+#include <wafer/api/admission.hpp>
 #include <wafer/api/chat_request.hpp>
 #include <wafer/api/chat_response.hpp>
 #include <wafer/api/message.hpp>
@@ -10,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,6 +38,8 @@ struct model_reply {
     std::string model_id;
     /// The server's completion id (chatcmpl-…), if any.
     std::string response_id;
+    /// Time the request waited in the client's admission queue (0 without admission control).
+    std::chrono::microseconds queue_wait{0};
 
     friend bool operator==(const model_reply&, const model_reply&) = default;
 };
@@ -118,6 +122,12 @@ public:
     virtual boost::asio::awaitable<model_reply>
     async_complete(api::chat_request req, model_observer* observer) = 0;
 
+    /// The same with the request's client-side options (admission control: run key, priority,
+    /// deadline; api::request_options). The agent loop calls this form. The default ignores
+    /// `opts` and calls the form above.
+    virtual boost::asio::awaitable<model_reply>
+    async_complete(api::chat_request req, model_observer* observer, api::request_options opts);
+
     /// The same, reporting a failure instead of throwing it: returns the error code (empty on
     /// success) with `diag` filled, and the reply in `out`. Exceptions that are not
     /// wafer::error become errc::invalid_response (operation_aborted: errc::cancelled), with
@@ -126,6 +136,13 @@ public:
     /// Object lifetimes: `out`, `diag` and `observer` must outlive the returned awaitable.
     boost::asio::awaitable<boost::system::error_code> async_complete(
         api::chat_request req, model_observer* observer, model_reply& out, diagnostics& diag
+    );
+    boost::asio::awaitable<boost::system::error_code> async_complete(
+        api::chat_request req,
+        model_observer* observer,
+        api::request_options opts,
+        model_reply& out,
+        diagnostics& diag
     );
 
 protected:

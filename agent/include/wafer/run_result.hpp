@@ -51,6 +51,8 @@ struct turn_usage {
     api::usage usage;
     std::optional<api::time_info> time_info;
     std::chrono::microseconds duration{0};
+    /// Part of `duration` the request waited in the client's admission queue.
+    std::chrono::microseconds queue_wait{0};
 };
 
 /// A failure that ended a run.
@@ -104,6 +106,9 @@ struct run_result {
     std::vector<pending_approval> pending_approvals;
     std::string run_id;
     std::chrono::microseconds duration{0};
+    /// Time the run's model requests waited in the client's admission queue (the sum of
+    /// turns[].queue_wait; a request that timed out there counts too).
+    std::chrono::microseconds queue_wait{0};
 
     std::size_t turn_count() const noexcept { return turns.size(); }
 };

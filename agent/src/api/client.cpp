@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <random>
 
+#include "api/detail/admission_gate.hpp"
 #include "api/detail/http_connection.hpp"
 #include "api/detail/http_pool.hpp"
 #include "api/detail/http_stream_state.hpp"
@@ -56,6 +57,10 @@ struct request_spec {
     std::chrono::milliseconds connect_timeout{};
     std::chrono::milliseconds read_timeout{};
     int max_retries = 0;
+    // Admission control: whose request it is, and the tokens it reserves (prompt + completion).
+    bool admit = false; // chat requests only; model listings and warming never queue
+    request_options opts;
+    std::int64_t admission_tokens = 0;
 };
 
 std::string too_large_text(std::string_view what, std::size_t cap) {
@@ -84,6 +89,8 @@ struct client::impl {
     std::shared_ptr<asio::ssl::context> tls;
     std::shared_ptr<detail::http_pool> pool;
     std::string fixed_headers;
+    // Null when admission control is off for this endpoint.
+    std::shared_ptr<detail::admission_gate> gate;
 
     impl(asio::any_io_executor e, client_config c) : ex(std::move(e)), cfg(std::move(c)) {
         error_code ec;
@@ -144,6 +151,9 @@ struct client::impl {
             cfg.read_buffer_bytes = 4096;
         }
         fixed_headers = build_fixed_headers();
+        if (admission_enabled_for(cfg.admission, ep.host)) {
+            gate = std::make_shared<detail::admission_gate>(ex, cfg.admission);
+        }
     }
 
     // The request head lines that never change for this client (everything but the request
@@ -314,14 +324,32 @@ struct client::impl {
         request_spec spec,
         std::unique_ptr<detail::http_connection>& conn,
         detail::response_head& head,
-        diagnostics& diag
+        diagnostics& diag,
+        detail::admission_ticket& ticket
     ) {
         co_await asio::this_coro::throw_if_cancelled(false);
+        std::chrono::microseconds queued{0};
         for (int retries = 0;; ++retries) {
             diag = diagnostics{};
             diag.attempts = retries + 1;
             head = detail::response_head{};
+            if (self->gate && spec.admit) {
+                std::chrono::microseconds waited{0};
+                auto aec = co_await self->gate->async_admit(
+                    spec.opts, spec.admission_tokens, ticket, waited, diag
+                );
+                queued += waited;
+                diag.queue_wait = queued;
+                if (aec) {
+                    diag.attempts = retries;
+                    co_return aec;
+                }
+            }
             auto ec = co_await attempt(self, spec, retries, conn, head, diag);
+            if (self->gate && head.status != 0) {
+                ticket.acknowledge();
+                self->gate->observe(head.headers);
+            }
             if (ec == errc::cancelled || co_await cancelled_now()) {
                 conn.reset();
                 diag.detail = "cancelled";
@@ -329,6 +357,7 @@ struct client::impl {
             }
             attempt_outcome outcome;
             if (ec) {
+                ticket.settle_tokens(std::nullopt); // it may have been processed
                 if (ec == errc::invalid_request || ec == errc::response_too_large || diag.refused) {
                     co_return ec;
                 }
@@ -355,6 +384,12 @@ struct client::impl {
                 ec = make_error_code(
                     read_error_response(head.status, head.headers, body, diag, self->cfg.now())
                 );
+                diag.queue_wait = queued;
+                // An error reply used no tokens; a 429 says the budget is spent until its reset.
+                ticket.settle_tokens(0);
+                if (self->gate && head.status == 429) {
+                    self->gate->rate_limited(diag.code, diag.message, diag.retry_after);
+                }
                 outcome.status = head.status;
                 outcome.should_retry = find_header(head.headers, "x-should-retry");
                 outcome.retry_after_ms = find_header(head.headers, "retry-after-ms");
@@ -368,7 +403,10 @@ struct client::impl {
             if (!decision.retry) {
                 co_return ec;
             }
-            co_await self->cfg.sleep(decision.delay);
+            // Under admission control a 429's retry waits in the queue for the reset instead.
+            if (!(self->gate && outcome.status == 429)) {
+                co_await self->cfg.sleep(decision.delay);
+            }
             if (co_await cancelled_now()) {
                 diag.detail = "cancelled";
                 co_return make_error_code(errc::cancelled);
@@ -387,14 +425,43 @@ struct client::impl {
             cfg.retry.max_retries};
     }
 
+    // What a chat request reserves: the prompt estimate plus its completion limit.
+    std::int64_t admission_tokens(
+        const chat_request& req, const request_options& opts, const std::string& body
+    ) const {
+        const std::int64_t prompt = opts.prompt_tokens && *opts.prompt_tokens >= 0
+                                        ? *opts.prompt_tokens
+                                        : static_cast<std::int64_t>(body.size() / 4);
+        const std::int64_t completion = req.max_completion_tokens && *req.max_completion_tokens >= 0
+                                            ? *req.max_completion_tokens
+                                            : cfg.admission.unset_completion_reserve;
+        return prompt + completion;
+    }
+
+    request_spec
+    chat_spec(const chat_request& req, const request_options& opts, bool stream) const {
+        request_spec s = spec("POST", "/chat/completions", serialize(req), stream);
+        if (gate) {
+            s.admit = true;
+            s.opts = opts;
+            s.admission_tokens = admission_tokens(req, opts, s.body);
+        }
+        return s;
+    }
+
     // Runs a request and reads its whole 2xx body.
-    static asio::awaitable<error_code>
-    fetch(std::shared_ptr<impl> self, request_spec s, std::string& body, diagnostics& diag) {
+    static asio::awaitable<error_code> fetch(
+        std::shared_ptr<impl> self,
+        request_spec s,
+        std::string& body,
+        diagnostics& diag,
+        detail::admission_ticket& ticket
+    ) {
         co_await asio::this_coro::throw_if_cancelled(false);
         std::unique_ptr<detail::http_connection> conn;
         detail::response_head head;
         const auto read_timeout = s.read_timeout;
-        auto ec = co_await exchange(self, std::move(s), conn, head, diag);
+        auto ec = co_await exchange(self, std::move(s), conn, head, diag, ticket);
         if (ec) {
             co_return ec;
         }
@@ -423,14 +490,19 @@ struct client::impl {
         co_return error_code{};
     }
 
-    static asio::awaitable<error_code>
-    create(std::shared_ptr<impl> self, chat_request req, chat_response& out, diagnostics& diag) {
+    static asio::awaitable<error_code> create(
+        std::shared_ptr<impl> self,
+        chat_request req,
+        request_options opts,
+        chat_response& out,
+        diagnostics& diag
+    ) {
         req.stream.reset();
         req.stream_options.reset();
         std::string body;
-        auto ec = co_await fetch(
-            self, self->spec("POST", "/chat/completions", serialize(req), false), body, diag
-        );
+        detail::admission_ticket ticket;
+        request_spec s = self->chat_spec(req, opts, false);
+        auto ec = co_await fetch(self, std::move(s), body, diag, ticket);
         if (ec) {
             co_return ec;
         }
@@ -441,6 +513,7 @@ struct client::impl {
         }
         try {
             out = j.get<chat_response>();
+            ticket.settle_usage(out.usage);
         } catch (const std::exception& e) {
             diag.detail = std::string("unexpected response shape: ") + e.what();
             redact(diag, self->cfg.api_key);
@@ -449,21 +522,21 @@ struct client::impl {
         co_return error_code{};
     }
 
-    static asio::awaitable<error_code>
-    stream(std::shared_ptr<impl> self, chat_request req, chat_stream& out, diagnostics& diag) {
+    static asio::awaitable<error_code> stream(
+        std::shared_ptr<impl> self,
+        chat_request req,
+        request_options opts,
+        chat_stream& out,
+        diagnostics& diag
+    ) {
         req.stream = true;
         if (!req.stream_options) {
             req.stream_options = api::stream_options{};
         }
         req.stream_options->include_usage = true;
         auto st = std::make_unique<detail::http_stream_state>();
-        auto ec = co_await exchange(
-            self,
-            self->spec("POST", "/chat/completions", serialize(req), true),
-            st->conn,
-            st->head,
-            diag
-        );
+        request_spec s = self->chat_spec(req, opts, true);
+        auto ec = co_await exchange(self, std::move(s), st->conn, st->head, diag, st->ticket);
         if (ec) {
             co_return ec;
         }
@@ -494,6 +567,7 @@ struct client::impl {
         st->body.reset(st->head.framing, st->head.content_length);
         st->diag.http_status = st->head.status;
         st->diag.attempts = diag.attempts;
+        st->diag.queue_wait = diag.queue_wait;
         read_error_headers(st->head.headers, st->diag, self->cfg.now());
         st->secret = self->cfg.api_key;
         st->read_timeout = self->cfg.timeouts.read;
@@ -531,7 +605,9 @@ struct client::impl {
     static asio::awaitable<error_code>
     models(std::shared_ptr<impl> self, std::vector<model_info>& out, diagnostics& diag) {
         std::string body;
-        auto ec = co_await fetch(self, self->spec("GET", "/models", {}, false), body, diag);
+        detail::admission_ticket none; // listing models costs no tokens: never queued
+        auto ec =
+            co_await fetch(self, self->spec("GET", "/models", {}, false), body, diag, none);
         if (ec) {
             co_return ec;
         }
@@ -571,7 +647,8 @@ struct client::impl {
         s.max_retries = 0;
         std::string body;
         diagnostics diag;
-        co_await fetch(self, std::move(s), body, diag); // errors are swallowed by design
+        detail::admission_ticket none;
+        co_await fetch(self, std::move(s), body, diag, none); // errors are swallowed by design
     }
 };
 
@@ -590,28 +667,53 @@ const client_config& client::config() const noexcept {
 
 asio::awaitable<error_code>
 client::async_create(chat_request req, chat_response& out, diagnostics& diag) {
-    return impl::create(impl_, std::move(req), out, diag);
+    return impl::create(impl_, std::move(req), request_options{}, out, diag);
 }
 
+asio::awaitable<error_code> client::async_create(
+    chat_request req, const request_options& opts, chat_response& out, diagnostics& diag
+) {
+    return impl::create(impl_, std::move(req), opts, out, diag);
+}
+
+// Not a default argument: GCC 12 mishandles a defaulted class parameter of a coroutine.
 asio::awaitable<chat_response> client::async_create(chat_request req) {
+    return async_create(std::move(req), request_options());
+}
+
+asio::awaitable<chat_response> client::async_create(chat_request req, request_options opts) {
     chat_response out;
     diagnostics diag;
-    auto ec = co_await impl::create(impl_, std::move(req), out, diag);
+    auto ec = co_await impl::create(impl_, std::move(req), std::move(opts), out, diag);
     throw_on_error(ec, diag);
     co_return out;
 }
 
 asio::awaitable<error_code>
 client::async_stream(chat_request req, chat_stream& out, diagnostics& diag) {
-    return impl::stream(impl_, std::move(req), out, diag);
+    return impl::stream(impl_, std::move(req), request_options{}, out, diag);
+}
+
+asio::awaitable<error_code> client::async_stream(
+    chat_request req, const request_options& opts, chat_stream& out, diagnostics& diag
+) {
+    return impl::stream(impl_, std::move(req), opts, out, diag);
 }
 
 asio::awaitable<chat_stream> client::async_stream(chat_request req) {
+    return async_stream(std::move(req), request_options());
+}
+
+asio::awaitable<chat_stream> client::async_stream(chat_request req, request_options opts) {
     chat_stream out;
     diagnostics diag;
-    auto ec = co_await impl::stream(impl_, std::move(req), out, diag);
+    auto ec = co_await impl::stream(impl_, std::move(req), std::move(opts), out, diag);
     throw_on_error(ec, diag);
     co_return out;
+}
+
+bool client::admission_enabled() const noexcept {
+    return impl_->gate != nullptr;
 }
 
 asio::awaitable<error_code> client::async_models(std::vector<model_info>& out, diagnostics& diag) {

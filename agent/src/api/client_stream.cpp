@@ -20,7 +20,8 @@ void http_stream_state::fail(errc e, std::string detail) {
         diag.detail = std::move(detail);
     }
     api::redact(diag, secret);
-    conn.reset(); // a connection that errored is never reused
+    conn.reset();                     // a connection that errored is never reused
+    ticket.settle_usage(acc.usage()); // usage if it came, else the whole reservation
 }
 
 void http_stream_state::fail_in_stream(int status) {
@@ -36,6 +37,7 @@ void http_stream_state::fail_in_stream(int status) {
 
 void http_stream_state::finish(bool reusable) {
     state = phase::finished;
+    ticket.settle_usage(acc.usage());
     if (reusable && conn && body.done() && head.keep_alive &&
         body.kind() != http_body_decoder::framing::until_eof && pool) {
         conn->reused = false;

@@ -740,7 +740,11 @@ private:
             wafer::model& m = call.model ? *call.model : *cfg_.model;
             const bool forward = emitter_.observed() && !call.quiet;
             asio::awaitable<boost::system::error_code> c = m.async_complete(
-                std::move(call.request), forward ? &forwarder : nullptr, reply, diag
+                std::move(call.request),
+                forward ? &forwarder : nullptr,
+                std::move(call.admission),
+                reply,
+                diag
             );
             if (call.call_deadline) {
                 ec = co_await async_with_deadline(std::move(c), call.call_deadline.at());

@@ -266,6 +266,9 @@ void run_machine::prepare_model_call() {
     context_usage& cu = result_.context.last;
     cu = context_usage{estimator_.estimate(sent_chars_), window_, reserved_};
     result_.context.peak_tokens = std::max(result_.context.peak_tokens, cu.prompt_tokens);
+    call.admission.run_key = result_.run_id;
+    call.admission.priority = setup_.priority.value_or(cfg_.priority);
+    call.admission.prompt_tokens = cu.prompt_tokens;
     if (observed()) {
         events::model_request ev{turn_, req.model, req.messages.size(), req.tools.size()};
         ev.context_tokens = cu.prompt_tokens;
@@ -279,6 +282,9 @@ void run_machine::start_model(clock_type::time_point now) {
     model_call call = std::move(pending_call_);
     call.run_deadline = run_deadline_;
     call.call_deadline = earliest(run_deadline_, deadline::after(now, cfg_.limits.turn_timeout));
+    if (call.call_deadline) {
+        call.admission.deadline = call.call_deadline.at();
+    }
     run_action a;
     a.type = run_action_type::call_model;
     a.op = model_op_ = start_op();
@@ -358,11 +364,16 @@ void run_machine::take_model_outcome() {
             phase_ = phase::context_check;
             return;
         }
+        if (error) {
+            result_.queue_wait += error->diagnostics.queue_wait;
+        }
         return fail(error.value_or(run_error{errc::invalid_response, {}}));
     }
 
     // Account for the turn.
     turn_usage tu{turn_, reply->usage.value_or(api::usage{}), reply->time_info, reply_took_};
+    tu.queue_wait = reply->queue_wait;
+    result_.queue_wait += tu.queue_wait;
     result_.usage += tu.usage;
     if (tu.time_info) {
         result_.time_info += *tu.time_info;
@@ -384,7 +395,8 @@ void run_machine::take_model_outcome() {
             reply->usage,
             reply->time_info,
             msg.tool_calls.size(),
-            tu.duration});
+            tu.duration,
+            tu.queue_wait});
     }
     wafer::conversation& conv = result_.conversation;
     if (msg.tool_calls.empty()) {
@@ -876,7 +888,8 @@ void run_machine::finish(clock_type::time_point now) {
             std::nullopt,
             result_.usage,
             result_.turns.size(),
-            result_.duration};
+            result_.duration,
+            result_.queue_wait};
         if (result_.error) {
             fin.error = result_.error->code.message();
             if (auto d = result_.error->diagnostics.to_string(); !d.empty()) {

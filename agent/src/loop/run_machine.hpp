@@ -33,6 +33,9 @@ struct model_call {
     /// compaction summary is no part of the answer).
     std::shared_ptr<wafer::model> model;
     bool quiet = false;
+    /// For the client's admission queue: the run id as key, the run's priority and deadline, the
+    /// prompt estimate.
+    api::request_options admission;
 };
 
 /// One tool dispatch: calls of the current assistant message, by index.
@@ -128,6 +131,8 @@ struct run_setup {
     /// `tool_defs_revision`; a turn that finds the registry changed builds its own.
     std::shared_ptr<const std::vector<api::function_tool>> tool_defs;
     std::uint64_t tool_defs_revision = 0;
+    /// Admission priority (run_options::priority; agent_config::priority when unset).
+    std::optional<int> priority;
 };
 
 /// The registry's tools as request entries.

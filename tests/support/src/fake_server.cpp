@@ -20,6 +20,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "detail/rate_window.hpp"
 #include "detail/render.hpp"
 
 namespace wafer::testing {
@@ -65,6 +66,62 @@ struct server_state {
     std::uint64_t next_id = 0;
     std::map<std::uint64_t, session_handle> sessions;
     bool stopped = false;
+    detail::rate_window rate{cfg.limits};
+
+    /// A Cerebras-looking request id for the x-request-id header.
+    std::string make_request_id() {
+        char buf[40];
+        std::snprintf(
+            buf,
+            sizeof buf,
+            "%016llx%016llx",
+            static_cast<unsigned long long>(rng()),
+            static_cast<unsigned long long>(rng())
+        );
+        return buf;
+    }
+
+    /// Adds the rate-limit headers and a request id, except those the reply scripts itself.
+    void decorate(delivery& how) {
+        bool scripted_limits = false;
+        bool scripted_id = false;
+        for (const auto& [name, value] : how.headers) {
+            const std::string n = lower_name(name);
+            scripted_limits = scripted_limits || n.starts_with("x-ratelimit-");
+            scripted_id = scripted_id || n == "x-request-id";
+        }
+        if (!scripted_limits) {
+            for (auto& h : rate.headers(std::chrono::steady_clock::now())) {
+                how.headers.push_back(std::move(h));
+            }
+        }
+        if (!scripted_id) {
+            how.headers.emplace_back("x-request-id", make_request_id());
+        }
+    }
+
+    static std::string lower_name(std::string_view s) {
+        std::string out(s);
+        for (auto& ch : out) {
+            ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+        }
+        return out;
+    }
+
+    /// What a chat request reserves: prompt plus max_completion_tokens (the model's maximum when
+    /// unset, as the server reserves up to the sequence length).
+    std::int64_t reservation(const api::chat_request& req) const {
+        std::int64_t completion = 40000;
+        for (const auto& m : cfg.models) {
+            if (m.id == req.model) {
+                completion = m.max_completion_tokens;
+            }
+        }
+        if (req.max_completion_tokens && *req.max_completion_tokens >= 0) {
+            completion = *req.max_completion_tokens;
+        }
+        return detail::estimate_tokens(detail::prompt_chars(req)) + completion;
+    }
 
     reply next_reply(const api::chat_request& req) {
         if (!queue.empty()) {
@@ -406,24 +463,28 @@ check_auth(const server_state& st, const http::request<http::string_body>& req, 
     return std::nullopt;
 }
 
+nlohmann::ordered_json model_entry(const server_state& st, const model_info& m, bool with_limits) {
+    nlohmann::ordered_json entry;
+    entry["id"] = m.id;
+    entry["object"] = "model";
+    entry["created"] = 0;
+    entry["owned_by"] = "Cerebras";
+    if (!with_limits && st.cfg.list_windows) {
+        entry["max_model_len"] = m.max_context_length;
+    }
+    if (with_limits) {
+        entry["name"] = m.id;
+        entry["limits"] = {
+            {"max_context_length", m.max_context_length},
+            {"max_completion_tokens", m.max_completion_tokens}};
+    }
+    return entry;
+}
+
 std::string models_body(const server_state& st, bool with_limits) {
     auto data = nlohmann::ordered_json::array();
     for (const auto& m : st.cfg.models) {
-        nlohmann::ordered_json entry;
-        entry["id"] = m.id;
-        entry["object"] = "model";
-        entry["created"] = 0;
-        entry["owned_by"] = "Cerebras";
-        if (!with_limits && st.cfg.list_windows) {
-            entry["max_model_len"] = m.max_context_length;
-        }
-        if (with_limits) {
-            entry["name"] = m.id;
-            entry["limits"] = {
-                {"max_context_length", m.max_context_length},
-                {"max_completion_tokens", m.max_completion_tokens}};
-        }
-        data.push_back(std::move(entry));
+        data.push_back(model_entry(st, m, with_limits));
     }
     nlohmann::ordered_json j;
     j["object"] = "list";
@@ -497,19 +558,28 @@ asio::awaitable<after> handle_chat(conn_ptr<Stream> c, http::request<http::strin
             }
         }
     }
+    if (auto refusal = st.rate.admit(st.reservation(request), std::chrono::steady_clock::now())) {
+        delivery how;
+        st.decorate(how);
+        co_return co_await send_error(c, std::move(*refusal), std::move(how), keep);
+    }
     reply r = st.next_reply(request);
     if (r.how.header_delay.count() > 0 && !co_await pause(c, r.how.header_delay)) {
         co_return after::abort;
     }
     switch (r.type) {
     case reply::kind::error:
+        st.decorate(r.how);
         co_return co_await send_error(c, std::move(r.error), std::move(r.how), keep);
     case reply::kind::raw:
+        st.decorate(r.how);
         co_return co_await send_raw(c, std::move(r.raw), std::move(r.how), keep);
     case reply::kind::turn:
         break;
     }
     auto rt = detail::resolve(std::move(r.turn), request, st.rng);
+    st.rate.charge(rt.usage.prompt_tokens + rt.usage.completion_tokens);
+    st.decorate(r.how);
     if (request.stream.value_or(false)) {
         co_return co_await send_stream(c, std::move(rt), std::move(r.how), keep);
     }
@@ -547,6 +617,38 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
         }
         co_return co_await handle_chat(c, std::move(req));
     }
+    if (path.starts_with("/v1/models/") || path.starts_with("/public/v1/models/")) {
+        if (!is_get) {
+            co_return co_await send_simple(c, method_not_allowed(), keep);
+        }
+        const bool is_public = path.starts_with("/public/");
+        if (!is_public) {
+            if (auto denied = check_auth(st, req, keep)) {
+                co_return co_await send_simple(c, std::move(*denied), keep);
+            }
+        }
+        const std::string id(path.substr(path.find("/models/") + 8));
+        std::optional<http::response<http::string_body>> res;
+        for (const auto& m : st.cfg.models) {
+            if (m.id == id) {
+                res = json_response(200, model_entry(st, m, is_public).dump(), keep);
+            }
+        }
+        if (!res) {
+            res = json_response(
+                404,
+                flat_error(
+                    "Model " + id + " does not exist or you do not have access to it.",
+                    "not_found_error",
+                    "model",
+                    "model_not_found"
+                ),
+                keep
+            );
+        }
+        res->set("x-request-id", st.make_request_id());
+        co_return co_await send_simple(c, std::move(*res), keep);
+    }
     if (path == "/v1/models" || path == "/public/v1/models") {
         if (!is_get) {
             co_return co_await send_simple(c, method_not_allowed(), keep);
@@ -557,9 +659,9 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
                 co_return co_await send_simple(c, std::move(*denied), keep);
             }
         }
-        co_return co_await send_simple(
-            c, json_response(200, models_body(st, is_public), keep), keep
-        );
+        auto res = json_response(200, models_body(st, is_public), keep);
+        res.set("x-request-id", st.make_request_id());
+        co_return co_await send_simple(c, std::move(res), keep);
     }
     if (path == "/v1/tcp_warming") {
         if (!is_get) {
@@ -785,6 +887,14 @@ void fake_server::clear_requests() {
 
 std::size_t fake_server::open_connections() const noexcept {
     return impl_->sessions.size();
+}
+
+std::size_t fake_server::rate_limited_count() const noexcept {
+    return impl_->rate.refused();
+}
+
+std::int64_t fake_server::tokens_counted() const noexcept {
+    return impl_->rate.counted();
 }
 
 void fake_server::stop() {

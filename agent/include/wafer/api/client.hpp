@@ -2,6 +2,7 @@
 // the official SDKs' retry policy, typed errors with diagnostics.
 #pragma once
 
+#include <wafer/api/admission.hpp>
 #include <wafer/api/chat_request.hpp>
 #include <wafer/api/chat_response.hpp>
 #include <wafer/api/chat_stream.hpp>
@@ -53,6 +54,10 @@ struct model_info {
 /// returned awaitable completes. The client may be destroyed while operations or streams are in
 /// flight (they share its state).
 ///
+/// Admission control (client_config::admission; on for Cerebras hosts): chat requests of every
+/// run sharing the client wait in one queue until the rate-limit budget the server reports admits
+/// them (see admission.hpp).
+///
 /// Thread safety: distinct objects safe, shared objects unsafe: use one client from one thread
 /// or strand (its executor).
 class client {
@@ -69,15 +74,29 @@ public:
     const client_config& config() const noexcept;
 
     /// POST /v1/chat/completions without streaming (`stream` is forced off).
+    ///
+    /// `opts` (run key, priority, deadline, prompt estimate) matter only under admission control
+    /// (client_config::admission): then every attempt first waits for the limiter, which may fail
+    /// it with errc::admission_timeout; diag.queue_wait says how long it waited.
     boost::asio::awaitable<chat_response> async_create(chat_request req);
+    boost::asio::awaitable<chat_response> async_create(chat_request req, request_options opts);
     boost::asio::awaitable<boost::system::error_code>
     async_create(chat_request req, chat_response& out, diagnostics& diag);
+    boost::asio::awaitable<boost::system::error_code> async_create(
+        chat_request req, const request_options& opts, chat_response& out, diagnostics& diag
+    );
 
     /// POST /v1/chat/completions with stream=true and stream_options.include_usage=true. Completes
-    /// once a 2xx response head arrived (retries happen before that); then pull the chunks.
+    /// once a 2xx response head arrived (retries happen before that); then pull the chunks. Under
+    /// admission control the stream's reservation is settled with its usage when it ends
+    /// (`opts` as for async_create; chat_stream::diag().queue_wait).
     boost::asio::awaitable<chat_stream> async_stream(chat_request req);
+    boost::asio::awaitable<chat_stream> async_stream(chat_request req, request_options opts);
     boost::asio::awaitable<boost::system::error_code>
     async_stream(chat_request req, chat_stream& out, diagnostics& diag);
+    boost::asio::awaitable<boost::system::error_code> async_stream(
+        chat_request req, const request_options& opts, chat_stream& out, diagnostics& diag
+    );
 
     /// GET /v1/models.
     boost::asio::awaitable<std::vector<model_info>> async_models();
@@ -87,6 +106,9 @@ public:
     /// Fire-and-forget GET /v1/tcp_warming (1 s timeouts, no retries, errors swallowed) so the
     /// first real request finds an open connection in the pool.
     void warm_up();
+
+    /// True when admission control applies to this client (see admission_config::enabled).
+    bool admission_enabled() const noexcept;
 
     /// Pool statistics: idle connections now, and connections opened so far.
     std::size_t idle_connections() const noexcept;

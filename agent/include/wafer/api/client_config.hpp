@@ -1,6 +1,7 @@
 // Configuration of api::client: endpoint, credentials, timeouts, retries, TLS, proxy.
 #pragma once
 
+#include <wafer/api/admission.hpp>
 #include <wafer/api/retry_policy.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -97,6 +98,9 @@ struct client_config {
     /// stream reads up to this much per system call while a slow one stays small; connections
     /// parked in the pool keep at most 8 KiB.
     std::size_t read_buffer_bytes = 64u * 1024u;
+    /// Admission control: queue chat requests so they stay inside the server's rate limits
+    /// (admission.hpp). Off by default for unknown servers, on for *.cerebras.ai.
+    admission_config admission{};
 
     /// Test hooks. sleep(d) waits between retries (default: a steady_timer, cancellable);
     /// random() draws U[0,1) for backoff jitter (default: a per-client PRNG); now() is the wall

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "api/detail/admission_gate.hpp"
 #include "api/detail/http_body.hpp"
 #include "api/detail/http_connection.hpp"
 #include "api/detail/http_pool.hpp"
@@ -33,6 +34,8 @@ struct http_stream_state {
     std::size_t total_bytes = 0;
     phase state = phase::open;
     boost::system::error_code error;
+    // The request's admission reservation (empty when admission is off): settled at the end.
+    admission_ticket ticket;
 
     /// Decodes the next chunk from buffered bytes. nullptr with state open and no ec means more
     /// bytes are needed.

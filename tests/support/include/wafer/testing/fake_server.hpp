@@ -143,6 +143,25 @@ struct model_info {
     std::int64_t max_completion_tokens;
 };
 
+/// Rate limits as Cerebras enforces them (reference: cerebras-api.md §6). A chat request reserves
+/// its prompt (ceil(characters / 4) tokens) plus max_completion_tokens (the model's
+/// max_completion_tokens when unset) against the tokens of the current minute; one that does
+/// not fit, or that passes a request budget, gets 429 with Cerebras's flat body ("Tokens per
+/// minute limit exceeded - too many tokens processed.", code `token_quota_exceeded`; "Requests
+/// per minute limit exceeded - too many requests sent.", code `request_quota_exceeded`; param
+/// `quota`, type `too_many_requests_error`). An admitted request then counts the prompt plus
+/// the completion it really got. Windows are fixed: they start at the first request and turn
+/// over every `minute` (or `day`).
+struct rate_limits {
+    /// Enforced when set.
+    std::optional<std::int64_t> tokens_per_minute;
+    std::optional<std::int64_t> requests_per_minute;
+    std::optional<std::int64_t> requests_per_day;
+    /// Length of a "minute" and a "day" (tests shorten them).
+    std::chrono::milliseconds minute{60'000};
+    std::chrono::milliseconds day{86'400'000};
+};
+
 struct fake_server_config {
     /// 0 picks a free port. The server always binds 127.0.0.1.
     unsigned short port = 0;
@@ -171,16 +190,23 @@ struct fake_server_config {
     bool enforce_context = false;
     /// GET /v1/models entries also carry `max_model_len` (the window, as vLLM reports it).
     bool list_windows = false;
+    /// Rate limits. Every chat reply carries Cerebras's six headers whether or not a limit is
+    /// enforced (`x-ratelimit-{limit,remaining,reset}-requests-day` and `-tokens-minute`; unset
+    /// limits are advertised as 14400 requests a day and 1,000,000 tokens a minute), plus
+    /// `-requests-minute` when that limit is set; a reply whose delivery sets any x-ratelimit-*
+    /// header sends its own instead. Every reply carries an `x-request-id` unless scripted.
+    rate_limits limits{};
 };
 
 /// The server. It starts listening in the constructor and serves while its executor runs.
 ///
 /// Endpoints: POST /v1/chat/completions (scripted replies: the queue in FIFO order, then the
-/// responder, then config.fallback, else 500), GET /v1/models, GET /v1/tcp_warming (200 {}),
-/// GET /public/v1/models (with limits). Unknown paths: 404 with an empty text/plain body; a known
-/// path with the wrong method: 405. A chat body that is not JSON, or lacks model/messages: 400
-/// with a flat error body (the queue is not consumed). Keep-alive and `Expect: 100-continue` are
-/// supported; HTTP/1.1 only; any number of concurrent connections.
+/// responder, then config.fallback, else 500), GET /v1/models and GET /v1/models/{id} (an unknown
+/// id: 404 with Cerebras's `model_not_found` body), GET /v1/tcp_warming (200 {}),
+/// GET /public/v1/models[/{id}] (with limits). Unknown paths: 404 with an empty text/plain body; a
+/// known path with the wrong method: 405. A chat body that is not JSON, or lacks model/messages:
+/// 400 with a flat error body (the queue is not consumed). Keep-alive and `Expect: 100-continue`
+/// are supported; HTTP/1.1 only; any number of concurrent connections.
 ///
 /// Errors: the constructor throws boost::system::system_error if the port cannot be bound or the
 /// TLS files cannot be loaded, std::invalid_argument if only one TLS file is given.
@@ -220,6 +246,11 @@ public:
 
     /// Connections currently open.
     std::size_t open_connections() const noexcept;
+
+    /// Chat requests refused with 429 by `limits` so far.
+    std::size_t rate_limited_count() const noexcept;
+    /// Tokens counted against the limits so far (prompt + completion of admitted requests).
+    std::int64_t tokens_counted() const noexcept;
 
     /// Stops accepting and closes open connections (idempotent; the destructor calls it).
     void stop();
