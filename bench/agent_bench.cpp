@@ -16,6 +16,7 @@
 //
 // usage: wafer_agent_bench [--only tools|cpu|memory] [--runs N] [--concurrent N]
 //                          [--fake PATH] [--chunk-delay-ms N] [--read-buffer BYTES]
+//                          [--rate-headers on|off]
 // prints one line per benchmark: name=<bench> key=value ...
 #include <wafer/agent.hpp>
 #include <wafer/api/client.hpp>
@@ -467,10 +468,13 @@ int bench_journal(int runs) {
     return rc;
 }
 
-int bench_cpu(int runs) {
+int bench_cpu(int runs, bool rate_headers) {
     // The server: its own io_context on its own thread (constructed here, before that thread runs).
+    // By default it sends Cerebras's x-ratelimit-* headers and x-request-id as the real API does.
     asio::io_context server_ioc(1);
-    wafer::testing::fake_server server(server_ioc.get_executor());
+    wafer::testing::fake_server_config sc;
+    sc.rate_limit_headers = rate_headers;
+    wafer::testing::fake_server server(server_ioc.get_executor(), sc);
     server.set_responder(&two_turn_responder);
     const std::string url = server.base_url();
     std::thread server_thread([&server_ioc] { server_ioc.run(); });
@@ -752,6 +756,7 @@ int main(int argc, char** argv) {
     std::string fake = default_fake_path(argv[0]);
     int chunk_delay_ms = 100;
     std::size_t read_buffer = 0;
+    bool rate_headers = true;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         const char* v = argv[i + 1];
@@ -767,6 +772,8 @@ int main(int argc, char** argv) {
             chunk_delay_ms = std::max(1, std::atoi(v));
         } else if (flag == "--read-buffer") {
             read_buffer = static_cast<std::size_t>(std::max(0L, std::atol(v)));
+        } else if (flag == "--rate-headers") {
+            rate_headers = std::string(v) != "off";
         } else {
             std::fprintf(stderr, "agent_bench: unknown option %s\n", flag.c_str());
             return 2;
@@ -778,7 +785,7 @@ int main(int argc, char** argv) {
             rc |= bench_tools();
         }
         if (only.empty() || only == "cpu") {
-            rc |= bench_cpu(runs);
+            rc |= bench_cpu(runs, rate_headers);
         }
         if (only.empty() || only == "journal") {
             rc |= bench_journal(std::min(runs, 2000));

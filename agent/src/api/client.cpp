@@ -522,12 +522,15 @@ struct client::impl {
         co_return error_code{};
     }
 
+    // `report`: copy the stream's diagnostics to `diag` on success too (the throwing form drops
+    // them, and the x-ratelimit-* fields cost a dozen allocations per copy).
     static asio::awaitable<error_code> stream(
         std::shared_ptr<impl> self,
         chat_request req,
         request_options opts,
         chat_stream& out,
-        diagnostics& diag
+        diagnostics& diag,
+        bool report = true
     ) {
         req.stream = true;
         if (!req.stream_options) {
@@ -572,7 +575,9 @@ struct client::impl {
         st->secret = self->cfg.api_key;
         st->read_timeout = self->cfg.timeouts.read;
         st->max_bytes = self->cfg.max_response_bytes;
-        diag = st->diag;
+        if (report) {
+            diag = st->diag;
+        }
         out = chat_stream(std::move(st));
         co_return error_code{};
     }
@@ -707,7 +712,7 @@ asio::awaitable<chat_stream> client::async_stream(chat_request req) {
 asio::awaitable<chat_stream> client::async_stream(chat_request req, request_options opts) {
     chat_stream out;
     diagnostics diag;
-    auto ec = co_await impl::stream(impl_, std::move(req), std::move(opts), out, diag);
+    auto ec = co_await impl::stream(impl_, std::move(req), std::move(opts), out, diag, false);
     throw_on_error(ec, diag);
     co_return out;
 }

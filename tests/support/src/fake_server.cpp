@@ -83,6 +83,9 @@ struct server_state {
 
     /// Adds the rate-limit headers and a request id, except those the reply scripts itself.
     void decorate(delivery& how) {
+        if (!cfg.rate_limit_headers) {
+            return;
+        }
         bool scripted_limits = false;
         bool scripted_id = false;
         for (const auto& [name, value] : how.headers) {

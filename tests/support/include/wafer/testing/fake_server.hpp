@@ -196,6 +196,9 @@ struct fake_server_config {
     /// `-requests-minute` when that limit is set; a reply whose delivery sets any x-ratelimit-*
     /// header sends its own instead. Every reply carries an `x-request-id` unless scripted.
     rate_limits limits{};
+    /// Off: no x-ratelimit-* headers and no x-request-id unless a reply scripts them (replies as
+    /// before these headers existed; the agent benchmark compares both).
+    bool rate_limit_headers = true;
 };
 
 /// The server. It starts listening in the constructor and serves while its executor runs.
