@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
     wafer::cli::add_chat_command(app, chat, [](CLI::App& cmd, wafer::cli::run_flags& flags) {
         add_agent_flags(cmd, flags, "Directory the tools work in (default: the current one)");
     });
-    app.set_version_flag("--version", std::string("wafer ") + WAFER_VERSION);
+    app.set_version_flag("--version", std::string("wafer ") + WAFER_VERSION_STRING);
 
     wafer::cli::ask_flags ask;
     CLI::App* ask_cmd = app.add_subcommand("ask", "One chat completion, printed as it streams");
