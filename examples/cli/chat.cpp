@@ -123,7 +123,7 @@ public:
         std::shared_ptr<store::run_store> store
     )
         : ioc_(ioc), ep_(ep), client_(std::move(client)), flags_(flags), root_(std::move(root)),
-          store_(std::move(store)), color_(stdout_is_tty()) {}
+          store_(std::move(store)), color_(output_color(flags.color)) {}
 
     /// Goes on with the journaled run `id` (finished) instead of starting a new one.
     void continue_run(std::string id, const run_flags& stored) {
@@ -300,7 +300,9 @@ private:
              .reasoning = true,
              .color = color_,
              .steps = true,
-             .approvals = !flags_.yes}
+             .approvals = !flags_.yes,
+             .thinking = thinking_line_allowed()},
+            &std::cerr
         );
         turn_figures figures;
         auto on_event = [this, &printer, &approver, &figures](const event& e) {
@@ -610,7 +612,9 @@ int chat(const chat_flags& flags) {
                        : workspace_root(flags.workspace);
         }
     }
-    endpoint ep = open_endpoint(ioc.get_executor(), endpoint_request::from_env(flags.base_url));
+    endpoint ep = open_endpoint(
+        ioc.get_executor(), endpoint_request::from_env(flags.base_url, flags.ca_file)
+    );
     auto client = std::make_shared<api::client>(ioc.get_executor(), ep.config);
     chat_flags session_flags = flags;
     static_cast<run_flags&>(session_flags) = agent_flags;
