@@ -611,8 +611,7 @@ struct client::impl {
     models(std::shared_ptr<impl> self, std::vector<model_info>& out, diagnostics& diag) {
         std::string body;
         detail::admission_ticket none; // listing models costs no tokens: never queued
-        auto ec =
-            co_await fetch(self, self->spec("GET", "/models", {}, false), body, diag, none);
+        auto ec = co_await fetch(self, self->spec("GET", "/models", {}, false), body, diag, none);
         if (ec) {
             co_return ec;
         }
