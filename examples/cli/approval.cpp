@@ -23,17 +23,6 @@ namespace {
 using nlohmann::json;
 using tools::tool_output;
 
-std::string cut(const std::string& s, std::size_t limit) {
-    if (s.size() <= limit) {
-        return s;
-    }
-    std::size_t end = limit;
-    while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0U) == 0x80U) {
-        --end;
-    }
-    return s.substr(0, end) + "...";
-}
-
 tool_output denied_nobody_to_ask(const std::string& tool) {
     return {
         "denied: " + tool +
@@ -71,11 +60,11 @@ std::string describe_call(const std::string& tool, const json& args) {
     }
     if (tool == "edit_file") {
         return "edit_file " + visible(str("path")) + ": replace \"" +
-               visible(cut(str("old_text"), 80)) + "\" with \"" +
-               visible(cut(str("new_text"), 80)) + "\"";
+               visible(shortened(str("old_text"), 80)) + "\" with \"" +
+               visible(shortened(str("new_text"), 80)) + "\"";
     }
     return visible(tool) + " " +
-           visible(cut(args.dump(-1, ' ', false, json::error_handler_t::replace), 200));
+           visible(shortened(args.dump(-1, ' ', false, json::error_handler_t::replace), 200));
 }
 
 void gate_tool(tools::tool& t, approval_mode mode) {

@@ -16,6 +16,7 @@
 #include "printer.hpp"
 #include "session.hpp"
 #include "terminal.hpp"
+#include "visible.hpp"
 
 namespace asio = boost::asio;
 
@@ -35,18 +36,6 @@ const api::message* unexpected_tool_calls(const run_result& r) {
         }
     }
     return nullptr;
-}
-
-/// At most `limit` bytes of `s` (on a UTF-8 boundary), "..." when cut.
-std::string shortened(const std::string& s, std::size_t limit) {
-    if (s.size() <= limit) {
-        return s;
-    }
-    std::size_t end = limit;
-    while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0U) == 0x80U) {
-        --end;
-    }
-    return s.substr(0, end) + "...";
 }
 
 asio::awaitable<int>

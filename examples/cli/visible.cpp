@@ -126,4 +126,15 @@ std::string visible(std::string_view s, layout how) {
     return out;
 }
 
+std::string shortened(const std::string& s, std::size_t limit) {
+    if (s.size() <= limit) {
+        return s;
+    }
+    std::size_t end = limit;
+    while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0U) == 0x80U) {
+        --end;
+    }
+    return s.substr(0, end) + "...";
+}
+
 } // namespace wafer::cli

@@ -30,4 +30,7 @@ enum class layout {
 /// Everything else, including backslashes and printable non-ASCII characters, is unchanged.
 std::string visible(std::string_view s, layout how = layout::one_line);
 
+/// At most `limit` bytes of `s`, cut on a UTF-8 boundary, with "..." when cut (previews).
+std::string shortened(const std::string& s, std::size_t limit);
+
 } // namespace wafer::cli
