@@ -466,6 +466,24 @@ check_auth(const server_state& st, const http::request<http::string_body>& req, 
     return std::nullopt;
 }
 
+http::response<http::string_body> method_not_allowed(bool keep) {
+    return json_response(405, R"({"detail":"Method Not Allowed"})", keep);
+}
+
+// A models request that is not a GET, or that lacks the key where the route needs one.
+std::optional<http::response<http::string_body>> refuse_models_request(
+    const server_state& st,
+    const http::request<http::string_body>& req,
+    bool is_get,
+    bool is_public,
+    bool keep
+) {
+    if (!is_get) {
+        return method_not_allowed(keep);
+    }
+    return is_public ? std::nullopt : check_auth(st, req, keep);
+}
+
 nlohmann::ordered_json model_entry(const server_state& st, const model_info& m, bool with_limits) {
     nlohmann::ordered_json entry;
     entry["id"] = m.id;
@@ -607,13 +625,10 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
     path = path.substr(0, path.find('?'));
     const bool is_get = req.method() == http::verb::get;
     const bool is_post = req.method() == http::verb::post;
-    auto method_not_allowed = [&] {
-        return json_response(405, R"({"detail":"Method Not Allowed"})", keep);
-    };
 
     if (path == "/v1/chat/completions") {
         if (!is_post) {
-            co_return co_await send_simple(c, method_not_allowed(), keep);
+            co_return co_await send_simple(c, method_not_allowed(keep), keep);
         }
         if (auto denied = check_auth(st, req, keep)) {
             co_return co_await send_simple(c, std::move(*denied), keep);
@@ -621,14 +636,9 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
         co_return co_await handle_chat(c, std::move(req));
     }
     if (path.starts_with("/v1/models/") || path.starts_with("/public/v1/models/")) {
-        if (!is_get) {
-            co_return co_await send_simple(c, method_not_allowed(), keep);
-        }
         const bool is_public = path.starts_with("/public/");
-        if (!is_public) {
-            if (auto denied = check_auth(st, req, keep)) {
-                co_return co_await send_simple(c, std::move(*denied), keep);
-            }
+        if (auto refused = refuse_models_request(st, req, is_get, is_public, keep)) {
+            co_return co_await send_simple(c, std::move(*refused), keep);
         }
         const std::string id(path.substr(path.find("/models/") + 8));
         std::optional<http::response<http::string_body>> res;
@@ -653,14 +663,9 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
         co_return co_await send_simple(c, std::move(*res), keep);
     }
     if (path == "/v1/models" || path == "/public/v1/models") {
-        if (!is_get) {
-            co_return co_await send_simple(c, method_not_allowed(), keep);
-        }
         const bool is_public = path.starts_with("/public/");
-        if (!is_public) {
-            if (auto denied = check_auth(st, req, keep)) {
-                co_return co_await send_simple(c, std::move(*denied), keep);
-            }
+        if (auto refused = refuse_models_request(st, req, is_get, is_public, keep)) {
+            co_return co_await send_simple(c, std::move(*refused), keep);
         }
         auto res = json_response(200, models_body(st, is_public), keep);
         res.set("x-request-id", st.make_request_id());
@@ -668,7 +673,7 @@ asio::awaitable<after> handle(conn_ptr<Stream> c, http::request<http::string_bod
     }
     if (path == "/v1/tcp_warming") {
         if (!is_get) {
-            co_return co_await send_simple(c, method_not_allowed(), keep);
+            co_return co_await send_simple(c, method_not_allowed(keep), keep);
         }
         co_return co_await send_simple(c, json_response(200, "{}", keep), keep);
     }
