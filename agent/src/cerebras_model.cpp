@@ -30,10 +30,10 @@ model_reply reply_from(const api::chat_response& r) {
 
 boost::asio::awaitable<model_reply>
 cerebras_model::async_complete(api::chat_request req, model_observer* observer) {
-    return async_complete(std::move(req), observer, api::request_options{});
+    return async_complete_with_options(std::move(req), observer, api::request_options{});
 }
 
-boost::asio::awaitable<model_reply> cerebras_model::async_complete(
+boost::asio::awaitable<model_reply> cerebras_model::async_complete_with_options(
     api::chat_request req, model_observer* observer, api::request_options opts
 ) {
     if (req.model.empty()) {

@@ -14,8 +14,9 @@ boost::asio::awaitable<void> model_observer::on_content_delta(std::string) {
     co_return;
 }
 
-boost::asio::awaitable<model_reply>
-model::async_complete(api::chat_request req, model_observer* observer, api::request_options) {
+boost::asio::awaitable<model_reply> model::async_complete_with_options(
+    api::chat_request req, model_observer* observer, api::request_options
+) {
     co_return co_await async_complete(std::move(req), observer);
 }
 
@@ -34,7 +35,7 @@ boost::asio::awaitable<boost::system::error_code> model::async_complete(
 ) {
     boost::system::error_code ec;
     try {
-        out = co_await async_complete(std::move(req), observer, std::move(opts));
+        out = co_await async_complete_with_options(std::move(req), observer, std::move(opts));
     } catch (const wafer::error& e) {
         ec = e.code();
         diag = e.diag();

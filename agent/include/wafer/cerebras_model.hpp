@@ -27,7 +27,7 @@ public:
     boost::asio::awaitable<model_reply>
     async_complete(api::chat_request req, model_observer* observer) override;
     /// `opts` go to the client (admission control); reply.queue_wait says how long it queued.
-    boost::asio::awaitable<model_reply> async_complete(
+    boost::asio::awaitable<model_reply> async_complete_with_options(
         api::chat_request req, model_observer* observer, api::request_options opts
     ) override;
     using model::async_complete; // the non-throwing form

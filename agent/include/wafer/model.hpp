@@ -124,9 +124,11 @@ public:
 
     /// The same with the request's client-side options (admission control: run key, priority,
     /// deadline; api::request_options). The agent loop calls this form. The default ignores
-    /// `opts` and calls the form above.
-    virtual boost::asio::awaitable<model_reply>
-    async_complete(api::chat_request req, model_observer* observer, api::request_options opts);
+    /// `opts` and calls async_complete. Its own name, so that a model overriding only
+    /// async_complete hides nothing.
+    virtual boost::asio::awaitable<model_reply> async_complete_with_options(
+        api::chat_request req, model_observer* observer, api::request_options opts
+    );
 
     /// The same, reporting a failure instead of throwing it: returns the error code (empty on
     /// success) with `diag` filled, and the reply in `out`. Exceptions that are not
