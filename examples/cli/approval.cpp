@@ -78,13 +78,19 @@ void gate_tool(tools::tool& t, approval_mode mode) {
 }
 
 std::shared_ptr<tools::registry> with_approval(
-    const tools::registry& base, const std::vector<std::string>& gated, approval_mode mode
+    const tools::registry& base,
+    const std::vector<std::string>& gated,
+    approval_mode mode,
+    const std::function<void(tools::tool&)>& adjust_tool
 ) {
     auto out = std::make_shared<tools::registry>();
     for (const auto& name : base.names()) {
         tools::tool t = *base.find(name);
         if (std::find(gated.begin(), gated.end(), name) != gated.end()) {
             gate_tool(t, mode);
+        }
+        if (adjust_tool) {
+            adjust_tool(t);
         }
         out->add(std::move(t));
     }

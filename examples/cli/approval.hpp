@@ -12,6 +12,7 @@
 #include <wafer/tools/registry.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,8 +45,12 @@ void gate_tool(tools::tool& t, approval_mode mode);
 /// A registry with every tool of `base` (same names, schemas and options). The tools named in
 /// `gated` need approval (tool_options::needs_approval) with allow, ask and pause; with deny
 /// their calls end as error results ("denied: ...") without running.
+/// `adjust_tool` (if set) may change each tool last (the session wraps the file tools).
 std::shared_ptr<tools::registry> with_approval(
-    const tools::registry& base, const std::vector<std::string>& gated, approval_mode mode
+    const tools::registry& base,
+    const std::vector<std::string>& gated,
+    approval_mode mode,
+    const std::function<void(tools::tool&)>& adjust_tool = {}
 );
 
 /// Answers the run's approval_requested events: approval_mode::ask from the terminal, one

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 
@@ -202,7 +203,9 @@ private:
     agent make_agent(const run_flags& flags) {
         // Both modes gate the same tools, so a journal replays whichever asked.
         const approval_mode mode = flags_.yes ? approval_mode::allow : approval_mode::ask;
-        return agent(make_config(flags, root_, client_, mode, mcp_));
+        return agent(make_config(flags, root_, client_, mode, mcp_, {}, [this](tools::tool& t) {
+            snapshot_before_edit(t);
+        }));
     }
 
     asio::awaitable<run_result> async_turn(
@@ -260,17 +263,41 @@ private:
         return file;
     }
 
+    // The file tools run on the blocking pool, and tool_call_started may reach the session
+    // after the edit is made: the file as it was is read in the handler, before the edit.
+    void snapshot_before_edit(tools::tool& t) {
+        auto* blocking = std::get_if<tools::blocking_handler>(&t.fn);
+        if (!blocking || (t.name != "write_file" && t.name != "edit_file")) {
+            return;
+        }
+        t.fn =
+            tools::blocking_handler{[this, name = t.name, inner = std::move(blocking->fn)](
+                                        const nlohmann::json& args, const tools::call_context& ctx
+                                    ) {
+                if (auto file = edited_file(name, args.dump())) {
+                    std::optional<std::string> before = read_whole(*file);
+                    const std::lock_guard lock(before_mutex_);
+                    before_edit_[ctx.call_id] = {*file, std::move(before)};
+                }
+                return inner(args, ctx);
+            }};
+    }
+
     void track(const event& e, turn_figures& figures) {
-        if (const auto* started = e.get_if<events::tool_call_started>()) {
-            // Before the call runs: the file as it is now, for /diff and /undo.
-            if (auto file = edited_file(started->name, started->arguments)) {
-                edits_.call_started(started->call_id, *file, read_whole(*file));
-                edit_paths_[started->call_id] = *file;
+        if (const auto* finished = e.get_if<events::tool_call_finished>()) {
+            std::optional<std::pair<fs::path, std::optional<std::string>>> before;
+            {
+                const std::lock_guard lock(before_mutex_);
+                if (auto it = before_edit_.find(finished->call_id); it != before_edit_.end()) {
+                    before = std::move(it->second);
+                    before_edit_.erase(it);
+                }
             }
-        } else if (const auto* finished = e.get_if<events::tool_call_finished>()) {
-            if (const auto it = edit_paths_.find(finished->call_id); it != edit_paths_.end()) {
-                edits_.call_finished(finished->call_id, finished->is_error, read_whole(it->second));
-                edit_paths_.erase(it);
+            if (before) {
+                edits_.call_started(finished->call_id, before->first, std::move(before->second));
+                edits_.call_finished(
+                    finished->call_id, finished->is_error, read_whole(before->first)
+                );
             }
         } else if (const auto* request = e.get_if<events::model_request>()) {
             figures.context_tokens = request->context_tokens;
@@ -505,7 +532,9 @@ private:
     /// The next turn starts a new run with conversation_.
     bool carry_ = false;
     edit_log edits_;
-    std::map<std::string, fs::path> edit_paths_;
+    /// The files as they were before each edit call, by call id (written on the pool).
+    std::mutex before_mutex_;
+    std::map<std::string, std::pair<fs::path, std::optional<std::string>>> before_edit_;
     turn_figures session_;
 };
 

@@ -162,7 +162,8 @@ agent_config make_config(
     std::shared_ptr<api::client> client,
     approval_mode mode,
     mcp_servers& mcp,
-    const std::function<void(agent_config&)>& adjust
+    const std::function<void(agent_config&)>& adjust,
+    const std::function<void(tools::tool&)>& adjust_tool
 ) {
     tools::registry builtin;
     tools::builtin_tools_options topts;
@@ -199,7 +200,8 @@ agent_config make_config(
     if (flags.context_window > 0) {
         cfg.context.window = flags.context_window;
     }
-    const std::shared_ptr<tools::registry> registry = with_approval(builtin, gated_tools(), mode);
+    const std::shared_ptr<tools::registry> registry =
+        with_approval(builtin, gated_tools(), mode, adjust_tool);
     // The MCP servers' tools after the built-in ones; a server's list_changed replaces its
     // tools there, and the next turn offers them.
     attach_mcp_tools(mcp, registry);

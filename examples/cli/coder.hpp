@@ -59,7 +59,8 @@ agent_config make_config(
     std::shared_ptr<api::client> client,
     approval_mode mode,
     mcp_servers& mcp,
-    const std::function<void(agent_config&)>& adjust = {}
+    const std::function<void(agent_config&)>& adjust = {},
+    const std::function<void(tools::tool&)>& adjust_tool = {}
 );
 
 /// For a model wafer does not know the window of: the endpoint's model list may say it (vLLM's
