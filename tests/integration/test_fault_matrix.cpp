@@ -488,7 +488,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         auto& u = the_upstream();
         u.answer_with(reply::text("a reply that trickles out one byte per second"));
         recorder rec;
-        auto cfg = config_for(https_url(port_offset::nginx) + "/stall", rec);
+        auto cfg = config_for(https_url(port_offset::nginx) + "/stall/v1", rec);
         cfg.timeouts.read = 400ms;
         auto c = run_create(cfg);
         report("nginx stall create", c);
@@ -510,7 +510,7 @@ TEST_SUITE("peers/fault_matrix" * doctest::skip(peers_absent())) {
         auto& u = the_upstream();
         u.answer_with(reply::text("a reply that trickles out one byte per second"));
         recorder rec;
-        auto cfg = config_for(https_url(port_offset::nginx) + "/stall", rec);
+        auto cfg = config_for(https_url(port_offset::nginx) + "/stall/v1", rec);
         cfg.timeouts.read = 3s;
         auto o = run_create_cancelled_after(cfg, 3500ms);
         report("nginx trickle, cancelled", o);
