@@ -214,8 +214,11 @@ struct spawned_wafer {
     spawned_wafer& operator=(const spawned_wafer&) = delete;
 
     /// Reads stdout and stderr until both close (or `deadline`, which kills the process), then
-    /// reaps it.
-    process_result collect(std::chrono::milliseconds deadline) {
+    /// reaps it. `before_reap` (if set) is called once the process has exited but before it is
+    /// reaped, while /proc/PID still describes it.
+    process_result collect(
+        std::chrono::milliseconds deadline, const std::function<void(pid_t)>& before_reap = {}
+    ) {
         process_result r;
         const auto end = std::chrono::steady_clock::now() + deadline;
         pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
@@ -250,6 +253,12 @@ struct spawned_wafer {
             }
         }
         out_fd = err_fd = -1;
+        if (before_reap) {
+            siginfo_t info{};
+            if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == 0) {
+                before_reap(pid);
+            }
+        }
         r.status = reap(end, r);
         return r;
     }

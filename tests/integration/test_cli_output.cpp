@@ -9,43 +9,16 @@ using namespace wafer::testing::cli;
 
 namespace {
 
-/// Reads the child's stdout and stderr until both close, then its write(2) count as the kernel
-/// kept it (syscw in /proc/PID/io, readable while the exited child is not yet reaped), then
-/// reaps it. -1 when it cannot be read.
-long drain_and_count_writes(spawned_wafer& w, process_result& r) {
-    pollfd fds[2] = {{w.out_fd, POLLIN, 0}, {w.err_fd, POLLIN, 0}};
-    std::string* sinks[2] = {&r.out, &r.err};
-    int open_fds = 2;
-    const auto end = std::chrono::steady_clock::now() + 60s;
-    while (open_fds > 0 && std::chrono::steady_clock::now() < end) {
-        if (::poll(fds, 2, 1000) <= 0) {
-            continue;
-        }
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || fds[i].revents == 0) {
-                continue;
-            }
-            char buf[65536];
-            const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-            if (n > 0) {
-                sinks[i]->append(buf, static_cast<std::size_t>(n));
-            } else {
-                fds[i].fd = -1;
-                --open_fds;
-            }
-        }
-    }
+/// The process's write(2) count as the kernel keeps it (syscw in /proc/PID/io, readable while
+/// the exited child is not yet reaped); -1 when it cannot be read.
+long write_count(pid_t pid) {
     long writes = -1;
-    siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(w.pid), &info, WEXITED | WNOWAIT) == 0) {
-        std::ifstream io("/proc/" + std::to_string(w.pid) + "/io");
-        for (std::string key; io >> key;) {
-            if (key == "syscw:") {
-                io >> writes;
-            }
+    std::ifstream io("/proc/" + std::to_string(pid) + "/io");
+    for (std::string key; io >> key;) {
+        if (key == "syscw:") {
+            io >> writes;
         }
     }
-    r.status = w.reap(std::chrono::steady_clock::now() + 10s, r);
     return writes;
 }
 
@@ -65,9 +38,7 @@ TEST_SUITE("integration/cli_output") {
         long writes = -1;
         auto r = s.while_serving([&] {
             spawned_wafer w({"ask", "--base-url", s.server.base_url(), "q"}, {});
-            process_result res;
-            writes = drain_and_count_writes(w, res);
-            return res;
+            return w.collect(60s, [&](pid_t pid) { writes = write_count(pid); });
         });
         CHECK(r.status == 0);
         CHECK(r.out == text + "\n");

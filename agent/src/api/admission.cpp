@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "detail/header_value.hpp"
+
 namespace wafer::api {
 
 namespace {
@@ -27,16 +29,6 @@ bool ends_with_cerebras(std::string_view host) noexcept {
            (lower.size() > suffix.size() && std::string_view(lower).ends_with(suffix));
 }
 
-std::string_view trim(std::string_view v) noexcept {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
-        v.remove_prefix(1);
-    }
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) {
-        v.remove_suffix(1);
-    }
-    return v;
-}
-
 bool contains(std::string_view hay, std::string_view needle) noexcept {
     return hay.find(needle) != std::string_view::npos;
 }
@@ -51,7 +43,7 @@ bool admission_enabled_for(const admission_config& cfg, std::string_view host) n
 }
 
 std::optional<std::int64_t> parse_rate_count(std::string_view v) noexcept {
-    v = trim(v);
+    v = detail::trim_ows(v);
     if (v.empty()) {
         return std::nullopt;
     }
@@ -65,7 +57,7 @@ std::optional<std::int64_t> parse_rate_count(std::string_view v) noexcept {
 }
 
 std::optional<std::chrono::milliseconds> parse_rate_reset(std::string_view v) noexcept {
-    v = trim(v);
+    v = detail::trim_ows(v);
     if (v.empty() || v.front() == '-' || v.front() == '+') {
         return std::nullopt;
     }

@@ -6,18 +6,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "detail/header_value.hpp"
+
 namespace wafer::api {
 namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size()) {
@@ -36,7 +28,7 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 
 // A finite float, the whole (trimmed) string; Python's float() accepts the same for our purposes.
 std::optional<double> parse_float(std::string_view s) noexcept {
-    s = trim(s);
+    s = detail::trim_ows(s);
     if (s.empty()) {
         return std::nullopt;
     }
@@ -195,7 +187,7 @@ std::optional<std::chrono::milliseconds> server_retry_delay(
         if (auto v = parse_float(*retry_after)) {
             return to_ms(*v);
         }
-        if (auto when = parse_http_date(trim(*retry_after))) {
+        if (auto when = parse_http_date(detail::trim_ows(*retry_after))) {
             // Both sides are within a few centuries of 1970: the difference fits.
             const auto d = std::chrono::duration_cast<std::chrono::milliseconds>(*when - now);
             return std::clamp(d, std::chrono::milliseconds(0), max_delay);
