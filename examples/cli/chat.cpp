@@ -246,12 +246,9 @@ private:
         co_return co_await std::move(op);
     }
 
-    /// The file a write_file / edit_file call names, inside the workspace; nullopt otherwise.
-    std::optional<fs::path> edited_file(const std::string& tool, const std::string& arguments) {
-        if (tool != "write_file" && tool != "edit_file") {
-            return std::nullopt;
-        }
-        const nlohmann::json args = nlohmann::json::parse(arguments, nullptr, false);
+    /// The file a write_file / edit_file call's (validated) arguments name, inside the
+    /// workspace; nullopt otherwise.
+    std::optional<fs::path> edited_file(const nlohmann::json& args) const {
         if (!args.is_object() || !args.contains("path") || !args["path"].is_string()) {
             return std::nullopt;
         }
@@ -271,10 +268,10 @@ private:
             return;
         }
         t.fn =
-            tools::blocking_handler{[this, name = t.name, inner = std::move(blocking->fn)](
+            tools::blocking_handler{[this, inner = std::move(blocking->fn)](
                                         const nlohmann::json& args, const tools::call_context& ctx
                                     ) {
-                if (auto file = edited_file(name, args.dump())) {
+                if (auto file = edited_file(args)) {
                     std::optional<std::string> before = read_whole(*file);
                     const std::lock_guard lock(before_mutex_);
                     before_edit_[ctx.call_id] = {*file, std::move(before)};
