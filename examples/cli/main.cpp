@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "batch.hpp"
 #include "chat.hpp"
 #include "commands.hpp"
 #include "config.hpp"
@@ -268,6 +269,74 @@ int main(int argc, char** argv) {
     deny_cmd->add_option("call", deny.call, "The call id (as the stop line names it)")->required();
     deny_cmd->add_option("--message", deny.message, "Why, for the model");
 
+    wafer::cli::batch_flags batch;
+    CLI::App* batch_cmd = app.add_subcommand(
+        "batch",
+        "Many runs from a JSONL file (a prompt string or a run spec object per line), results as "
+        "JSONL; a rerun with the same --out skips the finished ids"
+    );
+    batch_cmd->add_option("file", batch.input, "The JSONL file (- for standard input)")->required();
+    batch_cmd->add_option("-m,--model", batch.model, "Model id of lines that name none")
+        ->capture_default_str();
+    batch_cmd->add_option(
+        "--base-url", batch.base_url, "Endpoint, e.g. https://api.cerebras.ai/v1"
+    );
+    batch_cmd->add_option("--ca-file", batch.ca_file, "PEM file of CA certificates to trust too")
+        ->check(CLI::ExistingFile);
+    batch_cmd->add_option(
+        "-o,--out",
+        batch.out,
+        "Results file (appended; a rerun skips the ids finished there, retries the failed "
+        "ones); default standard output"
+    );
+    batch_cmd->add_option("-j,--concurrency", batch.concurrency, "Runs at once")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+    batch_cmd
+        ->add_option(
+            "--order",
+            batch.order,
+            "Results in input order (held back until their predecessors finish, at most "
+            "4 x concurrency runs ahead) or as they finish"
+        )
+        ->capture_default_str()
+        ->check(CLI::IsMember({"input", "finish"}));
+    batch_cmd
+        ->add_option(
+            "--admission",
+            batch.admission,
+            "Rate-limit admission control shared by all runs: auto (on for Cerebras), on, off"
+        )
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "on", "off"}));
+    batch_cmd
+        ->add_option(
+            "--tokens-per-minute",
+            batch.tokens_per_minute,
+            "The account's token limit, known before the first reply (the headers then say it)"
+        )
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}));
+    batch_cmd->add_option("--timeout", batch.timeout_s, "Seconds each run may take (0: no limit)")
+        ->capture_default_str()
+        ->check(CLI::Range(0U, 7U * 24 * 3600));
+    batch_cmd->add_option(
+        "-C,--workspace",
+        batch.workspace,
+        "Directory the built-in tools of \"tools\": \"builtin\" lines work in"
+    );
+    batch_cmd->add_option("--max-turns", batch.max_turns, "Model turns of a run with tools")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
+    batch_cmd->add_option("--sandbox", batch.sandbox, "run_command's sandbox: on, auto, off")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"on", "auto", "off"}));
+    batch_cmd->add_flag(
+        "-y,--yes",
+        batch.yes,
+        "Let runs with tools write files and run commands (without it only the read-only tools "
+        "run: nobody is asked in a batch)"
+    );
+
     wafer::cli::models_flags models;
     CLI::App* models_cmd = app.add_subcommand("models", "List the endpoint's models");
     models_cmd->add_option(
@@ -364,6 +433,17 @@ int main(int argc, char** argv) {
             );
             wafer::cli::check_model_name(resume.model);
             return wafer::cli::resume(resume);
+        }
+        if (*batch_cmd) {
+            wafer::cli::model_flags& endpoint_flags = batch;
+            wafer::cli::apply_user_config(
+                user_config(),
+                endpoint_flags,
+                batch_cmd->count("--model") > 0,
+                base_url_given(batch_cmd)
+            );
+            wafer::cli::check_model_name(batch.model);
+            return wafer::cli::batch(batch);
         }
         if (*approve_cmd) {
             if (*args_opt) {
