@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <stdexcept>
 
 #include "batch.hpp"
 
@@ -156,7 +157,13 @@ std::variant<batch_spec, std::string> parse_batch_line(std::string_view text, st
                 "json_schema"
             );
         }
+        const auto& js = type == "json_schema" ? v.value("json_schema", nlohmann::json()) : v;
+        const bool named = js.is_object() && js.contains("name") && js["name"].is_string() &&
+                           js.contains("schema") && js["schema"].is_object();
         try {
+            if (!named) {
+                throw std::invalid_argument("json_schema");
+            }
             spec.response_format = v.get<api::response_format>();
         } catch (const std::exception&) {
             return std::string(
