@@ -161,7 +161,7 @@ std::variant<batch_spec, std::string> parse_batch_line(std::string_view text, st
         const bool named = js.is_object() && js.contains("name") && js["name"].is_string() &&
                            js.contains("schema") && js["schema"].is_object();
         try {
-            if (!named) {
+            if (type == "json_schema" && !named) {
                 throw std::invalid_argument("json_schema");
             }
             spec.response_format = v.get<api::response_format>();
