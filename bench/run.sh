@@ -146,6 +146,12 @@ else
     echo "bench: $agent_bench not built (cmake --build $build --target wafer_agent_bench wafer-fake)" >&2
 fi
 
+# Admission control: the same 200 concurrent runs against a rate-limited wafer-fake with
+# admission off (SDK-style retries) and on (bench/admission_bench.cpp).
+if [[ -x "$build/bench/wafer_admission_bench" ]]; then
+    "$build/bench/wafer_admission_bench" --fake "$fake"
+fi
+
 # Tool dispatch alone (bench/dispatch_bench.cpp).
 if [[ -x "$build/bench/wafer_dispatch_bench" ]]; then
     "$build/bench/wafer_dispatch_bench"

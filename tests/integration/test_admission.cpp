@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "concurrent_runs.hpp"
 #include "run_coro.hpp"
 
 namespace asio = boost::asio;
@@ -47,48 +48,7 @@ asio::awaitable<void> no_sleep(std::chrono::milliseconds) {
     co_return;
 }
 
-struct outcome {
-    std::size_t completed = 0;
-    std::size_t failed = 0;
-    std::size_t queued_runs = 0; // runs with a non-zero queue wait
-    std::chrono::microseconds max_queue_wait{0};
-    std::string first_error;
-};
-
-// Starts `runs` runs of `a` at once and completes when all have finished.
-asio::awaitable<void>
-spawn_runs(std::shared_ptr<agent> a, std::shared_ptr<outcome> out, std::size_t runs) {
-    auto ex = co_await asio::this_coro::executor;
-    asio::steady_timer done(ex, std::chrono::steady_clock::time_point::max());
-    auto remaining = std::make_shared<std::size_t>(runs);
-    for (std::size_t i = 0; i < runs; ++i) {
-        run_options o;
-        o.run_id = "run-" + std::to_string(i);
-        asio::co_spawn(
-            ex,
-            a->async_run("task " + std::to_string(i) + ": reply done", std::move(o)),
-            [out, remaining, &done](std::exception_ptr e, run_result r) {
-                if (e || r.stop_reason != stop_reason::completed) {
-                    ++out->failed;
-                    if (out->first_error.empty() && r.error) {
-                        out->first_error =
-                            r.error->code.message() + ": " + r.error->diagnostics.to_string();
-                    }
-                } else {
-                    ++out->completed;
-                }
-                if (r.queue_wait.count() > 0) {
-                    ++out->queued_runs;
-                }
-                out->max_queue_wait = std::max(out->max_queue_wait, r.queue_wait);
-                if (--*remaining == 0) {
-                    done.cancel();
-                }
-            }
-        );
-    }
-    co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
-}
+using outcome = wafer::testing::runs_outcome;
 
 // Concurrent one-turn runs through one client; the fake answers `answer`.
 struct bench {
@@ -122,7 +82,9 @@ struct bench {
     outcome run_all(std::size_t runs, std::optional<std::chrono::milliseconds> run_timeout = {}) {
         cfg.limits.run_timeout = run_timeout;
         auto out = std::make_shared<outcome>();
-        run_coro(ioc, spawn_runs(std::make_shared<agent>(cfg), out, runs), 60s);
+        run_coro(
+            ioc, wafer::testing::run_concurrently(std::make_shared<agent>(cfg), out, runs), 60s
+        );
         return *out;
     }
 };

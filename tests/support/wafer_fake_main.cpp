@@ -39,6 +39,8 @@ constexpr std::string_view usage_text =
     "  --tokens-per-minute N, --requests-per-minute N, --requests-per-day N\n"
     "                      enforce Cerebras-style rate limits (429 with Cerebras's body)\n"
     "  --minute-ms N       length of the rate limits' minute (default 60000)\n"
+    "With a limit, prints 'wafer-fake: N requests, M rate-limited, T tokens counted' on stderr\n"
+    "at exit.\n"
     "Without --script or --bench-chunks the offline stand-in model answers.\n";
 
 struct options {
@@ -201,6 +203,17 @@ int main(int argc, char** argv) {
         std::printf("listening on %s\n", server.base_url().c_str());
         std::fflush(stdout);
         ioc.run();
+        const auto& l = opts.server.limits;
+        if (l.tokens_per_minute || l.requests_per_minute || l.requests_per_day) {
+            // What the limits did, for benchmarks that count 429s (bench/admission_bench.cpp).
+            std::fprintf(
+                stderr,
+                "wafer-fake: %zu requests, %zu rate-limited, %lld tokens counted\n",
+                server.requests().size(),
+                server.rate_limited_count(),
+                static_cast<long long>(server.tokens_counted())
+            );
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "wafer-fake: %s\n", e.what());
         return 1;
