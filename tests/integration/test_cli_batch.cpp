@@ -291,6 +291,41 @@ TEST_SUITE("integration/cli_batch") {
         }
     }
 
+    TEST_CASE("Ctrl-C stops the runs in flight and keeps what finished") {
+        served s;
+        s.server.set_responder([](const wafer::api::chat_request& q) {
+            delivery how;
+            if (contains(asked(q), "stuck")) {
+                how.header_delay = 20s;
+            }
+            return reply::text("echo: " + asked(q), how);
+        });
+        batch_dir d;
+        const std::string in = d.write("in.jsonl", "\"stuck a\"\n\"quick\"\n\"stuck b\"\n");
+        const std::string out = (d.dir / "out.jsonl").string();
+        const auto started = std::chrono::steady_clock::now();
+        const auto r = s.while_serving([&] {
+            spawned_wafer w(
+                {"batch", in, "--base-url", s.server.base_url(), "--out", out, "--order", "finish"},
+                {}
+            );
+            // (The out file, not the server's request list: that belongs to the server thread.)
+            const auto end = std::chrono::steady_clock::now() + 20s;
+            while (!contains(d.read("out.jsonl"), "line-2") &&
+                   std::chrono::steady_clock::now() < end) {
+                std::this_thread::sleep_for(20ms);
+            }
+            ::kill(w.pid, SIGINT);
+            return w.collect(20s);
+        });
+        INFO(r.err);
+        CHECK(r.status == 130);
+        CHECK(std::chrono::steady_clock::now() - started < 15s); // not the 20 s the server stalls
+        CHECK(contains(r.err, "interrupted"));
+        // The finished run is kept; the cancelled ones are not results (a rerun does them).
+        CHECK(ids_of(json_lines(d.read("out.jsonl"))) == std::vector<std::string>{"line-2"});
+    }
+
     TEST_CASE("against a rate-limited server every run finishes, none fails") {
         fake_server_config cfg;
         cfg.limits.tokens_per_minute = 300;
