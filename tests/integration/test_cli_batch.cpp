@@ -326,6 +326,55 @@ TEST_SUITE("integration/cli_batch") {
         CHECK(ids_of(json_lines(d.read("out.jsonl"))) == std::vector<std::string>{"line-2"});
     }
 
+    TEST_CASE("\"tools\": \"builtin\" reads the workspace; writing is denied without --yes") {
+        served s;
+        s.server.set_responder([](const wafer::api::chat_request& q) {
+            const auto& last = q.messages.back();
+            if (last.role == wafer::api::role::tool) {
+                return reply::text("tool said: " + last.text());
+            }
+            if (contains(asked(q), "write")) {
+                return reply::of(
+                    {.tool_calls = {{"", "write_file", R"({"path":"new.txt","content":"x"})"}}}
+                );
+            }
+            return reply::of({.tool_calls = {{"", "read_file", R"({"path":"note.txt"})"}}});
+        });
+        batch_dir d;
+        const fs::path ws = d.dir / "ws";
+        fs::create_directories(ws);
+        std::ofstream(ws / "note.txt") << "the secret word is plum\n";
+        const std::string in = d.write(
+            "in.jsonl",
+            R"({"id":"read","input":"read it","tools":"builtin"})"
+            "\n"
+            R"({"id":"write","input":"write it","tools":"builtin"})"
+            "\n"
+        );
+        const auto r = s.while_serving([&] {
+            return run_wafer(
+                {"batch", in, "--base-url", s.server.base_url(), "-C", ws.string()}, {}
+            );
+        });
+        INFO(r.err);
+        CHECK(r.status == 0);
+        const auto results = by_id(json_lines(r.out));
+        REQUIRE(results.size() == 2);
+        CHECK(contains(results.at("read")["text"].get<std::string>(), "plum"));
+        CHECK_FALSE(fs::exists(ws / "new.txt"));
+        const std::string denied = results.at("write")["text"].get<std::string>();
+        INFO(denied);
+        CHECK(contains(denied, "tool said: "));
+        CHECK(contains(denied, "denied"));
+        // The runs offered the built-in tools.
+        bool offered = false;
+        for (const auto& body : s.chat_bodies()) {
+            offered =
+                offered || (body.contains("tools") && contains(body["tools"].dump(), "read_file"));
+        }
+        CHECK(offered);
+    }
+
     TEST_CASE("against a rate-limited server every run finishes, none fails") {
         fake_server_config cfg;
         cfg.limits.tokens_per_minute = 300;
