@@ -375,6 +375,27 @@ TEST_SUITE("integration/cli_batch") {
         CHECK(offered);
     }
 
+    TEST_CASE("a terminal's stderr shows the progress line, never the answers") {
+        served s;
+        s.server.set_responder([](const wafer::api::chat_request&) {
+            return reply::text("ANSWER-TEXT \x1b[2J");
+        });
+        batch_dir d;
+        const std::string in = d.write("in.jsonl", "\"a\"\n\"b\"\n\"c\"\n");
+        const std::string out = (d.dir / "out.jsonl").string();
+        const auto r = s.while_serving([&] {
+            return run_wafer_on_terminal(
+                {"batch", in, "--base-url", s.server.base_url(), "--out", out}, {}
+            );
+        });
+        INFO(r.out);
+        CHECK(r.status == 0);
+        CHECK(contains(r.out, "batch: "));
+        CHECK(contains(r.out, " done, 0 failed, "));
+        CHECK_FALSE(contains(r.out, "ANSWER-TEXT"));
+        CHECK(json_lines(d.read("out.jsonl")).size() == 3);
+    }
+
     TEST_CASE("against a rate-limited server every run finishes, none fails") {
         fake_server_config cfg;
         cfg.limits.tokens_per_minute = 300;
