@@ -401,7 +401,11 @@ TEST_SUITE("integration/cli_batch") {
         cfg.limits.tokens_per_minute = 300;
         cfg.limits.minute = 200ms;
         served s(cfg);
-        s.server.set_responder([](const wafer::api::chat_request&) { return reply::text("done"); });
+        // 20 completion tokens (the fake counts 4 characters a token), as many as each request
+        // reserves: 40 runs need about three windows.
+        s.server.set_responder([](const wafer::api::chat_request&) {
+            return reply::text(std::string(80, 'x'));
+        });
         batch_dir d;
         std::string text;
         for (int i = 0; i < 40; ++i) {
@@ -436,6 +440,7 @@ TEST_SUITE("integration/cli_batch") {
         }
         CHECK(queued > 0); // 40 runs need several windows: admission held some back
         CHECK(s.server.rate_limited_count() <= 1);
+        CHECK(s.server.tokens_counted() > 2 * 300);
     }
 }
 
