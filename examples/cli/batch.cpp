@@ -243,7 +243,8 @@ public:
     asio::awaitable<int> drive() {
         line_source source(flags_.input);
         std::size_t total = 0;
-        if (progress_line_.enabled() && source.regular()) {
+        // (Standard input cannot be read twice, even when it is a file.)
+        if (progress_line_.enabled() && source.regular() && flags_.input != "-") {
             total = count_lines(flags_.input);
         }
         if (!flags_.out.empty()) {
