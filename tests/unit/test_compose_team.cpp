@@ -3,6 +3,7 @@
 #include <wafer/fan_out.hpp>
 #include <wafer/handoff.hpp>
 #include <wafer/scripted_model.hpp>
+#include <wafer/tools/registry.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -360,5 +361,46 @@ TEST_SUITE("unit/compose") {
         CHECK(r.children[0].status == fan_out_status::cancelled);
         CHECK(r.children[1].status == fan_out_status::cancelled);
         CHECK(r.children[1].result->stop_reason == stop_reason::cancelled);
+    }
+}
+
+TEST_SUITE("unit/compose") {
+    TEST_CASE("handoff: a route adds its transfer tool to a copy of the member's tools") {
+        auto reg = std::make_shared<tools::registry>();
+        reg->add(tools::make_tool<nlohmann::json>(
+            "lookup",
+            "Look up",
+            nlohmann::json{{"type", "object"}},
+            [](const nlohmann::json&) { return "found"; }
+        ));
+        const std::uint64_t before = reg->revision();
+        agent_config cfg;
+        cfg.name = "triage";
+        cfg.model = std::make_shared<scripted_model>("zai-glm-4.7");
+        cfg.tools = reg;
+        auto billing_model = std::make_shared<scripted_model>("zai-glm-4.7");
+        auto triage_model = std::static_pointer_cast<scripted_model>(cfg.model);
+        handoff_team team;
+        team.add(agent(std::move(cfg)));
+        team.add(make_agent("billing", billing_model, "B"));
+        team.route("triage", "billing");
+        // The member's own registry is untouched.
+        CHECK(reg->names() == std::vector<std::string>{"lookup"});
+        CHECK(reg->revision() == before);
+        triage_model->push(transfer_turn("billing", ""));
+        billing_model->push(text_turn("hi"));
+        asio::io_context ioc;
+        handoff_result r = run_coro(ioc, team.async_run("triage", "hello", run_options{}));
+        CHECK(r.result.final_text == "hi");
+        const auto& offered = triage_model->request(0).tools;
+        REQUIRE(offered.size() == 2);
+        CHECK(offered[0].name == "lookup");
+        CHECK(offered[1].name == "transfer_to_billing");
+        CHECK(r.handoffs.at(0).message.empty());
+        // No message: the note says so plainly.
+        CHECK(
+            billing_model->request(0).messages.back().text().find("over to you.") !=
+            std::string::npos
+        );
     }
 }
