@@ -259,7 +259,8 @@ TEST_SUITE("unit/compose") {
         REQUIRE(tm != nullptr);
         CHECK(nlohmann::json::parse(tm->text()) == nlohmann::json{{"score", 7}});
         // The parent model was offered the custom schema.
-        const auto& offered = parent_model->request(0).tools.at(0);
+        const api::chat_request first = parent_model->request(0); // a copy: keep it named
+        const auto& offered = first.tools.at(0);
         CHECK((*offered.parameters)["required"] == nlohmann::json{"topic"});
     }
 

@@ -392,7 +392,7 @@ TEST_SUITE("unit/compose") {
         asio::io_context ioc;
         handoff_result r = run_coro(ioc, team.async_run("triage", "hello", run_options{}));
         CHECK(r.result.final_text == "hi");
-        const auto& offered = triage_model->request(0).tools;
+        const std::vector<api::function_tool> offered = triage_model->request(0).tools;
         REQUIRE(offered.size() == 2);
         CHECK(offered[0].name == "lookup");
         CHECK(offered[1].name == "transfer_to_billing");
