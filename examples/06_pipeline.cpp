@@ -1,23 +1,21 @@
-// 06: a multi-agent pipeline written as plain coroutines: a planner splits the task into steps,
-// workers run the steps (independent ones in parallel), and a reviewer judges the result; a
-// "revise" sends the last step back once. There is no pipeline framework: the control flow is
-// ordinary C++ (loops, ifs, make_parallel_group), and each agent is an ordinary wafer::agent.
+// 06: a multi-agent pipeline: a planner splits the task into steps, workers run the steps in
+// waves (independent ones at once, through wafer::async_fan_out with a concurrency cap and a
+// shared token budget), and a lead agent with the reviewer and the worker as its tools
+// (agent::as_tool) gets the result reviewed and, on "revise", redone once. The control flow is
+// ordinary C++ and each agent an ordinary wafer::agent; child runs nest under their parent in
+// events and usage.
 //
 // Offline, the three roles run on wafer::scripted_model: canned, deterministic replies (what you
 // would use in your own tests), with a delay on each worker reply so the parallelism shows.
 // With CEREBRAS_API_KEY set, all three talk to the real endpoint.
 #include <wafer/agent.hpp>
 #include <wafer/cerebras_model.hpp>
+#include <wafer/fan_out.hpp>
 #include <wafer/prompts.hpp>
 #include <wafer/scripted_model.hpp>
 #include <wafer/verdict.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -105,8 +103,55 @@ wafer::scripted_model::turn scripted_worker(const wafer::api::chat_request& req,
     return t;
 }
 
+// The lead, offline: review the draft; on "revise", redo the step with the fix and review
+// again; on "approve", answer with the draft under review.
+std::string section(const std::string& text, const std::string& from, const std::string& to) {
+    const auto a = text.find(from);
+    if (a == std::string::npos) {
+        return {};
+    }
+    const auto b = to.empty() ? std::string::npos : text.find(to, a + from.size());
+    return text.substr(a + from.size(), b == std::string::npos ? b : b - a - from.size());
+}
+
+wafer::scripted_model::turn scripted_lead(const wafer::api::chat_request& req, std::size_t n) {
+    const std::string brief = req.messages.at(1).text();
+    const std::string goal = section(brief, "GOAL: ", "\n");
+    std::string draft = section(brief, "DRAFT:\n", "");
+    const std::string id = "lead_" + std::to_string(n);
+    const auto review_call = [&](const std::string& d) {
+        return wafer::scripted_model::turn::calls(
+            {{id,
+              "review",
+              json{{"input", "Goal: " + goal + "\n\nResult to review:\n" + d}}.dump()}}
+        );
+    };
+    const wafer::api::message& last = req.messages.back();
+    if (last.role != wafer::api::role::tool) {
+        return review_call(draft);
+    }
+    const json verdict = json::parse(last.text(), nullptr, false);
+    if (!verdict.is_object()) { // the revise result: a new draft
+        return review_call(last.text());
+    }
+    if (verdict.value("decision", "") == "revise") {
+        const std::string step = section(brief, "STEP:\n", "DRAFT:\n") +
+                                 "Reviewer feedback to address: " +
+                                 verdict.value("suggested_fix", "address the reasons") + "\n";
+        return wafer::scripted_model::turn::calls({{id, "revise", json{{"input", step}}.dump()}});
+    }
+    // Approved: the draft it approved is the last revise result, else the first draft.
+    for (const auto& m : req.messages) {
+        if (m.role == wafer::api::role::tool &&
+            !json::parse(m.text(), nullptr, false).is_object()) {
+            draft = m.text();
+        }
+    }
+    return wafer::scripted_model::turn::text(draft);
+}
+
 struct team {
-    std::shared_ptr<wafer::model> planner, worker, reviewer;
+    std::shared_ptr<wafer::model> planner, worker, reviewer, lead;
 };
 
 team scripted_team() {
@@ -135,7 +180,9 @@ team scripted_team() {
         {"reasons", {"Covers every part, including offline use."}},
         {"suggested_fix", nullptr},
         {"corrected_arguments", nullptr}}.dump()));
-    return {planner, worker, reviewer};
+    auto lead = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
+    lead->set_responder(&scripted_lead);
+    return {planner, worker, reviewer, lead};
 }
 
 // --- The roles ------------------------------------------------------------------------------
@@ -177,6 +224,28 @@ wafer::agent make_reviewer(std::shared_ptr<wafer::model> m) {
     return wafer::agent(std::move(cfg));
 }
 
+wafer::agent make_lead(
+    std::shared_ptr<wafer::model> m, const wafer::agent& reviewer, const wafer::agent& worker
+) {
+    auto tools = std::make_shared<wafer::tools::registry>();
+    wafer::agent_tool_options review;
+    review.output = wafer::agent_tool_output::structured; // the verdict JSON
+    tools->add(reviewer.as_tool("review", "Review a draft against its goal.", review));
+    tools->add(worker.as_tool("revise", "Redo the step: give the step text plus the feedback."));
+    wafer::agent_config cfg;
+    cfg.name = "lead";
+    cfg.model = std::move(m);
+    cfg.system_prompt =
+        "You MUST always respond in English. You lead the final check of release notes.\n"
+        "1. Call review with the goal and the draft.\n"
+        "2. If the verdict is revise, call revise with the STEP text followed by the line "
+        "'Reviewer feedback to address: ' and the suggested fix; then review the new draft.\n"
+        "3. Once approved, answer with the accepted draft only.";
+    cfg.tools = std::move(tools);
+    cfg.limits.max_turns = 6;
+    return wafer::agent(std::move(cfg));
+}
+
 // --- The pipeline -------------------------------------------------------------------------------
 std::string worker_input(
     const plan& p,
@@ -207,33 +276,36 @@ void print_progress(const wafer::event& e) {
     }
 }
 
-// Runs `steps` concurrently on one shared worker agent; results in the same order.
+// Runs `inputs` concurrently on one shared worker agent (wafer::async_fan_out): at most two at
+// once, all under one token budget; results come back in input order.
 asio::awaitable<std::vector<wafer::run_result>> run_wave(
     const wafer::agent* worker, std::vector<std::string> ids, std::vector<std::string> inputs
 ) {
-    auto ex = co_await asio::this_coro::executor;
-    using op_type = decltype(asio::co_spawn(
-        ex, std::declval<asio::awaitable<wafer::run_result>>(), asio::deferred
-    ));
-    std::vector<op_type> ops;
+    std::vector<wafer::fan_out_job> jobs;
     for (std::size_t i = 0; i < ids.size(); ++i) {
-        wafer::run_options opts;
-        opts.run_id = ids[i];
-        opts.on_event = &print_progress;
-        ops.push_back(
-            asio::co_spawn(ex, worker->async_run(inputs[i], std::move(opts)), asio::deferred)
-        );
+        wafer::fan_out_job job{worker, inputs[i], {}};
+        job.options.run_id = ids[i];
+        jobs.push_back(std::move(job));
     }
-    // A named group: no temporaries with destructors inside co_await (GCC 12).
-    auto group = asio::experimental::make_parallel_group(std::move(ops));
-    auto [order, errors, results] =
-        co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-    for (auto& e : errors) {
-        if (e) {
-            std::rethrow_exception(e);
+    wafer::fan_out_options opts;
+    opts.max_concurrency = 3;
+    opts.token_budget = 200'000;
+    opts.on_event = &print_progress;
+    wafer::fan_out_result wave = co_await wafer::async_fan_out(std::move(jobs), std::move(opts));
+    std::vector<wafer::run_result> results;
+    for (std::size_t i = 0; i < wave.children.size(); ++i) {
+        wafer::fan_out_child& c = wave.children[i];
+        if (c.status != wafer::fan_out_status::succeeded) {
+            throw std::runtime_error(
+                "step " + ids[i] + " " + std::string(to_string(c.status)) +
+                (c.error.empty() ? "" : ": " + c.error)
+            );
         }
+        results.push_back(std::move(*c.result));
     }
-    co_return std::move(results);
+    std::cout << "  wave used " << wave.usage.prompt_tokens + wave.usage.completion_tokens
+              << " tokens\n";
+    co_return results;
 }
 
 asio::awaitable<int> pipeline(team t, std::string task) {
@@ -296,35 +368,43 @@ asio::awaitable<int> pipeline(team t, std::string task) {
         remaining = std::move(later);
     }
 
-    // 3. Review; one revision of the last step if the reviewer asks for it.
+    // 3. Review: a lead agent with the reviewer and the worker as its tools (agent::as_tool)
+    // asks for a review, has the step redone with the feedback if the reviewer wants that,
+    // and answers with the accepted notes. Each tool call is a child run of the lead's.
     const plan_step& last = *std::find_if(p.steps.begin(), p.steps.end(), [&](const plan_step& s) {
         return s.id == last_id;
     });
-    for (int round = 1;; ++round) {
-        std::string review_input = "Goal: " + p.goal + "\n\nResult to review:\n" + done[last_id];
-        wafer::run_options review_opts;
-        wafer::run_result reviewed =
-            co_await reviewer.async_run(std::move(review_input), std::move(review_opts));
-        std::optional<wafer::verdict> v =
-            reviewed.final_json ? wafer::parse_verdict(*reviewed.final_json) : std::nullopt;
-        if (!v) {
-            std::cout << "the reviewer gave no verdict: " << reviewed.final_text << "\n";
-            co_return 1;
-        }
-        std::cout << "review " << round << ": " << to_string(v->decision);
-        for (const auto& r : v->reasons) {
-            std::cout << "; " << r;
-        }
-        std::cout << "\n";
-        if (v->decision != wafer::critic_decision::revise || round == 2) {
-            break;
-        }
-        std::vector<std::string> ids{last_id + "-revised"};
-        std::vector<std::string> inputs{
-            worker_input(p, last, done, v->suggested_fix.value_or("address the reasons"))};
-        std::vector<wafer::run_result> redo = co_await run_wave(&worker, ids, inputs);
-        done[last_id] = redo.front().final_text;
+    const wafer::agent lead = make_lead(t.lead, reviewer, worker);
+    std::string lead_input = "GOAL: " + p.goal + "\nSTEP:\n" + worker_input(p, last, done, {}) +
+                             "DRAFT:\n" + done[last_id];
+    wafer::run_options lead_opts;
+    lead_opts.run_id = "lead";
+    lead_opts.on_event = &print_progress;
+    wafer::run_result led = co_await lead.async_run(std::move(lead_input), std::move(lead_opts));
+    if (led.stop_reason != wafer::stop_reason::completed) {
+        std::cout << "the lead stopped: " << to_string(led.stop_reason) << "\n";
+        co_return 1;
     }
+    int round = 0;
+    for (const auto& m : led.conversation.messages()) {
+        std::optional<wafer::verdict> v;
+        if (m.role == wafer::api::role::tool) {
+            const json j = json::parse(m.text(), nullptr, false);
+            v = j.is_object() ? wafer::parse_verdict(j) : std::nullopt;
+        }
+        if (v) {
+            std::cout << "review " << ++round << ": " << to_string(v->decision);
+            for (const auto& r : v->reasons) {
+                std::cout << "; " << r;
+            }
+            std::cout << "\n";
+        }
+    }
+    done[last_id] = led.final_text;
+    const wafer::api::usage all = led.total_usage();
+    std::cout << "lead: " << led.usage.prompt_tokens + led.usage.completion_tokens
+              << " tokens of its own, " << all.prompt_tokens + all.completion_tokens << " with its "
+              << led.children.size() << " child runs\n";
 
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - t0
@@ -343,7 +423,7 @@ int main() {
         ep = examples::choose_endpoint(ioc.get_executor());
         auto client = std::make_shared<wafer::api::client>(ioc.get_executor(), ep.config);
         auto glm = std::make_shared<wafer::cerebras_model>(client, "zai-glm-4.7");
-        t = {glm, glm, glm};
+        t = {glm, glm, glm, glm};
     } else {
         std::cerr << "wafer: no CEREBRAS_API_KEY set; the pipeline runs on scripted models\n";
         t = scripted_team();

@@ -34,6 +34,8 @@ std::string_view to_string(stop_reason r) noexcept {
         return "revisions_exhausted";
     case stop_reason::awaiting_approval:
         return "awaiting_approval";
+    case stop_reason::handoff:
+        return "handoff";
     }
     return "error";
 }
@@ -98,6 +100,7 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
     setup.tool_defs = current_tool_defs();
     setup.tool_defs_revision = cfg_.tools ? cfg_.tools->revision() : 0;
     setup.priority = options.priority;
+    setup.deadline = options.deadline;
     std::optional<detail::drive_journal> journal;
     if (options.store) {
         journal.emplace();

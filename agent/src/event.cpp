@@ -54,6 +54,7 @@ constexpr std::array<std::string_view, std::variant_size_v<event_data>> type_nam
     "critic_verdict",
     "approval_requested",
     "approval_decided",
+    "handoff",
     "run_finished",
 };
 
@@ -234,6 +235,14 @@ void write(json& j, const approval_decided& e) {
     write_opt(j, "arguments", e.arguments);
     j["message"] = e.message;
 }
+void write(json& j, const handoff& e) {
+    j["from"] = e.from;
+    j["to"] = e.to;
+    j["from_run_id"] = e.from_run_id;
+    j["to_run_id"] = e.to_run_id;
+    j["message"] = e.message;
+    j["messages_passed"] = e.messages_passed;
+}
 void write(json& j, const run_finished& e) {
     j["stop_reason"] = e.stop_reason;
     j["final_text"] = e.final_text;
@@ -348,6 +357,14 @@ void read(const json& j, approval_decided& e) {
     detail::read_optional(j, "arguments", e.arguments);
     detail::read_value(j, "message", e.message);
 }
+void read(const json& j, handoff& e) {
+    detail::read_value(j, "from", e.from);
+    detail::read_value(j, "to", e.to);
+    detail::read_value(j, "from_run_id", e.from_run_id);
+    detail::read_value(j, "to_run_id", e.to_run_id);
+    detail::read_value(j, "message", e.message);
+    detail::read_value(j, "messages_passed", e.messages_passed);
+}
 void read(const json& j, run_finished& e) {
     detail::read_value(j, "stop_reason", e.stop_reason);
     detail::read_value(j, "final_text", e.final_text);
@@ -385,6 +402,9 @@ void to_json(json& j, const event& e) {
         {"run_id", e.run_id},
         {"agent", e.agent},
         {"time", format_time(e.time)}};
+    if (!e.parent_run_id.empty()) {
+        j["parent_run_id"] = e.parent_run_id;
+    }
     std::visit([&j](const auto& payload) { write(j, payload); }, e.data);
 }
 
@@ -393,6 +413,7 @@ void from_json(const json& j, event& e) {
     out.seq = detail::get_checked<std::uint64_t>(j.at("seq"));
     out.run_id = j.at("run_id").get<std::string>();
     out.agent = j.at("agent").get<std::string>();
+    detail::read_value(j, "parent_run_id", out.parent_run_id);
     out.time = parse_time(j.at("time").get<std::string>());
     out.data = read_payload(j.at("type").get<std::string>(), j);
     e = std::move(out);

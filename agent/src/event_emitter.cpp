@@ -25,6 +25,7 @@ event event_emitter::stamp(event_data data) {
     event e;
     e.seq = ++seq_;
     e.run_id = run_id_;
+    e.parent_run_id = parent_run_id_;
     e.agent = agent_;
     // Microseconds: what the JSON form carries, so events round-trip exactly.
     e.time =

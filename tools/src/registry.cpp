@@ -303,7 +303,8 @@ private:
         if (!usable) {
             return;
         }
-        call_context ctx{c.req.id, c.req.name, c.stop.get_token(), {}, c.req.approved};
+        call_context ctx{
+            c.req.id, c.req.name, c.stop.get_token(), {}, c.req.approved, {}, opts_.host};
         if (!opts_.idempotency_scope.empty()) {
             ctx.idempotency_key = opts_.idempotency_scope + "/" + c.req.id;
         }
@@ -693,6 +694,16 @@ std::shared_ptr<const registry> registry::snapshot() const {
     out->impl_->pool = impl_->pool;
     out->impl_->available = impl_->available;
     out->impl_->revision = impl_->revision;
+    return out;
+}
+
+std::shared_ptr<registry> registry::clone() const {
+    auto out = std::make_shared<registry>(impl_->params);
+    out->impl_->tools = impl_->tools;
+    out->impl_->by_name = impl_->by_name;
+    out->impl_->pool = impl_->pool;
+    out->impl_->available = impl_->available;
+    out->impl_->revision = impl::next_revision();
     return out;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <wafer/agent_config.hpp>
+#include <wafer/agent_tool.hpp>
 #include <wafer/resume.hpp>
 #include <wafer/run_result.hpp>
 
@@ -98,6 +99,32 @@ public:
     /// Errors: a failed summary is no error (compaction_result::summary_error says why); throws
     /// wafer::error(errc::cancelled) when cancelled.
     boost::asio::awaitable<compaction_result> async_compact(conversation history) const;
+
+    /// This agent as a tool of other agents: a call starts a child run of it (its own model,
+    /// tools, critics and limits, with agent_tool_options' limits on top) on the calling run's
+    /// executor, and the child's answer is the call's result.
+    ///
+    /// Nesting: the child's run id is "<parent run id>/<call id>" and its events carry
+    /// event::parent_run_id; they reach the parent's on_event and event channel (unless
+    /// agent_tool_options::forward_events is off). The child's usage is reported in the
+    /// parent's run_result::children and children_usage, never in the parent's own `usage`.
+    ///
+    /// Deadlines and cancellation: the child's run ends at the parent's run deadline at the
+    /// latest (stop_reason::deadline); cancelling the parent, or the call's timeout, cancels
+    /// the child, and the parent's run waits for it to end before it completes.
+    ///
+    /// Errors: a child that does not finish with an answer (an error, its deadline, its budget,
+    /// critics denying, cancellation; max_turns without an answer) gives an error result that
+    /// names the agent and why, which the parent model reads; nothing is thrown. Used as a tool
+    /// outside an agent's run (a registry dispatch of its own), it runs as a top-level run.
+    ///
+    /// Object lifetimes: the tool holds a copy of this agent (its model, tools and critics are
+    /// shared).
+    tools::tool
+    as_tool(std::string name, std::string description, agent_tool_options options) const;
+    tools::tool as_tool(std::string name, std::string description) const {
+        return as_tool(std::move(name), std::move(description), agent_tool_options{});
+    }
 
 private:
     std::shared_ptr<const std::vector<api::function_tool>> current_tool_defs() const;

@@ -115,6 +115,15 @@ struct run_options {
     /// How long the run's lease lasts without renewal; the run renews it every third of this
     /// while it runs. Another process may take an unrenewed run over once it expires.
     std::chrono::milliseconds lease_ttl{30'000};
+    /// The run that started this one: stamped on every event (event::parent_run_id). Set by
+    /// agent::as_tool, async_fan_out and handoff_team for their child runs.
+    std::string parent_run_id;
+    /// An absolute deadline on top of agent_limits::run_timeout (the earlier wins, as
+    /// stop_reason::deadline): a parent's deadline reaching its child. Not journaled.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    /// Whether the run ends `events` with async_finish() when it is over. False for a channel
+    /// other runs go on sending to (a parent's, shared with its children).
+    bool finish_events = true;
     /// Answer approvals while the run goes on (approval_channel.hpp). Null: a call that needs
     /// approval stops the run with stop_reason::awaiting_approval once the rest of its step
     /// has settled.

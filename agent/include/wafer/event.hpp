@@ -185,6 +185,23 @@ struct approval_decided {
     friend bool operator==(const approval_decided&, const approval_decided&) = default;
 };
 
+/// The conversation passed from one agent to another (a handoff_team's transfer_to_<name>
+/// tool). Sent by the team (run_id: the team's run id), between the sender's run_finished and
+/// the receiver's run_started.
+struct handoff {
+    /// The agents' names.
+    std::string from;
+    std::string to;
+    /// The runs: the one that handed over, and the one that takes over.
+    std::string from_run_id;
+    std::string to_run_id;
+    /// What the sending model said to the receiver (the tool's "message" argument; may be empty).
+    std::string message;
+    /// History messages passed (after the policy), without the system prompt.
+    std::size_t messages_passed = 0;
+    friend bool operator==(const handoff&, const handoff&) = default;
+};
+
 /// The run ended, successfully or not.
 struct run_finished {
     /// Why it stopped (the agent's stop reason, e.g. "completed", "max_turns", "error").
@@ -219,6 +236,7 @@ using event_data = std::variant<
     events::critic_verdict,
     events::approval_requested,
     events::approval_decided,
+    events::handoff,
     events::run_finished>;
 
 /// An event: a payload plus where and when it happened. Built by event_emitter, which assigns
@@ -227,6 +245,10 @@ struct event {
     /// Position in the run's stream, from 1.
     std::uint64_t seq = 0;
     std::string run_id;
+    /// The run that started this one (an agent called as a tool, a fan-out child, a handoff
+    /// team's member); empty for a top-level run. Events of child runs reach the parent's
+    /// observers with their own run_id and seq: group by run_id.
+    std::string parent_run_id;
     std::string agent;
     std::chrono::system_clock::time_point time{};
     event_data data;
@@ -249,8 +271,8 @@ std::string_view type_name(const event_data& d) noexcept;
 
 /// One JSON object per event:
 /// {"seq":1,"type":"run_started","run_id":"…","agent":"…","time":"2026-01-02T03:04:05.678901Z",…}
-/// followed by the payload's fields. Durations are `*_ms` numbers (milliseconds, fractional),
-/// usage and time_info use the wire shape.
+/// followed by the payload's fields ("parent_run_id" after "run_id" when set). Durations are `*_ms`
+/// numbers (milliseconds, fractional), usage and time_info use the wire shape.
 void to_json(nlohmann::json& j, const event& e);
 /// Reads what to_json wrote. Throws nlohmann::json::exception or std::invalid_argument (unknown
 /// type) on malformed input.

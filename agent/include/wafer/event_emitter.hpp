@@ -40,6 +40,8 @@ public:
     );
 
     void set_callback(callback cb) { callback_ = std::move(cb); }
+    /// Stamps every event with this event::parent_run_id (a child run's).
+    void set_parent_run_id(std::string id) { parent_run_id_ = std::move(id); }
     void set_channel(std::shared_ptr<event_channel> channel) { channel_ = std::move(channel); }
     /// Whether anything receives the events. Callers skip building payloads (and streams skip
     /// copying deltas) when nothing does.
@@ -66,6 +68,7 @@ public:
 private:
     std::string run_id_;
     std::string agent_;
+    std::string parent_run_id_;
     callback callback_;
     std::shared_ptr<event_channel> channel_;
     std::uint64_t seq_ = 0;

@@ -41,6 +41,9 @@ enum class stop_reason {
     /// approval channel: see run_result::pending_approvals. A journaled run goes on with
     /// async_approve / async_deny and agent::async_resume.
     awaiting_approval,
+    /// A call of a tool with tool_options::ends_run succeeded: the conversation goes to another
+    /// agent (handoff_team; the last tool result says where).
+    handoff,
 };
 
 std::string_view to_string(stop_reason r) noexcept;
@@ -75,6 +78,21 @@ struct context_report {
     api::usage summary_usage;
 };
 
+/// A run started by a run's tool call (an agent called as a tool, agent::as_tool): what it
+/// used and how it ended.
+struct child_run {
+    std::string run_id;
+    std::string agent;
+    /// The tool and call that started it.
+    std::string tool;
+    std::string call_id;
+    wafer::stop_reason stop_reason = stop_reason::completed;
+    std::size_t turns = 0;
+    /// Everything the child used: its own requests, its critics and its own children
+    /// (run_result::total_usage of the child).
+    api::usage usage;
+};
+
 struct run_result {
     wafer::stop_reason stop_reason = stop_reason::completed;
     /// The last assistant message's text (the answer), empty if none. With
@@ -105,12 +123,28 @@ struct run_result {
     /// results (they are journaled; the resumed run appends them).
     std::vector<pending_approval> pending_approvals;
     std::string run_id;
+    /// The agent_config::name of the agent that ran it (with handoff_team: the agent that
+    /// finished).
+    std::string agent;
+    /// Runs this run's tool calls started (agent::as_tool), in the order they ended, and the
+    /// sum of their usage. Not included in `usage`, which counts this run's own requests only.
+    /// A child cut off by the parent's end still ends (cancelled) and is counted; children of
+    /// an earlier process of a resumed run are not.
+    std::vector<child_run> children;
+    api::usage children_usage;
     std::chrono::microseconds duration{0};
     /// Time the run's model requests waited in the client's admission queue (the sum of
     /// turns[].queue_wait; a request that timed out there counts too).
     std::chrono::microseconds queue_wait{0};
 
     std::size_t turn_count() const noexcept { return turns.size(); }
+    /// usage + critic_usage + children_usage: everything the run cost, each request once.
+    api::usage total_usage() const {
+        api::usage u = usage;
+        u += critic_usage;
+        u += children_usage;
+        return u;
+    }
 };
 
 } // namespace wafer

@@ -23,6 +23,7 @@
 #include <set>
 #include <variant>
 
+#include "compose/run_host.hpp"
 #include "critics/critic_review.hpp"
 #include "loop/approval_port.hpp"
 #include "loop/journal.hpp"
@@ -77,6 +78,7 @@ public:
           emitter_(setup.run_id, cfg.name, forward_to(options), options.events), ex_(std::move(ex)),
           wake_(ex_) {
         setup.observed = emitter_.observed();
+        emitter_.set_parent_run_id(options.parent_run_id);
         if (journal) {
             journal_.emplace(journal->store, setup.run_id, journal->owner, journal->lease_ttl);
             plan_ = std::move(journal);
@@ -84,12 +86,23 @@ public:
         setup_ = std::move(setup);
         machine_.emplace(cfg_, setup_);
         channel_ = options.approvals;
+        host_ = std::make_shared<run_host>();
+        host_->run_id = setup_.run_id;
+        host_->agent = cfg_.name;
+        if (machine_->run_deadline()) {
+            host_->deadline = machine_->run_deadline().at();
+        }
+        host_->parent = &options_;
+        host_->wake = [this] {
+            wake_.cancel();
+        };
     }
 
     run_driver(const run_driver&) = delete;
     run_driver& operator=(const run_driver&) = delete;
 
     ~run_driver() {
+        host_->detach();
         if (wake_token_) {
             approval_port::detach(*channel_);
             wake_token_->driver = nullptr;
@@ -209,11 +222,21 @@ public:
             }
             std::rethrow_exception(failure);
         }
+        // Children the dispatch stopped waiting for (cancelled, timed out) still end, and are
+        // counted: they were cancelled with their call and report soon.
+        while (host_->running > 0) {
+            co_await wait_for_reports();
+        }
         run_result result = std::move(*machine_).take_result();
+        result.children = std::move(host_->children);
+        for (const child_run& c : result.children) {
+            result.children_usage += c.usage;
+        }
+        host_->detach();
         if (journal_) {
             co_await close_journal(result);
         }
-        if (options_.events) {
+        if (options_.events && options_.finish_events) {
             co_await options_.events->async_finish();
         }
         co_return result;
@@ -819,6 +842,7 @@ private:
         // The turn's tools (a snapshot), so that a registry changed meanwhile does not change
         // what this step runs.
         const std::shared_ptr<const tools::registry> reg = job.tools ? job.tools : cfg_.tools;
+        job.options.host = host_;
         dispatch_done d;
         d.op = op;
         try {
@@ -900,6 +924,7 @@ private:
     asio::steady_timer wake_;
     std::shared_ptr<approval_channel> channel_;
     std::shared_ptr<approval_wake> wake_token_;
+    std::shared_ptr<run_host> host_;
     std::vector<report> inbox_;
     std::vector<report> draining_;
     std::vector<std::unique_ptr<op_entry>> ops_;

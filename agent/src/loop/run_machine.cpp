@@ -36,6 +36,10 @@ run_machine::run_machine(const agent_config& cfg, run_setup setup)
     result_.run_id = setup_.run_id;
     task_ = setup_.input;
     run_deadline_ = deadline::after(setup_.started, cfg_.limits.run_timeout);
+    if (setup_.deadline) {
+        run_deadline_ = earliest(run_deadline_, deadline(*setup_.deadline));
+    }
+    result_.agent = cfg_.name;
     replay_ = replay_options::for_model(cfg_.model->id(), cfg_.reasoning.mode);
     replay_.family = cfg_.model->family();
     replay_.carrier = cfg_.reasoning.carrier;
@@ -461,6 +465,7 @@ void run_machine::begin_tool_step(clock_type::time_point now) {
         if (t == nullptr) {
             continue;
         }
+        slots_[i].ends_run = t->options.ends_run;
         slots_[i].needs_approval = t->options.needs_approval.may_apply() &&
                                    t->options.needs_approval.needs(step_calls_[i].arguments);
         for (std::size_t ci = 0; ci < cfg_.critics.size(); ++ci) {
@@ -779,8 +784,10 @@ void run_machine::advance_tool_step(clock_type::time_point now) {
     }
     // Every call has its result: append them in the model's order.
     wafer::conversation& conv = result_.conversation;
+    bool hand_off = false;
     for (auto& s : slots_) {
         tools::tool_result& r = *s.result;
+        hand_off = hand_off || (s.ends_run && !r.is_error);
         conv.add_tool_result(std::move(r.tool_call_id), std::move(r.content), r.is_error);
     }
     slots_.clear();
@@ -789,6 +796,9 @@ void run_machine::advance_tool_step(clock_type::time_point now) {
     }
     if (out_of_time) {
         return stop(stop_reason::deadline);
+    }
+    if (hand_off) {
+        return stop(stop_reason::handoff); // after_step critics have nothing left to gate
     }
     if (has_gate(gate::after_step)) {
         begin_step_gate(gate::after_step, {});

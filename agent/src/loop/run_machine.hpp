@@ -133,6 +133,9 @@ struct run_setup {
     std::uint64_t tool_defs_revision = 0;
     /// Admission priority (run_options::priority; agent_config::priority when unset).
     std::optional<int> priority;
+    /// run_options::deadline (a parent's): the run deadline is the earlier of it and
+    /// `started` + agent_limits::run_timeout.
+    std::optional<clock_type::time_point> deadline;
 };
 
 /// The registry's tools as request entries.
@@ -209,6 +212,7 @@ private:
     struct call_slot {
         std::optional<tools::tool_result> result;
         bool needs_approval = false; // tool_options::needs_approval says so
+        bool ends_run = false;       // tool_options::ends_run: success ends the run (handoff)
         bool held = false;           // waits for a decision (critics, if any, approved it)
         bool requested = false;      // approval_requested sent (by this process)
         std::optional<approval_decision> decision;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -50,6 +51,8 @@ struct dispatch_options {
     /// Prefix of every call's call_context::idempotency_key (none if empty).
     std::string idempotency_scope;
     dispatch_observer observer;
+    /// Passed to every handler as call_context::host (the agent sets its run's).
+    std::shared_ptr<call_host> host;
 };
 
 /// When one call ran. `started`/`finished` are equal for calls that failed before running

@@ -73,6 +73,11 @@ public:
     /// this registry's at the time.
     std::shared_ptr<const registry> snapshot() const;
 
+    /// A registry with the same tools, blocking pool and limits that can be changed on its own
+    /// (add more tools to a copy of an agent's set: a handoff_team's transfer tools). Its
+    /// revision() is its own.
+    std::shared_ptr<registry> clone() const;
+
     /// Tool definitions in registration order, for the request's `tools` array.
     std::vector<tool_definition> definitions() const;
     /// Registered names in registration order.

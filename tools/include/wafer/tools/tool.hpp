@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -28,6 +29,14 @@ struct call_progress {
     std::optional<double> total;
     /// The tool's words, if any (an MCP server's text: untrusted, escape it before printing).
     std::string message;
+};
+
+/// What the dispatching side offers the runs a handler starts (an agent called as a tool:
+/// wafer::agent::as_tool). Opaque to the registry, which only passes it along; the agent layer
+/// defines what it holds (its run id, deadline, event sinks, and where child usage goes).
+class call_host {
+public:
+    virtual ~call_host() = default;
 };
 
 /// What a handler knows about the call it serves.
@@ -52,6 +61,8 @@ struct call_context {
     /// nobody listens. Callable from any thread; reports made after the call's result are
     /// dropped.
     std::function<void(call_progress)> report_progress;
+    /// dispatch_options::host of the dispatch (null when none).
+    std::shared_ptr<call_host> host;
 };
 
 /// Thrown by a handler (or by the typed-argument conversion) when the arguments passed schema
@@ -77,6 +88,9 @@ struct tool_options {
     /// Maximum bytes of result content; longer output is cut at a UTF-8 boundary and a visible
     /// marker is appended. 0: dispatch_options::output_cap applies.
     std::size_t output_cap = 0;
+    /// A call of this tool that succeeds ends the agent's run once its step has settled, with
+    /// stop_reason::handoff (a handoff_team's transfer tools). The registry itself ignores it.
+    bool ends_run = false;
 };
 
 /// Synchronous handler body: arguments already validated against the schema.
