@@ -8,13 +8,16 @@
 //          server runs on its own thread and io_context; getrusage(RUSAGE_THREAD) is taken
 //          around the client thread's work only (target <= 50 us; peers: @openai/agents JS
 //          ~2,700 us, a bare Node request ~330 us).
+//  tracing: the cpu mode's loop-only runs (scripted model) with tracing off and on (an OTLP
+//          exporter attached): CPU per turn of each, the difference and the ratio, plus the
+//          exporter thread's CPU per turn (target <= 3 us on the run's side).
 //  memory: many concurrent runs, each streaming slowly from `wafer-fake` (a separate process,
 //          so its memory does not count) so that all are open at once. Peak RSS (VmHWM, reset
 //          through /proc/self/clear_refs) minus the RSS before the runs, per run (target <=
 //          32 KB; peer: the official Cerebras TS SDK ~144 KB per open stream). RLIMIT_NOFILE is
 //          raised to the hard limit; the run count is capped to fit it.
 //
-// usage: wafer_agent_bench [--only tools|cpu|memory] [--runs N] [--concurrent N]
+// usage: wafer_agent_bench [--only tools|cpu|tracing|memory] [--runs N] [--concurrent N]
 //                          [--fake PATH] [--chunk-delay-ms N] [--read-buffer BYTES]
 //                          [--rate-headers on|off]
 // prints one line per benchmark: name=<bench> key=value ...
@@ -24,6 +27,7 @@
 #include <wafer/scripted_model.hpp>
 #include <wafer/store/memory_store.hpp>
 #include <wafer/store/sqlite_store.hpp>
+#include <wafer/telemetry/otlp_exporter.hpp>
 #include <wafer/testing/fake_server.hpp>
 #include <wafer/tools/registry.hpp>
 #include <wafer/tools/tool.hpp>
@@ -177,12 +181,15 @@ std::shared_ptr<wafer::tools::registry> make_tools() {
     return reg;
 }
 
-wafer::agent make_agent(std::shared_ptr<wafer::model> m) {
+wafer::agent make_agent(
+    std::shared_ptr<wafer::model> m, std::shared_ptr<const wafer::telemetry::tracer> tracer = {}
+) {
     wafer::agent_config cfg;
     cfg.name = "bench";
     cfg.model = std::move(m);
     cfg.system_prompt = "You are a helpful assistant. Use the tools when they help.";
     cfg.tools = make_tools();
+    cfg.tracer = std::move(tracer);
     return wafer::agent(std::move(cfg));
 }
 
@@ -309,12 +316,17 @@ wafer::scripted_model::turn two_turn_script(const api::chat_request& req, std::s
 
 // The same 2-turn runs against the scripted model (no HTTP, no JSON on the wire): the loop's own
 // share of the CPU per turn, to split the figure above into framework and client.
-double loop_only_cpu_us_per_turn(int runs) {
+// With `tracer`, every run is traced (the tracing-on variant). `turns` (if given) gets the count.
+double loop_only_cpu_us_per_turn(
+    int runs,
+    std::shared_ptr<const wafer::telemetry::tracer> tracer = {},
+    std::size_t* turns = nullptr
+) {
     asio::io_context ioc(1);
     auto model = std::make_shared<wafer::scripted_model>("zai-glm-4.7");
     model->check_requests(false);
     model->set_responder(&two_turn_script);
-    const wafer::agent a = make_agent(model);
+    const wafer::agent a = make_agent(model, std::move(tracer));
     cpu_outcome warm;
     asio::co_spawn(ioc, sequential_runs(&a, std::min(runs, 100), &warm), &rethrow);
     ioc.run();
@@ -326,6 +338,9 @@ double loop_only_cpu_us_per_turn(int runs) {
     const double cpu = thread_cpu_us() - c0;
     if (out.failed > 0 || out.turns == 0) {
         return -1;
+    }
+    if (turns) {
+        *turns = out.turns;
     }
     return cpu / static_cast<double>(out.turns);
 }
@@ -740,6 +755,58 @@ int bench_memory(
     return 0;
 }
 
+// ---- tracing: what OpenTelemetry spans cost per turn ----------------------------------------
+
+// The loop-only runs with tracing off, then on with an OTLP exporter attached. The run thread's
+// CPU is what a run pays (span building, the queue); the exporter thread's (process CPU minus the
+// run thread's) is the JSON encoding and the POSTs, sent here to a closed port of 127.0.0.1 so
+// that no collector's work is counted (each batch is encoded, then its connect is refused).
+int bench_tracing(int runs) {
+    const double off = loop_only_cpu_us_per_turn(runs);
+    wafer::telemetry::otlp_config oc;
+    oc.traces_endpoint = "http://127.0.0.1:9/v1/traces";
+    oc.metrics_endpoint = "http://127.0.0.1:9/v1/metrics";
+    oc.schedule_delay = std::chrono::milliseconds(100);
+    oc.max_queue_size = 1u << 16;
+    auto exporter = std::make_shared<wafer::telemetry::otlp_exporter>(oc);
+    wafer::telemetry::tracer_config tc;
+    tc.provider = "cerebras";
+    tc.server_address = "api.cerebras.ai";
+    tc.server_port = 443;
+    auto tracer = std::make_shared<const wafer::telemetry::tracer>(tc, exporter);
+    const double p0 = process_cpu_us();
+    const double t0 = thread_cpu_us();
+    std::size_t turns = 0;
+    const double on = loop_only_cpu_us_per_turn(runs, tracer, &turns);
+    exporter->flush(std::chrono::seconds(30));
+    const double run_thread = thread_cpu_us() - t0;
+    const double exporter_cpu = (process_cpu_us() - p0) - run_thread;
+    exporter->shutdown();
+    const auto st = exporter->stats();
+    if (off < 0 || on < 0 || turns == 0) {
+        std::fprintf(stderr, "agent_bench tracing: runs failed\n");
+        return 1;
+    }
+    // The exporter's share is per traced turn, the loop-only warm-up runs included.
+    // 4 spans per 2-turn run (agent, 2 chats, 1 tool): 2 per turn.
+    const double traced_turns = static_cast<double>(st.spans_queued + st.spans_dropped_full) / 2;
+    std::printf(
+        "name=tracing_per_turn runs=%d turns=%zu tracing_off_cpu_us_per_turn=%.2f "
+        "tracing_on_cpu_us_per_turn=%.2f run_thread_extra_us_per_turn=%.2f ratio=%.2f "
+        "exporter_thread_cpu_us_per_turn=%.2f spans=%llu dropped_full=%llu target_us=3\n",
+        runs,
+        turns,
+        off,
+        on,
+        on - off,
+        on / off,
+        exporter_cpu / traced_turns,
+        static_cast<unsigned long long>(st.spans_queued),
+        static_cast<unsigned long long>(st.spans_dropped_full)
+    );
+    return 0;
+}
+
 std::string default_fake_path(const char* argv0) {
     std::string self = argv0;
     const auto slash = self.rfind('/');
@@ -783,6 +850,9 @@ int main(int argc, char** argv) {
     try {
         if (only.empty() || only == "tools") {
             rc |= bench_tools();
+        }
+        if (only.empty() || only == "cpu" || only == "tracing") {
+            rc |= bench_tracing(runs);
         }
         if (only.empty() || only == "cpu") {
             rc |= bench_cpu(runs, rate_headers);

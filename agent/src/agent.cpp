@@ -72,7 +72,9 @@ agent::agent(agent_config cfg) : cfg_(std::move(cfg)) {
                 }
             }
         }
-        critics->emplace_back(detail::critic_agent_config(c));
+        agent_config sub = detail::critic_agent_config(c);
+        sub.tracer = cfg_.tracer; // a review is an invoke_agent span under the run's
+        critics->emplace_back(std::move(sub));
     }
     critic_agents_ = std::move(critics);
     tool_defs_ = std::make_shared<const std::vector<api::function_tool>>(

@@ -16,6 +16,7 @@
 #include "printer.hpp"
 #include "session.hpp"
 #include "terminal.hpp"
+#include "tracing.hpp"
 #include "visible.hpp"
 
 namespace asio = boost::asio;
@@ -57,6 +58,7 @@ ask_task(ask_flags flags, std::shared_ptr<api::client> client, std::string base_
         cfg.request.max_completion_tokens = *flags.max_tokens;
     }
     cfg.system_prompt = flags.system;
+    cfg.tracer = cli_tracer(client->config());
     const agent asker(std::move(cfg));
 
     event_printer printer(

@@ -16,6 +16,7 @@
 #include "session.hpp"
 #include "store.hpp"
 #include "terminal.hpp"
+#include "tracing.hpp"
 #include "visible.hpp"
 
 namespace asio = boost::asio;
@@ -209,6 +210,7 @@ agent_config make_config(
     cfg.limits.max_turns = flags.max_turns;
     apply_run_limits(cfg.limits, flags, topts.command.max_timeout);
     apply_sampling_defaults(cfg.request, flags.model);
+    cfg.tracer = cli_tracer(client->config());
 
     if (!flags.critics.empty()) {
         // Critics may look around with the read-only tools, never change anything.

@@ -12,6 +12,7 @@
 
 #include "failure.hpp"
 #include "stop_signals.hpp"
+#include "tracing.hpp"
 
 namespace asio = boost::asio;
 
@@ -64,6 +65,7 @@ int run_session(asio::io_context& ioc, endpoint& ep, asio::awaitable<int> task) 
         )
     );
     ioc.run();
+    finish_tracing();
     // A run SIGTERM stopped ends as one the signal killed would (a journaled one can go on).
     if (stopped_by == SIGTERM && status == exit_interrupted) {
         return exit_terminated;

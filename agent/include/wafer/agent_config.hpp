@@ -10,6 +10,7 @@
 #include <wafer/event_channel.hpp>
 #include <wafer/model.hpp>
 #include <wafer/replay_policy.hpp>
+#include <wafer/telemetry/tracer.hpp>
 #include <wafer/tools/dispatch.hpp>
 #include <wafer/tools/registry.hpp>
 
@@ -87,6 +88,11 @@ struct agent_config {
     /// response_format, tool_choice, parallel_tool_calls, reasoning_effort, ...). The loop sets
     /// model, messages and tools; clear_thinking is set by the replay policy unless given here.
     api::chat_request request;
+    /// OpenTelemetry traces of every run (telemetry/tracer.hpp): an invoke_agent span per run,
+    /// chat and execute_tool spans, the traceparent header on model requests. Critics share it
+    /// (their reviews are invoke_agent spans under the run's). Null: nothing is traced and
+    /// nothing is spent on it.
+    std::shared_ptr<const telemetry::tracer> tracer;
 };
 
 /// Per-run options.
@@ -128,6 +134,9 @@ struct run_options {
     /// approval stops the run with stop_reason::awaiting_approval once the rest of its step
     /// has settled.
     std::shared_ptr<approval_channel> approvals;
+    /// With agent_config::tracer: the run's span becomes a child of this one (a service's
+    /// request span, telemetry::parse_traceparent of an incoming header). Unset: a new trace.
+    std::optional<telemetry::span_context> trace_parent;
 };
 
 } // namespace wafer

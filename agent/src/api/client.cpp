@@ -61,6 +61,8 @@ struct request_spec {
     bool admit = false; // chat requests only; model listings and warming never queue
     request_options opts;
     std::int64_t admission_tokens = 0;
+    // W3C trace context of the request's span (request_options::traceparent); empty: none.
+    std::string traceparent;
 };
 
 std::string too_large_text(std::string_view what, std::size_t cap) {
@@ -201,6 +203,11 @@ struct client::impl {
         r += " HTTP/1.1\r\n";
         r += fixed_headers;
         r += spec.stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n";
+        if (!spec.traceparent.empty()) {
+            r += "traceparent: ";
+            r += spec.traceparent;
+            r += "\r\n";
+        }
         if (cfg.send_retry_count) {
             r += "x-stainless-retry-count: ";
             r.append(num, static_cast<std::size_t>(std::snprintf(num, sizeof num, "%d", retries)));
@@ -441,6 +448,7 @@ struct client::impl {
     request_spec
     chat_spec(const chat_request& req, const request_options& opts, bool stream) const {
         request_spec s = spec("POST", "/chat/completions", serialize(req), stream);
+        s.traceparent = opts.traceparent;
         if (gate) {
             s.admit = true;
             s.opts = opts;

@@ -233,7 +233,8 @@ boost::asio::awaitable<critic_review> run_review(
     gate g,
     std::size_t turn,
     std::string input,
-    std::optional<std::string> call_id
+    std::optional<std::string> call_id,
+    std::optional<telemetry::span_context> trace_parent
 ) {
     const auto started = std::chrono::steady_clock::now();
     critic_review review;
@@ -242,7 +243,10 @@ boost::asio::awaitable<critic_review> run_review(
     review.turn = turn;
     review.call_id = std::move(call_id);
     try {
-        asio::awaitable<run_result> run = critic_agent.async_run(std::move(input), run_options{});
+        run_options options;
+        options.trace_parent = trace_parent;
+        asio::awaitable<run_result> run =
+            critic_agent.async_run(std::move(input), std::move(options));
         run_result r = co_await std::move(run);
         review.usage = r.usage;
         std::string why;

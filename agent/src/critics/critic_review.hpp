@@ -62,7 +62,8 @@ boost::asio::awaitable<critic_review> run_review(
     gate g,
     std::size_t turn,
     std::string input,
-    std::optional<std::string> call_id
+    std::optional<std::string> call_id,
+    std::optional<telemetry::span_context> trace_parent = std::nullopt
 );
 
 } // namespace wafer::detail

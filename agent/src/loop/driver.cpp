@@ -7,6 +7,7 @@
 #include <wafer/agent.hpp>
 #include <wafer/event_emitter.hpp>
 #include <wafer/store/error.hpp>
+#include <wafer/telemetry/tracer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -27,6 +28,7 @@
 #include "critics/critic_review.hpp"
 #include "loop/approval_port.hpp"
 #include "loop/journal.hpp"
+#include "loop/trace_hooks.hpp"
 
 namespace wafer::detail {
 
@@ -96,6 +98,16 @@ public:
         host_->wake = [this] {
             wake_.cancel();
         };
+        if (cfg_.tracer) {
+            trace_.emplace(
+                *cfg_.tracer,
+                cfg_.name,
+                setup_.run_id,
+                cfg_.model->id(),
+                options.trace_parent,
+                std::chrono::system_clock::now()
+            );
+        }
     }
 
     run_driver(const run_driver&) = delete;
@@ -220,6 +232,11 @@ public:
             if (journal_) {
                 co_await release_quietly();
             }
+            if (trace_) {
+                trace_->end_run(
+                    "error", "_OTHER", exception_text(failure), 0, std::chrono::system_clock::now()
+                );
+            }
             std::rethrow_exception(failure);
         }
         // Children the dispatch stopped waiting for (cancelled, timed out) still end, and are
@@ -233,6 +250,9 @@ public:
             result.children_usage += c.usage;
         }
         host_->detach();
+        if (trace_) {
+            end_trace(result);
+        }
         if (journal_) {
             co_await close_journal(result);
         }
@@ -663,6 +683,11 @@ private:
 
     // Journals a report (what the journal keeps: journaled()) and hands it to the machine.
     void feed(report r) {
+        if (trace_) {
+            if (const auto* t = std::get_if<tool_finished>(&r)) {
+                trace_tool(*t);
+            }
+        }
         if (journal_ && !journal_failed_ && journaled(r, cancel_seen_)) {
             journal_->add(journal_entry_of(r));
         }
@@ -749,6 +774,42 @@ private:
         spawn(op, review_op(op, std::move(job)), std::move(fallback));
     }
 
+    void end_trace(const run_result& r) {
+        std::string_view type;
+        std::string message;
+        if (r.error) {
+            type = telemetry::error_type_of(r.error->code);
+            message = r.error->code.message();
+        }
+        trace_->end_run(
+            to_string(r.stop_reason),
+            type,
+            message,
+            r.turns.size(),
+            std::chrono::system_clock::now()
+        );
+    }
+
+    void trace_tool(const tool_finished& x) {
+        const auto end = x.finished == clock_type::time_point{} ? clock_type::now() : x.finished;
+        const auto wall_end = wall_time(end);
+        std::string_view args;
+        if (const auto it = tool_arguments_.find(x.result.tool_call_id);
+            it != tool_arguments_.end()) {
+            args = it->second;
+        }
+        trace_->tool_call(
+            x.result.name,
+            x.result.tool_call_id,
+            args,
+            x.result.is_error,
+            x.result.content,
+            wall_end - std::chrono::duration_cast<std::chrono::system_clock::duration>(x.took),
+            wall_end
+        );
+        tool_arguments_.erase(x.result.tool_call_id);
+    }
+
     asio::awaitable<report> model_op(std::uint32_t op, model_call call) {
         model_done d;
         d.op = op;
@@ -758,16 +819,23 @@ private:
         model_reply reply;
         diagnostics diag;
         std::optional<boost::system::error_code> ec;
+        // Unobserved runs take no deltas: the model then copies none.
+        const bool forward = emitter_.observed() && !call.quiet;
+        model_observer* observer = forward ? &forwarder : nullptr;
+        std::optional<first_chunk_observer> first_chunk;
+        wafer::model& m = call.model ? *call.model : *cfg_.model;
+        if (trace_) {
+            if (call.request.model.empty()) {
+                call.request.model = m.id();
+            }
+            const telemetry::span_context ctx =
+                trace_->begin_chat(op, call.request, std::chrono::system_clock::now());
+            call.admission.traceparent = telemetry::format_traceparent(ctx);
+            observer = &first_chunk.emplace(*trace_, op, observer);
+        }
         try {
-            // Unobserved runs take no deltas: the model then copies none.
-            wafer::model& m = call.model ? *call.model : *cfg_.model;
-            const bool forward = emitter_.observed() && !call.quiet;
             asio::awaitable<boost::system::error_code> c = m.async_complete(
-                std::move(call.request),
-                forward ? &forwarder : nullptr,
-                std::move(call.admission),
-                reply,
-                diag
+                std::move(call.request), observer, std::move(call.admission), reply, diag
             );
             if (call.call_deadline) {
                 ec = co_await async_with_deadline(std::move(c), call.call_deadline.at());
@@ -792,6 +860,22 @@ private:
         } else {
             d.reply = std::move(reply);
         }
+        if (trace_) {
+            const auto now = std::chrono::system_clock::now();
+            if (d.reply) {
+                trace_->end_chat(op, &*d.reply, {}, {}, now);
+            } else if (d.error) {
+                trace_->end_chat(
+                    op,
+                    nullptr,
+                    telemetry::error_type_of(d.error->code),
+                    d.error->code.message(),
+                    now
+                );
+            } else {
+                trace_->end_chat(op, nullptr, "timeout", "the deadline passed", now);
+            }
+        }
         co_return d;
     }
 
@@ -807,6 +891,11 @@ private:
             kmap.resize(n);
             for (std::size_t k = 0; k < n; ++k) {
                 kmap[k] = k;
+            }
+        }
+        if (trace_ && cfg_.tracer->config().capture_content) {
+            for (const auto& rq : job.requests) {
+                tool_arguments_[rq.id] = rq.arguments;
             }
         }
         std::shared_ptr<dispatch_watch> watch;
@@ -829,7 +918,8 @@ private:
                 }
                 const auto begun = watch->starts[k] == clock_type::time_point{} ? clock_type::now()
                                                                                 : watch->starts[k];
-                watch->driver->report_in(tool_finished{watch->op, watch->kmap[k], r, since(begun)});
+                watch->driver->report_in(tool_finished{
+                    watch->op, watch->kmap[k], r, since(begun), clock_type::now()});
             };
             job.options.observer.on_progress =
                 [watch](std::size_t k, const tools::call_progress& p) {
@@ -856,7 +946,8 @@ private:
                     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
                         res.timings[k].duration()
                     );
-                    inbox_.push_back(tool_finished{op, kmap[k], std::move(res.results[k]), took});
+                    inbox_.push_back(tool_finished{
+                        op, kmap[k], std::move(res.results[k]), took, res.timings[k].finished});
                 }
             }
         } catch (...) {
@@ -875,8 +966,9 @@ private:
         const auto started = clock_type::now();
         std::optional<critic_review> r;
         try {
-            asio::awaitable<critic_review> review =
-                run_review(sub, c, job.gate, job.turn, std::move(job.input), job.call_id);
+            asio::awaitable<critic_review> review = run_review(
+                sub, c, job.gate, job.turn, std::move(job.input), job.call_id, trace_parent()
+            );
             if (job.until) {
                 r = co_await async_with_deadline(std::move(review), job.until.at());
                 if (!r) {
@@ -903,6 +995,13 @@ private:
             );
         }
         co_return review_done{op, std::move(*r)};
+    }
+
+    std::optional<telemetry::span_context> trace_parent() const {
+        if (!trace_) {
+            return std::nullopt;
+        }
+        return trace_->context();
     }
 
     const agent_config& cfg_;
@@ -933,6 +1032,9 @@ private:
     // What the exchanges before this one of a resumed run used.
     std::size_t earlier_turns_ = 0;
     api::usage earlier_usage_;
+    // The run's spans (agent_config::tracer); tool arguments kept for content capture.
+    std::optional<telemetry::run_trace> trace_;
+    std::map<std::string, std::string> tool_arguments_;
 };
 
 } // namespace

@@ -44,6 +44,8 @@ struct tool_finished {
     std::size_t k = 0;
     tools::tool_result result;
     std::chrono::microseconds took{0};
+    /// When the call ended (for its trace span; unset: when the report was made).
+    std::chrono::steady_clock::time_point finished{};
 };
 struct dispatch_done {
     std::uint32_t op = 0;

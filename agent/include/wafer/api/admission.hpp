@@ -34,6 +34,9 @@ struct request_options {
     /// The caller's estimate of the prompt's tokens (the agent's context estimate); without it
     /// the client estimates from the serialised body (bytes / 4).
     std::optional<std::int64_t> prompt_tokens;
+    /// Sent as the W3C `traceparent` header on every attempt (the agent loop puts its chat
+    /// span's context here when tracing is on; telemetry::format_traceparent). Empty: none.
+    std::string traceparent;
 };
 
 /// client_config::admission.
