@@ -39,7 +39,7 @@ build: deps
 test: unit-test asan-test install-test fault-test fuzz-test
 
 unit-test: build
-	ctest --test-dir $(BUILD) --output-on-failure
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
 asan-test: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O0" \
@@ -47,7 +47,7 @@ asan-test: deps
 	    -DWAFER_BUILD_EXAMPLES=OFF -DWAFER_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS) --target wafer_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ctest --test-dir $(ASAN_BUILD) --output-on-failure
+	    ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
 
 install-test: build
 	rm -rf $(BUILD)/prefix $(BUILD)/consumer

@@ -31,20 +31,36 @@ plan() {
 
 results="$dir/results.tsv"
 : > "$results"
-rm -rf "$dir/out"
-while read -r suite version scenario; do
-    case "$version" in *extension*|*draft*) continue ;; esac
-    args=(client --command "$client" --scenario "$scenario" --timeout 20000 -o "$dir/out/$suite-$version")
+rm -rf "$dir/out" "$dir/res"
+mkdir -p "$dir/res"
+
+# One scenario: its status into res/N.tsv (N keeps the plan's order), its log beside it.
+# Every scenario's server listens on a port of its own (listen(0)), so they run side by side:
+# most of a scenario's time is the client waiting on its server, not CPU.
+run_one() {
+    local index=$1 suite=$2 version=$3 scenario=$4
+    local args=(client --command "$client" --scenario "$scenario" --timeout 20000
+        -o "$dir/out/$suite-$version/$index")
     # The 0.1 suite has no --spec-version: it runs each scenario at its own version.
     [ "$suite" = conformance-2026 ] && args+=(--spec-version "$version")
-    if "$node" "$dir/node_modules/$suite/dist/index.js" "${args[@]}" > "$dir/last.log" 2>&1; then
+    local status=fail
+    if "$node" "$dir/node_modules/$suite/dist/index.js" "${args[@]}" > "$dir/res/$index.log" 2>&1; then
         status=pass
-    else
-        status=fail
     fi
-    printf '%s\t%s\t%s\t%s\n' "$suite" "$version" "$scenario" "$status" >> "$results"
+    printf '%s\t%s\t%s\t%s\n' "$suite" "$version" "$scenario" "$status" > "$dir/res/$index.tsv"
     echo "mcp conformance: $suite $version $scenario: $status"
-done < <(plan)
+}
+export -f run_one
+export dir client node
+
+jobs=${WAFER_CONFORMANCE_JOBS:-4}
+index=0
+while read -r suite version scenario; do
+    case "$version" in *extension*|*draft*) continue ;; esac
+    index=$((index + 1))
+    printf '%04d %s %s %s\n' "$index" "$suite" "$version" "$scenario"
+done < <(plan) | xargs -P "$jobs" -L 1 bash -c 'run_one "$@"' _
+for f in "$dir"/res/*.tsv; do cat "$f"; done >> "$results"
 
 # The table: one row per scenario, a column per suite and spec version ("-": not listed there).
 cols="conformance-2025:* conformance-2026:2025-03-26 conformance-2026:2025-06-18 conformance-2026:2025-11-25 conformance-2026:2026-07-28"
@@ -72,7 +88,8 @@ while read -r line; do
     read -r suite version scenario <<< "$line" || true
     [ -n "${scenario:-}" ] || continue
     if ! grep -qP "^$suite\t$version\t$scenario\tpass$" "$results"; then
-        echo "mcp conformance: expected to pass, did not: $suite $version $scenario" >&2
+        log=$(grep -lP "^$suite\t$version\t$scenario\t" "$dir"/res/*.tsv | head -1 || true)
+        echo "mcp conformance: expected to pass, did not: $suite $version $scenario (log: ${log%.tsv}.log)" >&2
         failed=1
     fi
 done < "$here/expected-pass.txt"
