@@ -41,9 +41,14 @@ test: unit-test asan-test install-test fault-test fuzz-test
 unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
+# UBSan without its vptr, alignment and null checks: GCC instruments every member access for
+# them, which makes the sanitizer build a third slower to compile. A null dereference still
+# faults under ASan (a failed test with its stack), x86 tolerates misalignment, and the fuzz
+# build (clang, tests/fuzz) keeps every UBSan check on the parsers. ASAN_SKIP= keeps them all.
+ASAN_SKIP ?= vptr,alignment,null
 asan-test: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O0" \
-	    -DWAFER_WERROR=ON -DWAFER_SANITIZE=address,undefined \
+	    -DWAFER_WERROR=ON -DWAFER_SANITIZE=address,undefined -DWAFER_SANITIZE_SKIP=$(ASAN_SKIP) \
 	    -DWAFER_BUILD_EXAMPLES=OFF -DWAFER_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS) --target wafer_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
