@@ -344,6 +344,22 @@ TEST_SUITE("unit/telemetry") {
         CHECK(telemetry::to_hex(agents[0]->parent) == "00f067aa0ba902b7");
     }
 
+    TEST_CASE("text that is not UTF-8 is exported with U+FFFD, never as invalid JSON") {
+        telemetry::otlp_config cfg;
+        span_data s;
+        s.context.trace = telemetry::new_trace_id();
+        s.context.span = telemetry::new_span_id();
+        s.name = "execute_tool bad\xff\xc0name";
+        s.attributes = {{"error.type", std::string("\xed\xa0\x80 surrogate")}};
+        const json j = json::parse(telemetry::otlp_traces_json(cfg, {s}));
+        const json& span = j["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        CHECK(span["name"] == "execute_tool bad\xEF\xBF\xBD\xEF\xBF\xBDname");
+        CHECK(
+            span["attributes"][0]["value"]["stringValue"] ==
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD surrogate"
+        );
+    }
+
     TEST_CASE("the OTLP JSON body uses the protocol's JSON mapping") {
         telemetry::otlp_config cfg;
         cfg.service_name = "svc";

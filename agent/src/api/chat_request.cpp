@@ -5,6 +5,7 @@
 #include <set>
 
 #include "detail/json_util.hpp"
+#include "detail/json_string.hpp"
 
 namespace wafer::api {
 
@@ -322,99 +323,11 @@ void from_json(const json& j, chat_request& r) {
 
 namespace {
 
+using wafer::detail::put_string;
+
 // The request body is written straight into a string instead of building an nlohmann DOM and
 // dumping it: that was about 40% of the client's CPU per agent turn. The output parses to the
 // same JSON as to_json(); key order differs, which JSON does not care about.
-
-// Appends one UTF-8 sequence starting at s[i] (a byte >= 0x80) and returns its length, or 0 if
-// it is malformed (overlong, surrogate, beyond U+10FFFF, truncated): the rules of nlohmann's
-// strict dump, which the fallback path then reports.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-    const auto b = [&](std::size_t k) {
-        return static_cast<unsigned char>(s[i + k]);
-    };
-    const auto cont = [&](std::size_t k) {
-        return i + k < s.size() && (b(k) & 0xC0) == 0x80;
-    };
-    const unsigned char c = b(0);
-    if (c >= 0xC2 && c <= 0xDF) {
-        return cont(1) ? 2 : 0;
-    }
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (!cont(1) || !cont(2)) {
-            return 0;
-        }
-        if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) > 0x9F)) {
-            return 0; // overlong, or a UTF-16 surrogate
-        }
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (!cont(1) || !cont(2) || !cont(3)) {
-            return 0;
-        }
-        if ((c == 0xF0 && b(1) < 0x90) || (c == 0xF4 && b(1) > 0x8F)) {
-            return 0; // overlong, or beyond U+10FFFF
-        }
-        return 4;
-    }
-    return 0;
-}
-
-// Appends `s` as a JSON string. False if `s` is not valid UTF-8.
-bool put_string(std::string& out, std::string_view s) {
-    out += '"';
-    std::size_t run = 0; // start of the bytes not yet appended
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            const std::size_t n = utf8_sequence(s, i);
-            if (n == 0) {
-                return false;
-            }
-            i += n;
-            continue;
-        }
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            ++i;
-            continue;
-        }
-        out.append(s.data() + run, i - run);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\b':
-            out += "\\b";
-            break;
-        case '\f':
-            out += "\\f";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default: {
-            static constexpr char hex[] = "0123456789abcdef";
-            const char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-            out.append(esc, sizeof esc);
-        }
-        }
-        run = ++i;
-    }
-    out.append(s.data() + run, s.size() - run);
-    out += '"';
-    return true;
-}
 
 void put_key(std::string& out, bool& first, std::string_view key) {
     out += first ? "\"" : ",\"";

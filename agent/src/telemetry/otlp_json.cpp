@@ -6,41 +6,34 @@
 #include <cmath>
 #include <cstdio>
 
+#include "detail/json_string.hpp"
+
 namespace wafer::telemetry {
 
 namespace {
 
+// The request writer's escaper; text that is not valid UTF-8 (a model-named tool, an error text)
+// has its bad bytes replaced with U+FFFD, so one span cannot make a batch's body invalid JSON.
 void put_escaped(std::string& out, std::string_view s) {
-    out += '"';
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
+    const std::size_t mark = out.size();
+    if (wafer::detail::put_string(out, s)) {
+        return;
+    }
+    out.resize(mark);
+    std::string clean;
+    clean.reserve(s.size() + 8);
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const std::size_t n = c < 0x80 ? 1 : wafer::detail::utf8_sequence(s, i);
+        if (n == 0) {
+            clean += "\xEF\xBF\xBD";
+            ++i;
+        } else {
+            clean.append(s.substr(i, n));
+            i += n;
         }
     }
-    out += '"';
+    wafer::detail::put_string(out, clean);
 }
 
 void put_int(std::string& out, std::int64_t v) {
