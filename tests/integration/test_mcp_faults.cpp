@@ -575,6 +575,70 @@ TEST_SUITE("mcp/faults") {
         CHECK(initializes == 2);
     }
 
+    TEST_CASE("stdio: a call cancelled while its server is started again gives up its wait, not "
+              "the restart; the next call uses the restarted server") {
+        temp_dir dir;
+        const fs::path log = dir.path / "slow.log";
+        asio::io_context ioc;
+        struct seen {
+            failure cancelled;
+            std::string after;
+            std::vector<std::size_t> restarted;
+        };
+        const seen s = run_coro(
+            ioc,
+            [&]() -> asio::awaitable<seen> {
+                using namespace asio::experimental::awaitable_operators;
+                seen out;
+                mcp::client_options o;
+                o.on_restarted = [&out](std::size_t n) {
+                    out.restarted.push_back(n);
+                };
+                // Every process takes 1.5 s to answer initialize, then answers one call.
+                const auto server = faulty(
+                    "slow",
+                    "exit-after",
+                    {"--calls", "1", "--init-delay", "1500", "--log", log.string()}
+                );
+                auto c = co_await mcp::client::async_connect(server, o);
+                co_await mcp::async_call_tool(*c, "echo", obj(R"({"message":"a"})"));
+                co_await expect_error([&]() -> asio::awaitable<void> {
+                    co_await mcp::async_call_tool(*c, "echo", obj(R"({"message":"b"})"));
+                });
+                // This call starts the restart and gives up 300 ms into its 1.5 s handshake.
+                out.cancelled = co_await expect_error([&]() -> asio::awaitable<void> {
+                    asio::steady_timer t(co_await asio::this_coro::executor, 300ms);
+                    auto res = co_await (
+                        mcp::async_call_tool(*c, "echo", obj(R"({"message":"c"})")) ||
+                        t.async_wait(asio::use_awaitable)
+                    );
+                    if (res.index() == 1) {
+                        throw mcp::error(mcp::errc::cancelled, "slow", "the timer won");
+                    }
+                });
+                out.after =
+                    (co_await mcp::async_call_tool(*c, "echo", obj(R"({"message":"d"})"))).text;
+                co_await c->async_close();
+                co_return out;
+            }(),
+            60s
+        );
+        CHECK(s.cancelled.code == mcp::errc::cancelled);
+        CHECK(s.cancelled.took < 1s);
+        CHECK(s.after == "Echo: d");
+        CHECK(s.restarted == std::vector<std::size_t>{1});
+        std::size_t initializes = 0;
+        std::vector<std::string> messages;
+        for (const auto& m : log_messages(log)) {
+            initializes += m.value("method", "") == "initialize" ? 1U : 0U;
+            if (m.value("method", "") == "tools/call") {
+                messages.push_back(m["params"]["arguments"].value("message", ""));
+            }
+        }
+        CHECK(initializes == 2); // the cancelled call did not cost the restarted process
+        CHECK(messages == std::vector<std::string>{"a", "b", "d"});
+    }
+
     TEST_CASE("stdio, protocol_era::automatic: legacy servers that refuse, ignore or exit on the "
               "server/discover probe get the initialize handshake") {
         temp_dir dir;

@@ -3,6 +3,7 @@
 //
 //   wafer-mcp-fault-server [--http] [--sse] [--fault NAME] [--log FILE] [--size BYTES]
 //                          [--redirect-to URL] [--redirect-status N] [--name NAME] [--calls N]
+//                          [--init-delay MS]
 //
 // stdio by default: one JSON-RPC message per line on stdin and stdout. --http: Streamable HTTP
 // on 127.0.0.1 (a free port, printed as "PORT <n>" on stdout), each POST answered as JSON (or
@@ -32,12 +33,15 @@
 //   unauthorized   (HTTP) every POST answered 401 without WWW-Authenticate nor a body
 //   redirect       (HTTP) every POST answered --redirect-status (307) to --redirect-to
 //
+// --init-delay MS (stdio): each process waits MS milliseconds before it answers initialize (a
+// server slow to start, so that a restart can be interrupted).
 // --log FILE appends what the server received: each message on a line (an HTTP request's line
 // first, "HTTP <method> <path>"), so tests can see what the client sent.
 #include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -67,6 +71,7 @@ struct options {
     int redirect_status = 307;
     std::string name = "wafer-mcp-fault-server";
     long calls = 1;
+    long init_delay_ms = 0;
 };
 
 options opts;
@@ -289,6 +294,9 @@ int serve_stdio() {
     while (std::getline(std::cin, line)) {
         log_line(line);
         const json m = json::parse(line, nullptr, false);
+        if (opts.init_delay_ms > 0 && m.is_object() && m.value("method", "") == "initialize") {
+            std::this_thread::sleep_for(std::chrono::milliseconds(opts.init_delay_ms));
+        }
         action a = handle(m);
         switch (a.type) {
         case action::kind::none:
@@ -487,6 +495,8 @@ int main(int argc, char** argv) {
             opts.name = value();
         } else if (a == "--calls") {
             opts.calls = std::atol(value().c_str());
+        } else if (a == "--init-delay") {
+            opts.init_delay_ms = std::atol(value().c_str());
         } else {
             std::cerr << "fault server: unknown argument " << a << "\n";
             return 2;

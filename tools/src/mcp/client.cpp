@@ -73,7 +73,8 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     restart_policy restarts;
     bool restarting = false;
     asio::steady_timer restart_signal; // a restart's end, for the requests waiting on it
-    std::string restart_failure;       // why the last restart failed
+    // Why the last restart failed (its code and detail), for the requests that waited on it.
+    std::optional<std::pair<errc, std::string>> restart_failure;
 
     bool pumping = false;
     bool pump_again = false;
@@ -399,49 +400,62 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         co_return std::shared_ptr<client>(new client(std::move(im)));
     }
 
-    // Before a request: a stdio server that exited is started again if the policy allows
-    // (one restart at a time; requests that come meanwhile wait for it). Throws mcp::error.
+    // Before a request: a stdio server that exited is started again if the policy allows. One
+    // restart at a time, in a coroutine of its own: every request that needs it (the one that
+    // began it too) waits for its end, so a cancelled request gives up its wait, not the
+    // restart (a restart cut short would count as a server that exits at once). Throws
+    // mcp::error.
     static asio::awaitable<void> async_revive(std::shared_ptr<impl> self) {
         if (!self->s.closed() || self->closing || !self->respawn) {
             co_return;
         }
+        if (!self->restarting) {
+            const std::string ended = self->closed ? self->closed->detail : "the server exited";
+            if (auto why = self->restarts.decide()) {
+                self->fail(errc::closed, ended + "; it is not started again: " + *why);
+            }
+            self->restarting = true;
+            self->restart_failure.reset();
+            self->restart_signal.expires_at(asio::steady_timer::time_point::max());
+            asio::co_spawn(self->ex, async_restart(self), asio::detached);
+        }
+        boost::system::error_code ec;
+        co_await self->restart_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (self->restarting) {
-            boost::system::error_code ec;
-            co_await self->restart_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            if (self->restarting) {
-                // Our wait was cancelled, not ended by the restart.
-                self->fail(errc::cancelled, "cancelled while the server was started again");
-            }
-            if (self->s.closed() && !self->closing) {
-                self->fail(errc::closed, "the server exited; " + self->restart_failure);
-            }
-            co_return;
+            // Our wait was cancelled, not ended by the restart.
+            self->fail(errc::cancelled, "cancelled while the server was started again");
         }
-        const std::string ended = self->closed ? self->closed->detail : "the server exited";
-        if (auto why = self->restarts.decide()) {
-            self->fail(errc::closed, ended + "; it is not started again: " + *why);
+        if (self->restart_failure) {
+            self->fail(
+                self->restart_failure->first,
+                "the server exited; starting it again failed: " + self->restart_failure->second
+            );
         }
-        self->restarting = true;
-        self->restart_signal.expires_at(asio::steady_timer::time_point::max());
-        std::optional<error> failure;
+        if (self->s.closed() && !self->closing) {
+            const std::string ended = self->closed ? self->closed->detail : "the server exited";
+            self->fail(errc::closed, "the server exited again after its restart: " + ended);
+        }
+    }
+
+    static asio::awaitable<void> async_restart(std::shared_ptr<impl> self) {
         try {
+            if (self->closing) {
+                // Closed before the restart began (co_spawn starts it later).
+                self->fail(errc::closed, "the client closed the connection");
+            }
             self->renew();
             co_await async_open(self);
         } catch (const error& e) {
-            failure = e;
+            self->restart_failure.emplace(static_cast<errc>(e.code().value()), e.detail());
         } catch (const std::system_error& e) {
             self->restarts.started(session_clock::now());
             self->restarts.ended(session_clock::now());
-            failure = error(errc::spawn_failed, self->name, e.what());
+            self->restart_failure.emplace(errc::spawn_failed, e.what());
         }
         self->restarting = false;
         self->restart_signal.cancel();
-        if (failure) {
-            self->restart_failure = "starting it again failed: " + failure->detail();
-            self->fail(
-                static_cast<errc>(failure->code().value()),
-                "the server exited; " + self->restart_failure
-            );
+        if (self->restart_failure) {
+            co_return;
         }
         if (self->opts.on_restarted) {
             self->opts.on_restarted(self->restarts.restarts());
