@@ -207,6 +207,21 @@ TEST_SUITE("integration/otel") {
         CHECK(st.last_error.find("refused") != std::string::npos);
     }
 
+    TEST_CASE("flush with the collector down fails after one attempt, not at its bound") {
+        scripted_traced f(closed_port(), 64);
+        f.run_many(2);
+        const auto t0 = std::chrono::steady_clock::now();
+        CHECK_FALSE(f.exporter->flush(20s));
+        const auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took < 5s);
+        const auto st = f.exporter->stats();
+        CHECK(st.spans_dropped_failed == 8);
+        CHECK(st.metric_failures >= 1);
+        // A later flush with nothing new still tries the (cumulative) metrics again, and fails.
+        CHECK_FALSE(f.exporter->flush(20s));
+        f.exporter->shutdown();
+    }
+
     TEST_CASE("a collector that never answers: runs go on, the queue drops, shutdown is bounded") {
         silent_listener hang;
         scripted_traced f(hang.port, 3);

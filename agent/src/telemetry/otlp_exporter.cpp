@@ -165,6 +165,8 @@ struct otlp_exporter::impl {
     bool metrics_dirty = false;
     std::size_t in_flight = 0;
     std::uint64_t flush_requests = 0;
+    // Flush requests the worker has answered: sent what was queued and tried the metrics once.
+    std::uint64_t flushes_done = 0;
     bool stopping = false;
     bool stopped = false;
     otlp_stats stats;
@@ -303,6 +305,7 @@ struct otlp_exporter::impl {
             });
             const bool flushing = flush_requests != flushes_seen;
             flushes_seen = flush_requests;
+            const std::uint64_t answering = flushes_seen;
             std::optional<steady::time_point> deadline;
             if (stopping) {
                 deadline = steady::now() + cfg.shutdown_timeout;
@@ -332,6 +335,9 @@ struct otlp_exporter::impl {
                     send_metrics(deadline);
                     lock.lock();
                     --in_flight;
+                }
+                if (flushing) {
+                    flushes_done = answering;
                 }
                 progress.notify_all();
             }
@@ -417,14 +423,16 @@ bool otlp_exporter::flush(std::chrono::milliseconds bound) {
     if (impl_->stopped) {
         return impl_->queue.empty();
     }
-    ++impl_->flush_requests;
+    const std::uint64_t request = ++impl_->flush_requests;
     impl_->wake.notify_one();
-    const std::uint64_t failures = impl_->stats.export_failures;
-    const bool settled = impl_->progress.wait_for(lock, bound, [&] {
-        return impl_->stopped ||
-               (impl_->queue.empty() && impl_->in_flight == 0 && !impl_->metrics_dirty);
+    const std::uint64_t failures = impl_->stats.export_failures + impl_->stats.metric_failures;
+    // One attempt: a collector that is down fails the flush at once rather than at `bound`
+    // (failed metrics stay dirty for the next export, so waiting for them would never end).
+    const bool answered = impl_->progress.wait_for(lock, bound, [&] {
+        return impl_->stopped || impl_->flushes_done >= request;
     });
-    return settled && impl_->stats.export_failures == failures;
+    return answered && impl_->queue.empty() && impl_->in_flight == 0 &&
+           impl_->stats.export_failures + impl_->stats.metric_failures == failures;
 }
 
 void otlp_exporter::shutdown() {

@@ -83,8 +83,9 @@ public:
     void on_span(span_data&& span) noexcept override;
     void on_chat(const chat_measurement& m) noexcept override;
 
-    /// Sends what is queued now and waits until it is sent or `bound` passed. Returns whether
-    /// the queue was empty and nothing was in flight by then.
+    /// Sends what is queued now, and the metrics, and waits until that one attempt ended or
+    /// `bound` passed. Returns whether it ended in time and every export in it succeeded (false
+    /// at once, not at `bound`, when the collector is down).
     bool flush(std::chrono::milliseconds bound);
     /// Flushes (bounded by shutdown_timeout) and stops the thread; later spans are dropped.
     void shutdown();
