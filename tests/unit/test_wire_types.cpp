@@ -5,6 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include <limits>
+#include <string>
+#include <string_view>
+
+#include "detail/json_string.hpp"
 
 using namespace wafer::api;
 using nlohmann::json;
@@ -337,5 +341,49 @@ TEST_SUITE("unit/wire_types") {
         t += time_info{0.1, 0.1, 0.1, 0.3, 20};
         CHECK(t.total_time == doctest::Approx(0.9));
         CHECK(t.created == 20);
+    }
+
+    TEST_CASE("the JSON string writer escapes what nlohmann escapes, wherever it falls in a word") {
+        // The writer skips 8 plain bytes at a time: each special byte or sequence is put at
+        // every offset of strings of every length around a word, and the output must be
+        // nlohmann's dump of the same text; invalid UTF-8 must be refused wherever it is.
+        const std::string_view specials[] = {
+            "\"",
+            "\\",
+            "\n",
+            "\r",
+            "\t",
+            "\b",
+            "\f",
+            std::string_view("\0", 1),
+            "\x01",
+            "\x1f",
+            "\x7f",
+            " ",
+            "~",
+            "\xc3\xa9",
+            "\xe2\x82\xac",
+            "\xf0\x9f\x98\x80"};
+        const std::string_view invalid[] = {
+            "\xff", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"};
+        for (std::size_t len = 0; len <= 20; ++len) {
+            for (std::size_t at = 0; at <= len; ++at) {
+                for (std::string_view sp : specials) {
+                    std::string text(len, 'a');
+                    text.insert(at, sp);
+                    std::string out = "x";
+                    REQUIRE(wafer::detail::put_string(out, text));
+                    CAPTURE(text);
+                    CHECK(out == "x" + nlohmann::json(text).dump());
+                }
+                for (std::string_view bad : invalid) {
+                    std::string text(len, 'a');
+                    text.insert(at, bad);
+                    std::string out;
+                    CAPTURE(text);
+                    CHECK_FALSE(wafer::detail::put_string(out, text));
+                }
+            }
+        }
     }
 }

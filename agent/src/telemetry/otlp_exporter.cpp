@@ -13,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -81,13 +82,15 @@ asio::awaitable<void> post_once(
     asio::ip::tcp::resolver& resolver,
     asio::ip::tcp::socket& socket,
     const http_target& t,
-    std::string request,
+    std::string head,
+    const std::string& body,
     post_result& result
 ) {
     try {
         auto endpoints = co_await resolver.async_resolve(t.host, t.port, asio::use_awaitable);
         co_await asio::async_connect(socket, endpoints, asio::use_awaitable);
-        co_await asio::async_write(socket, asio::buffer(request), asio::use_awaitable);
+        const std::array<asio::const_buffer, 2> request{asio::buffer(head), asio::buffer(body)};
+        co_await asio::async_write(socket, request, asio::use_awaitable);
         asio::streambuf buf(64 * 1024);
         co_await asio::async_read_until(socket, buf, "\r\n", asio::use_awaitable);
         std::istream in(&buf);
@@ -174,9 +177,10 @@ struct otlp_exporter::impl {
 
     asio::io_context io;
 
-    std::string request_for(const http_target& t, const std::string& body) const {
+    // The request's head (the body goes after it as a buffer of its own, not copied).
+    std::string head_for(const http_target& t, const std::string& body) const {
         std::string r;
-        r.reserve(body.size() + 256);
+        r.reserve(256);
         r.append("POST ").append(t.path).append(" HTTP/1.1\r\nHost: ").append(t.host);
         r.append(":").append(t.port);
         r.append("\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ");
@@ -185,7 +189,6 @@ struct otlp_exporter::impl {
             r.append(k).append(": ").append(v).append("\r\n");
         }
         r.append("User-Agent: wafer-otlp/").append(WAFER_VERSION_STRING).append("\r\n\r\n");
-        r.append(body);
         return r;
     }
 
@@ -196,7 +199,7 @@ struct otlp_exporter::impl {
         asio::ip::tcp::socket socket(io);
         io.restart();
         asio::co_spawn(
-            io, post_once(resolver, socket, t, request_for(t, body), result), asio::detached
+            io, post_once(resolver, socket, t, head_for(t, body), body, result), asio::detached
         );
         io.run_for(std::max<steady::duration>(bound, std::chrono::milliseconds(1)));
         if (!result.done) {

@@ -131,6 +131,18 @@ void put_scope(std::string& out) {
     out += '}';
 }
 
+template <std::size_t N>
+void put_hex(std::string& out, const std::array<std::uint8_t, N>& id) {
+    static constexpr char digits[] = "0123456789abcdef";
+    const std::size_t at = out.size();
+    out.resize(at + 2 * N);
+    char* p = out.data() + at;
+    for (std::uint8_t b : id) {
+        *p++ = digits[b >> 4];
+        *p++ = digits[b & 0xf];
+    }
+}
+
 bool all_zero(const span_id& id) {
     for (auto b : id) {
         if (b) {
@@ -142,13 +154,13 @@ bool all_zero(const span_id& id) {
 
 void put_span(std::string& out, const span_data& s) {
     out += "{\"traceId\":\"";
-    out += to_hex(s.context.trace);
+    put_hex(out, s.context.trace);
     out += "\",\"spanId\":\"";
-    out += to_hex(s.context.span);
+    put_hex(out, s.context.span);
     out += '"';
     if (!all_zero(s.parent)) {
         out += ",\"parentSpanId\":\"";
-        out += to_hex(s.parent);
+        put_hex(out, s.parent);
         out += '"';
     }
     out += ",\"name\":";
@@ -174,7 +186,7 @@ void put_span(std::string& out, const span_data& s) {
 
 std::string otlp_traces_json(const otlp_config& cfg, const std::vector<span_data>& spans) {
     std::string out;
-    out.reserve(512 + spans.size() * 900);
+    out.reserve(512 + spans.size() * 1536); // a chat span is about 1.2 KB
     out += "{\"resourceSpans\":[{";
     put_resource(out, cfg);
     out += ",\"scopeSpans\":[{";
