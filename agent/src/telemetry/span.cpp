@@ -10,12 +10,18 @@ namespace {
 constexpr char hex_digits[] = "0123456789abcdef";
 
 template <std::size_t N>
+char* put_hex(char* p, const std::array<std::uint8_t, N>& id) noexcept {
+    for (std::uint8_t b : id) {
+        *p++ = hex_digits[b >> 4];
+        *p++ = hex_digits[b & 0xf];
+    }
+    return p;
+}
+
+template <std::size_t N>
 std::string hex_of(const std::array<std::uint8_t, N>& id) {
     std::string out(N * 2, '0');
-    for (std::size_t i = 0; i < N; ++i) {
-        out[2 * i] = hex_digits[id[i] >> 4];
-        out[2 * i + 1] = hex_digits[id[i] & 0xf];
-    }
+    put_hex(out.data(), id);
     return out;
 }
 
@@ -88,13 +94,15 @@ std::string to_hex(const span_id& id) {
 }
 
 std::string format_traceparent(const span_context& ctx) {
-    std::string out;
-    out.reserve(55);
-    out += "00-";
-    out += hex_of(ctx.trace);
-    out += '-';
-    out += hex_of(ctx.span);
-    out += ctx.sampled ? "-01" : "-00";
+    // Written in place: this is on every model request of a traced run.
+    std::string out(55, '-');
+    char* p = out.data();
+    *p++ = '0';
+    *p++ = '0';
+    p = put_hex(p + 1, ctx.trace);
+    p = put_hex(p + 1, ctx.span);
+    p[1] = '0';
+    p[2] = ctx.sampled ? '1' : '0';
     return out;
 }
 
