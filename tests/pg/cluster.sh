@@ -37,7 +37,9 @@ else
     as_user() { "$@"; }
 fi
 
-conninfo="host=$dir port=$port dbname=postgres user=$user"
+# The database superuser is "wafer" whoever runs the cluster (trust authentication, socket only),
+# so the conninfo depends on KEY alone (tests/CMakeLists.txt computes the same one).
+conninfo="host=$dir port=$port dbname=postgres user=wafer"
 
 ctl() { as_user "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 "$@"; }
 
@@ -48,7 +50,7 @@ start)
         mkdir -p "$dir"
         chmod 700 "$dir"
         [ "$(id -u)" -eq 0 ] && chown "$user" "$dir"
-        as_user "$bindir/initdb" -D "$data" -U "$user" --auth=trust -E UTF8 --locale=C.UTF-8 \
+        as_user "$bindir/initdb" -D "$data" -U wafer --auth=trust -E UTF8 --locale=C.UTF-8 \
             >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
         cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = ''
