@@ -162,10 +162,12 @@ asio::awaitable<void> migrate(client_ptr c) {
 }
 
 asio::awaitable<void> create_run(client_ptr c, run_info run) {
+    // One clock reading for both times (clock_timestamp() moves within a statement).
     std::string sql = "WITH ins AS (INSERT INTO runs (" + std::string(run_columns) +
-                      ", create_token) VALUES ($1::text, $2::text, $3::text, $4::bytea, $5::text,"
-                      " $6::text, $7::text, $8::bigint, $9::bigint, $10::bigint, wafer_now_ms(),"
-                      " wafer_now_ms(), $11::bytea, $12::text, $13::bigint, $14::text)"
+                      ", create_token) SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text,"
+                      " $6::text, $7::text, $8::bigint, $9::bigint, $10::bigint, n.now, n.now,"
+                      " $11::bytea, $12::text, $13::bigint, $14::text"
+                      " FROM (SELECT wafer_now_ms() AS now) n"
                       " ON CONFLICT (id) DO NOTHING RETURNING id)"
                       " SELECT (SELECT count(*) FROM ins),"
                       " (SELECT create_token FROM runs WHERE id = $1::text)";

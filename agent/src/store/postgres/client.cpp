@@ -183,6 +183,12 @@ asio::awaitable<pool_state::slot_id> client::async_acquire(clock::time_point dea
         auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
         if (!ec) {
             pool.remove_waiter(&t);
+            // A connection freed for us as the time ran out goes to the next waiter.
+            if (pool.count(pool_state::slot_state::idle) > 0) {
+                if (auto* w = static_cast<asio::steady_timer*>(pool.next_waiter())) {
+                    w->cancel();
+                }
+            }
             fail(
                 errc::unavailable,
                 "no connection became free within " + ms_text(clock::now() - start) +

@@ -63,6 +63,7 @@ CREATE TABLE run_queue (
     queue_order bigserial NOT NULL
 );
 CREATE INDEX run_queue_open ON run_queue (queue_order) WHERE state IN ('queued', 'claimed');
+CREATE INDEX run_queue_by_claim ON run_queue (claim_token) WHERE claim_token IS NOT NULL;
 
 CREATE FUNCTION wafer_now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS
 $$ SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
