@@ -74,7 +74,8 @@ append_many(store::run_store& s, std::string run, std::string tag, int n, std::a
     const std::string anyone;
     for (int k = 0; k < n; ++k) {
         auto e = one_entry(tag + ":" + std::to_string(k));
-        co_await s.async_append(run, anyone, std::move(e), store::run_update{});
+        store::run_update u; // GCC 12: no braced temporaries inside co_await
+        co_await s.async_append(run, anyone, std::move(e), std::move(u));
         ++done;
     }
 }
