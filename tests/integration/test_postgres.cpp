@@ -362,6 +362,16 @@ TEST_SUITE("postgres") {
         starter.join();
         REQUIRE(s);
         CHECK(s->name().find(secret) == std::string::npos);
+        // The URI form names the store without its password as well.
+        const auto info = wafer::testing::postgres_conninfo();
+        const auto h = info.find("host=") + 5;
+        const auto dir = info.substr(h, info.find(' ', h) - h);
+        auto by_uri = wafer::testing::open_postgres(
+            pg.io, schema, {}, "postgresql://wafer:" + secret + "@/postgres?host=" + dir
+        );
+        CHECK(by_uri->name().find(secret) == std::string::npos);
+        CHECK(by_uri->name().find("user=wafer") != std::string::npos);
+        by_uri.reset();
         asio::io_context ioc;
         run_coro(ioc, s->async_create_run(make_run("r")));
         CHECK(run_coro(ioc, s->async_find_run("r")));
