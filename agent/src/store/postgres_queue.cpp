@@ -104,7 +104,7 @@ void ensure_listener(const state_ptr& st) {
     }
 }
 
-asio::awaitable<void> submit(state_ptr st, run_submission run) {
+asio::awaitable<bool> submit(state_ptr st, run_submission run) {
     auto& c = *st->c;
     const std::string token = c.make_token();
     std::string sql = "SELECT wafer_submit($1::text, $2::text, $3::text, $4::bytea, $5::text,"
@@ -124,6 +124,7 @@ asio::awaitable<void> submit(state_ptr st, run_submission run) {
     if (r.text(0, 0) != "ok") {
         throw_error(errc::run_exists, detail::run_message(c.name, run.id, "the id is taken"));
     }
+    co_return true;
 }
 
 asio::awaitable<std::optional<run_claim>>
@@ -253,21 +254,21 @@ postgres_queue::~postgres_queue() {
 }
 
 asio::awaitable<void> postgres_queue::async_submit(run_submission run) {
-    co_await asio::co_spawn(state_->c->strand, submit(state_, std::move(run)), asio::use_awaitable);
+    co_await postgres::async_on_strand(*state_->c, submit(state_, std::move(run)));
 }
 
 asio::awaitable<std::optional<run_claim>> postgres_queue::async_claim(
     std::string worker, std::chrono::milliseconds ttl, std::chrono::milliseconds wait
 ) {
-    co_return co_await asio::co_spawn(
-        state_->c->strand, claim(state_, std::move(worker), ttl, wait), asio::use_awaitable
+    co_return co_await postgres::async_on_strand(
+        *state_->c, claim(state_, std::move(worker), ttl, wait)
     );
 }
 
 asio::awaitable<bool>
 postgres_queue::async_heartbeat(run_claim& claim, std::chrono::milliseconds ttl) {
-    const auto expires = co_await asio::co_spawn(
-        state_->c->strand, heartbeat(state_, claim.run_id, claim.owner, ttl), asio::use_awaitable
+    const auto expires = co_await postgres::async_on_strand(
+        *state_->c, heartbeat(state_, claim.run_id, claim.owner, ttl)
     );
     if (expires == 0) {
         co_return false;
@@ -279,54 +280,49 @@ postgres_queue::async_heartbeat(run_claim& claim, std::chrono::milliseconds ttl)
 asio::awaitable<bool> postgres_queue::async_complete(run_claim claim) {
     std::string to = "done";
     std::string reason;
-    co_return co_await asio::co_spawn(
-        state_->c->strand,
+    co_return co_await postgres::async_on_strand(
+        *state_->c,
         finish(
             state_,
             std::move(claim.run_id),
             std::move(claim.owner),
             std::move(to),
             std::move(reason)
-        ),
-        asio::use_awaitable
+        )
     );
 }
 
 asio::awaitable<bool> postgres_queue::async_fail(run_claim claim, std::string reason) {
     std::string to = "failed";
-    co_return co_await asio::co_spawn(
-        state_->c->strand,
+    co_return co_await postgres::async_on_strand(
+        *state_->c,
         finish(
             state_,
             std::move(claim.run_id),
             std::move(claim.owner),
             std::move(to),
             std::move(reason)
-        ),
-        asio::use_awaitable
+        )
     );
 }
 
 asio::awaitable<bool> postgres_queue::async_release(run_claim claim) {
     std::string to = "queued";
     std::string reason;
-    co_return co_await asio::co_spawn(
-        state_->c->strand,
+    co_return co_await postgres::async_on_strand(
+        *state_->c,
         finish(
             state_,
             std::move(claim.run_id),
             std::move(claim.owner),
             std::move(to),
             std::move(reason)
-        ),
-        asio::use_awaitable
+        )
     );
 }
 
 asio::awaitable<std::optional<queue_entry>> postgres_queue::async_find(std::string run_id) {
-    co_return co_await asio::co_spawn(
-        state_->c->strand, find(state_, std::move(run_id)), asio::use_awaitable
-    );
+    co_return co_await postgres::async_on_strand(*state_->c, find(state_, std::move(run_id)));
 }
 
 } // namespace wafer::store

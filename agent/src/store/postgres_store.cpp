@@ -90,7 +90,7 @@ asio::awaitable<void> rollback(postgres::connection& conn) {
     co_await conn.async_exec(std::move(sql), std::move(none));
 }
 
-asio::awaitable<void> migrate(client_ptr c) {
+asio::awaitable<bool> migrate(client_ptr c) {
     const auto deadline = std::chrono::steady_clock::now() + c->opts.connect_timeout;
     const auto slot = co_await c->async_acquire(deadline);
     bool ok = false;
@@ -159,9 +159,10 @@ asio::awaitable<void> migrate(client_ptr c) {
         throw;
     }
     c->release(slot, ok);
+    co_return ok;
 }
 
-asio::awaitable<void> create_run(client_ptr c, run_info run) {
+asio::awaitable<bool> create_run(client_ptr c, run_info run) {
     // One clock reading for both times (clock_timestamp() moves within a statement).
     std::string sql = "WITH ins AS (INSERT INTO runs (" + std::string(run_columns) +
                       ", create_token) SELECT $1::text, $2::text, $3::text, $4::bytea, $5::text,"
@@ -194,6 +195,7 @@ asio::awaitable<void> create_run(client_ptr c, run_info run) {
     if (r.integer(0, 0) != 1 && r.text(0, 1) != token) {
         throw_error(errc::run_exists, detail::run_message(c->name, run.id, "the id is taken"));
     }
+    co_return true;
 }
 
 asio::awaitable<std::uint64_t> append(
@@ -334,15 +336,16 @@ asio::awaitable<bool> acquire_lease(
     co_return outcome == "ok";
 }
 
-asio::awaitable<void> release_lease(client_ptr c, std::string run_id, std::string owner) {
+asio::awaitable<bool> release_lease(client_ptr c, std::string run_id, std::string owner) {
     if (owner.empty()) {
-        co_return;
+        co_return true;
     }
     std::string sql = "UPDATE runs SET lease_owner = '', lease_expires_ms = 0"
                       " WHERE id = $1::text AND lease_owner = $2::text";
     std::vector<param> p{param::text(run_id), param::text(owner)};
     result r = co_await c->async_exec(std::move(sql), std::move(p));
     check(*c, r, detail::run_message(c->name, run_id, "release the lease"));
+    co_return true;
 }
 
 } // namespace
@@ -350,7 +353,7 @@ asio::awaitable<void> release_lease(client_ptr c, std::string run_id, std::strin
 asio::awaitable<std::unique_ptr<postgres_store>>
 postgres_store::async_open(asio::any_io_executor ex, std::string conninfo, postgres_options opts) {
     auto c = std::make_shared<postgres::client>(ex, std::move(conninfo), std::move(opts));
-    co_await asio::co_spawn(c->strand, migrate(c), asio::use_awaitable);
+    co_await postgres::async_on_strand(*c, migrate(c));
     co_return std::unique_ptr<postgres_store>(new postgres_store(std::move(c)));
 }
 
@@ -365,55 +368,45 @@ const std::string& postgres_store::name() const noexcept {
 }
 
 asio::awaitable<void> postgres_store::async_create_run(run_info run) {
-    co_await asio::co_spawn(
-        client_->strand, create_run(client_, std::move(run)), asio::use_awaitable
-    );
+    co_await postgres::async_on_strand(*client_, create_run(client_, std::move(run)));
 }
 
 asio::awaitable<std::uint64_t> postgres_store::async_append(
     std::string run_id, std::string owner, std::vector<journal_entry> entries, run_update update
 ) {
-    co_return co_await asio::co_spawn(
-        client_->strand,
-        append(client_, std::move(run_id), std::move(owner), std::move(entries), std::move(update)),
-        asio::use_awaitable
+    co_return co_await postgres::async_on_strand(
+        *client_,
+        append(client_, std::move(run_id), std::move(owner), std::move(entries), std::move(update))
     );
 }
 
 asio::awaitable<std::optional<run_info>> postgres_store::async_find_run(std::string run_id) {
-    co_return co_await asio::co_spawn(
-        client_->strand, find_run(client_, std::move(run_id)), asio::use_awaitable
-    );
+    co_return co_await postgres::async_on_strand(*client_, find_run(client_, std::move(run_id)));
 }
 
 asio::awaitable<std::vector<journal_entry>>
 postgres_store::async_read_journal(std::string run_id, std::uint64_t after_seq) {
-    co_return co_await asio::co_spawn(
-        client_->strand, read_journal(client_, std::move(run_id), after_seq), asio::use_awaitable
+    co_return co_await postgres::async_on_strand(
+        *client_, read_journal(client_, std::move(run_id), after_seq)
     );
 }
 
 asio::awaitable<std::vector<run_info>> postgres_store::async_list_runs(run_filter filter) {
-    co_return co_await asio::co_spawn(
-        client_->strand, list_runs(client_, std::move(filter)), asio::use_awaitable
-    );
+    co_return co_await postgres::async_on_strand(*client_, list_runs(client_, std::move(filter)));
 }
 
 asio::awaitable<bool> postgres_store::async_acquire_lease(
     std::string run_id, std::string owner, std::chrono::milliseconds ttl, std::string take_over_from
 ) {
-    co_return co_await asio::co_spawn(
-        client_->strand,
-        acquire_lease(client_, std::move(run_id), std::move(owner), ttl, std::move(take_over_from)),
-        asio::use_awaitable
+    co_return co_await postgres::async_on_strand(
+        *client_,
+        acquire_lease(client_, std::move(run_id), std::move(owner), ttl, std::move(take_over_from))
     );
 }
 
 asio::awaitable<void> postgres_store::async_release_lease(std::string run_id, std::string owner) {
-    co_await asio::co_spawn(
-        client_->strand,
-        release_lease(client_, std::move(run_id), std::move(owner)),
-        asio::use_awaitable
+    co_await postgres::async_on_strand(
+        *client_, release_lease(client_, std::move(run_id), std::move(owner))
     );
 }
 

@@ -6,9 +6,17 @@
 #include <wafer/store/error.hpp>
 #include <wafer/store/postgres_store.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -70,6 +78,39 @@ private:
     std::string token_prefix_;
     std::uint64_t token_counter_ = 0;
 };
+
+/// Runs `op` on `c`'s strand and resumes the caller on its own executor with the result.
+///
+/// Not `co_await co_spawn(strand, op, use_awaitable)`: co_spawn drops its hold on the caller's
+/// executor (outstanding work) on the strand's thread after it has handed the result over, and
+/// the caller, already resumed, may have destroyed its io_context by then. Here the tracked
+/// executor travels with the result and is released on the caller's side, after the handler
+/// ran (as sqlite_store's jobs do).
+template <class R>
+boost::asio::awaitable<R> async_on_strand(client& c, boost::asio::awaitable<R> op) {
+    namespace asio = boost::asio;
+    using handler_type = asio::any_completion_handler<void(std::exception_ptr, R)>;
+    auto initiate = [&c](auto handler, asio::awaitable<R> o) {
+        asio::any_io_executor work = asio::prefer(
+            asio::get_associated_executor(handler), asio::execution::outstanding_work.tracked
+        );
+        auto done = [h = handler_type(std::move(handler)),
+                     work = std::move(work)](std::exception_ptr e, R v) mutable {
+            auto ex = asio::prefer(work, asio::execution::outstanding_work.untracked);
+            asio::post(
+                ex,
+                [h = std::move(h), e, v = std::move(v), work = std::move(work)]() mutable {
+                    auto keep = std::move(work);
+                    std::move(h)(e, std::move(v));
+                }
+            );
+        };
+        asio::co_spawn(c.strand, std::move(o), std::move(done));
+    };
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+        initiate, asio::use_awaitable, std::move(op)
+    );
+}
 
 /// Throws the store error a failed statement means (io unless the SQLSTATE says otherwise).
 void check(const client& c, const result& r, std::string_view what);
