@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 DEBIAN_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libboost-url1.81-dev \
     nlohmann-json3-dev doctest-dev libssl-dev libsimdjson-dev libcli11-dev \
     json-schema-test-suite curl ca-certificates openssl clang-14 libclang-rt-14-dev libre2-dev \
-    libsqlite3-dev libtomlplusplus-dev libedit-dev tmux
+    libsqlite3-dev libtomlplusplus-dev libedit-dev tmux libpq-dev postgresql
 
 .PHONY: all deps build test unit-test asan-test install-test demo bench format clean
 

@@ -1,9 +1,11 @@
-// Run stores: one conformance suite run against memory_store and sqlite_store (runs, journal,
-// leases, concurrency), then what only a file can show (reopening, two stores and two processes
+// Run stores: one conformance suite run against memory_store, sqlite_store and postgres_store
+// (runs, journal, leases, concurrency; tests/integration/test_postgres.cpp has what only
+// PostgreSQL shows), then what only a file can show (reopening, two stores and two processes
 // on one file, damaged and newer files, group commit), then the journal codec's round trips.
 #include <wafer/store/codec.hpp>
 #include <wafer/store/error.hpp>
 #include <wafer/store/memory_store.hpp>
+#include <wafer/store/postgres_store.hpp>
 #include <wafer/store/sqlite_store.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -30,6 +32,7 @@
 
 #include "child_process.hpp"
 #include "counting_vfs.hpp"
+#include "pg_env.hpp"
 #include "run_coro.hpp"
 
 namespace {
@@ -190,11 +193,13 @@ void tick() {
 // The two stores behind one fixture interface.
 
 struct memory_kind {
+    static bool available() { return true; }
     temp_dir dir;
     std::unique_ptr<store::run_store> open() { return std::make_unique<store::memory_store>(); }
 };
 
 struct sqlite_kind {
+    static bool available() { return true; }
     temp_dir dir;
     std::unique_ptr<store::run_store> open() {
         return std::make_unique<store::sqlite_store>(dir.path / "runs.db");
@@ -203,12 +208,24 @@ struct sqlite_kind {
 
 /// sqlite_store running operations on the caller's thread when it is idle.
 struct sqlite_caller_kind {
+    static bool available() { return true; }
     temp_dir dir;
     std::unique_ptr<store::run_store> open() {
         return std::make_unique<store::sqlite_store>(
             dir.path / "runs.db",
             store::sqlite_options{.threading = store::sqlite_threading::caller_when_idle}
         );
+    }
+};
+
+/// postgres_store in a schema of its own on the test server (WAFER_TEST_POSTGRES), its I/O on a
+/// thread of its own. Skipped when no server is given (run by hand; ctest always gives one).
+struct postgres_kind {
+    static bool available() { return wafer::testing::postgres_available(); }
+    wafer::testing::pg_thread pg;
+    std::string schema = wafer::testing::unique_schema();
+    std::unique_ptr<store::run_store> open() {
+        return wafer::testing::open_postgres(pg.io, schema);
     }
 };
 
@@ -277,6 +294,7 @@ asio::awaitable<std::uint64_t> append_one(store::run_store& s, std::string run, 
 TYPE_TO_STRING(memory_kind);
 TYPE_TO_STRING(sqlite_kind);
 TYPE_TO_STRING(sqlite_caller_kind);
+TYPE_TO_STRING(postgres_kind);
 
 TEST_SUITE("unit/run_store") {
     // Not a test: the second process of the cross-process test (see run_child).
@@ -294,8 +312,12 @@ TEST_SUITE("unit/run_store") {
         K,
         memory_kind,
         sqlite_kind,
-        sqlite_caller_kind
+        sqlite_caller_kind,
+        postgres_kind
     ) {
+        if (!K::available()) {
+            return;
+        }
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -369,8 +391,12 @@ TEST_SUITE("unit/run_store") {
         K,
         memory_kind,
         sqlite_kind,
-        sqlite_caller_kind
+        sqlite_caller_kind,
+        postgres_kind
     ) {
+        if (!K::available()) {
+            return;
+        }
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -440,8 +466,16 @@ TEST_SUITE("unit/run_store") {
     }
 
     TEST_CASE_TEMPLATE(
-        "operations on an unknown run", K, memory_kind, sqlite_kind, sqlite_caller_kind
+        "operations on an unknown run",
+        K,
+        memory_kind,
+        sqlite_kind,
+        sqlite_caller_kind,
+        postgres_kind
     ) {
+        if (!K::available()) {
+            return;
+        }
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -465,8 +499,12 @@ TEST_SUITE("unit/run_store") {
         K,
         memory_kind,
         sqlite_kind,
-        sqlite_caller_kind
+        sqlite_caller_kind,
+        postgres_kind
     ) {
+        if (!K::available()) {
+            return;
+        }
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -514,8 +552,16 @@ TEST_SUITE("unit/run_store") {
     }
 
     TEST_CASE_TEMPLATE(
-        "appends are fenced by the lease", K, memory_kind, sqlite_kind, sqlite_caller_kind
+        "appends are fenced by the lease",
+        K,
+        memory_kind,
+        sqlite_kind,
+        sqlite_caller_kind,
+        postgres_kind
     ) {
+        if (!K::available()) {
+            return;
+        }
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -564,8 +610,12 @@ TEST_SUITE("unit/run_store") {
         K,
         memory_kind,
         sqlite_kind,
-        sqlite_caller_kind
+        sqlite_caller_kind,
+        postgres_kind
     ) {
+        if (!K::available()) {
+            return;
+        }
         K kind;
         auto s = kind.open();
         asio::io_context ioc;
@@ -607,8 +657,12 @@ TEST_SUITE("unit/run_store") {
         K,
         memory_kind,
         sqlite_kind,
-        sqlite_caller_kind
+        sqlite_caller_kind,
+        postgres_kind
     ) {
+        if (!K::available()) {
+            return;
+        }
         K kind;
         auto s = kind.open();
         asio::io_context ioc;

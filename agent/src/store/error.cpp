@@ -26,6 +26,8 @@ public:
             return "the store is not a wafer run store or is damaged";
         case errc::io:
             return "run store I/O failed";
+        case errc::unavailable:
+            return "the run store's server is unavailable";
         }
         return "unknown run store error";
     }

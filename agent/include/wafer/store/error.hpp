@@ -27,6 +27,10 @@ enum class errc {
     /// Reading or writing the store failed (disk full, permissions, locked longer than the busy
     /// timeout, ...).
     io,
+    /// The store's server (PostgreSQL) could not be reached, or the connection was lost while
+    /// an operation that could not be proven safe to repeat was in flight; the detail says which
+    /// and for how long it was retried. Never carries the connection string's password.
+    unavailable,
 };
 
 /// The error category of wafer::store::errc ("wafer.store").
