@@ -106,7 +106,8 @@ struct run_filter {
 ///
 /// Errors: operations throw wafer::error with a wafer::store::errc code (store/error.hpp) and
 /// diagnostics naming the store and, where it helps, the run: run_not_found, run_exists,
-/// lease_held (another owner's lease has not expired), schema_too_new, corrupt, io.
+/// lease_held (another owner's lease has not expired), schema_too_new, corrupt, io, unavailable
+/// (a server store that stayed unreachable through its reconnect attempts).
 ///
 /// Leases: a run is driven by one owner at a time. async_acquire_lease succeeds if the run has
 /// no lease, its lease expired, or `owner` already holds it; async_append with a non-empty
