@@ -25,6 +25,7 @@
 #include <system_error>
 
 #include "config.hpp"
+#include "elicit.hpp"
 #include "failure.hpp"
 #include "terminal.hpp"
 #include "visible.hpp"
@@ -352,7 +353,8 @@ asio::awaitable<std::vector<started>> start_all(
     const fs::path& workspace,
     bool verbose,
     std::chrono::milliseconds timeout,
-    const std::function<void(tools::tool&)>* gate = nullptr
+    const std::function<void(tools::tool&)>* gate = nullptr,
+    const std::shared_ptr<terminal_elicitor>& elicitor = nullptr
 ) {
     auto ex = co_await asio::this_coro::executor;
     std::vector<started> results(servers.size());
@@ -364,6 +366,10 @@ asio::awaitable<std::vector<started>> start_all(
             results[i].set =
                 mcp::server_tool_set::create(ex, tool_set_options_for(servers[i].name, *gate));
             o.on_list_changed = results[i].set->list_changed_handler();
+        }
+        if (elicitor) {
+            o.session.elicitation = true;
+            o.on_server_request = elicitor->handler(servers[i].name);
         }
         asio::co_spawn(
             ex,
@@ -438,8 +444,11 @@ async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::too
     if (servers.empty()) {
         co_return out;
     }
+    if (sources.elicit) {
+        out.elicitor = std::make_shared<terminal_elicitor>();
+    }
     std::vector<started> results = co_await start_all(
-        std::move(servers), sources.workspace, verbose, sources.startup_timeout, &gate
+        std::move(servers), sources.workspace, verbose, sources.startup_timeout, &gate, out.elicitor
     );
     for (auto& r : results) {
         if (!r.failure.empty()) {
@@ -472,6 +481,9 @@ void attach_mcp_tools(mcp_servers& servers, const std::shared_ptr<tools::registr
 }
 
 asio::awaitable<void> async_stop_mcp(mcp_servers& servers) {
+    if (servers.elicitor) {
+        servers.elicitor->cancel_questions(); // a form still on the terminal ends as cancel
+    }
     for (auto& s : servers.servers) {
         s.tools->stop();
         co_await s.client->async_close();
