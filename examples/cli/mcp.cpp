@@ -131,6 +131,8 @@ struct configured {
     std::string name;
     std::optional<mcp::stdio_server> stdio;
     std::optional<wafer::mcp::http_server> http;
+    /// Its own "startup_timeout" (else the flag's).
+    std::optional<std::chrono::milliseconds> startup_timeout;
 
     const char* transport() const { return stdio ? "stdio" : "http"; }
     std::string where() const { return stdio ? command_line(*stdio) : http->url; }
@@ -183,6 +185,7 @@ std::vector<configured> configured_servers(const mcp_sources& src) {
             }
             configured one;
             one.name = e.name;
+            one.startup_timeout = e.startup_timeout;
             if (e.http) {
                 wafer::mcp::http_server h;
                 h.name = e.name;
@@ -280,6 +283,8 @@ asio::awaitable<void> start_one(
 ) {
     using namespace asio::experimental::awaitable_operators;
     const std::string name = server.name;
+    const bool own = server.startup_timeout.has_value();
+    timeout = server.startup_timeout.value_or(timeout);
     asio::steady_timer t(co_await asio::this_coro::executor, timeout);
     const auto r = co_await (
         connect_and_list(std::move(server), std::move(options), out) ||
@@ -289,7 +294,8 @@ asio::awaitable<void> start_one(
         out.timed_out = true;
         out.failure = "MCP server \"" + name + "\" did not start within " + seconds_of(timeout) +
                       " (no answer to " + (out.client ? "tools/list" : "initialize") +
-                      "; --mcp-startup-timeout sets the limit)";
+                      (own ? "; its \"startup_timeout\" sets the limit)"
+                           : "; --mcp-startup-timeout sets the limit)");
     }
 }
 
@@ -612,7 +618,8 @@ int mcp_call(const mcp_flags& flags) {
     try {
         const mcp::call_result r = run_here([&]() -> asio::awaitable<mcp::call_result> {
             mcp::client_options o = client_options_for(server.name, workspace, flags.verbose);
-            const std::chrono::milliseconds startup = std::chrono::seconds(flags.startup_timeout_s);
+            const std::chrono::milliseconds startup =
+                server.startup_timeout.value_or(std::chrono::seconds(flags.startup_timeout_s));
             o.session.initialize_limits = mcp::request_limits{startup, startup};
             auto c = co_await connect_server(server, o);
             std::string tool = flags.tool;

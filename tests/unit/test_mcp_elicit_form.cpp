@@ -272,14 +272,14 @@ TEST_SUITE("unit/mcp_elicit_form") {
 
         // Nested and unknown types: a required one makes the form unaskable; optional ones are
         // left out and said so.
-        const form nested = parsed(R"({"type":"object","properties":{
+        const form nested = parsed(R"J({"type":"object","properties":{
             "tags":{"type":"array","items":{"type":"string"}},
             "obj":{"type":"object"},
             "what":{"type":"frobnicate"},
             "notschema":7,
             "numenum":{"type":"string","enum":[1,2]},
             "lookahead":{"type":"string","pattern":"^(?=a)"},
-            "ok":{"type":"string"}}})");
+            "ok":{"type":"string"}}})J");
         CHECK(nested.error.empty());
         REQUIRE(nested.fields.size() == 1);
         CHECK(nested.fields[0].name == "ok");

@@ -761,4 +761,53 @@ TEST_SUITE("unit/mcp_config") {
             }
         }
     }
+    TEST_CASE("startup_timeout: a server's own start limit in seconds; bad values are errors") {
+        using namespace std::chrono_literals;
+        const auto entries = mcp::parse_server_config(
+            R"({"mcpServers": {
+                "slow": {"command": "x", "startup_timeout": 30},
+                "quick": {"url": "https://h/mcp", "startup_timeout": 0.25},
+                "tiny": {"command": "x", "startup_timeout": 0.0001},
+                "max": {"command": "x", "startup_timeout": 3600},
+                "plain": {"command": "x"}}})",
+            "cfg.json",
+            vars
+        );
+        REQUIRE(entries.size() == 5);
+        CHECK(entries[0].name == "max");
+        CHECK(entries[0].startup_timeout == 3600s);
+        CHECK_FALSE(entries[1].startup_timeout);
+        CHECK(entries[2].startup_timeout == 250ms);
+        CHECK(entries[3].startup_timeout == 30s);
+        CHECK(entries[4].startup_timeout == 1ms);
+        const std::vector<std::pair<std::string, std::string>> bad{
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": "30"}}})",
+             "server \"s\": \"startup_timeout\" is not a number of seconds (got \"30\")"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": true}}})",
+             "\"startup_timeout\" is not a number of seconds (got true)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": null}}})",
+             "is not a number of seconds"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 0}}})",
+             "\"startup_timeout\" must be more than 0 and at most 3600 seconds (got 0)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": -5}}})",
+             "must be more than 0 and at most 3600 seconds (got -5)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 3601}}})",
+             "(got 3601)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 1e300}}})",
+             "must be more than 0"},
+            {R"({"mcpServers": {"s": {"url": "https://h", "startup_timeout": [1]}}})",
+             "is not a number of seconds"},
+        };
+        for (const auto& [text, want] : bad) {
+            CAPTURE(text);
+            try {
+                (void)mcp::parse_server_config(text, "cfg.json", vars);
+                FAIL("accepted");
+            } catch (const mcp::error& e) {
+                CHECK(e.code() == mcp::errc::bad_config);
+                CHECK(e.detail().find("cfg.json") != std::string::npos);
+                CHECK_MESSAGE(e.detail().find(want) != std::string::npos, e.detail());
+            }
+        }
+    }
 }
