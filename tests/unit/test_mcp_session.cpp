@@ -479,6 +479,33 @@ TEST_SUITE("unit/mcp_session") {
         CHECK_FALSE(rest[0].failure);
     }
 
+    TEST_CASE("an oversized answer whose id is in the middle of the line ends its request at "
+              "once; a server request of that id does not") {
+        session_config cfg;
+        cfg.max_message = 1024;
+        session s = ready_session(cfg);
+        const auto a = s.request("tools/call", {{"name", "a"}}, t0);
+        const auto b = s.request("tools/call", {{"name", "b"}}, t0);
+        (void)s.take_output();
+        const std::string fill(5000, 'x');
+        // Neither its first 256 nor its last 64 bytes show the id; a server request with b's id
+        // (its own id space) is no answer of b.
+        const std::string stream =
+            R"({"jsonrpc":"2.0","result":{"t":")" + fill + R"("},"id":)" + std::to_string(a) +
+            R"(,"_meta":{"n":")" + fill + "\"}}\n" + R"({"jsonrpc":"2.0","method":"x","params":{"t":")" +
+            fill + R"("},"id":)" + std::to_string(b) + R"(,"z":")" + fill + "\"}\n";
+        for (std::size_t i = 0; i < stream.size(); i += 333) {
+            s.receive(std::string_view(stream).substr(i, 333), t0);
+        }
+        const auto events = s.take_events();
+        const auto done = only<response_event>(events);
+        REQUIRE(done.size() == 1);
+        CHECK(done[0].id == a);
+        CHECK(done[0].failure == errc::transport);
+        CHECK(only<noise_event>(events).size() == 2);
+        CHECK(s.awaiting(b));
+    }
+
     TEST_CASE("an oversized initialize answer closes the session at once") {
         session_config cfg;
         cfg.max_message = 256;
