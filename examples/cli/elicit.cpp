@@ -115,21 +115,22 @@ void terminal_elicitor::cancel_questions() {
 }
 
 mcp::server_request_handler terminal_elicitor::handler(std::string server) {
-    return [self = shared_from_this(),
-            server = std::move(server)](const mcp::server_request_event& ev) -> asio::awaitable<json> {
-        if (ev.method != "elicitation/create") {
-            throw std::runtime_error("the client does not answer " + ev.method);
-        }
-        // The terminal blocks: the form is asked on the elicitor's thread, and the answer comes
-        // back to the client's executor.
-        auto keep = self;
-        json answer = co_await asio::co_spawn(
-            keep->thread_->get_executor(),
-            ask_on_thread(server, ev.params, keep->cancel_fd_),
-            asio::use_awaitable
-        );
-        co_return answer;
-    };
+    return
+        [self = shared_from_this(),
+         server = std::move(server)](const mcp::server_request_event& ev) -> asio::awaitable<json> {
+            if (ev.method != "elicitation/create") {
+                throw std::runtime_error("the client does not answer " + ev.method);
+            }
+            // The terminal blocks: the form is asked on the elicitor's thread, and the answer comes
+            // back to the client's executor.
+            auto keep = self;
+            json answer = co_await asio::co_spawn(
+                keep->thread_->get_executor(),
+                ask_on_thread(server, ev.params, keep->cancel_fd_),
+                asio::use_awaitable
+            );
+            co_return answer;
+        };
 }
 
 } // namespace wafer::cli

@@ -43,6 +43,7 @@ private:
 /// result to send (accept with content, decline, cancel). Errors: throws std::runtime_error for a
 /// request that cannot be asked (not form mode, a schema elicit_form cannot show), after one
 /// line on standard error. Blocking.
-nlohmann::json ask_elicitation(const std::string& server, const nlohmann::json& params, int cancel_fd);
+nlohmann::json
+ask_elicitation(const std::string& server, const nlohmann::json& params, int cancel_fd);
 
 } // namespace wafer::cli

@@ -51,9 +51,11 @@ bool digits(std::string_view s, std::size_t at, std::size_t n) {
     if (at + n > s.size()) {
         return false;
     }
-    return std::all_of(s.begin() + static_cast<std::ptrdiff_t>(at),
-                       s.begin() + static_cast<std::ptrdiff_t>(at + n),
-                       is_digit);
+    return std::all_of(
+        s.begin() + static_cast<std::ptrdiff_t>(at),
+        s.begin() + static_cast<std::ptrdiff_t>(at + n),
+        is_digit
+    );
 }
 
 int number_at(std::string_view s, std::size_t at, std::size_t n) {
@@ -123,7 +125,9 @@ bool is_uri(std::string_view s) {
     if (colon == std::string_view::npos || colon == 0 || colon + 1 >= s.size()) {
         return false;
     }
-    const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+    const auto alpha = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    };
     if (!alpha(s[0])) {
         return false;
     }
@@ -173,8 +177,9 @@ bool read_choices(const json& prop, form_field& f, std::string& why) {
         for (std::size_t i = 0; i < e->size(); ++i) {
             f.choices.push_back((*e)[i].get<std::string>());
             const json& t = titled ? (*names)[i] : (*e)[i];
-            f.choice_labels.push_back(shown(t.is_string() ? t.get<std::string>() : f.choices.back(),
-                                            label_limit));
+            f.choice_labels.push_back(
+                shown(t.is_string() ? t.get<std::string>() : f.choices.back(), label_limit)
+            );
         }
         return true;
     }
@@ -194,10 +199,10 @@ bool read_choices(const json& prop, form_field& f, std::string& why) {
         }
         f.choices.push_back(c->get<std::string>());
         const auto t = option.find("title");
-        f.choice_labels.push_back(
-            shown(t != option.end() && t->is_string() ? t->get<std::string>() : f.choices.back(),
-                  label_limit)
-        );
+        f.choice_labels.push_back(shown(
+            t != option.end() && t->is_string() ? t->get<std::string>() : f.choices.back(),
+            label_limit
+        ));
     }
     return true;
 }
@@ -267,7 +272,8 @@ bool read_field(const json& prop, form_field& f, std::string& why) {
     } else if (type == "boolean") {
         f.kind = field_kind::boolean;
     } else {
-        why = type.empty() ? "it has no type" : "its type " + type + " cannot be asked on a terminal";
+        why =
+            type.empty() ? "it has no type" : "its type " + type + " cannot be asked on a terminal";
         return false;
     }
     if (const auto title = prop.find("title"); title != prop.end() && title->is_string() &&
@@ -347,8 +353,8 @@ form form_from_schema(const json& requested_schema) {
         return out;
     }
     std::vector<std::string> required;
-    if (const auto r = requested_schema.find("required"); r != requested_schema.end() &&
-                                                         r->is_array()) {
+    if (const auto r = requested_schema.find("required");
+        r != requested_schema.end() && r->is_array()) {
         for (const auto& name : *r) {
             if (name.is_string()) {
                 required.push_back(name.get<std::string>());
@@ -371,10 +377,10 @@ form form_from_schema(const json& requested_schema) {
             out.skipped.push_back(line);
             continue;
         }
-        if (const auto d = defaults.find(name); d != defaults.end() && f.check.is_valid(*d) &&
-                                                (!d->is_string() || f.format.empty() ||
-                                                 format_problem(f.format, d->get<std::string>())
-                                                     .empty())) {
+        if (const auto d = defaults.find(name);
+            d != defaults.end() && f.check.is_valid(*d) &&
+            (!d->is_string() || f.format.empty() ||
+             format_problem(f.format, d->get<std::string>()).empty())) {
             f.default_value = *d;
         }
         out.fields.push_back(std::move(f));

@@ -163,8 +163,7 @@ std::optional<bool> ask_yes_no(const std::string& question, int cancel_fd) {
     return is_yes(*line);
 }
 
-terminal_prompt::terminal_prompt(int cancel_fd)
-    : lock_(terminal_mutex()), cancel_fd_(cancel_fd) {
+terminal_prompt::terminal_prompt(int cancel_fd) : lock_(terminal_mutex()), cancel_fd_(cancel_fd) {
     std::cout.flush();
     const int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
     if (tty >= 0) {

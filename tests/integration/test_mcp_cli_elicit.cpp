@@ -199,9 +199,11 @@ TEST_SUITE("mcp/cli/elicitation") {
             if (!step("[y/N]", "y") || !step("age (integer, required): ", "abc") ||
                 !step("not an integer", "200") || !step("must be <= 150, got 200", "36") ||
                 !step("color (one of 1 red, 2 green, 3 blue) [green]: ", "") ||
-                !step("email (email): ", "nope") || !step("not an email address", "ada@example.com") ||
+                !step("email (email): ", "nope") ||
+                !step("not an email address", "ada@example.com") ||
                 !step("(text, required): ", "") || !step("required: type a value", "Ada") ||
-                !step("subscribe (yes/no) [yes]: ", "") || !step("[a]ccept, [d]ecline, [c]ancel", "a")) {
+                !step("subscribe (yes/no) [yes]: ", "") ||
+                !step("[a]ccept, [d]ecline, [c]ancel", "a")) {
                 return process_result{};
             }
             CHECK(pane.wait_for("wafer exited 0"));
@@ -210,7 +212,8 @@ TEST_SUITE("mcp/cli/elicitation") {
         });
         INFO("terminal:\n" << shown);
         // The server's name and message, its escape sequences shown escaped.
-        CHECK(contains(shown, "wafer: MCP server \"asker\" asks: Who are you? \\x1b[31mred\\x1b[0m"));
+        CHECK(contains(shown, "wafer: MCP server \"asker\" asks: Who are you? \\x1b[31mred\\x1b[0m")
+        );
         CHECK(contains(shown, "  Your \\x1b[2Jname (text, required): "));
         CHECK(contains(
             shown,
@@ -273,8 +276,11 @@ TEST_SUITE("mcp/cli/elicitation") {
                 args.emplace_back("--yes");
             }
             for (const std::string& a :
-                 {std::string("--base-url"), s.server.base_url(), std::string("--workspace"),
-                  ws.dir.string(), std::string("go")}) {
+                 {std::string("--base-url"),
+                  s.server.base_url(),
+                  std::string("--workspace"),
+                  ws.dir.string(),
+                  std::string("go")}) {
                 args.push_back(a);
             }
             const auto r = s.while_serving([&] { return run_wafer(args); });

@@ -3,7 +3,6 @@
 // are not a library: the unit under test is compiled in here (visible.cpp is, by
 // test_cli_visible.cpp).
 #include <doctest/doctest.h>
-
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -72,8 +71,9 @@ TEST_SUITE("unit/mcp_elicit_form") {
         CHECK(f.fields[4].kind == field_kind::number);
         CHECK(field_question(f.fields[0]) == "  age (integer, required): ");
         CHECK(field_question(f.fields[1]) == "  color (one of 1 red, 2 green): ");
-        CHECK(field_question(f.fields[2]) ==
-              "  As on your passport\n  Your name (text, required): ");
+        CHECK(
+            field_question(f.fields[2]) == "  As on your passport\n  Your name (text, required): "
+        );
         CHECK(field_question(f.fields[3]) == "  ok (yes/no): ");
     }
 
@@ -91,8 +91,7 @@ TEST_SUITE("unit/mcp_elicit_form") {
         CHECK_FALSE(problem_of(s, "a").empty());
         CHECK_FALSE(problem_of(s, "abcde").empty());
         CHECK(value_of(s, "ab\r") == "ab");
-        CHECK(problem_of(s, "a\x1b[2J") ==
-              "control characters or invalid UTF-8 are not accepted");
+        CHECK(problem_of(s, "a\x1b[2J") == "control characters or invalid UTF-8 are not accepted");
         CHECK(problem_of(s, "ab\xff") == "control characters or invalid UTF-8 are not accepted");
 
         const auto p = one(R"({"type":"string","pattern":"^[a-z]+$"})");
@@ -256,8 +255,13 @@ TEST_SUITE("unit/mcp_elicit_form") {
     }
 
     TEST_CASE("hostile schemas: not an object, too many fields, unaskable required fields") {
-        for (const char* bad : {R"("a string")", "null", "[1,2]", "42", R"({"type":"array"})",
-                                R"({"type":"object","properties":[1]})"}) {
+        for (const char* bad :
+             {R"("a string")",
+              "null",
+              "[1,2]",
+              "42",
+              R"({"type":"array"})",
+              R"({"type":"object","properties":[1]})"}) {
             CAPTURE(bad);
             CHECK_FALSE(parsed(bad).error.empty());
             CHECK(parsed(bad).fields.empty());
@@ -284,9 +288,11 @@ TEST_SUITE("unit/mcp_elicit_form") {
         REQUIRE(nested.fields.size() == 1);
         CHECK(nested.fields[0].name == "ok");
         CHECK(nested.skipped.size() == 6);
-        CHECK(parsed(R"({"type":"object","properties":{"tags":{"type":"array"}},
+        CHECK(
+            parsed(R"({"type":"object","properties":{"tags":{"type":"array"}},
                          "required":["tags"]})")
-                  .error == "required field tags: its type array cannot be asked on a terminal");
+                .error == "required field tags: its type array cannot be asked on a terminal"
+        );
     }
 
     TEST_CASE("hostile text: escape sequences in names, titles, descriptions and choices are "
@@ -312,7 +318,9 @@ TEST_SUITE("unit/mcp_elicit_form") {
         CHECK(content.dump() == R"({"e":"a\u001b[1m","n\u001b[2J":"x"})");
         CHECK(content_summary(f, content) == "e=\"a\\x1b[1m\", n\\x1b[2J=\"x\"");
         // A title a thousand bytes long is shortened.
-        const auto longer = one(R"({"type":"string","title":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})");
+        const auto longer = one(
+            R"({"type":"string","title":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})"
+        );
         CHECK(longer.label.size() < 90);
     }
 }

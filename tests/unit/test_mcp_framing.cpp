@@ -63,7 +63,9 @@ TEST_SUITE("unit/mcp_framing") {
               "split") {
         CHECK(scanned(R"({"jsonrpc":"2.0","id":42,"result":{}})") == members("42", true));
         CHECK(scanned(R"({"result":{"a":"x"},"id":-7})") == members("-7", true));
-        CHECK(scanned(R"( { "result" : [1,{"id":3}] , "id" : 8 , "x":"y" } )") == members("8", true));
+        CHECK(
+            scanned(R"( { "result" : [1,{"id":3}] , "id" : 8 , "x":"y" } )") == members("8", true)
+        );
         CHECK(scanned(R"({"error":{"code":1},"id":"abc"})") == members("\"abc\"", true));
         CHECK(scanned(R"({"id":5,"method":"m","params":{}})") == members("5", false, true));
         // Nested ids, ids in strings, escaped quotes and keys do not count.
@@ -86,12 +88,14 @@ TEST_SUITE("unit/mcp_framing") {
         CHECK(scanned("not json at all \" { [ ] }") == members("", false));
         // A string id of 256 bytes is kept, a longer one is not.
         const std::string long_id(256, 'q');
-        CHECK(scanned(R"({"result":1,"id":")" + long_id + "\"}") ==
-              members("\"" + long_id + "\"", true));
+        CHECK(
+            scanned(R"({"result":1,"id":")" + long_id + "\"}") ==
+            members("\"" + long_id + "\"", true)
+        );
         CHECK(scanned(R"({"result":1,"id":")" + long_id + "q\"}") == members("", true));
         // Deep nesting costs a counter, not memory.
-        const std::string deep = R"({"result":)" + std::string(100000, '[') +
-                                 std::string(100000, ']') + R"(,"id":9})";
+        const std::string deep =
+            R"({"result":)" + std::string(100000, '[') + std::string(100000, ']') + R"(,"id":9})";
         member_scanner sc;
         sc.feed(deep);
         CHECK(sc.finish() == members("9", true));

@@ -490,10 +490,10 @@ TEST_SUITE("unit/mcp_session") {
         const std::string fill(5000, 'x');
         // Neither its first 256 nor its last 64 bytes show the id; a server request with b's id
         // (its own id space) is no answer of b.
-        const std::string stream =
-            R"({"jsonrpc":"2.0","result":{"t":")" + fill + R"("},"id":)" + std::to_string(a) +
-            R"(,"_meta":{"n":")" + fill + "\"}}\n" + R"({"jsonrpc":"2.0","method":"x","params":{"t":")" +
-            fill + R"("},"id":)" + std::to_string(b) + R"(,"z":")" + fill + "\"}\n";
+        const std::string stream = R"({"jsonrpc":"2.0","result":{"t":")" + fill + R"("},"id":)" +
+                                   std::to_string(a) + R"(,"_meta":{"n":")" + fill + "\"}}\n" +
+                                   R"({"jsonrpc":"2.0","method":"x","params":{"t":")" + fill +
+                                   R"("},"id":)" + std::to_string(b) + R"(,"z":")" + fill + "\"}\n";
         for (std::size_t i = 0; i < stream.size(); i += 333) {
             s.receive(std::string_view(stream).substr(i, 333), t0);
         }
@@ -818,8 +818,7 @@ TEST_SUITE("unit/mcp_config") {
              "\"startup_timeout\" must be more than 0 and at most 3600 seconds (got 0)"},
             {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": -5}}})",
              "must be more than 0 and at most 3600 seconds (got -5)"},
-            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 3601}}})",
-             "(got 3601)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 3601}}})", "(got 3601)"},
             {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 1e300}}})",
              "must be more than 0"},
             {R"({"mcpServers": {"s": {"url": "https://h", "startup_timeout": [1]}}})",

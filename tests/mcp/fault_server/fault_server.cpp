@@ -221,8 +221,8 @@ action handle(const json& m) {
     } else if (method == "tools/call" && opts.fault == "exit-after" && calls_answered++ >= opts.calls) {
         a.type = action::kind::crash;
     } else if (method == "initialize") {
-        const json caps = params.is_object() ? params.value("capabilities", json::object())
-                                             : json::object();
+        const json caps =
+            params.is_object() ? params.value("capabilities", json::object()) : json::object();
         client_elicits = caps.is_object() && caps.contains("elicitation");
         json r = json::object();
         r["protocolVersion"] = opts.fault == "bad-version" ? "2099-01-01" : "2025-11-25";
@@ -474,8 +474,13 @@ void serve_connection(int fd) {
         reply(fd, 202, "Accepted", "", "");
         break;
     case action::kind::elicit: // stdio only
-        reply(fd, 200, "OK", "Content-Type: application/json\r\n",
-              response(m["id"], text_result("elicit: stdio only", true)));
+        reply(
+            fd,
+            200,
+            "OK",
+            "Content-Type: application/json\r\n",
+            response(m["id"], text_result("elicit: stdio only", true))
+        );
         break;
     case action::kind::hang:
         // Held open until the client gives up and closes it.

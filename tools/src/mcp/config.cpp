@@ -118,7 +118,10 @@ struct entry_reader {
             const double max = static_cast<double>(max_startup_timeout.count());
             const std::string shown = t->dump(-1, ' ', false, json::error_handler_t::replace);
             if (!t->is_number()) {
-                fail("\"startup_timeout\" is not a number of seconds (got " + shown.substr(0, 64) + ")");
+                fail(
+                    "\"startup_timeout\" is not a number of seconds (got " + shown.substr(0, 64) +
+                    ")"
+                );
             }
             const double seconds = t->get<double>();
             if (!std::isfinite(seconds) || seconds <= 0 || seconds > max) {
@@ -128,9 +131,9 @@ struct entry_reader {
                 );
             }
             // At least a millisecond: 0.0001 is more than 0.
-            out.startup_timeout = std::chrono::milliseconds(
-                std::max<std::int64_t>(1, std::llround(seconds * 1000.0))
-            );
+            out.startup_timeout =
+                std::chrono::milliseconds(std::max<std::int64_t>(1, std::llround(seconds * 1000.0))
+                );
         }
         const std::string type = string_field(e, "type");
         const bool has_command = e.contains("command");

@@ -46,9 +46,10 @@ using variable_lookup = std::function<std::optional<std::string>(std::string_vie
 /// Reads `{"mcpServers": {"NAME": {...}, ...}}` (a bare `{"NAME": {...}}` map is refused: it
 /// is ambiguous). An entry has `command` (string), `args` (strings), `env` (string values) and
 /// `cwd`, or `url` and `headers` (string values); `type` may say "stdio", "http" or
-/// "streamable-http" and must agree; either kind may have `disabled` and `startup_timeout`. `${NAME}` and `${NAME:-default}` in command, args, env,
-/// cwd, url and header values are replaced through `lookup` (a variable that is not set and has
-/// no default is an error). Server names are 1-64 characters of [A-Za-z0-9_-].
+/// "streamable-http" and must agree; either kind may have `disabled` and `startup_timeout`.
+/// `${NAME}` and `${NAME:-default}` in command, args, env, cwd, url and header values are replaced
+/// through `lookup` (a variable that is not set and has no default is an error). Server names are
+/// 1-64 characters of [A-Za-z0-9_-].
 ///
 /// Errors: throws mcp::error (errc::bad_config) naming `source` (the file) and the entry.
 std::vector<server_entry> read_server_config(
