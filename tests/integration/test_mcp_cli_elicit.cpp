@@ -144,13 +144,14 @@ json elicitation_answer(const fs::path& log) {
     return nullptr;
 }
 
-// What the model read of the call: the last message of the second request.
+// What the model read of the last call: the last message of the last request (the server's
+// requests add up over the runs).
 std::string tool_text(const served& s) {
     const auto bodies = s.chat_bodies();
     if (bodies.size() < 2) {
         return {};
     }
-    return bodies[1]["messages"].back().value("content", "");
+    return bodies.back()["messages"].back().value("content", "");
 }
 
 } // namespace
