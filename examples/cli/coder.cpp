@@ -254,6 +254,9 @@ start_mcp_servers(const run_flags& flags, const fs::path& root, approval_mode mo
     sources.workspace = root;
     sources.trust_workspace = flags.yes;
     sources.startup_timeout = std::chrono::seconds(flags.mcp_startup_timeout_s);
+    // Servers may ask the user (elicitation) only where approvals are asked: at a terminal,
+    // without --yes.
+    sources.elicit = mode == approval_mode::ask;
     // A server's destructive tools are gated like the built-in tools that change the workspace.
     std::function<void(tools::tool&)> gate = [mode](tools::tool& t) {
         gate_tool(t, mode);

@@ -25,6 +25,7 @@
 #include <system_error>
 
 #include "config.hpp"
+#include "elicit.hpp"
 #include "failure.hpp"
 #include "terminal.hpp"
 #include "visible.hpp"
@@ -130,6 +131,8 @@ struct configured {
     std::string name;
     std::optional<mcp::stdio_server> stdio;
     std::optional<wafer::mcp::http_server> http;
+    /// Its own "startup_timeout" (else the flag's).
+    std::optional<std::chrono::milliseconds> startup_timeout;
 
     const char* transport() const { return stdio ? "stdio" : "http"; }
     std::string where() const { return stdio ? command_line(*stdio) : http->url; }
@@ -182,6 +185,7 @@ std::vector<configured> configured_servers(const mcp_sources& src) {
             }
             configured one;
             one.name = e.name;
+            one.startup_timeout = e.startup_timeout;
             if (e.http) {
                 wafer::mcp::http_server h;
                 h.name = e.name;
@@ -279,6 +283,8 @@ asio::awaitable<void> start_one(
 ) {
     using namespace asio::experimental::awaitable_operators;
     const std::string name = server.name;
+    const bool own = server.startup_timeout.has_value();
+    timeout = server.startup_timeout.value_or(timeout);
     asio::steady_timer t(co_await asio::this_coro::executor, timeout);
     const auto r = co_await (
         connect_and_list(std::move(server), std::move(options), out) ||
@@ -288,7 +294,8 @@ asio::awaitable<void> start_one(
         out.timed_out = true;
         out.failure = "MCP server \"" + name + "\" did not start within " + seconds_of(timeout) +
                       " (no answer to " + (out.client ? "tools/list" : "initialize") +
-                      "; --mcp-startup-timeout sets the limit)";
+                      (own ? "; its \"startup_timeout\" sets the limit)"
+                           : "; --mcp-startup-timeout sets the limit)");
     }
 }
 
@@ -352,7 +359,8 @@ asio::awaitable<std::vector<started>> start_all(
     const fs::path& workspace,
     bool verbose,
     std::chrono::milliseconds timeout,
-    const std::function<void(tools::tool&)>* gate = nullptr
+    const std::function<void(tools::tool&)>* gate = nullptr,
+    const std::shared_ptr<terminal_elicitor>& elicitor = nullptr
 ) {
     auto ex = co_await asio::this_coro::executor;
     std::vector<started> results(servers.size());
@@ -364,6 +372,10 @@ asio::awaitable<std::vector<started>> start_all(
             results[i].set =
                 mcp::server_tool_set::create(ex, tool_set_options_for(servers[i].name, *gate));
             o.on_list_changed = results[i].set->list_changed_handler();
+        }
+        if (elicitor) {
+            o.session.elicitation = true;
+            o.on_server_request = elicitor->handler(servers[i].name);
         }
         asio::co_spawn(
             ex,
@@ -438,8 +450,11 @@ async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::too
     if (servers.empty()) {
         co_return out;
     }
+    if (sources.elicit) {
+        out.elicitor = std::make_shared<terminal_elicitor>();
+    }
     std::vector<started> results = co_await start_all(
-        std::move(servers), sources.workspace, verbose, sources.startup_timeout, &gate
+        std::move(servers), sources.workspace, verbose, sources.startup_timeout, &gate, out.elicitor
     );
     for (auto& r : results) {
         if (!r.failure.empty()) {
@@ -472,6 +487,9 @@ void attach_mcp_tools(mcp_servers& servers, const std::shared_ptr<tools::registr
 }
 
 asio::awaitable<void> async_stop_mcp(mcp_servers& servers) {
+    if (servers.elicitor) {
+        servers.elicitor->cancel_questions(); // a form still on the terminal ends as cancel
+    }
     for (auto& s : servers.servers) {
         s.tools->stop();
         co_await s.client->async_close();
@@ -600,7 +618,8 @@ int mcp_call(const mcp_flags& flags) {
     try {
         const mcp::call_result r = run_here([&]() -> asio::awaitable<mcp::call_result> {
             mcp::client_options o = client_options_for(server.name, workspace, flags.verbose);
-            const std::chrono::milliseconds startup = std::chrono::seconds(flags.startup_timeout_s);
+            const std::chrono::milliseconds startup =
+                server.startup_timeout.value_or(std::chrono::seconds(flags.startup_timeout_s));
             o.session.initialize_limits = mcp::request_limits{startup, startup};
             auto c = co_await connect_server(server, o);
             std::string tool = flags.tool;

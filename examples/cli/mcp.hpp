@@ -19,6 +19,8 @@
 
 namespace wafer::cli {
 
+class terminal_elicitor;
+
 /// --mcp-startup-timeout's default.
 inline constexpr std::chrono::milliseconds default_startup_timeout{10'000};
 
@@ -33,6 +35,9 @@ struct mcp_sources {
     /// How long each server may take to start (initialize and its tools/list together): one
     /// that misses it is reported and left out, and the run goes on without it.
     std::chrono::milliseconds startup_timeout = default_startup_timeout;
+    /// Declare form elicitation and ask the servers' elicitation/create on the terminal
+    /// (elicit.hpp). False (no terminal, --yes): not declared, so no server can wait for it.
+    bool elicit = false;
 };
 
 /// One server that started.
@@ -48,6 +53,8 @@ struct mcp_server {
 /// The servers that started.
 struct mcp_servers {
     std::vector<mcp_server> servers;
+    /// Asks their forms on the terminal (mcp_sources::elicit), else null.
+    std::shared_ptr<terminal_elicitor> elicitor;
 };
 
 /// Starts the configured servers (all at once) and lists their tools, each within

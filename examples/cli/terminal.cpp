@@ -129,11 +129,16 @@ bool is_yes(std::string s) {
     return s == "y" || s == "yes";
 }
 
+// One question at a time on the terminal: approvals and MCP forms share it.
+std::mutex& terminal_mutex() {
+    static std::mutex m;
+    return m;
+}
+
 } // namespace
 
 std::optional<bool> ask_yes_no(const std::string& question, int cancel_fd) {
-    static std::mutex one_question_at_a_time;
-    std::lock_guard lock(one_question_at_a_time);
+    std::lock_guard lock(terminal_mutex());
     std::cout.flush();
 
     // The controlling terminal first: standard input may be a terminal while output is piped.
@@ -156,6 +161,93 @@ std::optional<bool> ask_yes_no(const std::string& question, int cancel_fd) {
         return std::nullopt;
     }
     return is_yes(*line);
+}
+
+terminal_prompt::terminal_prompt(int cancel_fd) : lock_(terminal_mutex()), cancel_fd_(cancel_fd) {
+    std::cout.flush();
+    const int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (tty >= 0) {
+        in_ = out_ = tty;
+        own_fd_ = true;
+    } else if (stdin_is_tty()) {
+        in_ = STDIN_FILENO;
+        out_ = STDERR_FILENO;
+    } else {
+        return;
+    }
+    // Ctrl-C ends the line (VEOL) instead of raising SIGINT, so that it cancels the form and
+    // not the run; the line editing of canonical mode (erase, Ctrl-D) stays.
+    if (::tcgetattr(in_, &saved_) == 0) {
+        ::termios t = saved_;
+        t.c_lflag &= ~static_cast<tcflag_t>(ISIG);
+        t.c_lflag |= ICANON | ECHO;
+        t.c_cc[VEOL] = '\x03';
+        restore_ = ::tcsetattr(in_, TCSANOW, &t) == 0;
+    }
+}
+
+terminal_prompt::~terminal_prompt() {
+    if (restore_) {
+        ::tcsetattr(in_, TCSANOW, &saved_);
+    }
+    if (own_fd_) {
+        ::close(in_);
+    }
+}
+
+void terminal_prompt::say(std::string_view text) {
+    while (out_ >= 0 && !text.empty()) {
+        const ssize_t n = ::write(out_, text.data(), text.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return;
+        }
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+std::optional<std::string> terminal_prompt::ask(std::string_view question) {
+    if (in_ < 0) {
+        return std::nullopt;
+    }
+    say(question);
+    std::string line;
+    char buf[4096];
+    for (;;) {
+        pollfd fds[2] = {{in_, POLLIN, 0}, {cancel_fd_, POLLIN, 0}};
+        const int n = ::poll(fds, cancel_fd_ >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 || (cancel_fd_ >= 0 && (fds[1].revents & POLLIN) != 0)) {
+            say("\n");
+            return std::nullopt;
+        }
+        // Canonical mode: a read returns at most one line.
+        const ssize_t got = ::read(in_, buf, sizeof buf);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            say("\n");
+            return std::nullopt; // end of input (Ctrl-D on an empty line), or an error
+        }
+        line.append(buf, static_cast<std::size_t>(got));
+        if (line.back() == '\x03') {
+            say("\n");
+            return std::nullopt; // Ctrl-C
+        }
+        if (line.back() == '\n') {
+            line.pop_back();
+            return line;
+        }
+        if (line.size() > 65536) {
+            say("\n");
+            return std::nullopt;
+        }
+    }
 }
 
 } // namespace wafer::cli

@@ -174,6 +174,53 @@ TEST_SUITE("mcp/cli") {
         CHECK(std::find(tools.begin(), tools.end(), "slow__echo") == tools.end());
     }
 
+    TEST_CASE("run: a server's own startup_timeout overrides --mcp-startup-timeout; a bad one is "
+              "a clear configuration error") {
+        served s;
+        s.server.enqueue(reply::of({.tool_calls = {{"", "ok__echo", R"({"message":"hi"})"}}}));
+        s.server.enqueue(reply::text("done"));
+        sample_workspace ws;
+        const fs::path config = ws.dir / "servers.json";
+        {
+            json mute = fault_entry("hang-init");
+            mute["startup_timeout"] = 1;
+            json ok = fault_entry("none");
+            ok["startup_timeout"] = 30; // longer than the flag: not a limit it needs
+            std::ofstream out(config);
+            out << json{{"mcpServers", {{"mute", mute}, {"ok", ok}}}}.dump();
+        }
+        const auto start = std::chrono::steady_clock::now();
+        // The flag alone would wait 20 s for "mute".
+        auto r = run_with_mcp(s, ws, config, {"--mcp-startup-timeout", "20"});
+        const auto took = std::chrono::steady_clock::now() - start;
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 0);
+        CHECK(contains(
+            r.err,
+            "mcp: MCP server \"mute\" did not start within 1 s (no answer to initialize; its "
+            "\"startup_timeout\" sets the limit) (its tools are not offered)"
+        ));
+        CHECK(contains(r.out, "mcp: ok (1 tools)"));
+        CHECK(contains(r.out, "Echo: hi"));
+        CHECK(took < 10s);
+
+        {
+            json bad = fault_entry("none");
+            bad["startup_timeout"] = "soon";
+            std::ofstream out(config);
+            out << json{{"mcpServers", {{"bad", bad}}}}.dump();
+        }
+        const auto list = run_wafer({"mcp", "list", "--mcp-config", config.string()});
+        INFO("list:\n" << list.out << list.err);
+        CHECK(list.status == 2);
+        CHECK(contains(
+            list.err,
+            config.string() +
+                ": server \"bad\": \"startup_timeout\" is not a number of seconds (got \"soon\")"
+        ));
+        CHECK(count(list.err, "\n") == 1);
+    }
+
     TEST_CASE("run: a stdio server that exits is started again by the next call of its tools; "
               "the call it died in fails and is not sent again") {
         served s;

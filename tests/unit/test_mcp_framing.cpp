@@ -32,9 +32,126 @@ frame oversized(std::size_t n, std::string head, std::string tail) {
     return {frame::kind::oversized, std::move(head), std::move(tail), n};
 }
 
+// What member_scanner finds in `text` fed whole, and checks that every split into two pieces and
+// feeding byte by byte find the same.
+line_members scanned(std::string_view text) {
+    member_scanner whole;
+    whole.feed(text);
+    const line_members want = whole.finish();
+    for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+        member_scanner two;
+        two.feed(text.substr(0, cut));
+        two.feed(text.substr(cut));
+        CHECK_MESSAGE(two.finish() == want, "split at ", cut, " of ", std::string(text));
+    }
+    member_scanner bytes;
+    for (const char c : text) {
+        bytes.feed(std::string_view(&c, 1));
+    }
+    CHECK(bytes.finish() == want);
+    return want;
+}
+
+line_members members(std::string id, bool result, bool method = false) {
+    return {std::move(id), method, result};
+}
+
 } // namespace
 
 TEST_SUITE("unit/mcp_framing") {
+    TEST_CASE("member_scanner finds the top-level id, method and result, however the text is "
+              "split") {
+        CHECK(scanned(R"({"jsonrpc":"2.0","id":42,"result":{}})") == members("42", true));
+        CHECK(scanned(R"({"result":{"a":"x"},"id":-7})") == members("-7", true));
+        CHECK(
+            scanned(R"( { "result" : [1,{"id":3}] , "id" : 8 , "x":"y" } )") == members("8", true)
+        );
+        CHECK(scanned(R"({"error":{"code":1},"id":"abc"})") == members("\"abc\"", true));
+        CHECK(scanned(R"({"id":5,"method":"m","params":{}})") == members("5", false, true));
+        // Nested ids, ids in strings, escaped quotes and keys do not count.
+        CHECK(scanned(R"({"result":{"id":3}})") == members("", true));
+        CHECK(scanned(R"({"result":"\"id\":4","x":"a\\"})") == members("", true));
+        CHECK(scanned(R"({"result":1,"\u0069d":4})") == members("", true));
+        CHECK(scanned(R"({"result":1,"i\"d":4})") == members("", true));
+        CHECK(scanned(R"([{"id":1,"result":2}])") == members("", false));
+        // Values that are no id.
+        CHECK(scanned(R"({"result":1,"id":1.5})") == members("", true));
+        CHECK(scanned(R"({"result":1,"id":1e3})") == members("", true));
+        CHECK(scanned(R"({"result":1,"id":null})") == members("", true));
+        CHECK(scanned(R"({"result":1,"id":{"a":1}})") == members("", true));
+        CHECK(scanned(R"({"result":1,"id":"a\"b"})") == members("", true));
+        CHECK(scanned(R"({"result":1,"id":123456789012345678901234})") == members("", true));
+        CHECK(scanned(R"({"result":1,"id":-})") == members("", true));
+        // Keys longer than any looked for, and the end of the text inside a number.
+        CHECK(scanned(R"({"resultset":1,"identity":2,"id":3)") == members("3", false));
+        CHECK(scanned("") == members("", false));
+        CHECK(scanned("not json at all \" { [ ] }") == members("", false));
+        // A string id of 256 bytes is kept, a longer one is not.
+        const std::string long_id(256, 'q');
+        CHECK(
+            scanned(R"({"result":1,"id":")" + long_id + "\"}") ==
+            members("\"" + long_id + "\"", true)
+        );
+        CHECK(scanned(R"({"result":1,"id":")" + long_id + "q\"}") == members("", true));
+        // Deep nesting costs a counter, not memory.
+        const std::string deep =
+            R"({"result":)" + std::string(100000, '[') + std::string(100000, ']') + R"(,"id":9})";
+        member_scanner sc;
+        sc.feed(deep);
+        CHECK(sc.finish() == members("9", true));
+    }
+
+    TEST_CASE("an oversized line reports its top-level id wherever it is, for every split of "
+              "the stream") {
+        const std::string fill(40, 'x');
+        const std::string big =
+            R"({"jsonrpc":"2.0","result":{"t":")" + fill + R"("},"id":42,"m":")" + fill + "\"}";
+        const std::string stream = big + "\r\n" + R"({"id":1})" + "\n";
+        const auto check = [&](const std::vector<frame>& got) {
+            REQUIRE(got.size() == 2);
+            CHECK(got[0].type == frame::kind::oversized);
+            CHECK(got[0].size == big.size());
+            CHECK(got[0].members == members("42", true));
+            CHECK(got[1] == line(R"({"id":1})"));
+        };
+        for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+            CAPTURE(cut);
+            line_framer f(16);
+            f.feed(std::string_view(stream).substr(0, cut));
+            std::vector<frame> got = drain(f);
+            f.feed(std::string_view(stream).substr(cut));
+            for (auto& fr : drain(f)) {
+                got.push_back(std::move(fr));
+            }
+            check(got);
+        }
+        for (std::size_t piece : {1U, 2U, 3U, 7U, 16U, 17U}) {
+            CAPTURE(piece);
+            line_framer f(16);
+            std::vector<frame> got;
+            for (std::size_t i = 0; i < stream.size(); i += piece) {
+                f.feed(std::string_view(stream).substr(i, piece));
+                for (auto& fr : drain(f)) {
+                    got.push_back(std::move(fr));
+                }
+            }
+            check(got);
+        }
+        // The last line of the stream, without its newline.
+        line_framer f(16);
+        f.feed(big);
+        CHECK(drain(f).empty());
+        const auto last = f.finish();
+        REQUIRE(last);
+        CHECK(last->members == members("42", true));
+        // A line within the limit is not scanned.
+        line_framer g(1024);
+        g.feed(big + "\n");
+        const auto plain = drain(g);
+        REQUIRE(plain.size() == 1);
+        CHECK(plain[0].members == line_members{});
+    }
+
     TEST_CASE("lines come out whole however the stream is split; CRLF is accepted") {
         const std::string stream = "{\"a\":1}\r\n{\"b\":2}\n\n{\"c\":\"x\\ny\"}\n";
         const std::vector<frame> want{
@@ -98,11 +215,12 @@ TEST_SUITE("unit/mcp_framing") {
         const std::string end = R"("},"id_after":"x"})";
         const std::string body = start + std::string((1U << 20U) + 3, 'y') + end;
         const std::string stream = body + "\r\n{\"ok\":1}\n";
-        const frame want = oversized(
+        frame want = oversized(
             body.size(),
             body.substr(0, line_framer::head_bytes),
             body.substr(body.size() - line_framer::tail_bytes)
         );
+        want.members = members("7", true); // seen as the line streamed past
         for (const std::size_t piece :
              {std::size_t{1} << 20U, std::size_t{65536}, std::size_t{4093}}) {
             CAPTURE(piece);

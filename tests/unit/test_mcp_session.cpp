@@ -479,6 +479,33 @@ TEST_SUITE("unit/mcp_session") {
         CHECK_FALSE(rest[0].failure);
     }
 
+    TEST_CASE("an oversized answer whose id is in the middle of the line ends its request at "
+              "once; a server request of that id does not") {
+        session_config cfg;
+        cfg.max_message = 1024;
+        session s = ready_session(cfg);
+        const auto a = s.request("tools/call", {{"name", "a"}}, t0);
+        const auto b = s.request("tools/call", {{"name", "b"}}, t0);
+        (void)s.take_output();
+        const std::string fill(5000, 'x');
+        // Neither its first 256 nor its last 64 bytes show the id; a server request with b's id
+        // (its own id space) is no answer of b.
+        const std::string stream = R"({"jsonrpc":"2.0","result":{"t":")" + fill + R"("},"id":)" +
+                                   std::to_string(a) + R"(,"_meta":{"n":")" + fill + "\"}}\n" +
+                                   R"({"jsonrpc":"2.0","method":"x","params":{"t":")" + fill +
+                                   R"("},"id":)" + std::to_string(b) + R"(,"z":")" + fill + "\"}\n";
+        for (std::size_t i = 0; i < stream.size(); i += 333) {
+            s.receive(std::string_view(stream).substr(i, 333), t0);
+        }
+        const auto events = s.take_events();
+        const auto done = only<response_event>(events);
+        REQUIRE(done.size() == 1);
+        CHECK(done[0].id == a);
+        CHECK(done[0].failure == errc::transport);
+        CHECK(only<noise_event>(events).size() == 2);
+        CHECK(s.awaiting(b));
+    }
+
     TEST_CASE("an oversized initialize answer closes the session at once") {
         session_config cfg;
         cfg.max_message = 256;
@@ -748,6 +775,54 @@ TEST_SUITE("unit/mcp_config") {
             {R"({"mcpServers": {"s": {"url": "ftp://h"}}})", "not an http:// or https:// URL"},
             {R"({"mcpServers": {"s": {"type": "sse", "url": "http://h"}}})", "SSE transport"},
             {R"({"mcpServers": {"s": {"command": "x"},})", "not valid JSON"},
+        };
+        for (const auto& [text, want] : bad) {
+            CAPTURE(text);
+            try {
+                (void)mcp::parse_server_config(text, "cfg.json", vars);
+                FAIL("accepted");
+            } catch (const mcp::error& e) {
+                CHECK(e.code() == mcp::errc::bad_config);
+                CHECK(e.detail().find("cfg.json") != std::string::npos);
+                CHECK_MESSAGE(e.detail().find(want) != std::string::npos, e.detail());
+            }
+        }
+    }
+    TEST_CASE("startup_timeout: a server's own start limit in seconds; bad values are errors") {
+        using namespace std::chrono_literals;
+        const auto entries = mcp::parse_server_config(
+            R"({"mcpServers": {
+                "slow": {"command": "x", "startup_timeout": 30},
+                "quick": {"url": "https://h/mcp", "startup_timeout": 0.25},
+                "tiny": {"command": "x", "startup_timeout": 0.0001},
+                "max": {"command": "x", "startup_timeout": 3600},
+                "plain": {"command": "x"}}})",
+            "cfg.json",
+            vars
+        );
+        REQUIRE(entries.size() == 5);
+        CHECK(entries[0].name == "max");
+        CHECK(entries[0].startup_timeout == 3600s);
+        CHECK_FALSE(entries[1].startup_timeout);
+        CHECK(entries[2].startup_timeout == 250ms);
+        CHECK(entries[3].startup_timeout == 30s);
+        CHECK(entries[4].startup_timeout == 1ms);
+        const std::vector<std::pair<std::string, std::string>> bad{
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": "30"}}})",
+             "server \"s\": \"startup_timeout\" is not a number of seconds (got \"30\")"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": true}}})",
+             "\"startup_timeout\" is not a number of seconds (got true)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": null}}})",
+             "is not a number of seconds"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 0}}})",
+             "\"startup_timeout\" must be more than 0 and at most 3600 seconds (got 0)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": -5}}})",
+             "must be more than 0 and at most 3600 seconds (got -5)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 3601}}})", "(got 3601)"},
+            {R"({"mcpServers": {"s": {"command": "x", "startup_timeout": 1e300}}})",
+             "must be more than 0"},
+            {R"({"mcpServers": {"s": {"url": "https://h", "startup_timeout": [1]}}})",
+             "is not a number of seconds"},
         };
         for (const auto& [text, want] : bad) {
             CAPTURE(text);

@@ -22,6 +22,11 @@
 //   exit-on-discover  (stdio) server/discover (the 2026 probe) makes it exit with status 3, as
 //                  some legacy servers do on any request before initialize
 //   mute-discover  server/discover never answered
+//   elicit         (stdio) tool `elicit`: asks the client a form (elicitation/create: a string
+//                  with a title holding an escape sequence, an integer with bounds, an enum with a
+//                  default, a boolean with a default, an email; name and age required) and
+//                  answers "elicited: <the client's result>"; a client that did not declare
+//                  elicitation gets an error result saying so
 //
 // Other methods it does not know (server/discover among them) are answered -32601.
 //   huge-result    tool `huge`: an answer of --size bytes (50 MiB by default)
@@ -75,6 +80,7 @@ struct options {
 };
 
 options opts;
+bool client_elicits = false; // the client declared elicitation in initialize
 std::mutex log_mutex;
 std::string http_port; // set once listening (--http)
 
@@ -146,6 +152,8 @@ json tool_list() {
         ));
         tools.push_back(tool("bad_type", json::parse(R"({"type":42})")));
         tools.push_back(tool("not_object", json("a string")));
+    } else if (f == "elicit") {
+        tools.push_back(tool("elicit", object_schema(), "Asks the user a few questions"));
     } else if (f == "garbage" && opts.http) {
         tools.push_back(tool("garbage", object_schema(), "Answers with a body that is not JSON"));
     } else if (f == "collide") {
@@ -190,7 +198,7 @@ std::string huge(const json& id, std::string_view result_start, std::string_view
 
 // What the server does with one message.
 struct action {
-    enum class kind { none, answer, hang, crash } type = kind::none;
+    enum class kind { none, answer, hang, crash, elicit } type = kind::none;
     std::string body; // the answer, one JSON text
 };
 
@@ -213,6 +221,9 @@ action handle(const json& m) {
     } else if (method == "tools/call" && opts.fault == "exit-after" && calls_answered++ >= opts.calls) {
         a.type = action::kind::crash;
     } else if (method == "initialize") {
+        const json caps =
+            params.is_object() ? params.value("capabilities", json::object()) : json::object();
+        client_elicits = caps.is_object() && caps.contains("elicitation");
         json r = json::object();
         r["protocolVersion"] = opts.fault == "bad-version" ? "2099-01-01" : "2025-11-25";
         r["capabilities"] = json{{"tools", json::object()}};
@@ -245,6 +256,14 @@ action handle(const json& m) {
                     ? args["message"].get<std::string>()
                     : "";
             a.body = response(id, text_result("Echo: " + msg));
+        } else if (name == "elicit" && opts.fault == "elicit") {
+            if (client_elicits) {
+                a.type = action::kind::elicit;
+            } else {
+                a.body = response(
+                    id, text_result("no elicitation: the client did not declare it", true)
+                );
+            }
         } else if (name == "crash" && opts.fault == "exit-mid-call") {
             a.type = action::kind::crash;
             a.body = R"({"jsonrpc":"2.0","id":)" + id.dump() + R"(,"result":{"content":[{"ty)";
@@ -288,6 +307,48 @@ void garbage() {
     write_out("\r\n");
 }
 
+// The form the `elicit` tool asks.
+std::string elicitation_request() {
+    json params = json::object();
+    params["message"] = "Who are you? \x1b[31mred\x1b[0m";
+    params["requestedSchema"] = json::parse(R"({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "title": "Your \u001b[2Jname", "minLength": 1},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "color": {"type": "string", "enum": ["red", "green", "blue"], "default": "green"},
+            "subscribe": {"type": "boolean", "default": true},
+            "email": {"type": "string", "format": "email"}
+        },
+        "required": ["name", "age"]
+    })");
+    json m = json::object();
+    m["jsonrpc"] = "2.0";
+    m["id"] = "elicit-1";
+    m["method"] = "elicitation/create";
+    m["params"] = std::move(params);
+    return m.dump();
+}
+
+// Sends the form, waits for its answer (logging what comes meanwhile) and answers call `id`.
+void elicit(const json& id) {
+    write_out(elicitation_request());
+    write_out("\n");
+    std::string line;
+    while (std::getline(std::cin, line)) {
+        log_line(line);
+        const json m = json::parse(line, nullptr, false);
+        if (!m.is_object() || m.value("id", json()) != json("elicit-1") || m.contains("method")) {
+            continue;
+        }
+        const std::string text = m.contains("result") ? "elicited: " + m["result"].dump()
+                                                      : "elicitation failed: " + m.dump();
+        write_out(response(id, text_result(text, !m.contains("result"))));
+        write_out("\n");
+        return;
+    }
+}
+
 int serve_stdio() {
     std::string line;
     garbage();
@@ -307,6 +368,9 @@ int serve_stdio() {
             std::fputs("fault: crashing in the middle of tools/call\n", stderr);
             std::fflush(stderr);
             std::_Exit(3);
+        case action::kind::elicit:
+            elicit(m["id"]);
+            break;
         case action::kind::answer:
             garbage();
             write_out(a.body);
@@ -408,6 +472,15 @@ void serve_connection(int fd) {
     switch (a.type) {
     case action::kind::none:
         reply(fd, 202, "Accepted", "", "");
+        break;
+    case action::kind::elicit: // stdio only
+        reply(
+            fd,
+            200,
+            "OK",
+            "Content-Type: application/json\r\n",
+            response(m["id"], text_result("elicit: stdio only", true))
+        );
         break;
     case action::kind::hang:
         // Held open until the client gives up and closes it.

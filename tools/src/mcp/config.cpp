@@ -1,6 +1,9 @@
 #include <wafer/tools/mcp/config.hpp>
 #include <wafer/tools/mcp/jsonrpc.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <utility>
 
@@ -110,6 +113,27 @@ struct entry_reader {
                 fail("\"disabled\" is not true or false");
             }
             out.disabled = d->get<bool>();
+        }
+        if (const auto t = e.find("startup_timeout"); t != e.end()) {
+            const double max = static_cast<double>(max_startup_timeout.count());
+            const std::string shown = t->dump(-1, ' ', false, json::error_handler_t::replace);
+            if (!t->is_number()) {
+                fail(
+                    "\"startup_timeout\" is not a number of seconds (got " + shown.substr(0, 64) +
+                    ")"
+                );
+            }
+            const double seconds = t->get<double>();
+            if (!std::isfinite(seconds) || seconds <= 0 || seconds > max) {
+                fail(
+                    "\"startup_timeout\" must be more than 0 and at most " +
+                    std::to_string(max_startup_timeout.count()) + " seconds (got " + shown + ")"
+                );
+            }
+            // At least a millisecond: 0.0001 is more than 0.
+            out.startup_timeout =
+                std::chrono::milliseconds(std::max<std::int64_t>(1, std::llround(seconds * 1000.0))
+                );
         }
         const std::string type = string_field(e, "type");
         const bool has_command = e.contains("command");

@@ -1,6 +1,10 @@
 #include <wafer/tools/mcp/session.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <system_error>
 #include <utility>
 
 #include "mcp/text.hpp"
@@ -181,8 +185,20 @@ void session::on_frame(const frame& f, session_clock::time_point now) {
     events_.emplace_back(noise_event{
         "a message of " + std::to_string(f.size) + " bytes, over the limit of " +
         std::to_string(config_.max_message) + ", was dropped"});
-    // Its request must not wait for an answer that came and was refused.
-    const auto id = oversized_response_id(f.text, f.tail);
+    // Its request must not wait for an answer that came and was refused. The framer saw every
+    // byte of the line: its top-level "id" wherever it was; else what the head and tail show.
+    std::optional<std::int64_t> id;
+    const line_members& m = f.members;
+    if (m.result && !m.method && !m.id.empty() && m.id.front() != '"') {
+        std::int64_t n = 0;
+        const auto [end, ec] = std::from_chars(m.id.data(), m.id.data() + m.id.size(), n);
+        if (ec == std::errc() && end == m.id.data() + m.id.size()) {
+            id = n;
+        }
+    }
+    if (!id && !m.method) {
+        id = oversized_response_id(f.text, f.tail);
+    }
     if (id && pending_.contains(*id)) {
         abandon(
             *id,

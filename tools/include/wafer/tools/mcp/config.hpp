@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -31,7 +32,13 @@ struct server_entry {
     std::optional<http_server> http;
     /// `"disabled": true`: listed, not started.
     bool disabled = false;
+    /// `"startup_timeout": SECONDS` (a number, more than 0 and at most max_startup_timeout):
+    /// how long this server may take to start, overriding the embedder's default.
+    std::optional<std::chrono::milliseconds> startup_timeout;
 };
+
+/// The largest `startup_timeout` accepted.
+inline constexpr std::chrono::seconds max_startup_timeout{3600};
 
 /// Looks up a variable for `${NAME}` in the configuration (nullopt: not set).
 using variable_lookup = std::function<std::optional<std::string>(std::string_view name)>;
@@ -39,9 +46,10 @@ using variable_lookup = std::function<std::optional<std::string>(std::string_vie
 /// Reads `{"mcpServers": {"NAME": {...}, ...}}` (a bare `{"NAME": {...}}` map is refused: it
 /// is ambiguous). An entry has `command` (string), `args` (strings), `env` (string values) and
 /// `cwd`, or `url` and `headers` (string values); `type` may say "stdio", "http" or
-/// "streamable-http" and must agree. `${NAME}` and `${NAME:-default}` in command, args, env,
-/// cwd, url and header values are replaced through `lookup` (a variable that is not set and has
-/// no default is an error). Server names are 1-64 characters of [A-Za-z0-9_-].
+/// "streamable-http" and must agree; either kind may have `disabled` and `startup_timeout`.
+/// `${NAME}` and `${NAME:-default}` in command, args, env, cwd, url and header values are replaced
+/// through `lookup` (a variable that is not set and has no default is an error). Server names are
+/// 1-64 characters of [A-Za-z0-9_-].
 ///
 /// Errors: throws mcp::error (errc::bad_config) naming `source` (the file) and the entry.
 std::vector<server_entry> read_server_config(

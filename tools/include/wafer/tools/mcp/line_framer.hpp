@@ -9,6 +9,55 @@
 
 namespace wafer::tools::mcp {
 
+/// What a scan of an oversized line found among the members of its top-level object (a scan, not
+/// a parse: it follows nesting, strings and escapes, and checks nothing else).
+struct line_members {
+    /// The value of its top-level "id" member as written: an integer (at most 20 characters of
+    /// `-` and digits), or a string with its quotes (at most 256 bytes, without escapes); empty
+    /// when there was none, or another kind of value.
+    std::string id;
+    /// It has a top-level "method" member (a request or notification).
+    bool method = false;
+    /// It has a top-level "result" or "error" member (a response).
+    bool result = false;
+
+    friend bool operator==(const line_members&, const line_members&) = default;
+};
+
+/// Scans a JSON text fed in pieces for line_members; what it keeps is bounded whatever the
+/// input.
+class member_scanner {
+public:
+    void feed(std::string_view bytes) noexcept;
+    /// What was found (call once the text has been fed).
+    line_members finish();
+    void reset() { *this = member_scanner(); }
+
+private:
+    enum class state : unsigned char {
+        value,     // depth 0 before the top-level value, or inside nested values
+        key,       // depth 1: a key may start
+        in_key,    // depth 1: inside a key string
+        colon,     // depth 1: after a key, before ':'
+        member,    // depth 1: after ':', before the value
+        id_number, // depth 1: inside the "id" member's number
+        id_string, // depth 1: inside the "id" member's string
+        other,     // depth 1: inside another member's value, or after it
+    };
+    void end_key();
+    void end_number();
+
+    state st_ = state::value;
+    std::size_t depth_ = 0;
+    bool in_string_ = false;
+    bool escaped_ = false;
+    bool key_escaped_ = false;
+    std::string key_; // at most 8 bytes of the current key
+    std::string token_;
+    bool value_is_id_ = false;
+    line_members found_;
+};
+
 /// One line the server wrote, or the report of one that was too long.
 struct frame {
     enum class kind {
@@ -27,6 +76,9 @@ struct frame {
     std::string tail;
     /// Bytes the line had (for oversized ones too), without the line end.
     std::size_t size = 0;
+    /// Oversized lines: their top-level members of note, found while the line streamed past
+    /// (its "id" may be anywhere in it). Default for lines.
+    line_members members;
 
     friend bool operator==(const frame&, const frame&) = default;
 };
@@ -75,6 +127,7 @@ private:
     std::size_t dropped_ = 0; // bytes of it skipped so far
     std::string head_;        // its first head_max_ bytes
     std::string tail_;        // the last tail_max_ bytes skipped
+    member_scanner members_;  // over every byte of the oversized line
 };
 
 } // namespace wafer::tools::mcp
