@@ -96,8 +96,11 @@ public:
                 continue;
             }
             store::run_update u = c.update;
-            u.release_lease = false; // the crash came before anyone released anything
+            u.release_lease = false; // an append without an owner gives up no lease
             run_coro(ioc, target.async_append(c.run_id, "", c.entries, u));
+            if (c.update.release_lease) {
+                run_coro(ioc, target.async_release_lease(c.run_id, "dead-process"));
+            }
         }
     }
 
@@ -198,7 +201,8 @@ std::size_t count_kind(const std::vector<store::journal_entry>& j, const std::st
 bool dispatched(const std::vector<store::journal_entry>& j, const std::string& call) {
     for (const auto& e : j) {
         if (e.kind == "dispatch") {
-            for (const auto& id : json::parse(e.body).at("calls")) {
+            const json body = json::parse(e.body);
+            for (const auto& id : body.at("calls")) {
                 if (id == call) {
                     return true;
                 }
