@@ -107,7 +107,9 @@ asio::awaitable<run_result> agent::async_run(std::string input, run_options opti
     if (options.store) {
         journal.emplace();
         journal->store = options.store;
-        journal->owner = detail::make_lease_owner();
+        journal->owner =
+            options.lease_owner.empty() ? detail::make_lease_owner() : options.lease_owner;
+        journal->parent_id = options.parent_run_id;
         journal->scope = options.scope;
         journal->metadata = options.metadata;
         journal->lease_ttl = options.lease_ttl;
@@ -128,7 +130,8 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         store::throw_error(store::errc::run_not_found, "run " + run_id + " does not exist");
     }
     const bool finished = info->status == store::run_status::finished;
-    if (finished && !options.message) {
+    const bool read_back = finished && !options.message && options.read_back;
+    if (finished && !options.message && !read_back) {
         diagnostics d;
         d.detail = "run " + run_id + " finished (" + info->stop_reason +
                    "); give a message to continue it";
@@ -149,13 +152,17 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
             store::errc::corrupt, "run " + run_id + ": its setup does not parse: " + e.what()
         );
     }
-    const std::string owner = detail::make_lease_owner();
-    // A lease held by a process of this host that died (a crash) is taken over at once.
+    const std::string owner =
+        options.lease_owner.empty() ? detail::make_lease_owner() : options.lease_owner;
+    // A lease held by a process of this host that died (a crash), or by the holder the caller
+    // knows is gone (a resumed parent's previous owner), is taken over at once.
     std::string dead_holder;
-    if (!info->lease_owner.empty() && detail::lease_owner_is_dead(info->lease_owner)) {
+    if (!info->lease_owner.empty() && (info->lease_owner == options.take_over_from ||
+                                       detail::lease_owner_is_dead(info->lease_owner))) {
         dead_holder = info->lease_owner;
     }
-    if (!co_await st->async_acquire_lease(run_id, owner, options.lease_ttl, dead_holder)) {
+    if (!read_back &&
+        !co_await st->async_acquire_lease(run_id, owner, options.lease_ttl, dead_holder)) {
         store::throw_error(
             store::errc::lease_held,
             "run " + run_id + " is being driven by another process (" + info->lease_owner + ")"
@@ -171,6 +178,9 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         plan.create = false;
         plan.scope = info->scope;
         plan.lease_ttl = options.lease_ttl;
+        plan.previous_owner = info->lease_owner;
+        plan.read_back = read_back;
+        plan.parent_id = info->parent_id;
         plan.segments.emplace_back();
         for (auto& e : entries) {
             if (e.kind == detail::journal_kind::follow_up) {
@@ -201,6 +211,11 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         ro.run_id = run_id;
         ro.store = st;
         ro.scope = info->scope;
+        ro.lease_ttl = options.lease_ttl;
+        ro.parent_run_id = options.parent_run_id.empty() ? info->parent_id : options.parent_run_id;
+        ro.deadline = options.deadline;
+        ro.finish_events = options.finish_events;
+        setup.deadline = options.deadline;
         result = co_await detail::async_drive(
             cfg_, *critic_agents_, ro, std::move(setup), std::move(plan)
         );
@@ -208,10 +223,12 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         failure = std::current_exception();
     }
     if (failure) {
-        try {
-            co_await st->async_release_lease(run_id, owner);
-        } catch (const std::exception&) { // NOLINT(bugprone-empty-catch)
-            // The lease expires by itself.
+        if (!read_back) {
+            try {
+                co_await st->async_release_lease(run_id, owner);
+            } catch (const std::exception&) { // NOLINT(bugprone-empty-catch)
+                // The lease expires by itself.
+            }
         }
         std::rethrow_exception(failure);
     }

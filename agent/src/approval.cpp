@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "loop/journal.hpp"
 
 namespace wafer {
@@ -77,18 +79,26 @@ asio::awaitable<void> async_decide(
         );
     }
     const std::vector<pending_approval> pending = co_await pending_of(st, run_id);
-    const bool known = std::any_of(pending.begin(), pending.end(), [&](const auto& p) {
+    const auto it = std::find_if(pending.begin(), pending.end(), [&](const auto& p) {
         return p.call_id == call_id;
     });
-    if (!known) {
+    if (it == pending.end()) {
         refuse(
             "run " + run_id + " has no pending call " + call_id + " (pending: " + list_of(pending) +
             ")"
         );
     }
+    const std::string child = it->run_id;
+    if (!child.empty()) {
+        // A call of a child run (agent::as_tool) the run stopped for: the decision is the
+        // child's, recorded in its journal (and on, for a grandchild's call). The parent notes
+        // it too, so that the call is no longer listed as pending there.
+        asio::awaitable<void> forward = async_decide(st, child, call_id, decision);
+        co_await std::move(forward);
+    }
     // No owner: refused while a process drives the run (it holds the lease).
     std::vector<store::journal_entry> entries;
-    entries.push_back(detail::approval_entry(call_id, decision));
+    entries.push_back(detail::approval_entry(call_id, decision, child));
     asio::awaitable<std::uint64_t> append =
         st.async_append(std::move(run_id), {}, std::move(entries), {});
     co_await std::move(append);

@@ -17,6 +17,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fcntl.h>
@@ -118,11 +119,67 @@ agent make_agent(const std::string& log) {
     return agent(std::move(cfg));
 }
 
+// A pipeline: the parent's every step calls a sub-agent ("worker", agent::as_tool), a durable
+// child run "<run>/w<step>" that applies once (its call "a0") and answers.
+agent make_pipeline(const std::string& log) {
+    auto reg = std::make_shared<tools::registry>();
+    reg->add(tools::make_async_tool<json>(
+        "apply",
+        "applies",
+        json{{"type", "object"}},
+        [log](json, const tools::call_context& ctx) -> asio::awaitable<std::string> {
+            co_await pause(5ms);
+            log_call(log, "apply " + ctx.idempotency_key);
+            co_await pause(5ms);
+            co_return "applied";
+        }
+    ));
+    auto child_model = std::make_shared<scripted_model>("zai-glm-4.7");
+    child_model->set_responder([](const api::chat_request& req, std::size_t) {
+        const bool applied = std::any_of(req.messages.begin(), req.messages.end(), [](auto& m) {
+            return m.role == api::role::tool;
+        });
+        turn t = applied ? turn::text("worker done", "checked")
+                         : turn::calls({{"a0", "apply", "{}"}}, "apply it");
+        t.delay = 3ms;
+        t.delta_chars = 6;
+        t.delta_delay = 1ms;
+        return t;
+    });
+    agent_config wc;
+    wc.name = "worker";
+    wc.model = child_model;
+    wc.tools = reg;
+    agent worker(std::move(wc));
+    auto preg = std::make_shared<tools::registry>();
+    preg->add(worker.as_tool("worker", "does one step"));
+    auto model = std::make_shared<scripted_model>("zai-glm-4.7");
+    model->set_responder([](const api::chat_request& req, std::size_t) {
+        std::size_t results = 0;
+        for (const auto& m : req.messages) {
+            results += m.role == api::role::tool ? 1U : 0U;
+        }
+        turn t =
+            results < steps_per_run
+                ? turn::calls(
+                      {{"w" + std::to_string(results), "worker", R"({"input":"go"})"}}, "next step"
+                  )
+                : turn::text("pipeline done", "done");
+        t.delay = 3ms;
+        return t;
+    });
+    agent_config cfg;
+    cfg.name = "pipeline";
+    cfg.model = model;
+    cfg.tools = preg;
+    return agent(std::move(cfg));
+}
+
 // The child's whole job: drive run `id` to its end (start it, or resume it).
 int child_main(const std::string& db, const std::string& log, const std::string& id) {
     asio::io_context ioc;
     auto st = std::make_shared<store::sqlite_store>(db);
-    agent a = make_agent(log);
+    agent a = std::getenv("WAFER_CRASH_PIPELINE") != nullptr ? make_pipeline(log) : make_agent(log);
     // Observed, so that events (and deltas) flow as they would in the CLI.
     auto on_event = [](const event&) {
     };
@@ -144,13 +201,17 @@ int child_main(const std::string& db, const std::string& log, const std::string&
 }
 
 // Starts the child on run `id`; returns its pid.
-pid_t spawn_child(const fs::path& db, const fs::path& log, const std::string& id) {
-    return wafer::testing::spawn_test_case(
-        child_test_name,
-        {"WAFER_CRASH_DB=" + db.string(),
-         "WAFER_CRASH_LOG=" + log.string(),
-         "WAFER_CRASH_RUN=" + id}
-    );
+pid_t spawn_child(
+    const fs::path& db, const fs::path& log, const std::string& id, bool pipeline = false
+) {
+    std::vector<std::string> env{
+        "WAFER_CRASH_DB=" + db.string(),
+        "WAFER_CRASH_LOG=" + log.string(),
+        "WAFER_CRASH_RUN=" + id};
+    if (pipeline) {
+        env.emplace_back("WAFER_CRASH_PIPELINE=1");
+    }
+    return wafer::testing::spawn_test_case(child_test_name, env);
 }
 
 std::map<std::string, int> count_lines(const fs::path& log, const std::string& prefix) {
@@ -277,6 +338,102 @@ TEST_SUITE("integration/crash") {
         MESSAGE(
             journaled << " apply calls ran once with their result journaled, " << in_doubt
                       << " were in doubt after a kill and were not repeated"
+        );
+        fs::remove_all(dir);
+    }
+
+    TEST_CASE("SIGKILL at 30 random moments in a pipeline of child runs: every child's apply "
+              "runs at most once, exactly once when its result was journaled") {
+        char tmpl[] = "/tmp/wafer-crash-pipe-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        const fs::path dir = tmpl;
+        const fs::path db = dir / "runs.db";
+        const fs::path log = dir / "world.log";
+        std::mt19937 rng(20261204);
+        std::uniform_int_distribution<int> delay_ms(0, 150);
+
+        int run_no = 1;
+        int kills = 0;
+        std::vector<std::string> runs{"pipe-1"};
+        asio::io_context ioc;
+        auto st = std::make_shared<store::sqlite_store>(db);
+        while (kills < 30) {
+            const std::string id = runs.back();
+            const pid_t pid = spawn_child(db, log, id, true);
+            REQUIRE(pid > 0);
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+            ::kill(pid, SIGKILL);
+            int status = 0;
+            REQUIRE(::waitpid(pid, &status, 0) == pid);
+            if (WIFSIGNALED(status)) {
+                ++kills;
+            } else {
+                REQUIRE(WIFEXITED(status));
+                CHECK(WEXITSTATUS(status) == 0);
+            }
+            auto row = run_coro(ioc, st->async_find_run(id));
+            if (row && row->status == store::run_status::finished) {
+                runs.push_back("pipe-" + std::to_string(++run_no));
+            }
+        }
+        for (const auto& id : runs) {
+            auto row = run_coro(ioc, st->async_find_run(id));
+            if (row && row->status == store::run_status::finished) {
+                continue;
+            }
+            const pid_t pid = spawn_child(db, log, id, true);
+            int status = 0;
+            REQUIRE(::waitpid(pid, &status, 0) == pid);
+            REQUIRE(WIFEXITED(status));
+            CHECK(WEXITSTATUS(status) == 0);
+        }
+
+        const auto applied = count_lines(log, "apply ");
+        int in_doubt = 0;
+        int journaled = 0;
+        for (const auto& id : runs) {
+            CAPTURE(id);
+            auto row = run_coro(ioc, st->async_find_run(id));
+            REQUIRE(row);
+            CHECK(row->status == store::run_status::finished);
+            CHECK(row->stop_reason == "completed");
+            for (std::size_t s = 0; s < steps_per_run; ++s) {
+                // Every step's child is a run of its own, finished, with its parent's id.
+                const std::string child = id + "/w" + std::to_string(s);
+                CAPTURE(child);
+                auto crow = run_coro(ioc, st->async_find_run(child));
+                REQUIRE(crow);
+                CHECK(crow->parent_id == id);
+                CHECK(crow->status == store::run_status::finished);
+                CHECK(crow->lease_owner.empty());
+                std::string status;
+                for (const auto& e : run_coro(ioc, st->async_read_journal(child))) {
+                    if (e.kind == "tool_result") {
+                        status = json::parse(e.body).at("result").at("status").get<std::string>();
+                    }
+                }
+                const auto it = applied.find(child + "/a0");
+                const int ran = it == applied.end() ? 0 : it->second;
+                CHECK(ran <= 1); // never twice, whichever process ran it
+                if (status == "ok") {
+                    CHECK(ran == 1);
+                    ++journaled;
+                } else {
+                    CHECK(status == "in_doubt");
+                    ++in_doubt;
+                }
+            }
+            // The parent recorded each child's end, once.
+            int ends = 0;
+            for (const auto& e : run_coro(ioc, st->async_read_journal(id))) {
+                ends += e.kind == "child_finished" ? 1 : 0;
+            }
+            CHECK(ends == static_cast<int>(steps_per_run));
+        }
+        MESSAGE(
+            kills << " kills, " << runs.size() << " pipelines; " << journaled
+                  << " child applies ran once with their result journaled, " << in_doubt
+                  << " were in doubt after a kill and were not repeated"
         );
         fs::remove_all(dir);
     }

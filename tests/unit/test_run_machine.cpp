@@ -140,6 +140,44 @@ struct script {
 } // namespace
 
 TEST_SUITE("unit/run_machine") {
+    TEST_CASE("child paused: a call whose child run stopped for approval holds the step, the run "
+              "stops with the child's calls pending, and on_child_resumed dispatches it again") {
+        agent_config cfg;
+        cfg.tools = make_tools();
+        script s(std::move(cfg));
+        s.expect(run_action_type::call_model);
+        s.m->on_model_reply(1, calls_reply({call("a", "read"), call("h", "write")}), 1us);
+        run_action d = s.expect(run_action_type::dispatch);
+        REQUIRE(d.dispatch().calls.size() == 2);
+        const pending_approval child_call{"c1", "count", "{}", 1, "run-1/h"};
+        s.m->on_tool_finished(d.op, 0, ok_result("a", "read", "r"), 1us);
+        s.m->on_tool_finished(d.op, 1, ok_result("h", "write", "paused"), 1us, {child_call});
+        CHECK(s.m->dispatch_end_due());
+        s.m->on_dispatch_done(d.op, false, std::nullopt); // no "results are missing" for h
+        run_action w = s.expect(run_action_type::await_approval);
+        CHECK(w.approval().calls == std::vector<pending_approval>{child_call});
+        CHECK(s.m->awaiting_approval());
+        CHECK(s.m->paused_children() == std::vector<std::string>{"h"});
+        SUBCASE("paused: stops with the child's call pending") {
+            s.m->on_paused();
+            run_result r = s.done();
+            CHECK(r.stop_reason == stop_reason::awaiting_approval);
+            CHECK(r.pending_approvals == std::vector<pending_approval>{child_call});
+        }
+        SUBCASE("resumed: the call runs again, alone") {
+            s.m->on_child_resumed("h");
+            run_action again = s.expect(run_action_type::dispatch);
+            CHECK(again.dispatch().calls == std::vector<std::size_t>{1});
+            s.m->on_tool_finished(again.op, 0, ok_result("h", "write", "child done"), 1us);
+            s.m->on_dispatch_done(again.op, false, std::nullopt);
+            s.expect(run_action_type::call_model);
+            const auto& msgs = s.m->conversation().messages();
+            REQUIRE(msgs.size() == 4); // the task, the calls, their results in the model's order
+            CHECK(msgs[2].text() == "r");
+            CHECK(msgs[3].text() == "child done");
+        }
+    }
+
     TEST_CASE("a final answer: one model call, then done with the answer and its usage") {
         agent_config cfg;
         cfg.system_prompt = "be brief";
@@ -660,7 +698,7 @@ TEST_SUITE("unit/run_machine") {
         g.finish_free();
         run_action w = g.s.expect(run_action_type::await_approval);
         REQUIRE(w.approval().calls.size() == 1);
-        CHECK(w.approval().calls[0] == pending_approval{"b", "write", "{}", 1});
+        CHECK(w.approval().calls[0] == pending_approval{"b", "write", "{}", 1, {}});
         CHECK(g.s.m->awaiting_approval());
         g.s.expect(run_action_type::wait); // asked once
         g.s.m->on_paused();

@@ -118,6 +118,15 @@ public:
     /// names the agent and why, which the parent model reads; nothing is thrown. Used as a tool
     /// outside an agent's run (a registry dispatch of its own), it runs as a top-level run.
     ///
+    /// Durability: under a journaled parent (run_options::store) the child is a run in the same
+    /// store (run_info::parent_id set), driven under the parent's lease owner; the parent's
+    /// journal records its start (the dispatch's "children") and its end (child_finished). A
+    /// resumed parent continues an unfinished child from the child's journal and reads a
+    /// finished child's result back instead of running it again. A child that stops awaiting
+    /// approval stops the parent too (pending_approval::run_id names the child; async_decide on
+    /// the parent forwards the decision); resuming the parent continues the child. The tool
+    /// has tools::tool_options::child_run set.
+    ///
     /// Object lifetimes: the tool holds a copy of this agent (its model, tools and critics are
     /// shared).
     tools::tool

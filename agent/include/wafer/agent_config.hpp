@@ -121,6 +121,9 @@ struct run_options {
     /// How long the run's lease lasts without renewal; the run renews it every third of this
     /// while it runs. Another process may take an unrenewed run over once it expires.
     std::chrono::milliseconds lease_ttl{30'000};
+    /// The lease owner a journaled run is driven under (empty: a new one). A durable child run
+    /// (agent::as_tool under a journaled parent) runs under its parent's owner.
+    std::string lease_owner;
     /// The run that started this one: stamped on every event (event::parent_run_id). Set by
     /// agent::as_tool, async_fan_out and handoff_team for their child runs.
     std::string parent_run_id;

@@ -22,6 +22,9 @@ struct pending_approval {
     /// The arguments JSON text the model sent.
     std::string arguments;
     std::size_t turn = 0;
+    /// The run the call belongs to: empty for the run's own calls; a child run's id (agent::
+    /// as_tool) for a call its child stopped at. async_decide on the parent forwards to it.
+    std::string run_id;
 
     friend bool operator==(const pending_approval&, const pending_approval&) = default;
 };

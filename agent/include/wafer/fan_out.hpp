@@ -51,8 +51,16 @@ struct fan_out_options {
     std::function<bool(const run_result&)> succeeded;
     /// Also called with every event of every child (after the job's own on_event).
     std::function<void(const event&)> on_event;
-    /// The fan-out's id: the children's parent_run_id (generated when empty).
+    /// The fan-out's id: the children's parent_run_id (generated when empty; required with
+    /// `store`, so that the same fan-out after a crash finds its children).
     std::string run_id;
+    /// Journal every child in this store (run ids "<run_id>/<index>" unless the job sets one,
+    /// run_info::parent_id the fan-out's id). Calling async_fan_out again with the same run_id
+    /// after a crash reads back the children that finished (they never run again), resumes
+    /// the unfinished ones from their journals and starts the others.
+    std::shared_ptr<store::run_store> store;
+    /// For resumed children: as resume_options::reconcile.
+    std::function<reconcile_decision(const in_doubt_call&)> reconcile;
 };
 
 enum class fan_out_status {

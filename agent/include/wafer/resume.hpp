@@ -79,6 +79,19 @@ struct resume_options {
     std::chrono::milliseconds lease_ttl{30'000};
     /// As run_options::approvals: pending calls are asked for again over it.
     std::shared_ptr<approval_channel> approvals;
+    /// For a finished run without a message: return its result as its journal replays it
+    /// (nothing runs, nothing is written, no lease is taken) instead of throwing. How a resumed
+    /// parent reads back a child that finished before the parent recorded it.
+    bool read_back = false;
+    /// The lease owner to drive the run under (empty: a new one), as run_options::lease_owner.
+    std::string lease_owner;
+    /// A lease holder known to be gone (e.g. the previous owner of a resumed parent): its
+    /// lease is taken over at once, as one of a dead process of this host is.
+    std::string take_over_from;
+    /// As run_options::parent_run_id, deadline and finish_events (a resumed child run).
+    std::string parent_run_id;
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    bool finish_events = true;
 };
 
 } // namespace wafer

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "compose/child_run.hpp"
 #include "compose/run_host.hpp"
 
 namespace wafer {
@@ -119,7 +120,14 @@ run_child(std::shared_ptr<const agent_tool_spec> spec, json args, tools::call_co
     run_result r;
     std::string failure;
     try {
-        r = co_await spec->child.async_run(input, std::move(ro));
+        if (host && host->journal) {
+            // A journaled parent: the child is a run in the same store, under its owner.
+            const auto& d = *host->journal;
+            detail::child_journal j{d.store, d.owner, d.previous_owner, d.lease_ttl, d.reconcile};
+            r = co_await detail::async_run_child(spec->child, input, std::move(ro), std::move(j));
+        } else {
+            r = co_await spec->child.async_run(input, std::move(ro));
+        }
     } catch (const std::exception& e) {
         failure = e.what();
     } catch (...) {
@@ -128,6 +136,17 @@ run_child(std::shared_ptr<const agent_tool_spec> spec, json args, tools::call_co
     if (!failure.empty()) {
         r.stop_reason = stop_reason::error;
         r.run_id = run_id;
+    }
+    if (host && failure.empty() && r.stop_reason == stop_reason::awaiting_approval &&
+        host->journal) {
+        // The parent stops for the child's calls too; each names the run it belongs to.
+        std::vector<pending_approval> pending = r.pending_approvals;
+        for (auto& p : pending) {
+            if (p.run_id.empty()) {
+                p.run_id = r.run_id;
+            }
+        }
+        host->paused[ctx.call_id] = std::move(pending);
     }
     if (host) {
         host->child_ended(child_run{
@@ -164,6 +183,7 @@ agent::as_tool(std::string name, std::string description, agent_tool_options opt
     }
     json parameters = options.parameters.is_null() ? default_parameters() : options.parameters;
     tools::tool_options tool_opts = options.tool;
+    tool_opts.child_run = true;
     auto spec = std::make_shared<const agent_tool_spec>(agent_tool_spec{
         agent(std::move(cfg)), name, std::move(options)});
     tools::async_handler_fn fn = [spec](json args, tools::call_context ctx) {

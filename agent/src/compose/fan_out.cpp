@@ -15,6 +15,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "compose/child_run.hpp"
+
 namespace wafer {
 
 namespace asio = boost::asio;
@@ -117,6 +119,11 @@ asio::awaitable<fan_out_result> async_fan_out(std::vector<fan_out_job> jobs, fan
     if (opts.wait == fan_out_wait::quorum && opts.quorum == 0) {
         throw std::invalid_argument("wafer::async_fan_out: a quorum of 0");
     }
+    if (opts.store && opts.run_id.empty()) {
+        throw std::invalid_argument(
+            "wafer::async_fan_out: a fan-out with a store needs a run_id (its children's ids)"
+        );
+    }
     // Cancellation is looked at between steps, so that every child is awaited after it.
     co_await asio::this_coro::throw_if_cancelled(false);
     asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
@@ -192,11 +199,26 @@ asio::awaitable<fan_out_result> async_fan_out(std::vector<fan_out_job> jobs, fan
             ro.on_event = child_observer{st, i, std::move(ro.on_event)};
             st->signals[i] = std::make_unique<asio::cancellation_signal>();
             ++st->running;
-            asio::co_spawn(
-                ex,
-                job.runner->async_run(std::move(job.input), std::move(ro)),
-                asio::bind_cancellation_slot(st->signals[i]->slot(), child_done{st, i})
-            );
+            auto done = asio::bind_cancellation_slot(st->signals[i]->slot(), child_done{st, i});
+            if (opts.store) {
+                // Durable: a child that finished before is read back, one that did not goes
+                // on from its journal (compose/child_run.hpp).
+                detail::child_journal cj;
+                cj.store = opts.store;
+                cj.lease_ttl = ro.lease_ttl;
+                cj.reconcile = opts.reconcile;
+                asio::co_spawn(
+                    ex,
+                    detail::async_run_child(
+                        *job.runner, std::move(job.input), std::move(ro), std::move(cj)
+                    ),
+                    std::move(done)
+                );
+            } else {
+                asio::co_spawn(
+                    ex, job.runner->async_run(std::move(job.input), std::move(ro)), std::move(done)
+                );
+            }
         }
         if (st->running == 0 && seen == st->ended.size()) {
             break;

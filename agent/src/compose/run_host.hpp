@@ -4,11 +4,14 @@
 #pragma once
 
 #include <wafer/agent_config.hpp>
+#include <wafer/resume.hpp>
 #include <wafer/run_result.hpp>
 #include <wafer/tools/tool.hpp>
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +38,21 @@ public:
     /// Children still running, and those that ended.
     std::size_t running = 0;
     std::vector<child_run> children;
+
+    /// Set when the run is journaled: its children are journaled in the same store, under
+    /// its lease owner (compose/child_run.hpp).
+    struct durable {
+        std::shared_ptr<store::run_store> store;
+        std::string owner;
+        /// The owner before a resume: a child still leased to it is taken over.
+        std::string previous_owner;
+        std::chrono::milliseconds lease_ttl{30'000};
+        std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+    };
+    std::optional<durable> journal;
+    /// Children that stopped awaiting approval, by call id: the calls they wait for (with the
+    /// child's run id), taken by the driver with the call's result.
+    std::map<std::string, std::vector<pending_approval>> paused;
 
     /// Hands a child's event to the parent's callback (the channel is given to the child).
     void deliver(const event& e) const {

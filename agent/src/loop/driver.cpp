@@ -27,7 +27,9 @@
 #include "compose/run_host.hpp"
 #include "critics/critic_review.hpp"
 #include "loop/approval_port.hpp"
+#include "loop/child_runs.hpp"
 #include "loop/journal.hpp"
+#include "loop/replay.hpp"
 #include "loop/trace_hooks.hpp"
 
 namespace wafer::detail {
@@ -85,10 +87,19 @@ public:
             journal_.emplace(journal->store, setup.run_id, journal->owner, journal->lease_ttl);
             plan_ = std::move(journal);
         }
+        host_ = std::make_shared<run_host>();
+        if (plan_) {
+            // Children are journaled in the same store, under this run's owner.
+            host_->journal = run_host::durable{
+                plan_->store,
+                plan_->owner,
+                plan_->previous_owner,
+                plan_->lease_ttl,
+                plan_->reconcile};
+        }
         setup_ = std::move(setup);
         machine_.emplace(cfg_, setup_);
         channel_ = options.approvals;
-        host_ = std::make_shared<run_host>();
         host_->run_id = setup_.run_id;
         host_->agent = cfg_.name;
         if (machine_->run_deadline()) {
@@ -138,12 +149,14 @@ public:
             run_action a;
             bool resumed_dispatch = false;
             std::vector<bool> reported;
+            std::set<std::string> children;
             if (!resumed_.empty()) {
-                resumed_action r = std::move(resumed_.back());
+                open_op r = std::move(resumed_.back());
                 resumed_.pop_back();
                 a = std::move(r.action);
                 resumed_dispatch = r.dispatched;
                 reported = std::move(r.reported);
+                children = std::move(r.children);
             } else {
                 a = machine_->next(clock_type::now());
             }
@@ -179,11 +192,11 @@ public:
                 break;
             case run_action_type::dispatch:
                 if (resumed_dispatch) {
-                    co_await resume_dispatch(a.op, std::move(a.dispatch()), reported);
+                    co_await resume_dispatch(a.op, std::move(a.dispatch()), reported, children);
                 } else if (journal_) {
                     // No call starts before the journal knows it may have: that is what makes
                     // an unfinished call "in doubt" rather than silently repeated.
-                    journal_->add(dispatch_entry(a.op, a.dispatch()));
+                    journal_->add(dispatch_entry(a.op, a.dispatch(), children_in(a.dispatch())));
                     co_await flush_journal();
                     if (journal_failed_) {
                         feed_machine(dispatch_done{a.op, false, std::string("the journal failed")});
@@ -208,8 +221,9 @@ public:
                 break;
             case run_action_type::await_approval:
                 // With a channel the run waits for decisions (and its deadline); without, it
-                // stops here and a decision comes through the store.
-                if (!channel_) {
+                // stops here and a decision comes through the store. A child's calls are
+                // decided through the store (the parent's async_decide forwards them).
+                if (!channel_ || !machine_->paused_children().empty()) {
                     machine_->on_paused();
                 }
                 break;
@@ -253,7 +267,7 @@ public:
         if (trace_) {
             end_trace(result);
         }
-        if (journal_) {
+        if (journal_ && !plan_->read_back) {
             co_await close_journal(result);
         }
         if (options_.events && options_.finish_events) {
@@ -268,11 +282,25 @@ public:
         if (!plan_->create) {
             journal_->leased_now(); // async_resume took the lease
             replay_all();           // throws for a journal this agent does not reproduce
+            if (plan_->read_back) {
+                if (!machine_->finished()) {
+                    store::journal_entry at;
+                    at.kind = std::string(journal_kind::stopped);
+                    mismatch(at, "ends a run that the journal does not finish");
+                }
+                co_return;
+            }
             machine_->on_resumed();
+            // Calls whose children stopped awaiting approval run again: each child goes on
+            // from its journal with the decisions made meanwhile (or stops again).
+            for (const std::string& call : machine_->paused_children()) {
+                feed(child_resumed{call});
+            }
             co_return;
         }
         store::run_info info;
         info.id = setup_.run_id;
+        info.parent_id = plan_->parent_id;
         info.agent = cfg_.name;
         info.task = setup_.input;
         info.scope = plan_->scope;
@@ -344,12 +372,7 @@ public:
     }
 
     [[noreturn]] void mismatch(const store::journal_entry& e, const std::string& why) const {
-        diagnostics d;
-        d.detail = "run " + setup_.run_id + ": journal entry " + std::to_string(e.seq) + " (" +
-                   e.kind + ") " + why +
-                   "; the run was journaled by an agent configured differently (model, tools, "
-                   "critics or limits)";
-        throw wafer::error(errc::invalid_request, std::move(d));
+        journal_mismatch(setup_.run_id, e, why);
     }
 
     // Replays every segment of the journal into the machine, without I/O.
@@ -384,131 +407,27 @@ public:
     }
 
     void replay_segment(const std::vector<store::journal_entry>& entries) {
-        const auto now = clock_type::now();
-        std::map<std::uint32_t, run_action> open; // started, and not ended by the journal
-        std::map<std::uint32_t, std::vector<bool>> reported;
-        std::set<std::uint32_t> dispatched;
-        auto drain = [&] {
-            for (;;) {
-                run_action a = machine_->next(now);
-                switch (a.type) {
-                case run_action_type::emit: // what was replayed is not sent again
-                case run_action_type::cancel_ops:
-                case run_action_type::await_approval: // asked again once resumed
-                    continue;
-                case run_action_type::wait:
-                case run_action_type::done:
-                    return;
-                default:
-                    if (a.type == run_action_type::dispatch) {
-                        reported[a.op].assign(a.dispatch().calls.size(), false);
-                    }
-                    const std::uint32_t op = a.op;
-                    open.emplace(op, std::move(a));
-                }
-            }
-        };
-        for (const auto& e : entries) {
-            if (e.kind == journal_kind::stopped || e.kind == journal_kind::follow_up) {
-                continue;
-            }
-            drain();
-            if (e.kind == journal_kind::approval) {
-                try {
-                    feed_machine(report_of(e));
-                } catch (const std::exception& x) {
-                    corrupt(e, x.what());
-                }
-                continue;
-            }
-            if (e.kind == journal_kind::dispatch) {
-                std::uint32_t op = 0;
-                std::vector<std::string> ids;
-                try {
-                    const nlohmann::json body = nlohmann::json::parse(e.body);
-                    op = body.at("op").get<std::uint32_t>();
-                    ids = body.at("calls").get<std::vector<std::string>>();
-                } catch (const std::exception& x) {
-                    corrupt(e, x.what());
-                }
-                auto it = open.find(op);
-                if (it == open.end() || it->second.type != run_action_type::dispatch) {
-                    mismatch(e, "records a dispatch the agent did not ask for");
-                }
-                // The same calls (a resumed dispatch records again the subset it reruns): an
-                // agent that decides differently which calls wait for approval does not match.
-                const auto& requests = it->second.dispatch().requests;
-                const bool first = !dispatched.contains(op);
-                bool same = !first || ids.size() == requests.size();
-                for (const auto& id : ids) {
-                    same =
-                        same && std::any_of(requests.begin(), requests.end(), [&](const auto& r) {
-                            return r.id == id;
-                        });
-                }
-                if (!same) {
-                    mismatch(e, "records other calls than the agent dispatches");
-                }
-                dispatched.insert(op);
-                continue;
-            }
-            report r;
-            try {
-                r = report_of(e);
-            } catch (const std::exception& x) {
-                corrupt(e, x.what());
-            }
-            const std::uint32_t op = std::visit(
-                [](const auto& x) -> std::uint32_t {
-                    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, approval_given>) {
-                        return 0; // not reached: approvals are fed above
-                    } else {
-                        return x.op;
-                    }
-                },
-                r
-            );
-            auto it = open.find(op);
-            const run_action_type want =
-                std::holds_alternative<model_done>(r)    ? run_action_type::call_model
-                : std::holds_alternative<review_done>(r) ? run_action_type::review
-                                                         : run_action_type::dispatch;
-            if (it == open.end() || it->second.type != want) {
-                mismatch(e, "answers an operation the agent did not start");
-            }
-            if (const auto* t = std::get_if<tool_finished>(&r)) {
-                auto& seen = reported[op];
-                if (t->k >= seen.size()) {
-                    mismatch(e, "answers a call the dispatch does not have");
-                }
-                seen[t->k] = true;
-            } else {
-                open.erase(it);
-            }
-            feed_machine(std::move(r));
-        }
-        drain();
+        std::vector<open_op> open =
+            replay_entries(*machine_, entries, setup_.run_id, [this](report r) {
+                feed_machine(std::move(r));
+            });
         // What is still open runs now, in the order it was started (resumed_ pops the back).
         for (auto it = open.rbegin(); it != open.rend(); ++it) {
-            resumed_.push_back(
-                {std::move(it->second), dispatched.contains(it->first), reported[it->first]}
-            );
+            resumed_.push_back(std::move(*it));
         }
-    }
-
-    [[noreturn]] void corrupt(const store::journal_entry& e, const std::string& why) const {
-        store::throw_error(
-            store::errc::corrupt,
-            "run " + setup_.run_id + ": journal entry " + std::to_string(e.seq) + " (" + e.kind +
-                ") does not parse: " + why
-        );
     }
 
     // A dispatch the journal says started, some of whose calls have no journaled result: each
     // of those is in doubt. read_only calls run again; for the others the reconcile hook
     // decides, by default a result that says the outcome is unknown.
-    asio::awaitable<void>
-    resume_dispatch(std::uint32_t op, dispatch_job job, const std::vector<bool>& reported) {
+    // A call that starts a child run is never in doubt: its handler continues the child from
+    // the child's journal, or reads back the result of a child that finished.
+    asio::awaitable<void> resume_dispatch(
+        std::uint32_t op,
+        dispatch_job job,
+        const std::vector<bool>& reported,
+        const std::set<std::string>& children
+    ) {
         dispatch_job again;
         again.turn = job.turn;
         again.options = job.options;
@@ -520,7 +439,7 @@ public:
             }
             const tools::tool_call_request& req = job.requests[k];
             const tools::tool* t = cfg_.tools ? cfg_.tools->find(req.name) : nullptr;
-            in_doubt_call c{
+            const in_doubt_call c{
                 setup_.run_id,
                 req.id,
                 req.name,
@@ -529,50 +448,36 @@ public:
                 job.options.idempotency_scope.empty()
                     ? std::string()
                     : job.options.idempotency_scope + "/" + req.id};
-            reconcile_decision d = reconcile_decision::run_again();
-            if (!c.read_only) {
-                d = reconcile_decision::unknown();
-                if (plan_->reconcile) {
-                    try {
-                        d = plan_->reconcile(c);
-                    } catch (const std::exception&) { // NOLINT(bugprone-empty-catch)
-                        // A hook that fails decides nothing: the outcome stays unknown.
-                    }
-                }
-            }
-            if (d.action == reconcile_decision::kind::run_again) {
+            std::optional<tools::tool_result> r =
+                in_doubt_outcome(c, children.contains(req.id), plan_->reconcile);
+            if (!r) {
                 again.requests.push_back(req);
                 again.calls.push_back(job.calls[k]);
                 kmap.push_back(k);
                 continue;
             }
-            tools::tool_result r;
-            r.tool_call_id = req.id;
-            r.name = req.name;
-            if (d.action == reconcile_decision::kind::use_result) {
-                r.content = std::move(d.content);
-                r.is_error = d.is_error;
-                r.status = d.is_error ? tools::result_status::tool_error : tools::result_status::ok;
-            } else {
-                r.is_error = true;
-                r.status = tools::result_status::in_doubt;
-                r.content = "the outcome of this call is unknown: the run was interrupted while "
-                            "it ran, and it was not run again. Check whether it took effect "
-                            "before you retry it.";
-            }
-            feed(tool_finished{op, k, std::move(r), std::chrono::microseconds(0)});
+            feed(tool_finished{op, k, std::move(*r), std::chrono::microseconds(0)});
         }
         if (again.requests.empty()) {
             feed(dispatch_done{op, false, std::nullopt});
             co_return;
         }
-        journal_->add(dispatch_entry(op, again));
+        journal_->add(dispatch_entry(op, again, children_in(again)));
         co_await flush_journal();
         if (journal_failed_) {
             feed_machine(dispatch_done{op, false, std::string("the journal failed")});
             co_return;
         }
         start_dispatch(op, std::move(again), std::move(kmap));
+    }
+
+    // The calls of `job` that start child runs (recorded in its dispatch entry).
+    std::vector<std::pair<std::string, std::string>> children_in(const dispatch_job& job) const {
+        const tools::registry* reg = job.tools ? job.tools.get() : cfg_.tools.get();
+        if (reg == nullptr) {
+            return {};
+        }
+        return child_calls(job, *reg, setup_.run_id);
     }
 
     void report_in(report r) {
@@ -582,7 +487,7 @@ public:
 
     void approvals_arrived() {
         for (auto& [id, d] : approval_port::take(*channel_)) {
-            report_in(approval_given{std::move(id), std::move(d)});
+            report_in(approval_given{std::move(id), std::move(d), {}});
         }
     }
 
@@ -683,6 +588,9 @@ private:
 
     // Journals a report (what the journal keeps: journaled()) and hands it to the machine.
     void feed(report r) {
+        if (auto* t = std::get_if<tool_finished>(&r)) {
+            attach_child(*host_, *t);
+        }
         if (trace_) {
             if (const auto* t = std::get_if<tool_finished>(&r)) {
                 trace_tool(*t);
@@ -709,11 +617,17 @@ private:
                 } else if constexpr (std::is_same_v<T, tool_progress>) {
                     machine_->on_tool_progress(x.op, x.k, x.progress);
                 } else if constexpr (std::is_same_v<T, tool_finished>) {
-                    machine_->on_tool_finished(x.op, x.k, std::move(x.result), x.took);
+                    machine_->on_tool_finished(
+                        x.op, x.k, std::move(x.result), x.took, std::move(x.child_pending)
+                    );
                 } else if constexpr (std::is_same_v<T, dispatch_done>) {
                     machine_->on_dispatch_done(x.op, x.cancelled, std::move(x.failure));
                 } else if constexpr (std::is_same_v<T, approval_given>) {
-                    machine_->on_approval(x.call_id, std::move(x.decision));
+                    if (x.run_id.empty()) { // else forwarded to a child: not this run's call
+                        machine_->on_approval(x.call_id, std::move(x.decision));
+                    }
+                } else if constexpr (std::is_same_v<T, child_resumed>) {
+                    machine_->on_child_resumed(x.call_id);
                 } else {
                     machine_->on_review(x.op, std::move(x.review));
                 }
@@ -1013,12 +927,7 @@ private:
     std::optional<journal_writer> journal_;
     std::optional<drive_journal> plan_;
     // Actions replay left without an outcome: they run first.
-    struct resumed_action {
-        run_action action;
-        bool dispatched = false;    // the journal has its dispatch record
-        std::vector<bool> reported; // dispatch: which calls have a journaled result
-    };
-    std::vector<resumed_action> resumed_;
+    std::vector<open_op> resumed_;
     asio::any_io_executor ex_;
     asio::steady_timer wake_;
     std::shared_ptr<approval_channel> channel_;

@@ -51,6 +51,12 @@ struct drive_journal {
     /// A follow-up to start now (the last segment must have finished).
     std::optional<std::string> message;
     std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+    /// The lease owner before this resume (its children's leases are taken over from it).
+    std::string previous_owner;
+    /// Replay a finished run for its result only: nothing runs and nothing is written.
+    bool read_back = false;
+    /// The run's parent (run_info::parent_id of a fresh run's row).
+    std::string parent_id;
 };
 
 boost::asio::awaitable<run_result> async_drive(

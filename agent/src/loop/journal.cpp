@@ -54,7 +54,12 @@ std::uint32_t op_of(const json& j) {
 }
 
 json pending_json(const pending_approval& p) {
-    return {{"call_id", p.call_id}, {"tool", p.tool}, {"arguments", p.arguments}, {"turn", p.turn}};
+    json j = {
+        {"call_id", p.call_id}, {"tool", p.tool}, {"arguments", p.arguments}, {"turn", p.turn}};
+    if (!p.run_id.empty()) {
+        j["run_id"] = p.run_id; // a child's call (absent in journals before child runs)
+    }
+    return j;
 }
 
 pending_approval pending_from(const json& j) {
@@ -62,7 +67,50 @@ pending_approval pending_from(const json& j) {
         j.at("call_id").get<std::string>(),
         j.at("tool").get<std::string>(),
         j.at("arguments").get<std::string>(),
-        j.at("turn").get<std::size_t>()};
+        j.at("turn").get<std::size_t>(),
+        j.value("run_id", std::string())};
+}
+
+json pending_list(const std::vector<pending_approval>& pending) {
+    json list = json::array();
+    for (const auto& p : pending) {
+        list.push_back(pending_json(p));
+    }
+    return list;
+}
+
+stop_reason stop_reason_of(const std::string& s) {
+    for (int i = 0; i <= static_cast<int>(stop_reason::handoff); ++i) {
+        if (to_string(static_cast<stop_reason>(i)) == s) {
+            return static_cast<stop_reason>(i);
+        }
+    }
+    throw json::other_error::create(501, "unknown stop reason \"" + s + "\"", nullptr);
+}
+
+json child_json(const child_run& c) {
+    return {
+        {"run_id", c.run_id},
+        {"agent", c.agent},
+        {"tool", c.tool},
+        {"call_id", c.call_id},
+        {"stop_reason", to_string(c.stop_reason)},
+        {"turns", c.turns},
+        {"usage", c.usage}};
+}
+
+child_run child_from(const json& j) {
+    child_run c;
+    c.run_id = j.at("run_id").get<std::string>();
+    c.agent = j.value("agent", std::string());
+    c.tool = j.value("tool", std::string());
+    c.call_id = j.value("call_id", std::string());
+    c.stop_reason = stop_reason_of(j.at("stop_reason").get<std::string>());
+    c.turns = j.value("turns", std::size_t{0});
+    if (const auto it = j.find("usage"); it != j.end()) {
+        c.usage = it->get<api::usage>();
+    }
+    return c;
 }
 
 } // namespace
@@ -76,6 +124,9 @@ bool journaled(const report& r, bool cancelling) {
     }
     if (const auto* t = std::get_if<tool_finished>(&r)) {
         return t->result.status != tools::result_status::cancelled;
+    }
+    if (std::holds_alternative<child_resumed>(r)) {
+        return true;
     }
     if (const auto* d = std::get_if<dispatch_done>(&r)) {
         return !d->cancelled;
@@ -102,10 +153,20 @@ store::journal_entry journal_entry_of(const report& r) {
         return entry(journal_kind::model_failed, body);
     }
     if (const auto* t = std::get_if<tool_finished>(&r)) {
-        return entry(
-            journal_kind::tool_result,
-            {{"op", t->op}, {"k", t->k}, {"result", t->result}, {"took_us", t->took.count()}}
-        );
+        json body = {
+            {"op", t->op}, {"k", t->k}, {"result", t->result}, {"took_us", t->took.count()}};
+        if (!t->child) {
+            return entry(journal_kind::tool_result, body);
+        }
+        body["child"] = child_json(*t->child);
+        if (t->child_pending.empty()) {
+            return entry(journal_kind::child_finished, body);
+        }
+        body["pending"] = pending_list(t->child_pending);
+        return entry(journal_kind::child_paused, body);
+    }
+    if (const auto* c = std::get_if<child_resumed>(&r)) {
+        return entry(journal_kind::child_resumed, {{"call_id", c->call_id}});
     }
     if (const auto* d = std::get_if<dispatch_done>(&r)) {
         json body = {{"op", d->op}};
@@ -115,16 +176,20 @@ store::journal_entry journal_entry_of(const report& r) {
         return entry(journal_kind::dispatch_done, body);
     }
     if (const auto* a = std::get_if<approval_given>(&r)) {
-        return approval_entry(a->call_id, a->decision);
+        return approval_entry(a->call_id, a->decision, a->run_id);
     }
     const auto& v = std::get<review_done>(r);
     return entry(journal_kind::review, {{"op", v.op}, {"review", v.review}});
 }
 
-store::journal_entry approval_entry(const std::string& call_id, const approval_decision& d) {
+store::journal_entry
+approval_entry(const std::string& call_id, const approval_decision& d, const std::string& run_id) {
     json body = {{"call_id", call_id}, {"approved", d.approved}, {"message", d.message}};
     if (d.arguments) {
         body["arguments"] = *d.arguments;
+    }
+    if (!run_id.empty()) {
+        body["run_id"] = run_id;
     }
     return entry(journal_kind::approval, body);
 }
@@ -141,8 +206,12 @@ std::vector<pending_approval> pending_in(const std::vector<store::journal_entry>
                 }
             }
         } else if (e.kind == journal_kind::approval) {
-            const std::string id = json::parse(e.body).at("call_id").get<std::string>();
-            std::erase_if(out, [&](const pending_approval& p) { return p.call_id == id; });
+            const json j = json::parse(e.body);
+            const std::string id = j.at("call_id").get<std::string>();
+            const std::string run = j.value("run_id", std::string());
+            std::erase_if(out, [&](const pending_approval& p) {
+                return p.call_id == id && p.run_id == run;
+            });
         } else if (e.kind != journal_kind::follow_up) {
             out.clear(); // the run went on after its stop
         }
@@ -150,12 +219,26 @@ std::vector<pending_approval> pending_in(const std::vector<store::journal_entry>
     return out;
 }
 
-store::journal_entry dispatch_entry(std::uint32_t op, const dispatch_job& job) {
+store::journal_entry dispatch_entry(
+    std::uint32_t op,
+    const dispatch_job& job,
+    const std::vector<std::pair<std::string, std::string>>& children
+) {
     json ids = json::array();
     for (const auto& c : job.requests) {
         ids.push_back(c.id);
     }
-    return entry(journal_kind::dispatch, {{"op", op}, {"turn", job.turn}, {"calls", ids}});
+    json body = {{"op", op}, {"turn", job.turn}, {"calls", ids}};
+    if (!children.empty()) {
+        // "Child started": the child's run id per call, synced with the dispatch before any
+        // child runs.
+        json map = json::object();
+        for (const auto& [call, run] : children) {
+            map[call] = run;
+        }
+        body["children"] = std::move(map);
+    }
+    return entry(journal_kind::dispatch, body);
 }
 
 store::journal_entry follow_up_entry(const std::string& message) {
@@ -165,11 +248,7 @@ store::journal_entry follow_up_entry(const std::string& message) {
 store::journal_entry stopped_entry(stop_reason why, const std::vector<pending_approval>& pending) {
     json body = {{"stop_reason", to_string(why)}};
     if (!pending.empty()) {
-        json list = json::array();
-        for (const auto& p : pending) {
-            list.push_back(pending_json(p));
-        }
-        body["pending"] = std::move(list);
+        body["pending"] = pending_list(pending);
     }
     return entry(journal_kind::stopped, body);
 }
@@ -193,13 +272,25 @@ report report_of(const store::journal_entry& e) {
         }
         return d;
     }
-    if (e.kind == journal_kind::tool_result) {
+    if (e.kind == journal_kind::tool_result || e.kind == journal_kind::child_finished ||
+        e.kind == journal_kind::child_paused) {
         tool_finished t;
         t.op = op_of(j);
         t.k = j.at("k").get<std::size_t>();
         t.result = j.at("result").get<tools::tool_result>();
         t.took = std::chrono::microseconds(j.at("took_us").get<std::int64_t>());
+        if (e.kind != journal_kind::tool_result) {
+            t.child = child_from(j.at("child"));
+        }
+        if (e.kind == journal_kind::child_paused) {
+            for (const auto& p : j.at("pending")) {
+                t.child_pending.push_back(pending_from(p));
+            }
+        }
         return t;
+    }
+    if (e.kind == journal_kind::child_resumed) {
+        return child_resumed{j.at("call_id").get<std::string>()};
     }
     if (e.kind == journal_kind::dispatch_done) {
         dispatch_done d;
@@ -217,6 +308,7 @@ report report_of(const store::journal_entry& e) {
         a.call_id = j.at("call_id").get<std::string>();
         a.decision.approved = j.at("approved").get<bool>();
         a.decision.message = j.value("message", std::string());
+        a.run_id = j.value("run_id", std::string());
         if (const auto it = j.find("arguments"); it != j.end()) {
             a.decision.arguments = it->get<std::string>();
         }

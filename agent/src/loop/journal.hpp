@@ -46,6 +46,10 @@ struct tool_finished {
     std::chrono::microseconds took{0};
     /// When the call ended (for its trace span; unset: when the report was made).
     std::chrono::steady_clock::time_point finished{};
+    /// The call ran a child run (tools::tool_options::child_run): journaled as child_finished
+    /// with it, or as child_paused when the child stopped at `child_pending`.
+    std::optional<child_run> child;
+    std::vector<pending_approval> child_pending;
 };
 struct dispatch_done {
     std::uint32_t op = 0;
@@ -60,6 +64,12 @@ struct review_done {
 struct approval_given {
     std::string call_id;
     approval_decision decision;
+    /// Non-empty: a decision forwarded to this child run (the parent's machine ignores it).
+    std::string run_id;
+};
+/// A resumed run runs a call again whose child stopped awaiting approval (keyed by call id).
+struct child_resumed {
+    std::string call_id;
 };
 using report = std::variant<
     model_done,
@@ -68,7 +78,8 @@ using report = std::variant<
     tool_finished,
     dispatch_done,
     review_done,
-    approval_given>;
+    approval_given,
+    child_resumed>;
 
 namespace journal_kind {
 inline constexpr std::string_view model_reply = "model_reply";
@@ -76,6 +87,13 @@ inline constexpr std::string_view model_failed = "model_failed";
 /// Not an input: a dispatch is about to start these calls (what makes a call in doubt).
 inline constexpr std::string_view dispatch = "dispatch";
 inline constexpr std::string_view tool_result = "tool_result";
+/// A call's child run ended: a tool_result with {"child":{"run_id","stop_reason","turns",
+/// "usage"}} (the child's outcome as the call's result). A resumed parent never runs it again.
+inline constexpr std::string_view child_finished = "child_finished";
+/// A call's child run stopped awaiting approval: {"op","k","child":{..},"pending":[..]}.
+inline constexpr std::string_view child_paused = "child_paused";
+/// A resumed run dispatches such a call again: {"call_id"}.
+inline constexpr std::string_view child_resumed = "child_resumed";
 inline constexpr std::string_view dispatch_done = "dispatch_done";
 inline constexpr std::string_view review = "review";
 /// A decision on a pending call: {"call_id","approved","arguments"?,"message"}. Written by the
@@ -93,10 +111,19 @@ bool journaled(const report& r, bool cancelling);
 
 /// The entry for a report (journaled() must be true), or for a dispatch about to start.
 store::journal_entry journal_entry_of(const report& r);
-store::journal_entry dispatch_entry(std::uint32_t op, const dispatch_job& job);
+/// `children`: the calls that start child runs, by call id, with the child's run id (the
+/// entry's "children" member; left out when empty: journals before it replay as they did).
+store::journal_entry dispatch_entry(
+    std::uint32_t op,
+    const dispatch_job& job,
+    const std::vector<std::pair<std::string, std::string>>& children = {}
+);
 store::journal_entry follow_up_entry(const std::string& message);
 store::journal_entry stopped_entry(stop_reason why, const std::vector<pending_approval>& pending);
-store::journal_entry approval_entry(const std::string& call_id, const approval_decision& d);
+/// `run_id`: the child run the call belongs to (a decision forwarded to it; empty: the run's).
+store::journal_entry approval_entry(
+    const std::string& call_id, const approval_decision& d, const std::string& run_id = {}
+);
 
 /// The calls a journal's run waits for: those of its last stop with awaiting_approval that have
 /// no decision after it (empty if its last stop was another or it has none). Throws

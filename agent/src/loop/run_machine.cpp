@@ -585,15 +585,24 @@ void run_machine::on_tool_progress(std::uint32_t op, std::size_t k, const tools:
 }
 
 void run_machine::on_tool_finished(
-    std::uint32_t op, std::size_t k, tools::tool_result result, std::chrono::microseconds took
+    std::uint32_t op,
+    std::size_t k,
+    tools::tool_result result,
+    std::chrono::microseconds took,
+    std::vector<pending_approval> child_pending
 ) {
     const dispatch_op* d = running_dispatch(op, k);
     if (!d) {
         return;
     }
     call_slot& s = slots_[d->calls[k]];
-    if (s.result) {
+    if (s.settled()) {
         return; // reported twice: the first report stands
+    }
+    if (!child_pending.empty()) {
+        // No result: the call waits for its child's approvals (run_machine_approvals.cpp).
+        s.child_pending = std::move(child_pending);
+        return;
     }
     if (observed()) {
         const api::tool_call& c = step_calls_[d->calls[k]];
@@ -619,7 +628,7 @@ void run_machine::on_dispatch_done(
         // A call the dispatch never reported (it failed as a whole): its outcome is unknown.
         for (std::size_t k = 0; k < d.calls.size(); ++k) {
             call_slot& s = slots_[d.calls[k]];
-            if (s.result) {
+            if (s.settled()) {
                 continue;
             }
             give_result(
@@ -733,7 +742,7 @@ bool run_machine::dispatch_end_due() const noexcept {
     }
     return std::any_of(dispatches_.begin(), dispatches_.end(), [this](const dispatch_op& d) {
         return !d.done && std::all_of(d.calls.begin(), d.calls.end(), [this](std::size_t i) {
-            return slots_[i].result.has_value();
+            return slots_[i].settled();
         });
     });
 }

@@ -155,9 +155,20 @@ public:
     void on_tool_started(std::uint32_t op, std::size_t k);
     /// Progress of a running call (an event only; not an input of the journal).
     void on_tool_progress(std::uint32_t op, std::size_t k, const tools::call_progress& p);
+    /// `child_pending`: the call's child run (tools::tool_options::child_run) stopped at these
+    /// calls awaiting approval; the call then has no result yet: it waits, as a held call does,
+    /// and the run stops with them pending (pending_approval::run_id names the child) until
+    /// on_child_resumed runs it again.
     void on_tool_finished(
-        std::uint32_t op, std::size_t k, tools::tool_result result, std::chrono::microseconds took
+        std::uint32_t op,
+        std::size_t k,
+        tools::tool_result result,
+        std::chrono::microseconds took,
+        std::vector<pending_approval> child_pending = {}
     );
+    /// A resumed run continues call `call_id`, whose child stopped awaiting approval: it is
+    /// dispatched again (its handler continues the child from the child's journal).
+    void on_child_resumed(const std::string& call_id);
     /// `failure`: why the dispatch failed as a whole, if it did (calls it never reported get
     /// an error result saying so).
     void on_dispatch_done(std::uint32_t op, bool cancelled, std::optional<std::string> failure);
@@ -182,6 +193,8 @@ public:
     const deadline& run_deadline() const noexcept { return run_deadline_; }
     /// Whether the step waits for approvals and for nothing else.
     bool awaiting_approval() const noexcept;
+    /// The calls of the step whose child runs stopped awaiting approval.
+    std::vector<std::string> paused_children() const;
     /// Whether a dispatch has a result for every call and only its end is still to come (the
     /// driver then commits the results with it, in one transaction).
     bool dispatch_end_due() const noexcept;
@@ -218,6 +231,10 @@ private:
         std::optional<approval_decision> decision;
         std::vector<std::size_t> covering; // critics (indices) that review it at before_tools
         std::vector<std::size_t> reviews;  // indices in step_reviews_ of its reviews
+        // Its child run stopped at these calls awaiting approval (no result yet).
+        std::vector<pending_approval> child_pending;
+        bool rerun = false; // on_child_resumed: to dispatch again
+        bool settled() const noexcept { return result.has_value() || !child_pending.empty(); }
     };
     // A dispatch op of the current step: which calls it runs.
     struct dispatch_op {

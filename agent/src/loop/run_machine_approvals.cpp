@@ -34,10 +34,42 @@ std::vector<pending_approval> run_machine::undecided() const {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         if (slots_[i].held && !slots_[i].decision) {
             const api::tool_call& c = step_calls_[i];
-            out.push_back({c.id, c.name, c.arguments, turn_});
+            out.push_back({c.id, c.name, c.arguments, turn_, {}});
+        }
+    }
+    // Then what children wait for (each names its run): the run stops for them too.
+    for (const auto& s : slots_) {
+        out.insert(out.end(), s.child_pending.begin(), s.child_pending.end());
+    }
+    return out;
+}
+
+std::vector<std::string> run_machine::paused_children() const {
+    std::vector<std::string> out;
+    if (phase_ != phase::tool_step) {
+        return out;
+    }
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        if (!slots_[i].child_pending.empty()) {
+            out.push_back(step_calls_[i].id);
         }
     }
     return out;
+}
+
+void run_machine::on_child_resumed(const std::string& call_id) {
+    if (phase_ != phase::tool_step) {
+        return;
+    }
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        if (step_calls_[i].id != call_id || slots_[i].child_pending.empty()) {
+            continue;
+        }
+        slots_[i].child_pending.clear();
+        slots_[i].rerun = true; // dispatched by release_decided, which knows the time
+        asked_ = false;
+        return;
+    }
 }
 
 bool run_machine::awaiting_approval() const noexcept {
@@ -45,20 +77,41 @@ bool run_machine::awaiting_approval() const noexcept {
         return false;
     }
     return std::any_of(slots_.begin(), slots_.end(), [](const call_slot& s) {
-        return s.held && !s.decision;
+        return (s.held && !s.decision) || !s.child_pending.empty();
     });
 }
 
 void run_machine::abandon_undecided(std::string_view why) {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
-        if (slots_[i].held && !slots_[i].decision) {
+        if ((slots_[i].held && !slots_[i].decision) || !slots_[i].child_pending.empty()) {
             slots_[i].held = false;
+            slots_[i].child_pending.clear();
             give_result(i, tools::result_status::cancelled, std::string(why));
         }
     }
 }
 
 void run_machine::release_decided(clock_type::time_point now) {
+    std::vector<std::size_t> again; // calls whose paused children continue
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        if (!slots_[i].rerun) {
+            continue;
+        }
+        slots_[i].rerun = false;
+        if (cancelled_) {
+            give_result(
+                i,
+                tools::result_status::cancelled,
+                "cancelled: the run was cancelled before this call's sub-agent could continue"
+            );
+        } else {
+            again.push_back(i);
+        }
+    }
+    if (!again.empty()) {
+        // Its own batch deadline, as a released call: the wait was a person's, not the tool's.
+        start_dispatch(std::move(again), run_deadline_.cap(cfg_.limits.tool_batch_timeout, now));
+    }
     std::vector<std::size_t> go;
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         call_slot& s = slots_[i];

@@ -91,6 +91,11 @@ struct tool_options {
     /// A call of this tool that succeeds ends the agent's run once its step has settled, with
     /// stop_reason::handoff (a handoff_team's transfer tools). The registry itself ignores it.
     bool ends_run = false;
+    /// Each call starts a child run (agent::as_tool). A journaled caller records the child's run
+    /// id when the call starts, and a resumed caller continues an unfinished child from its own
+    /// journal (or reads a finished one's result back) instead of treating the call as in
+    /// doubt. The registry itself ignores it.
+    bool child_run = false;
 };
 
 /// Synchronous handler body: arguments already validated against the schema.
