@@ -6,118 +6,16 @@
 
 #ifdef WAFER_CLI_PATH
 
-#include <cstdio>
+#include "tmux_pane.hpp"
 
 namespace {
 
 using namespace wafer::testing::cli;
 
-/// Single quotes for sh.
-std::string sh_quoted(const std::string& s) {
-    std::string out = "'";
-    for (const char c : s) {
-        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    }
-    return out + "'";
+/// The prompts shown so far, for waiting for the next one.
+std::size_t prompts_shown(tmux_pane& pane) {
+    return count(pane.screen(), "wafer> ");
 }
-
-bool tmux_available() {
-    return std::system("tmux -V >/dev/null 2>&1") == 0;
-}
-
-/// A tmux server of its own (its own socket), one pane running wafer through a shell that
-/// prints wafer's exit status and stays, so that the pane can be read after wafer ended.
-class tmux_pane {
-public:
-    tmux_pane() {
-        std::random_device rd;
-        dir_ = fs::temp_directory_path() / ("wafer-tmux-" + std::to_string(rd()));
-        fs::create_directories(dir_ / "config");
-        std::ofstream(dir_ / "tmux.conf") << "set -g history-limit 50000\nset -g status off\n";
-    }
-    ~tmux_pane() {
-        tmux("kill-server");
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    tmux_pane(const tmux_pane&) = delete;
-    tmux_pane& operator=(const tmux_pane&) = delete;
-
-    /// Starts `wafer args...` in `cwd` with its own state directory `state` and no endpoint or
-    /// configuration from the environment.
-    bool start(const fs::path& cwd, const fs::path& state, const std::vector<std::string>& args) {
-        std::string script = "trap : INT\n"
-                             "unset CEREBRAS_API_KEY CEREBRAS_BASE_URL OPENAI_API_KEY HTTPS_PROXY "
-                             "https_proxy HTTP_PROXY http_proxy\n"
-                             "export XDG_STATE_HOME=" +
-                             sh_quoted(state.string()) +
-                             " XDG_CONFIG_HOME=" + sh_quoted((dir_ / "config").string()) +
-                             " TERM=xterm-256color\ncd " + sh_quoted(cwd.string()) + "\n" +
-                             sh_quoted(WAFER_CLI_PATH);
-        for (const auto& a : args) {
-            script += " " + sh_quoted(a);
-        }
-        script += "\necho \"wafer exited $?\"\nsleep 3600\n";
-        const fs::path file = dir_ / ("run" + std::to_string(++runs_) + ".sh");
-        std::ofstream(file) << script;
-        // A server per run: a fresh screen, and the last one's pane stays readable until then.
-        if (runs_ > 1) {
-            tmux("kill-server");
-        }
-        socket_ = (dir_ / ("socket" + std::to_string(runs_))).string();
-        return tmux("new-session -d -s chat -x 200 -y 50 " + sh_quoted("sh " + file.string())) == 0;
-    }
-
-    /// Types `text` (literally) and Enter.
-    void type(const std::string& text) {
-        CHECK(tmux("send-keys -t chat -l -- " + sh_quoted(text)) == 0);
-        CHECK(tmux("send-keys -t chat Enter") == 0);
-    }
-    void key(const std::string& name) { CHECK(tmux("send-keys -t chat " + name) == 0); }
-
-    /// Everything the pane shows and scrolled past, wrapped lines joined.
-    std::string screen() {
-        const std::string cmd =
-            "tmux -S " + sh_quoted(socket_) + " capture-pane -p -J -S -50000 -t chat 2>/dev/null";
-        std::string out;
-        if (FILE* p = ::popen(cmd.c_str(), "r")) {
-            char buf[4096];
-            for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) {
-                out.append(buf, n);
-            }
-            ::pclose(p);
-        }
-        return out;
-    }
-
-    /// Waits until the pane shows `text` at least `times` times (120 s at most); false if it
-    /// never does.
-    bool wait_for(const std::string& text, std::size_t times = 1) {
-        const auto end = std::chrono::steady_clock::now() + 120s;
-        while (std::chrono::steady_clock::now() < end) {
-            if (count(screen(), text) >= times) {
-                return true;
-            }
-            std::this_thread::sleep_for(100ms);
-        }
-        return false;
-    }
-
-    /// The prompts shown so far, for waiting for the next one.
-    std::size_t prompts() { return count(screen(), "wafer> "); }
-
-private:
-    int tmux(const std::string& args) {
-        const std::string cmd = "tmux -S " + sh_quoted(socket_) + " -f " +
-                                sh_quoted((dir_ / "tmux.conf").string()) + " " + args +
-                                " >/dev/null 2>&1";
-        return std::system(cmd.c_str());
-    }
-
-    fs::path dir_;
-    std::string socket_;
-    int runs_ = 0;
-};
 
 std::string last_user_text(const wafer::api::chat_request& req) {
     for (auto it = req.messages.rbegin(); it != req.messages.rend(); ++it) {
@@ -221,7 +119,7 @@ TEST_SUITE("integration/cli/chat") {
                 FAIL_CHECK("no question for the test command:\n" << pane.screen());
                 return process_result{};
             }
-            const std::size_t prompts = pane.prompts();
+            const std::size_t prompts = prompts_shown(pane);
             pane.type("y");
             CHECK(pane.wait_for("6 passed, 0 failed", 2)); // the command's output, the answer
             CHECK(pane.wait_for("wafer> ", prompts + 1));
@@ -246,7 +144,7 @@ TEST_SUITE("integration/cli/chat") {
             // Ctrl-C at an approval question cancels the turn; the next line is the prompt's.
             pane.type("fix the failing test");
             CHECK(pane.wait_for("[y/N]", 3));
-            const std::size_t at_question = pane.prompts();
+            const std::size_t at_question = prompts_shown(pane);
             pane.key("C-c");
             CHECK(pane.wait_for("(turn cancelled)"));
             CHECK(pane.wait_for("wafer> ", at_question + 1));
@@ -269,7 +167,7 @@ TEST_SUITE("integration/cli/chat") {
             // Ctrl-C during a turn cancels it and keeps the session.
             pane.type("tell me a story slowly");
             CHECK(pane.wait_for("Once upon a time"));
-            const std::size_t before_cancel = pane.prompts();
+            const std::size_t before_cancel = prompts_shown(pane);
             pane.key("C-c");
             CHECK(pane.wait_for("(turn cancelled)", 2));
             CHECK(pane.wait_for("wafer> ", before_cancel + 1));

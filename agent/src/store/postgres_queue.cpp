@@ -278,37 +278,19 @@ postgres_queue::async_heartbeat(run_claim& claim, std::chrono::milliseconds ttl)
 }
 
 asio::awaitable<bool> postgres_queue::async_complete(run_claim claim) {
-    std::string to = "done";
-    std::string reason;
-    co_return co_await postgres::async_on_strand(
-        *state_->c,
-        finish(
-            state_,
-            std::move(claim.run_id),
-            std::move(claim.owner),
-            std::move(to),
-            std::move(reason)
-        )
-    );
+    return async_finish(std::move(claim), "done", {});
 }
 
 asio::awaitable<bool> postgres_queue::async_fail(run_claim claim, std::string reason) {
-    std::string to = "failed";
-    co_return co_await postgres::async_on_strand(
-        *state_->c,
-        finish(
-            state_,
-            std::move(claim.run_id),
-            std::move(claim.owner),
-            std::move(to),
-            std::move(reason)
-        )
-    );
+    return async_finish(std::move(claim), "failed", std::move(reason));
 }
 
 asio::awaitable<bool> postgres_queue::async_release(run_claim claim) {
-    std::string to = "queued";
-    std::string reason;
+    return async_finish(std::move(claim), "queued", {});
+}
+
+asio::awaitable<bool>
+postgres_queue::async_finish(run_claim claim, std::string to, std::string reason) {
     co_return co_await postgres::async_on_strand(
         *state_->c,
         finish(

@@ -45,6 +45,9 @@ public:
     struct state;
 
 private:
+    // Ends the claim: its entry goes to `to` ("done", "failed" or back to "queued").
+    boost::asio::awaitable<bool> async_finish(run_claim claim, std::string to, std::string reason);
+
     std::shared_ptr<state> state_;
 };
 
