@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "detail/json_string.hpp"
+#include "telemetry/hex.hpp"
 
 namespace wafer::telemetry {
 
@@ -131,18 +132,6 @@ void put_scope(std::string& out) {
     out += '}';
 }
 
-template <std::size_t N>
-void put_hex(std::string& out, const std::array<std::uint8_t, N>& id) {
-    static constexpr char digits[] = "0123456789abcdef";
-    const std::size_t at = out.size();
-    out.resize(at + 2 * N);
-    char* p = out.data() + at;
-    for (std::uint8_t b : id) {
-        *p++ = digits[b >> 4];
-        *p++ = digits[b & 0xf];
-    }
-}
-
 bool all_zero(const span_id& id) {
     for (auto b : id) {
         if (b) {
@@ -154,13 +143,13 @@ bool all_zero(const span_id& id) {
 
 void put_span(std::string& out, const span_data& s) {
     out += "{\"traceId\":\"";
-    put_hex(out, s.context.trace);
+    detail::append_hex(out, s.context.trace);
     out += "\",\"spanId\":\"";
-    put_hex(out, s.context.span);
+    detail::append_hex(out, s.context.span);
     out += '"';
     if (!all_zero(s.parent)) {
         out += ",\"parentSpanId\":\"";
-        put_hex(out, s.parent);
+        detail::append_hex(out, s.parent);
         out += '"';
     }
     out += ",\"name\":";

@@ -3,20 +3,13 @@
 #include <algorithm>
 #include <random>
 
+#include "telemetry/hex.hpp"
+
 namespace wafer::telemetry {
 
 namespace {
 
-constexpr char hex_digits[] = "0123456789abcdef";
-
-template <std::size_t N>
-char* put_hex(char* p, const std::array<std::uint8_t, N>& id) noexcept {
-    for (std::uint8_t b : id) {
-        *p++ = hex_digits[b >> 4];
-        *p++ = hex_digits[b & 0xf];
-    }
-    return p;
-}
+using detail::put_hex;
 
 template <std::size_t N>
 std::string hex_of(const std::array<std::uint8_t, N>& id) {
