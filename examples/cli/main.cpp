@@ -20,6 +20,7 @@
 #include "failure.hpp"
 #include "mcp.hpp"
 #include "terminal.hpp"
+#include "workers.hpp"
 
 namespace {
 
@@ -381,6 +382,70 @@ int main(int argc, char** argv) {
     mcp_call_cmd->add_option("arguments", mcp.arguments, "The arguments, a JSON object")
         ->capture_default_str();
 
+    wafer::cli::worker_flags worker;
+    CLI::App* worker_cmd = app.add_subcommand(
+        "worker",
+        "Claim runs queued in a PostgreSQL store (wafer submit) and drive them, on this machine "
+        "beside workers on others; SIGTERM or Ctrl-C drains"
+    );
+    add_model_flags(*worker_cmd, worker);
+    worker_cmd
+        ->add_option(
+            "--store", worker.store, "The PostgreSQL store: postgresql://USER@HOST[:PORT]/DATABASE"
+        )
+        ->required();
+    worker_cmd->add_option("-j,--concurrency", worker.concurrency, "Runs driven at once")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
+    worker_cmd
+        ->add_option(
+            "--lease-ttl",
+            worker.lease_ttl_s,
+            "Seconds a claim lasts unless renewed (every third of it): how soon another worker "
+            "takes over the runs of one that died"
+        )
+        ->capture_default_str()
+        ->check(CLI::Range(1U, 3600U));
+    worker_cmd
+        ->add_option(
+            "--drain-timeout",
+            worker.drain_timeout_s,
+            "Seconds running runs may go on after SIGTERM before they are given back to the queue"
+        )
+        ->capture_default_str()
+        ->check(CLI::Range(0U, 24U * 3600));
+    worker_cmd->add_option("--name", worker.name, "The worker's name in its claims");
+    worker_cmd->add_option(
+        "--max-runs", worker.max_runs, "Drain after this many runs (0: no limit)"
+    );
+
+    wafer::cli::submit_flags submit;
+    CLI::App* submit_cmd = app.add_subcommand(
+        "submit",
+        "Queue runs in a PostgreSQL store for wafer worker: a TASK, or --file FILE.jsonl (same "
+        "agent flags as run)"
+    );
+    add_agent_flags(*submit_cmd, submit, "Directory the run works in, on the workers' machines");
+    submit_cmd->add_option(
+        "--file",
+        submit.file,
+        "Runs as JSONL: a task string or {\"id\", \"input\", \"model\", \"workspace\", "
+        "\"max_turns\"} per line (- for standard input)"
+    );
+    submit_cmd->add_option("--id", submit.id, "The run id of a single TASK (default: a new one)");
+    submit_cmd
+        ->add_option(
+            "--max-attempts",
+            submit.max_attempts,
+            "Claims that may lapse (its worker died) before the run fails as poison"
+        )
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100));
+    submit_cmd->add_flag(
+        "--wait", submit.wait, "Wait until the runs finish and print how each ended"
+    );
+    submit_cmd->add_option("task", submit.task_words, "What the agent should do");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -444,6 +509,24 @@ int main(int argc, char** argv) {
             );
             wafer::cli::check_model_name(batch.model);
             return wafer::cli::batch(batch);
+        }
+        if (*worker_cmd) {
+            wafer::cli::model_flags& endpoint_flags = worker;
+            wafer::cli::apply_user_config(
+                user_config(), endpoint_flags, false, base_url_given(worker_cmd)
+            );
+            return wafer::cli::worker(worker);
+        }
+        if (*submit_cmd) {
+            submit.given = given_agent_flags(*submit_cmd);
+            wafer::cli::apply_user_config(
+                user_config(), submit, submit.given, base_url_given(submit_cmd)
+            );
+            wafer::cli::check_model_name(submit.model);
+            if (submit.file.empty()) {
+                submit.task = read_prompt(submit.task_words, "task");
+            }
+            return wafer::cli::submit(submit);
         }
         if (*approve_cmd) {
             if (*args_opt) {
