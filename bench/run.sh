@@ -175,3 +175,21 @@ fi
 
 # MCP tool calls over stdio, wafer's client beside the TypeScript SDK's (bench/mcp/run.sh).
 bash "$(dirname "$0")/mcp/run.sh" "$build"
+
+# The run queue on PostgreSQL: runs/s with 1, 2 and 3 worker processes, claim latency
+# (bench/queue_bench.cpp), on a throwaway cluster of its own (tests/pg/cluster.sh).
+queue_bench="$build/bench/wafer_queue_bench"
+queue_worker="$build/tests/wafer-queue-worker"
+cluster="$(dirname "$0")/../tests/pg/cluster.sh"
+if [[ -x "$queue_bench" && -x "$queue_worker" ]]; then
+    pg_key="$build/bench-pg"
+    if pg_conninfo=$(bash "$cluster" start "$pg_key" 2>"$tmp/pg.err"); then
+        "$queue_bench" --worker "$queue_worker" --conninfo "$pg_conninfo" || true
+        bash "$cluster" stop "$pg_key" >/dev/null 2>&1 || true
+    else
+        echo "bench: no PostgreSQL cluster for the queue benchmark:" >&2
+        cat "$tmp/pg.err" >&2
+    fi
+else
+    echo "bench: $queue_bench or $queue_worker not built" >&2
+fi
