@@ -157,7 +157,11 @@ public:
 
 private:
     int read_loop() {
-        line_editor editor(store_path(flags_.store).parent_path() / "history");
+        // Beside the SQLite store, or in the default place when the runs are in a database.
+        line_editor editor(
+            store_path(is_database_url(flags_.store) ? std::string() : flags_.store).parent_path() /
+            "history"
+        );
         while (true) {
             std::optional<std::string> line = editor.read("wafer> ");
             if (!line) {
@@ -585,7 +589,7 @@ int chat(const chat_flags& flags) {
     fs::path root;
     std::optional<store::run_info> found;
     if (!flags.resume_id.empty()) {
-        st = store_of_run(flags.store, flags.resume_id);
+        st = store_of_run(ioc, flags, flags.resume_id);
         try {
             found = wait_for(ioc, st->async_find_run(flags.resume_id));
         } catch (const wafer::error& e) {
@@ -593,13 +597,12 @@ int chat(const chat_flags& flags) {
         }
         if (!found) {
             throw cli_error(
-                "session " + flags.resume_id + " does not exist in " +
-                store_path(flags.store).string()
+                "session " + flags.resume_id + " does not exist in " + store_name(flags)
             );
         }
     } else {
         root = workspace_root(flags.workspace);
-        st = open_store(store_path(flags.store));
+        st = open_store(ioc, flags);
         if (flags.continue_last) {
             const auto last = runs_of(ioc, *st, root, 1);
             if (last.empty()) {
@@ -612,7 +615,7 @@ int chat(const chat_flags& flags) {
     }
     run_flags stored = flags;
     if (found) {
-        const std::string hint = store_flag_hint(flags.store);
+        const std::string hint = store_flag_hint(flags);
         if (found->status != store::run_status::finished) {
             throw cli_error(
                 "run " + found->id + " has not finished (" +

@@ -43,8 +43,11 @@ struct ask_flags : model_flags {
 
 /// Where runs are journaled (store.hpp).
 struct store_flags {
-    /// --store: the SQLite file (empty: the default in the XDG state directory).
+    /// --store: the SQLite file (empty: the default in the XDG state directory), or a
+    /// PostgreSQL URI (postgresql://...).
     std::string store;
+    /// --store-schema: the PostgreSQL schema holding the tables (empty: "wafer").
+    std::string store_schema;
 };
 
 /// What `wafer run` and `wafer resume` build the agent from.

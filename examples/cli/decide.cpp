@@ -15,7 +15,7 @@ namespace wafer::cli {
 
 int decide(const decide_flags& flags) {
     asio::io_context ioc(1); // outlives the store: its last completions go here
-    std::shared_ptr<store::run_store> st = store_of_run(flags.store, flags.id);
+    std::shared_ptr<store::run_store> st = store_of_run(ioc, flags, flags.id);
     const approval_decision decision = flags.approve ? approval_decision::approve(flags.arguments)
                                                      : approval_decision::deny(flags.message);
     auto record = [&]() -> asio::awaitable<std::vector<pending_approval>> {
@@ -29,7 +29,7 @@ int decide(const decide_flags& flags) {
         // Unknown run or call, a decided call, not waiting, busy, bad --args: one line.
         throw cli_error(store_failure_line(e), exit_failure);
     }
-    const std::string hint = store_flag_hint(flags.store);
+    const std::string hint = store_flag_hint(flags);
     std::cout << (flags.approve ? "approved " : "denied ") << visible(flags.call) << " of run "
               << visible(flags.id) << "\n";
     if (left.empty()) {

@@ -19,6 +19,7 @@
 #include "conventions.hpp"
 #include "failure.hpp"
 #include "mcp.hpp"
+#include "store.hpp"
 #include "terminal.hpp"
 #include "workers.hpp"
 
@@ -62,14 +63,25 @@ std::string read_prompt(const std::vector<std::string>& words, std::string_view 
 }
 
 constexpr const char* store_help =
-    "Run store (SQLite file); default $XDG_STATE_HOME/wafer/runs.db, else "
-    "~/.local/state/wafer/runs.db";
+    "Run store: a SQLite file (default $XDG_STATE_HOME/wafer/runs.db, else "
+    "~/.local/state/wafer/runs.db) or a PostgreSQL URI postgresql://USER@HOST/DB (password from "
+    "PGPASSWORD or ~/.pgpass)";
+
+/// --store and --store-schema.
+void add_store_flags(CLI::App& cmd, wafer::cli::store_flags& flags) {
+    cmd.add_option("--store", flags.store, store_help);
+    cmd.add_option(
+        "--store-schema",
+        flags.store_schema,
+        "The PostgreSQL schema of a --store postgresql://... (default wafer)"
+    );
+}
 
 /// The flags `wafer run` and `wafer resume` build the agent from (everything but what to run).
 void add_agent_flags(CLI::App& cmd, wafer::cli::run_flags& run, const char* workspace_help) {
     add_model_flags(cmd, run);
     cmd.add_option("-C,--workspace", run.workspace, workspace_help);
-    cmd.add_option("--store", run.store, store_help);
+    add_store_flags(cmd, run);
     cmd.add_option(
            "--critic",
            run.critics,
@@ -234,14 +246,14 @@ int main(int argc, char** argv) {
     CLI::App* runs_cmd = app.add_subcommand(
         "runs", "List the journaled runs of this workspace, newest first; `runs show ID`: a history"
     );
-    runs_cmd->add_option("--store", runs.store, store_help);
+    add_store_flags(*runs_cmd, runs);
     runs_cmd->add_option("-C,--workspace", runs.workspace, "List the runs of this directory")
         ->capture_default_str();
     runs_cmd->add_flag("--all", runs.all, "List the runs of every workspace");
     runs_cmd->add_flag("--json", runs.json, "One JSON object per run and line");
     CLI::App* show_cmd =
         runs_cmd->add_subcommand("show", "A run's history as its journal holds it");
-    show_cmd->add_option("--store", runs.store, store_help);
+    add_store_flags(*show_cmd, runs);
     show_cmd->add_flag("--json", runs.json, "The run, then each journal entry, as JSON lines");
     show_cmd->add_flag(
         "--full", runs.full, "Every tool result and argument whole, and the compaction summaries"
@@ -252,7 +264,7 @@ int main(int argc, char** argv) {
     CLI::App* approve_cmd = app.add_subcommand(
         "approve", "Approve a call a stopped run waits for (then: wafer resume ID)"
     );
-    approve_cmd->add_option("--store", approve.store, store_help);
+    add_store_flags(*approve_cmd, approve);
     approve_cmd->add_option("id", approve.id, "The run")->required();
     approve_cmd->add_option("call", approve.call, "The call id (as the stop line names it)")
         ->required();
@@ -265,7 +277,7 @@ int main(int argc, char** argv) {
     CLI::App* deny_cmd = app.add_subcommand(
         "deny", "Deny a call a stopped run waits for: it never runs (then: wafer resume ID)"
     );
-    deny_cmd->add_option("--store", deny.store, store_help);
+    add_store_flags(*deny_cmd, deny);
     deny_cmd->add_option("id", deny.id, "The run")->required();
     deny_cmd->add_option("call", deny.call, "The call id (as the stop line names it)")->required();
     deny_cmd->add_option("--message", deny.message, "Why, for the model");
@@ -452,6 +464,9 @@ int main(int argc, char** argv) {
         // --help is a "parse error" with status 0; real usage errors exit with 2.
         return app.exit(e) == 0 ? 0 : wafer::cli::exit_usage;
     }
+    // Parsed (copied): the commands the agent runs must not read a --store password in
+    // /proc/PID/cmdline.
+    wafer::cli::hide_passwords_in_argv(argc, argv);
 
     try {
         // The configuration file, read by the commands it gives defaults to (a broken one is

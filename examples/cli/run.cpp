@@ -48,8 +48,8 @@ struct run_plan {
     fs::path root;
     /// Null: the run is not journaled (--no-store).
     std::shared_ptr<store::run_store> store;
-    /// --store as given (for the resume hint).
-    std::string store_flag;
+    /// --store (and --store-schema) as given, for the resume hint.
+    store_flags store_where;
     std::string run_id;
     bool resume = false;
     std::optional<std::string> message;
@@ -131,7 +131,7 @@ asio::awaitable<int> run_agent(
     printer.summary(result);
     if (result.stop_reason == stop_reason::awaiting_approval) {
         // One line per call, each naming the commands that answer it.
-        const std::string hint = store_flag_hint(plan.store_flag);
+        const std::string hint = store_flag_hint(plan.store_where);
         for (const auto& p : result.pending_approvals) {
             print_failure(
                 "call " + visible(p.call_id) + " waits for approval (" +
@@ -146,7 +146,7 @@ asio::awaitable<int> run_agent(
     if (result.stop_reason == stop_reason::cancelled && plan.store) {
         print_failure(
             "interrupted; the run can go on: wafer resume " + plan.run_id +
-            store_flag_hint(plan.store_flag)
+            store_flag_hint(plan.store_where)
         );
         co_return exit_interrupted;
     }
@@ -279,9 +279,9 @@ int run(const run_flags& flags) {
     asio::io_context ioc(1);
     std::shared_ptr<store::run_store> st;
     if (!flags.no_store) {
-        st = open_store(store_path(flags.store));
+        st = open_store(ioc, flags);
         plan.store = st;
-        plan.store_flag = flags.store;
+        plan.store_where = flags;
     }
     if (flags.continue_last) {
         const auto last = runs_of(ioc, *st, plan.root, 1);
@@ -295,7 +295,7 @@ int run(const run_flags& flags) {
             throw cli_error(
                 "the last run of this workspace, " + r.id + ", has not finished (" +
                 (r.stop_reason.empty() ? std::string(store::to_string(r.status)) : r.stop_reason) +
-                "); continue it first: wafer resume " + r.id + store_flag_hint(flags.store)
+                "); continue it first: wafer resume " + r.id + store_flag_hint(flags)
             );
         }
         plan.resume = true;
@@ -312,9 +312,8 @@ int run(const run_flags& flags) {
 }
 
 int resume(const resume_flags& flags) {
-    const fs::path file = store_path(flags.store);
     asio::io_context ioc(1); // outlives the store: its last completions go here
-    std::shared_ptr<store::run_store> st = store_of_run(flags.store, flags.id);
+    std::shared_ptr<store::run_store> st = store_of_run(ioc, flags, flags.id);
     std::optional<store::run_info> info;
     try {
         info = wait_for(ioc, st->async_find_run(flags.id));
@@ -322,9 +321,9 @@ int resume(const resume_flags& flags) {
         throw cli_error(store_failure_line(e), exit_failure);
     }
     if (!info) {
-        throw cli_error("run " + flags.id + " does not exist in " + file.string());
+        throw cli_error("run " + flags.id + " does not exist in " + store_name(flags));
     }
-    const std::string hint = store_flag_hint(flags.store);
+    const std::string hint = store_flag_hint(flags);
     const bool finished = info->status == store::run_status::finished;
     if (finished && !flags.message) {
         throw cli_error(
@@ -365,7 +364,7 @@ int resume(const resume_flags& flags) {
         plan.root = workspace_root(".");
     }
     plan.store = st;
-    plan.store_flag = flags.store;
+    plan.store_where = flags;
     plan.run_id = info->id;
     plan.resume = true;
     plan.message = flags.message;

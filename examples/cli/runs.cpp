@@ -111,16 +111,6 @@ std::string pad_left(const std::string& s, std::size_t width) {
     return s.size() < width ? std::string(width - s.size(), ' ') + s : s;
 }
 
-/// Opens the store for reading; nullptr when the file does not exist (nothing was journaled
-/// yet), so that looking does not create it.
-std::shared_ptr<store::run_store> existing_store(const fs::path& file) {
-    std::error_code ec;
-    if (!fs::exists(file, ec)) {
-        return nullptr;
-    }
-    return open_store(file);
-}
-
 template <class T>
 T store_call(asio::io_context& ioc, asio::awaitable<T> op) {
     try {
@@ -235,7 +225,7 @@ void print_entry(std::ostream& out, const store::journal_entry& e, bool full) {
 } // namespace
 
 int runs(const runs_flags& flags) {
-    const fs::path file = store_path(flags.store);
+    const std::string store_shown = store_name(flags);
     fs::path root;
     if (!flags.all) {
         std::error_code ec;
@@ -244,8 +234,8 @@ int runs(const runs_flags& flags) {
             throw cli_error("--workspace " + flags.workspace + " is not a directory", exit_usage);
         }
     }
-    asio::io_context ioc(1);
-    std::shared_ptr<store::run_store> st = existing_store(file);
+    asio::io_context ioc(1); // outlives the store: its last completions go here
+    std::shared_ptr<store::run_store> st = existing_store(ioc, flags);
     std::vector<store::run_info> list;
     if (st) {
         store::run_filter filter;
@@ -262,7 +252,7 @@ int runs(const runs_flags& flags) {
     }
     if (list.empty()) {
         std::cerr << "wafer: no runs" << (flags.all ? "" : " of " + visible(root.string()))
-                  << " in " << visible(file.string())
+                  << " in " << visible(store_shown)
                   << (flags.all ? "" : " (--all: every workspace)") << "\n";
         return exit_ok;
     }
@@ -294,18 +284,17 @@ int runs(const runs_flags& flags) {
 }
 
 int show_run(const runs_flags& flags) {
-    const fs::path file = store_path(flags.store);
-    asio::io_context ioc(1);
-    std::shared_ptr<store::run_store> st = existing_store(file);
+    asio::io_context ioc(1); // outlives the store: its last completions go here
+    std::shared_ptr<store::run_store> st = existing_store(ioc, flags);
     if (!st) {
         throw cli_error(
-            "run " + flags.show_id + " does not exist (there is no run store at " + file.string() +
-            ")"
+            "run " + flags.show_id + " does not exist (there is no run store at " +
+            store_name(flags) + ")"
         );
     }
     const std::optional<store::run_info> info = store_call(ioc, st->async_find_run(flags.show_id));
     if (!info) {
-        throw cli_error("run " + flags.show_id + " does not exist in " + file.string());
+        throw cli_error("run " + flags.show_id + " does not exist in " + store_name(flags));
     }
     const std::vector<store::journal_entry> journal =
         store_call(ioc, st->async_read_journal(info->id));
@@ -361,7 +350,7 @@ int show_run(const runs_flags& flags) {
         out
             << (lease_is_live(*info) ? "(running in another process)\n"
                                      : "(interrupted: wafer resume " + visible(info->id) +
-                                           store_flag_hint(flags.store) + " continues it)\n");
+                                           store_flag_hint(flags) + " continues it)\n");
     }
     out << std::flush;
     return exit_ok;

@@ -1,4 +1,5 @@
-// Where the wafer CLI journals its runs: one SQLite file, by default in the XDG state directory.
+// Where the wafer CLI journals its runs: one SQLite file, by default in the XDG state directory,
+// or a PostgreSQL database (--store postgresql://...).
 #pragma once
 
 #include <wafer/error.hpp>
@@ -15,30 +16,65 @@
 #include <optional>
 #include <string>
 
+#include "commands.hpp"
+
 namespace wafer::cli {
+
+/// Whether --store names a PostgreSQL database: a libpq URI, `postgresql://...` or
+/// `postgres://...` (anything else is a SQLite file). Key=value conninfo is not taken: a path may
+/// hold '=' too.
+bool is_database_url(const std::string& flag);
+
+/// `uri` without its password (the `:password` of the user part and any `password=` parameter):
+/// what the CLI prints of a database URI (the user gives the password through PGPASSWORD or
+/// ~/.pgpass instead).
+std::string without_password(const std::string& uri);
+
+/// Overwrites with '*', in place, the passwords of the database URIs among `argv` (once parsed),
+/// so that /proc/PID/cmdline and ps no longer show them to the commands the agent runs.
+void hide_passwords_in_argv(int argc, char** argv);
 
 /// The store file: `flag` if given, else `$XDG_STATE_HOME/wafer/runs.db` (when XDG_STATE_HOME is
 /// an absolute path), else `$HOME/.local/state/wafer/runs.db`. Throws cli_error (exit_usage)
-/// when neither variable is usable and no flag is given.
+/// when neither variable is usable and no flag is given. Not for a database URI.
 std::filesystem::path store_path(const std::string& flag);
+
+/// The store as messages name it: the SQLite file's absolute path, or the database URI without
+/// its password (and the schema when it is not the default).
+std::string store_name(const store_flags& where);
 
 /// Opens the store at `file`, creating it (and its directory) if missing. Any failure (a path
 /// that cannot be created, a file that is not a run store, a newer schema) throws cli_error with
 /// one line and exit_usage.
 std::shared_ptr<store::run_store> open_store(const std::filesystem::path& file);
 
+/// Opens the store --store names: the SQLite file (as above) or, for a database URI, a
+/// postgres_store whose I/O runs on `ioc` (which must outlive the store; its schema is created
+/// if missing). A database that cannot be reached within 5 s, a bad URI, a newer schema or
+/// --store-schema without a database URI throw cli_error with one line (never the password)
+/// and exit_usage.
+std::shared_ptr<store::run_store>
+open_store(boost::asio::io_context& ioc, const store_flags& where);
+
+/// As open_store, for commands that only read: nullptr when the SQLite file does not exist
+/// (nothing was journaled yet), so that looking does not create it.
+std::shared_ptr<store::run_store>
+existing_store(boost::asio::io_context& ioc, const store_flags& where);
+
 /// The store that should hold run `run_id`, for a command on an existing run (resume, approve,
-/// deny): a missing file is "run ID does not exist" (cli_error), not created by the lookup, so
-/// that a mistyped --store leaves no empty store behind.
-std::shared_ptr<store::run_store> store_of_run(const std::string& flag, const std::string& run_id);
+/// deny): a missing SQLite file is "run ID does not exist" (cli_error), not created by the
+/// lookup, so that a mistyped --store leaves no empty store behind.
+std::shared_ptr<store::run_store>
+store_of_run(boost::asio::io_context& ioc, const store_flags& where, const std::string& run_id);
 
 /// The one line for a store or resume failure: the error's detail (which names the store and
-/// the run), else its message.
+/// the run), else its message; line breaks (libpq's) become spaces.
 std::string store_failure_line(const wafer::error& e);
 
-/// " --store PATH" when the store is not the default one (for the hints the CLI prints), else
+/// " --store PATH" (and " --store-schema NAME") when the store is not the default one, for the
+/// hints the CLI prints, quoted for a POSIX shell; a database URI without its password. Else
 /// empty.
-std::string store_flag_hint(const std::string& flag);
+std::string store_flag_hint(const store_flags& where);
 
 /// Whether a run's lease is held by someone now (a live process drives it).
 bool lease_is_live(const store::run_info& run);
