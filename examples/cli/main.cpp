@@ -406,6 +406,9 @@ int main(int argc, char** argv) {
             "--store", worker.store, "The PostgreSQL store: postgresql://USER@HOST[:PORT]/DATABASE"
         )
         ->required();
+    worker_cmd->add_option(
+        "--store-schema", worker.store_schema, "The PostgreSQL schema of the store (default wafer)"
+    );
     worker_cmd->add_option("-j,--concurrency", worker.concurrency, "Runs driven at once")
         ->capture_default_str()
         ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
@@ -538,6 +541,11 @@ int main(int argc, char** argv) {
                 user_config(), submit, submit.given, base_url_given(submit_cmd)
             );
             wafer::cli::check_model_name(submit.model);
+            if (!submit.file.empty() && !submit.task_words.empty()) {
+                throw wafer::cli::cli_error(
+                    "give a TASK or --file, not both", wafer::cli::exit_usage
+                );
+            }
             if (submit.file.empty()) {
                 submit.task = read_prompt(submit.task_words, "task");
             }

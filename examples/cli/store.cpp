@@ -141,8 +141,10 @@ void check_schema_flag(const store_flags& where) {
     }
 }
 
-std::shared_ptr<store::run_store>
-open_database(boost::asio::io_context& ioc, const store_flags& where) {
+} // namespace
+
+std::shared_ptr<store::postgres_store>
+open_database(boost::asio::io_context& ioc, const store_flags& where, std::size_t max_connections) {
     const std::string& uri = where.store;
     // A URI libpq cannot read fails here, at once, rather than after the connect timeout.
     char* err = nullptr;
@@ -169,12 +171,11 @@ open_database(boost::asio::io_context& ioc, const store_flags& where) {
         o.schema = where.store_schema;
     }
     o.connect_timeout = database_timeout;
-    // One run per process: two connections cover the run and a lease renewal beside it.
-    o.max_connections = 2;
+    o.max_connections = max_connections;
     try {
         std::unique_ptr<store::postgres_store> st =
             wait_for(ioc, store::postgres_store::async_open(ioc.get_executor(), uri, o));
-        return std::shared_ptr<store::run_store>(std::move(st));
+        return std::shared_ptr<store::postgres_store>(std::move(st));
     } catch (const wafer::error& e) {
         throw cli_error(scrubbed(store_failure_line(e), uri), exit_usage);
     } catch (const std::exception& e) {
@@ -184,8 +185,6 @@ open_database(boost::asio::io_context& ioc, const store_flags& where) {
         );
     }
 }
-
-} // namespace
 
 bool is_database_url(const std::string& flag) {
     return flag.starts_with("postgresql://") || flag.starts_with("postgres://");
@@ -275,7 +274,8 @@ std::shared_ptr<store::run_store>
 open_store(boost::asio::io_context& ioc, const store_flags& where) {
     check_schema_flag(where);
     if (is_database_url(where.store)) {
-        return open_database(ioc, where);
+        // One run per process: two connections cover the run and a lease renewal beside it.
+        return open_database(ioc, where, 2);
     }
     return open_store(store_path(where.store));
 }
@@ -284,7 +284,8 @@ std::shared_ptr<store::run_store>
 existing_store(boost::asio::io_context& ioc, const store_flags& where) {
     check_schema_flag(where);
     if (is_database_url(where.store)) {
-        return open_database(ioc, where);
+        // One run per process: two connections cover the run and a lease renewal beside it.
+        return open_database(ioc, where, 2);
     }
     const fs::path file = store_path(where.store);
     std::error_code ec;
@@ -298,7 +299,8 @@ std::shared_ptr<store::run_store>
 store_of_run(boost::asio::io_context& ioc, const store_flags& where, const std::string& run_id) {
     check_schema_flag(where);
     if (is_database_url(where.store)) {
-        return open_database(ioc, where);
+        // One run per process: two connections cover the run and a lease renewal beside it.
+        return open_database(ioc, where, 2);
     }
     const fs::path file = store_path(where.store);
     std::error_code ec;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <wafer/error.hpp>
+#include <wafer/store/postgres_store.hpp>
 #include <wafer/store/run_store.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -55,6 +56,11 @@ std::shared_ptr<store::run_store> open_store(const std::filesystem::path& file);
 /// and exit_usage.
 std::shared_ptr<store::run_store>
 open_store(boost::asio::io_context& ioc, const store_flags& where);
+
+/// The PostgreSQL store of a database URI (as open_store does it), with up to
+/// `max_connections` connections: what `wafer worker` and `wafer submit` open, with the queue.
+std::shared_ptr<store::postgres_store>
+open_database(boost::asio::io_context& ioc, const store_flags& where, std::size_t max_connections);
 
 /// As open_store, for commands that only read: nullptr when the SQLite file does not exist
 /// (nothing was journaled yet), so that looking does not create it.

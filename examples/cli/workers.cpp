@@ -47,10 +47,6 @@ namespace wafer::cli {
 
 namespace {
 
-bool names_database(const std::string& s) {
-    return s.starts_with("postgresql://") || s.starts_with("postgres://");
-}
-
 std::string dump(const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -65,8 +61,10 @@ struct queue_store {
     }
 };
 
-queue_store open_queue(asio::io_context& ioc, const std::string& url, const char* command) {
-    if (!names_database(url)) {
+queue_store open_queue(
+    asio::io_context& ioc, const store_flags& where, std::size_t connections, const char* command
+) {
+    if (!is_database_url(where.store)) {
         throw cli_error(
             std::string("wafer ") + command +
                 " needs a PostgreSQL store: --store postgresql://USER@HOST/DATABASE (the queue "
@@ -74,14 +72,8 @@ queue_store open_queue(asio::io_context& ioc, const std::string& url, const char
             exit_usage
         );
     }
-    store::postgres_options o;
-    o.connect_timeout = std::chrono::seconds(10);
     queue_store out;
-    try {
-        out.st = wait_for(ioc, store::postgres_store::async_open(ioc.get_executor(), url, o));
-    } catch (const wafer::error& e) {
-        throw cli_error(store_failure_line(e), exit_usage);
-    }
+    out.st = open_database(ioc, where, connections);
     out.queue = std::make_shared<store::postgres_queue>(*out.st);
     return out;
 }
@@ -354,7 +346,8 @@ asio::awaitable<int> await_runs(
 
 int worker(const worker_flags& flags) {
     asio::io_context ioc(1);
-    queue_store qs = open_queue(ioc, flags.store, "worker");
+    // A connection per run at most, and one for claims and heartbeats.
+    queue_store qs = open_queue(ioc, flags, flags.concurrency + 1, "worker");
     endpoint ep = open_endpoint(
         ioc.get_executor(), endpoint_request::from_env(flags.base_url, flags.ca_file)
     );
@@ -363,7 +356,7 @@ int worker(const worker_flags& flags) {
     std::exception_ptr failure;
     asio::co_spawn(
         ioc,
-        work(flags, qs.st, qs.queue, client, qs.st->name()),
+        work(flags, qs.st, qs.queue, client, store_name(flags)),
         [&](std::exception_ptr e, int s) {
             failure = e;
             status = s;
@@ -410,7 +403,7 @@ int submit(const submit_flags& flags) {
         plan.push_back(std::move(p));
     }
     asio::io_context ioc(1);
-    queue_store qs = open_queue(ioc, flags.store, "submit");
+    queue_store qs = open_queue(ioc, flags, 2, "submit");
     std::vector<std::string> ids;
     for (auto& p : plan) {
         if (p.run.run_id.empty()) {

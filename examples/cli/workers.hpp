@@ -13,8 +13,7 @@ namespace wafer::cli {
 /// `wafer worker --store postgresql://...`: claims runs and drives them as `wafer run` would,
 /// with the agent flags each was submitted with, until SIGTERM or SIGINT (a drain: no new
 /// claims, running runs get drain_timeout_s, then are given back to the queue).
-struct worker_flags : model_flags {
-    std::string store;
+struct worker_flags : model_flags, store_flags {
     std::size_t concurrency = 4;
     unsigned lease_ttl_s = 30;
     unsigned drain_timeout_s = 30;

@@ -16,26 +16,8 @@ namespace {
 /// The password every URI below carries (the test cluster trusts the socket: any one works).
 const std::string password = "secret";
 
-/// The test cluster's conninfo (`host=/tmp/... port=5432 dbname=postgres user=wafer`) as the URI
-/// the CLI takes, with `user_part` ("wafer" or "wafer:secret") before the '@'.
 std::string database_uri(const std::string& user_part) {
-    std::string host;
-    std::string port;
-    std::string dbname;
-    std::istringstream in(postgres_conninfo());
-    for (std::string pair; in >> pair;) {
-        const auto eq = pair.find('=');
-        const std::string key = pair.substr(0, eq);
-        const std::string value = pair.substr(eq + 1);
-        if (key == "host") {
-            host = value;
-        } else if (key == "port") {
-            port = value;
-        } else if (key == "dbname") {
-            dbname = value;
-        }
-    }
-    return "postgresql://" + user_part + "@/" + dbname + "?host=" + host + "&port=" + port;
+    return wafer::testing::postgres_uri(user_part);
 }
 
 /// A temporary XDG_STATE_HOME, removed at the end: a run journaled to PostgreSQL leaves it empty.

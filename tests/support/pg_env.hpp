@@ -12,6 +12,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +27,35 @@ namespace wafer::testing {
 inline std::string postgres_conninfo() {
     const char* v = std::getenv("WAFER_TEST_POSTGRES");
     return v ? v : "";
+}
+
+/// The test server's conninfo (`host=/tmp/... port=5432 dbname=postgres user=wafer`) as the URI
+/// the CLI takes, with `user_part` ("wafer" or "wafer:secret") before the '@'.
+inline std::string postgres_uri(const std::string& user_part) {
+    std::string host;
+    std::string port;
+    std::string dbname;
+    const std::string info = postgres_conninfo();
+    std::size_t at = 0;
+    while (at < info.size()) {
+        const std::size_t end = std::min(info.find(' ', at), info.size());
+        const std::string pair = info.substr(at, end - at);
+        at = end + 1;
+        const auto eq = pair.find('=');
+        if (eq == std::string::npos) {
+            continue;
+        }
+        const std::string key = pair.substr(0, eq);
+        const std::string value = pair.substr(eq + 1);
+        if (key == "host") {
+            host = value;
+        } else if (key == "port") {
+            port = value;
+        } else if (key == "dbname") {
+            dbname = value;
+        }
+    }
+    return "postgresql://" + user_part + "@/" + dbname + "?host=" + host + "&port=" + port;
 }
 
 /// Whether the PostgreSQL cases can run. Without WAFER_TEST_POSTGRES they are skipped (with a
