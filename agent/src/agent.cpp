@@ -215,6 +215,7 @@ asio::awaitable<run_result> agent::async_resume(std::string run_id, resume_optio
         ro.parent_run_id = options.parent_run_id.empty() ? info->parent_id : options.parent_run_id;
         ro.deadline = options.deadline;
         ro.finish_events = options.finish_events;
+        ro.children = std::move(options.children);
         setup.deadline = options.deadline;
         result = co_await detail::async_drive(
             cfg_, *critic_agents_, ro, std::move(setup), std::move(plan)

@@ -1,5 +1,6 @@
 // The queue under chaos: 3 worker processes (tests/pg/queue_worker.cpp) share 200 runs in the
-// throwaway PostgreSQL server, a third of them pipelines whose step runs as a durable child run;
+// throwaway PostgreSQL server, a third of them pipelines whose step runs as a durable child run
+// that goes through the queue to any worker (worker_options::spread_children);
 // every run's tool inserts a row keyed by its call into a side table. One worker is killed with
 // SIGKILL every 0.6 to 1.5 s and restarted under a new name, and the server itself is restarted
 // once. Every run must complete, no call key may appear twice in the side table, and no run is
@@ -133,7 +134,9 @@ pid_t spawn_worker(
         "--ttl-ms",
         "2000",
         "--work-ms",
-        "600"};
+        "600",
+        "--spread",
+        "1"};
     std::vector<char*> argv;
     for (const auto& a : args) {
         argv.push_back(const_cast<char*>(a.c_str()));
@@ -208,10 +211,13 @@ TEST_SUITE("postgres/chaos") {
         int kills = 0;
         bool restarted_server = false;
         const auto began = std::chrono::steady_clock::now();
+        const std::string top_done =
+            "SELECT count(*) FROM run_queue q JOIN runs r ON r.id = q.run_id WHERE q.state = "
+            "'done' AND r.parent_id = ''";
         long done = 0;
         while (std::chrono::steady_clock::now() - began < 240s) {
             std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
-            done = psql_count(schema, "SELECT count(*) FROM run_queue WHERE state = 'done'");
+            done = psql_count(schema, top_done);
             if (done == 200) {
                 break;
             }
@@ -257,8 +263,15 @@ TEST_SUITE("postgres/chaos") {
                 "stop_reason <> 'completed')"
             ) == 0
         );
-        // The pipelines' steps ran as child runs, all finished.
+        // The pipelines' steps ran as child runs, all finished, each claimed from the queue.
         CHECK(psql_count(schema, "SELECT count(*) FROM runs WHERE parent_id <> ''") >= 67);
+        CHECK(
+            psql_count(
+                schema,
+                "SELECT count(*) FROM runs r WHERE r.parent_id <> '' AND NOT EXISTS (SELECT 1 "
+                "FROM run_queue q WHERE q.run_id = r.id AND q.state = 'done')"
+            ) == 0
+        );
         CHECK(
             psql_count(
                 schema,

@@ -155,6 +155,48 @@ store::queue_entry entry(asio::io_context& ioc, store::run_queue& q, const std::
     return *e;
 }
 
+/// A pipeline: "planner" calls "helper" as a tool ("delegate"), which calls "work" once; the
+/// planner answers with what the helper said.
+struct pipeline_agents {
+    work_agent helper_side;
+    std::shared_ptr<wafer::scripted_model> planner_model =
+        std::make_shared<wafer::scripted_model>("zai-glm-4.7");
+    std::optional<wafer::agent> planner;
+    std::optional<wafer::agent> helper;
+
+    explicit pipeline_agents(std::chrono::milliseconds work_time) : helper_side(work_time) {
+        wafer::agent_config hc = helper_side.runner->config();
+        hc.name = "helper";
+        helper.emplace(std::move(hc));
+        planner_model->set_responder([](const wafer::api::chat_request& req, std::size_t) {
+            for (const auto& m : req.messages) {
+                if (m.role == wafer::api::role::tool) {
+                    return turn::text("planner got: " + m.content.value_or(""));
+                }
+            }
+            return turn::calls({{"d1", "delegate", R"({"input":"sub"})"}});
+        });
+        auto reg = std::make_shared<wafer::tools::registry>();
+        reg->add(helper->as_tool("delegate", "hands a task to the helper"));
+        wafer::agent_config pc;
+        pc.name = "planner";
+        pc.model = planner_model;
+        pc.tools = reg;
+        planner.emplace(std::move(pc));
+    }
+
+    wafer::run_driver driver() const { return wafer::drive_with({*planner, *helper}); }
+};
+
+void submit_to(
+    asio::io_context& ioc, store::run_queue& q, const std::string& id, const std::string& agent
+) {
+    wafer::queued_run r;
+    r.run_id = id;
+    r.input = "plan " + id;
+    r.agent = agent;
+    run_coro(ioc, q.async_submit(wafer::make_submission(std::move(r))));
+}
 } // namespace
 
 TEST_SUITE("unit/worker") {
@@ -231,6 +273,13 @@ TEST_SUITE("unit/worker") {
         r.run_id = "x";
         r.max_attempts = 0;
         CHECK_THROWS_AS(wafer::make_submission(r), std::invalid_argument);
+    }
+
+    TEST_CASE("drive_with(agents): an empty list and two agents of one name are refused") {
+        CHECK_THROWS_AS(wafer::drive_with(std::vector<wafer::agent>{}), std::invalid_argument);
+        work_agent a(1ms);
+        CHECK_THROWS_AS(wafer::drive_with({*a.runner, *a.runner}), std::invalid_argument);
+        CHECK(wafer::drive_with({*a.runner}));
     }
 }
 
@@ -461,5 +510,145 @@ TEST_SUITE("postgres/worker") {
         REQUIRE(row);
         CHECK(row->stop_reason == "awaiting_approval");
         CHECK(gated.seen->runs.empty());
+    }
+    TEST_CASE("postgres/worker: spread_children: a pipeline's child runs go through the queue "
+              "to any worker; parents waiting for them hold no slot (concurrency 1, no "
+              "deadlock); each child's answer reaches its parent; each call ran once") {
+        if (!wafer::testing::postgres_available()) {
+            return;
+        }
+        pg_queue pq;
+        asio::io_context ioc;
+        pipeline_agents p(20ms);
+        const int parents = 4;
+        for (int i = 0; i < parents; ++i) {
+            submit_to(ioc, *pq.queue, "p" + std::to_string(i), "planner");
+        }
+        std::vector<wafer::worker_report> reports;
+        std::map<std::string, std::string> claimed_by; // run id -> worker
+        wafer::worker_options o;
+        o.concurrency = 1;
+        o.lease_ttl = 3s;
+        o.claim_wait = 200ms;
+        o.spread_children = true;
+        o.on_report = [&](const wafer::worker_report& r) {
+            reports.push_back(r);
+        };
+        o.on_claim = [&](const store::run_claim& c) {
+            claimed_by[c.run_id] = c.owner.substr(0, c.owner.find('#'));
+        };
+        o.name = "wa";
+        wafer::worker w1(pq.st, pq.queue, p.driver(), o);
+        o.name = "wb";
+        wafer::worker w2(pq.st, pq.queue, p.driver(), o);
+        auto s1 = start(ioc, w1);
+        auto s2 = start(ioc, w2);
+        REQUIRE(run_until(ioc, [&] { return reports.size() == 2 * parents; }));
+        w1.drain();
+        w2.drain();
+        REQUIRE(run_until(
+            ioc, [&] { return s1->has_value() && s2->has_value(); }, 10s
+        ));
+
+        int parents_done = 0;
+        int children_done = 0;
+        for (const auto& r : reports) {
+            REQUIRE_MESSAGE(r.outcome == wafer::worker_outcome::completed, r.run_id, r.reason);
+            REQUIRE(r.result);
+            const bool child = r.run_id.find('/') != std::string::npos;
+            if (child) {
+                ++children_done;
+                CHECK(r.result->final_text == "done");
+                const auto row = run_coro(ioc, pq.st->async_find_run(r.run_id));
+                REQUIRE(row);
+                CHECK(row->agent == "helper");
+                CHECK(row->parent_id == r.run_id.substr(0, r.run_id.find('/')));
+            } else {
+                ++parents_done;
+                CHECK(r.result->final_text == "planner got: done");
+                REQUIRE(r.result->children.size() == 1);
+                CHECK(r.result->children[0].run_id == r.run_id + "/d1");
+                CHECK(r.result->children[0].stop_reason == wafer::stop_reason::completed);
+                CHECK(r.result->children_usage.total_tokens > 0);
+                CHECK(r.result->usage.total_tokens > 0);
+            }
+        }
+        CHECK(parents_done == parents);
+        CHECK(children_done == parents);
+        // Every child was claimed from the queue, not run inside its parent's worker.
+        for (int i = 0; i < parents; ++i) {
+            CHECK(claimed_by.count("p" + std::to_string(i) + "/d1") == 1);
+        }
+        REQUIRE(p.helper_side.seen->runs.size() == parents);
+        for (const auto& [key, n] : p.helper_side.seen->runs) {
+            CHECK_MESSAGE(n == 1, key);
+        }
+    }
+
+    TEST_CASE("postgres/worker: spread_children: a worker stopped while its parent waits for "
+              "a queued child; the next worker finishes both from their journals, the child's "
+              "call not run again; a run meant for no agent of the driver fails") {
+        if (!wafer::testing::postgres_available()) {
+            return;
+        }
+        pg_queue pq;
+        asio::io_context ioc;
+        pipeline_agents p(400ms);
+        submit_to(ioc, *pq.queue, "s1", "planner");
+        submit_to(ioc, *pq.queue, "nobody", "no-such-agent");
+        std::vector<wafer::worker_report> reports;
+        wafer::worker_options o;
+        o.concurrency = 1;
+        o.lease_ttl = 3s;
+        o.claim_wait = 200ms;
+        o.spread_children = true;
+        o.on_report = [&](const wafer::worker_report& r) {
+            reports.push_back(r);
+        };
+        o.name = "first";
+        auto w1 = std::make_unique<wafer::worker>(pq.st, pq.queue, p.driver(), o);
+        auto s1 = start(ioc, *w1);
+        // The child started its call: the parent is waiting for it.
+        REQUIRE(run_until(ioc, [&] { return p.helper_side.seen->runs.size() == 1; }));
+        w1->stop();
+        REQUIRE(run_until(
+            ioc, [&] { return s1->has_value(); }, 10s
+        ));
+        for (const auto& r : reports) {
+            if (r.run_id != "nobody") {
+                CHECK_MESSAGE(r.outcome == wafer::worker_outcome::released, r.run_id);
+            }
+        }
+        o.name = "second";
+        wafer::worker w2(pq.st, pq.queue, p.driver(), o);
+        auto s2 = start(ioc, w2);
+        REQUIRE(run_until(ioc, [&] {
+            return entry(ioc, *pq.queue, "s1").state == store::queue_state::done;
+        }));
+        w2.drain();
+        REQUIRE(run_until(
+            ioc, [&] { return s2->has_value(); }, 10s
+        ));
+        const wafer::worker_report* parent = nullptr;
+        const wafer::worker_report* nobody = nullptr;
+        for (const auto& r : reports) {
+            if (r.run_id == "s1" && r.outcome == wafer::worker_outcome::completed) {
+                parent = &r;
+            }
+            if (r.run_id == "nobody") {
+                nobody = &r;
+            }
+        }
+        REQUIRE(parent != nullptr);
+        REQUIRE(parent->result);
+        // The cut-short call is in doubt, marked unknown, never run twice; the child answers.
+        CHECK(parent->result->final_text == "planner got: done");
+        CHECK(entry(ioc, *pq.queue, "s1/d1").state == store::queue_state::done);
+        REQUIRE(p.helper_side.seen->runs.size() == 1);
+        CHECK(p.helper_side.seen->runs.begin()->second == 1);
+        REQUIRE(nobody != nullptr);
+        CHECK(nobody->outcome == wafer::worker_outcome::failed);
+        CHECK(nobody->reason.find("no agent named 'no-such-agent'") != std::string::npos);
+        CHECK(entry(ioc, *pq.queue, "nobody").state == store::queue_state::failed);
     }
 }

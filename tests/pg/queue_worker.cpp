@@ -51,6 +51,8 @@ struct options {
     std::size_t concurrency = 4;
     std::chrono::milliseconds ttl{2'000};
     std::chrono::milliseconds work{0};
+    /// worker_options::spread_children: pipeline steps go through the queue.
+    bool spread = false;
 };
 
 options parse(int argc, char** argv) {
@@ -70,6 +72,8 @@ options parse(int argc, char** argv) {
             o.concurrency = std::stoul(v);
         } else if (k == "--ttl-ms") {
             o.ttl = std::chrono::milliseconds(std::stol(v));
+        } else if (k == "--spread") {
+            o.spread = v == "1";
         } else if (k == "--work-ms") {
             o.work = std::chrono::milliseconds(std::stol(v));
         } else {
@@ -169,7 +173,9 @@ int main(int argc, char** argv) try {
     const wafer::agent pipeline(pipeline_cfg);
 
     wafer::run_driver driver = [&](const store::run_claim& c, wafer::resume_options opts) {
-        const wafer::agent& a = c.agent == "pipeline" ? pipeline : single;
+        const wafer::agent& a = c.agent == "pipeline" ? pipeline
+                                : c.agent == "step"   ? child
+                                                      : single;
         return a.async_resume(c.run_id, std::move(opts));
     };
     wafer::worker_options wo;
@@ -178,6 +184,8 @@ int main(int argc, char** argv) try {
     wo.lease_ttl = o.ttl;
     wo.claim_wait = std::chrono::milliseconds(500);
     wo.drain_timeout = std::chrono::seconds(5);
+    wo.spread_children = o.spread;
+    wo.child_max_attempts = 20; // as the test's own submissions: kills are not poison here
     wo.on_claim = [](const store::run_claim& c) {
         const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch()

@@ -26,6 +26,7 @@ namespace wafer {
 namespace store {
 class run_store;
 }
+struct child_queue;
 
 /// What happens when a run reaches max_turns with the model still calling tools.
 enum class max_turns_policy {
@@ -140,6 +141,9 @@ struct run_options {
     /// With agent_config::tracer: the run's span becomes a child of this one (a service's
     /// request span, telemetry::parse_traceparent of an incoming header). Unset: a new trace.
     std::optional<telemetry::span_context> trace_parent;
+    /// With `store`: the run's agent::as_tool children are submitted to this queue for
+    /// workers instead of run in this process (wafer/child_queue.hpp). Null: in this process.
+    std::shared_ptr<const child_queue> children;
 };
 
 } // namespace wafer

@@ -19,6 +19,7 @@ namespace store {
 class run_store;
 struct run_info;
 } // namespace store
+struct child_queue;
 
 /// A tool call a journaled run handed to its tools and whose result the journal does not have:
 /// the process stopped while it ran, or before it started (calls of a dispatch count as started
@@ -92,6 +93,8 @@ struct resume_options {
     std::string parent_run_id;
     std::optional<std::chrono::steady_clock::time_point> deadline;
     bool finish_events = true;
+    /// As run_options::children: where the run's agent::as_tool children run.
+    std::shared_ptr<const child_queue> children;
 };
 
 } // namespace wafer

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace wafer {
 
@@ -55,6 +56,13 @@ using run_driver = std::function<
 
 /// A driver for runs that all use `runner` (which must outlive the worker).
 run_driver drive_with(const agent& runner);
+
+/// A driver that picks, for each claimed run, the agent whose agent_config::name is the run's
+/// run_info::agent (run_claim::agent): a pipeline's parent and the agents it calls as tools,
+/// whose children the worker spreads over workers (worker_options::spread_children). A run
+/// meant for no agent of `agents` fails with the reason. Throws std::invalid_argument for an
+/// empty list or two agents of one name.
+run_driver drive_with(std::vector<agent> agents);
 
 /// How a run left a worker.
 enum class worker_outcome {
@@ -118,6 +126,13 @@ struct worker_options {
     /// As resume_options::reconcile, for every run (unset: in-doubt calls are marked unknown,
     /// never run twice).
     std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+    /// Submit the agent::as_tool children of the runs this worker drives to the queue, for any
+    /// worker, instead of running them in this worker (wafer/child_queue.hpp). A run while it
+    /// waits for a queued child does not count against `concurrency` (so the worker may go
+    /// over it for a while once the child is back).
+    bool spread_children = false;
+    /// Claims a queued child may lose before it is failed as poison (with spread_children).
+    int child_max_attempts = 3;
     /// Called on the worker's executor when a run is claimed and when it leaves the worker.
     std::function<void(const store::run_claim&)> on_claim;
     std::function<void(const worker_report&)> on_report;

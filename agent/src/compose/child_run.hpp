@@ -4,6 +4,7 @@
 #pragma once
 
 #include <wafer/agent.hpp>
+#include <wafer/child_queue.hpp>
 #include <wafer/resume.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -25,6 +26,8 @@ struct child_journal {
     std::string previous_owner;
     std::chrono::milliseconds lease_ttl{30'000};
     std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+    /// Set: the child is submitted to this queue for any worker and waited for.
+    std::shared_ptr<const child_queue> queue;
 };
 
 /// Runs child `ro.run_id` of `runner`: starts it journaled in `j.store` if the store has no

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <wafer/agent_config.hpp>
+#include <wafer/child_queue.hpp>
 #include <wafer/resume.hpp>
 #include <wafer/run_result.hpp>
 #include <wafer/tools/tool.hpp>
@@ -48,6 +49,8 @@ public:
         std::string previous_owner;
         std::chrono::milliseconds lease_ttl{30'000};
         std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+        /// Where the children run when they spread over workers (null: in this process).
+        std::shared_ptr<const child_queue> queue;
     };
     std::optional<durable> journal;
     /// Children that stopped awaiting approval, by call id: the calls they wait for (with the

@@ -95,7 +95,8 @@ public:
                 plan_->owner,
                 plan_->previous_owner,
                 plan_->lease_ttl,
-                plan_->reconcile};
+                plan_->reconcile,
+                options.children};
         }
         setup_ = std::move(setup);
         machine_.emplace(cfg_, setup_);

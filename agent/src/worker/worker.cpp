@@ -1,6 +1,7 @@
 // The worker: one claiming loop and a coroutine per claimed run (with its heartbeat beside
 // it), all on the executor async_run runs on. Timers stand in for condition variables; what to
 // record in the queue when a run ends is decided by decide_outcome (worker/outcome.hpp).
+#include <wafer/child_queue.hpp>
 #include <wafer/error.hpp>
 #include <wafer/store/error.hpp>
 #include <wafer/worker.hpp>
@@ -69,6 +70,43 @@ run_driver drive_with(const agent& runner) {
 
 namespace {
 
+asio::awaitable<run_result> drive_named(
+    std::shared_ptr<const std::vector<agent>> agents, store::run_claim claim, resume_options options
+) {
+    const auto it = std::find_if(agents->begin(), agents->end(), [&](const agent& a) {
+        return a.config().name == claim.agent;
+    });
+    if (it == agents->end()) {
+        throw std::runtime_error(
+            "no agent named '" + claim.agent + "' in this worker for run " + claim.run_id
+        );
+    }
+    co_return co_await it->async_resume(claim.run_id, std::move(options));
+}
+
+} // namespace
+
+run_driver drive_with(std::vector<agent> agents) {
+    if (agents.empty()) {
+        throw std::invalid_argument("wafer::drive_with: no agents");
+    }
+    for (std::size_t i = 0; i < agents.size(); ++i) {
+        for (std::size_t k = i + 1; k < agents.size(); ++k) {
+            if (agents[i].config().name == agents[k].config().name) {
+                throw std::invalid_argument(
+                    "wafer::drive_with: two agents are named '" + agents[i].config().name + "'"
+                );
+            }
+        }
+    }
+    auto shared = std::make_shared<const std::vector<agent>>(std::move(agents));
+    return [shared](const store::run_claim& claim, resume_options options) {
+        return drive_named(shared, claim, std::move(options));
+    };
+}
+
+namespace {
+
 /// One claimed run while the worker drives it.
 struct run_slot {
     run_slot(asio::any_io_executor ex, store::run_claim c)
@@ -83,6 +121,9 @@ struct run_slot {
     bool beat_done = false;
     bool lost = false;
     bool given_back = false;
+    /// Calls of the run waiting for queued children (worker_options::spread_children): while
+    /// any wait, the run does not count against the worker's concurrency.
+    int waiting = 0;
 };
 
 /// Waits on `t` until something cancels it (a timer as a condition variable).
@@ -124,6 +165,13 @@ struct worker::state {
     bool draining = false;
     bool stopping = false;
     worker_stats stats;
+
+    /// Runs that count against the concurrency: those not waiting for queued children.
+    std::size_t busy() const {
+        return static_cast<std::size_t>(std::count_if(
+            running.begin(), running.end(), [](const auto& s) { return s->waiting == 0; }
+        ));
+    }
 
     void notify() {
         if (wake) {
@@ -247,6 +295,16 @@ asio::awaitable<void> drive_one(std::shared_ptr<worker::state> st, std::shared_p
         // A run whose worker died after it finished but before the queue heard: its result
         // is read back, nothing runs again.
         o.read_back = true;
+        if (st->opts.spread_children) {
+            auto children = std::make_shared<child_queue>();
+            children->queue = st->queue;
+            children->max_attempts = st->opts.child_max_attempts;
+            children->on_wait = [st, s](int delta) {
+                s->waiting += delta;
+                st->notify();
+            };
+            o.children = std::move(children);
+        }
         auto op = st->driver(s->claim, std::move(o));
         end.result = co_await asio::co_spawn(
             ex, std::move(op), asio::bind_cancellation_slot(s->cancel.slot(), asio::use_awaitable)
@@ -339,7 +397,7 @@ asio::awaitable<worker_stats> worker::async_run() {
             co_await asio::this_coro::reset_cancellation_state();
             break;
         }
-        if (st->running.size() >= st->opts.concurrency) {
+        if (st->busy() >= st->opts.concurrency) {
             co_await wait_signal(*st->wake);
             continue;
         }
