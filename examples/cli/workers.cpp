@@ -161,7 +161,7 @@ asio::awaitable<int> work(
     std::shared_ptr<store::run_store> st,
     std::shared_ptr<store::run_queue> queue,
     std::shared_ptr<api::client> client,
-    const std::string& where
+    std::string where
 ) {
     worker_options o;
     o.name = flags.name;
