@@ -3,9 +3,13 @@
 // Input: `[p][stream bytes]`: p picks the size of the reads (1 + p % 64 bytes each).
 // Properties: the frames are the same whether the stream is fed whole or in those reads; no
 // frame is longer than the limit and the framer never buffers more than a line and a read;
-// read_message never throws; a message it reads writes back as one line that reads back equal.
+// read_message never throws; what it reads (simdjson's fast path or nlohmann's parser) is what
+// nlohmann's parser reads; a message it reads writes back as one line that reads back equal, and
+// write_request writes what nlohmann's dump writes.
 #include <wafer/tools/mcp/jsonrpc.hpp>
 #include <wafer/tools/mcp/line_framer.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -59,9 +63,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         WAFER_FUZZ_CHECK(fr.text.find('\n') == std::string::npos);
         std::string why;
         const auto m = read_message(fr.text, &why);
+        const nlohmann::json j = nlohmann::json::parse(fr.text, nullptr, false);
         if (!m) {
             WAFER_FUZZ_CHECK(!why.empty());
+            // Refused as not JSON only when nlohmann refuses it too.
+            WAFER_FUZZ_CHECK(why.find("not JSON") == std::string::npos || j.is_discarded());
             continue;
+        }
+        WAFER_FUZZ_CHECK(!j.is_discarded());
+        if (m->type == rpc_message::kind::result) {
+            WAFER_FUZZ_CHECK(m->result == j.at("result"));
+        }
+        if (!m->params.is_null()) {
+            WAFER_FUZZ_CHECK(m->params == j.at("params"));
+            if (m->id) {
+                WAFER_FUZZ_CHECK(
+                    write_request(*m->id, m->method, m->params) ==
+                    nlohmann::json{
+                        {"id", j.at("id")},
+                        {"jsonrpc", "2.0"},
+                        {"method", m->method},
+                        {"params", m->params}}
+                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                );
+            }
         }
         const std::string out = write_message(*m);
         WAFER_FUZZ_CHECK(out.find('\n') == std::string::npos);

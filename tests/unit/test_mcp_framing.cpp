@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -375,5 +376,91 @@ TEST_SUITE("unit/mcp_framing") {
         // Invalid UTF-8 from a caller is replaced, never sent.
         const std::string bad = write_notification("x", {{"s", std::string("a\xff")}});
         CHECK(read_message(bad));
+    }
+    TEST_CASE("read_message builds what nlohmann's parser builds: value types, duplicate keys, "
+              "nesting at the limit, numbers and strings simdjson leaves to it") {
+        // Each a result whose value must come out as json::parse makes it, types included.
+        const std::vector<std::string> values{
+            R"({"content":[{"type":"text","text":"Echo: hi"}],"isError":false})",
+            R"([0,1,-1,9223372036854775807,9223372036854775808,18446744073709551615,-9223372036854775808])",
+            R"([1.5,-0.0,1e300,2.5e-308,0.1,1E2])",
+            R"(18446744073709551616)",                      // beyond 64 bits: a float
+            R"({"a":1,"a":2,"b":{"a":[true,false,null]}})", // the last duplicate wins
+            R"("tab\t nul\u0000 é \ud83d\ude00 \"q\" \\")",
+            R"({"":"","k\u0000":"v"})",
+            std::string(512 - 1, '[') + std::string(512 - 1, ']'), // with the envelope: 512 deep
+        };
+        for (const std::string& v : values) {
+            const std::string text = R"({"jsonrpc":"2.0","id":1,"result":)" + v + "}";
+            CAPTURE(text);
+            std::string why;
+            auto m = read_message(text, &why);
+            REQUIRE_MESSAGE(m, why);
+            const json expected = json::parse(v);
+            CHECK(m->result == expected);
+            CHECK(m->result.dump() == expected.dump());
+            // Same types all the way down (unsigned stays unsigned, float stays float).
+            std::function<void(const json&, const json&)> same = [&](const json& a, const json& b) {
+                REQUIRE(a.type() == b.type());
+                if (a.is_structured()) {
+                    REQUIRE(a.size() == b.size());
+                    auto ib = b.begin();
+                    for (auto ia = a.begin(); ia != a.end(); ++ia, ++ib) {
+                        same(*ia, *ib);
+                    }
+                }
+            };
+            same(m->result, expected);
+        }
+        // The one difference: "-0" is an unsigned 0 here and a signed one from nlohmann (the
+        // same value, the same dump).
+        auto minus_zero = read_message(R"({"jsonrpc":"2.0","id":1,"result":-0})");
+        REQUIRE(minus_zero);
+        CHECK(minus_zero->result == json::parse("-0"));
+        CHECK(minus_zero->result.dump() == "0");
+        // One level more is refused, as nlohmann's path refuses it; so is a number out of
+        // double's range and bad UTF-8 inside a string.
+        const std::string deep = R"({"jsonrpc":"2.0","id":1,"result":)" + std::string(512, '[') +
+                                 std::string(512, ']') + "}";
+        std::string why;
+        CHECK_FALSE(read_message(deep, &why));
+        CHECK(why.find("512") != std::string::npos);
+        CHECK_FALSE(read_message(R"({"jsonrpc":"2.0","id":1,"result":1e400})", &why));
+        CHECK(why.find("not JSON") != std::string::npos);
+        CHECK_FALSE(read_message("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"a\xc3\"}", &why));
+        CHECK(why.find("not JSON") != std::string::npos);
+        // Over the fast path's size: nlohmann's parser, the same message.
+        const std::string big_text(std::size_t{2} << 20, 'x');
+        auto big =
+            read_message(R"({"jsonrpc":"2.0","id":7,"result":{"text":")" + big_text + "\"}}");
+        REQUIRE(big);
+        CHECK(big->result.at("text").get_ref<const std::string&>() == big_text);
+    }
+
+    TEST_CASE("write_request writes what nlohmann's dump writes, with bad UTF-8 replaced") {
+        const std::vector<json> params{
+            json::object(),
+            {{"name", "echo"}, {"arguments", {{"message", "hi \"there\"\n\t\x01\x7f é 😀"}}}},
+            {{"n", {0, -1, 18446744073709551615ULL, 1.5, 0.1, 1e300, nullptr, true, false}}},
+            {{"nested", {{"a", json::array({json::object(), json::array()})}}}},
+            {{"long", std::string(100, 'a') + "\\" + std::string(13, 'b')}},
+        };
+        for (const json& p : params) {
+            CAPTURE(p.dump());
+            json envelope = {
+                {"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/call"}, {"params", p}};
+            CHECK(write_request(std::int64_t{4}, "tools/call", p) == envelope.dump());
+        }
+        const json bad = {{"s", std::string("a\xff") + "b"}};
+        const json bad_envelope = {
+            {"jsonrpc", "2.0"}, {"id", "x\n"}, {"method", "m"}, {"params", bad}};
+        CHECK(
+            write_request(std::string("x\n"), "m", bad) ==
+            bad_envelope.dump(-1, ' ', false, json::error_handler_t::replace)
+        );
+        CHECK(
+            write_request(std::int64_t{-5}, "ping", nullptr) ==
+            R"({"id":-5,"jsonrpc":"2.0","method":"ping"})"
+        );
     }
 }

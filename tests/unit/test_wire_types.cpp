@@ -1,5 +1,6 @@
 #include <wafer/api/chat_request.hpp>
 #include <wafer/api/chat_response.hpp>
+#include <wafer/tools/detail/json_string.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -7,8 +8,6 @@
 #include <limits>
 #include <string>
 #include <string_view>
-
-#include "detail/json_string.hpp"
 
 using namespace wafer::api;
 using nlohmann::json;

@@ -1,11 +1,11 @@
 #include <wafer/api/chat_request.hpp>
+#include <wafer/tools/detail/json_string.hpp>
 
 #include <charconv>
 #include <cstdint>
 #include <set>
 
 #include "detail/json_util.hpp"
-#include "detail/json_string.hpp"
 
 namespace wafer::api {
 

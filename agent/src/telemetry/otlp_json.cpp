@@ -1,12 +1,12 @@
 // The OTLP JSON encoding (opentelemetry-proto's JSON mapping), written by hand: the exporter
 // thread builds one body per batch without a DOM.
 #include <wafer/telemetry/otlp_exporter.hpp>
+#include <wafer/tools/detail/json_string.hpp>
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 
-#include "detail/json_string.hpp"
 #include "telemetry/hex.hpp"
 
 namespace wafer::telemetry {

@@ -1,4 +1,7 @@
+#include <wafer/tools/detail/json_string.hpp>
 #include <wafer/tools/mcp/jsonrpc.hpp>
+
+#include <simdjson.h>
 
 #include <charconv>
 #include <limits>
@@ -218,6 +221,187 @@ std::optional<std::int64_t> tail_id(std::string_view tail) noexcept {
     return n;
 }
 
+// ---- the fast parse: simdjson's DOM turned into nlohmann::json ------------------------------
+//
+// What nlohmann's own parser would build, without its per-character lexer: the same value types
+// (a non-negative integer is number_unsigned, as nlohmann makes it; only "-0" differs, an
+// unsigned 0 here and a signed one there), the last of duplicate keys kept. Only for messages
+// simdjson accepts and that nest at most max_nesting deep; anything else (too large, bad UTF-8, an
+// integer beyond 64 bits, a number out of double's range, ...) goes through nlohmann's parser,
+// whose verdict stands.
+
+// Messages larger than this take nlohmann's path: the parser's buffers, which are kept for the
+// thread's next message, stay small.
+constexpr std::size_t fast_parse_max_bytes = 1U << 20;
+
+enum class fast_parse { ok, too_deep, declined };
+
+fast_parse convert(simdjson::dom::element e, json& out, std::size_t depth) {
+    using simdjson::dom::element_type;
+    switch (e.type()) {
+    case element_type::ARRAY: {
+        if (++depth > max_nesting) {
+            return fast_parse::too_deep;
+        }
+        out = json::array();
+        auto& arr = out.get_ref<json::array_t&>();
+        simdjson::dom::array a;
+        if (e.get_array().get(a) != simdjson::SUCCESS) {
+            return fast_parse::declined;
+        }
+        arr.reserve(a.size());
+        for (const simdjson::dom::element child : a) {
+            arr.emplace_back();
+            if (const auto r = convert(child, arr.back(), depth); r != fast_parse::ok) {
+                return r;
+            }
+        }
+        return fast_parse::ok;
+    }
+    case element_type::OBJECT: {
+        if (++depth > max_nesting) {
+            return fast_parse::too_deep;
+        }
+        out = json::object();
+        auto& obj = out.get_ref<json::object_t&>();
+        simdjson::dom::object o;
+        if (e.get_object().get(o) != simdjson::SUCCESS) {
+            return fast_parse::declined;
+        }
+        for (const simdjson::dom::key_value_pair kv : o) {
+            json& slot = obj[std::string(kv.key)];
+            slot = json(); // a duplicate key: the last one wins
+            if (const auto r = convert(kv.value, slot, depth); r != fast_parse::ok) {
+                return r;
+            }
+        }
+        return fast_parse::ok;
+    }
+    case element_type::INT64: {
+        const std::int64_t v = e.get_int64().value_unsafe();
+        if (v >= 0) {
+            out = static_cast<std::uint64_t>(v);
+        } else {
+            out = v;
+        }
+        return fast_parse::ok;
+    }
+    case element_type::UINT64:
+        out = e.get_uint64().value_unsafe();
+        return fast_parse::ok;
+    case element_type::DOUBLE:
+        out = e.get_double().value_unsafe();
+        return fast_parse::ok;
+    case element_type::STRING:
+        out = std::string(e.get_string().value_unsafe());
+        return fast_parse::ok;
+    case element_type::BOOL:
+        out = e.get_bool().value_unsafe();
+        return fast_parse::ok;
+    case element_type::NULL_VALUE:
+        out = nullptr;
+        return fast_parse::ok;
+    }
+    return fast_parse::declined;
+}
+
+fast_parse parse_fast(std::string_view text, json& out) {
+    if (text.size() > fast_parse_max_bytes) {
+        return fast_parse::declined;
+    }
+    // One parser and one padded copy per thread, reused: no allocation once warm.
+    thread_local simdjson::dom::parser parser;
+    thread_local std::string padded;
+    padded.assign(text);
+    padded.append(simdjson::SIMDJSON_PADDING, '\0');
+    simdjson::dom::element root;
+    if (parser.parse(padded.data(), text.size(), false).get(root) != simdjson::SUCCESS) {
+        return fast_parse::declined;
+    }
+    const fast_parse r = convert(root, out, 0);
+    if (r == fast_parse::declined) {
+        out = json();
+    }
+    return r;
+}
+
+// nlohmann's dump(-1) of `j`, appended to `out`, with strings through the word-at-a-time
+// writer. False if a string is not valid UTF-8 (or `j` holds what JSON text cannot): the
+// caller then takes nlohmann's own dump, which replaces bad bytes with U+FFFD.
+bool dump_fast(const json& j, std::string& out) {
+    using nlohmann::detail::value_t;
+    switch (j.type()) {
+    case value_t::object: {
+        out += '{';
+        bool first = true;
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            if (!detail::put_string(out, it.key())) {
+                return false;
+            }
+            out += ':';
+            if (!dump_fast(*it, out)) {
+                return false;
+            }
+        }
+        out += '}';
+        return true;
+    }
+    case value_t::array: {
+        out += '[';
+        bool first = true;
+        for (const json& v : j) {
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            if (!dump_fast(v, out)) {
+                return false;
+            }
+        }
+        out += ']';
+        return true;
+    }
+    case value_t::string:
+        return detail::put_string(out, j.get_ref<const std::string&>());
+    case value_t::boolean:
+        out += j.get<bool>() ? "true" : "false";
+        return true;
+    case value_t::null:
+        out += "null";
+        return true;
+    case value_t::number_integer:
+    case value_t::number_unsigned: {
+        char digits[24];
+        const auto r =
+            j.is_number_unsigned()
+                ? std::to_chars(std::begin(digits), std::end(digits), j.get<std::uint64_t>())
+                : std::to_chars(std::begin(digits), std::end(digits), j.get<std::int64_t>());
+        out.append(digits, r.ptr);
+        return true;
+    }
+    case value_t::number_float:
+        out += j.dump(); // nlohmann's shortest round-trip form (and null for NaN, infinity)
+        return true;
+    case value_t::binary:
+    case value_t::discarded:
+        return false;
+    }
+    return false;
+}
+
+// Appends the dump of `j`, nlohmann's with replacement where the fast one declines.
+void append_dump(const json& j, std::string& out) {
+    const std::size_t mark = out.size();
+    if (!dump_fast(j, out)) {
+        out.resize(mark);
+        out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+}
+
 } // namespace
 
 std::optional<std::int64_t>
@@ -259,12 +443,19 @@ bool nesting_within(std::string_view text, std::size_t limit) noexcept {
 }
 
 std::optional<rpc_message> read_message(std::string_view text, std::string* why) {
-    if (!nesting_within(text, max_nesting)) {
+    json j;
+    const fast_parse fast = parse_fast(text, j);
+    if (fast == fast_parse::too_deep) {
         return refuse(why, "nested deeper than 512 levels");
     }
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) {
-        return refuse(why, "not JSON (or not UTF-8)");
+    if (fast == fast_parse::declined) {
+        if (!nesting_within(text, max_nesting)) {
+            return refuse(why, "nested deeper than 512 levels");
+        }
+        j = json::parse(text, nullptr, false);
+        if (j.is_discarded()) {
+            return refuse(why, "not JSON (or not UTF-8)");
+        }
     }
     if (j.is_array()) {
         return refuse(why, "a batch (MCP has no batches)");
@@ -374,14 +565,24 @@ std::string write_message(const rpc_message& m) {
 }
 
 std::string write_request(const rpc_id& id, std::string_view method, json params) {
-    json j = json::object();
-    j["jsonrpc"] = "2.0";
-    j["id"] = id_json(id);
-    j["method"] = method;
-    if (!params.is_null()) {
-        j["params"] = std::move(params);
+    // The envelope written directly, its members in the order nlohmann would sort them; only
+    // the params go through the serializer.
+    std::string out = "{\"id\":";
+    if (const auto* n = std::get_if<std::int64_t>(&id)) {
+        char digits[24];
+        const auto r = std::to_chars(std::begin(digits), std::end(digits), *n);
+        out.append(digits, r.ptr);
+    } else {
+        append_dump(json(std::get<std::string>(id)), out);
     }
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+    out += ",\"jsonrpc\":\"2.0\",\"method\":";
+    append_dump(json(method), out);
+    if (!params.is_null()) {
+        out += ",\"params\":";
+        append_dump(params, out);
+    }
+    out += '}';
+    return out;
 }
 
 std::string write_notification(std::string_view method, json params) {

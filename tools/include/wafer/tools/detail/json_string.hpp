@@ -1,4 +1,5 @@
-// JSON string writing without a DOM, shared by the request writer and the OTLP exporter.
+// JSON string writing without a DOM, shared by the chat request writer, the OTLP exporter and
+// the MCP request writer. Internal to wafer: not an API.
 #pragma once
 
 #include <cstddef>
