@@ -77,15 +77,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!m->params.is_null()) {
             WAFER_FUZZ_CHECK(m->params == j.at("params"));
             if (m->id) {
-                WAFER_FUZZ_CHECK(
-                    write_request(*m->id, m->method, m->params) ==
-                    nlohmann::json{
-                        {"id", j.at("id")},
-                        {"jsonrpc", "2.0"},
-                        {"method", m->method},
-                        {"params", m->params}}
-                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                );
+                const nlohmann::json envelope = {
+                    {"id", j.at("id")},
+                    {"jsonrpc", "2.0"},
+                    {"method", m->method},
+                    {"params", m->params}};
+                const std::string expected =
+                    envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                WAFER_FUZZ_CHECK(write_request(*m->id, m->method, m->params) == expected);
             }
         }
         const std::string out = write_message(*m);
