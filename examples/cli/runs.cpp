@@ -21,6 +21,7 @@
 
 #include "commands.hpp"
 #include "failure.hpp"
+#include "json_text.hpp"
 #include "printer.hpp"
 #include "store.hpp"
 #include "terminal.hpp"
@@ -33,10 +34,6 @@ using nlohmann::json;
 namespace wafer::cli {
 
 namespace {
-
-std::string dump(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 /// The first line of `s`, at most `width` code points of it, with "..." when cut.
 std::string first_line(std::string_view s, std::size_t width) {
@@ -192,7 +189,8 @@ void print_entry(std::ostream& out, const store::journal_entry& e, bool full) {
         for (std::size_t i = 0; i < reasons.size(); ++i) {
             out << (i == 0 ? ": " : "; ")
                 << visible(
-                       reasons[i].is_string() ? reasons[i].get<std::string>() : dump(reasons[i])
+                       reasons[i].is_string() ? reasons[i].get<std::string>()
+                                              : json_text(reasons[i])
                    );
         }
         out << "\n";
@@ -245,7 +243,7 @@ int runs(const runs_flags& flags) {
     }
     if (flags.json) {
         for (const auto& r : list) {
-            std::cout << dump(run_json(r)) << "\n";
+            std::cout << json_text(run_json(r)) << "\n";
         }
         std::cout << std::flush;
         return exit_ok;
@@ -302,7 +300,7 @@ int show_run(const runs_flags& flags) {
     if (flags.json) {
         json head = run_json(*info);
         head["type"] = "run";
-        std::cout << dump(head) << "\n";
+        std::cout << json_text(head) << "\n";
         for (const auto& e : journal) {
             json line = {{"type", "entry"}, {"seq", e.seq}, {"kind", e.kind}, {"at_ms", e.at_ms}};
             try {
@@ -310,7 +308,7 @@ int show_run(const runs_flags& flags) {
             } catch (const json::exception&) {
                 line["body_text"] = e.body; // shown as stored: the entry does not parse
             }
-            std::cout << dump(line) << "\n";
+            std::cout << json_text(line) << "\n";
         }
         std::cout << std::flush;
         return exit_ok;

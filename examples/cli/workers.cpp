@@ -34,6 +34,7 @@
 #include "conventions.hpp"
 #include "endpoint.hpp"
 #include "failure.hpp"
+#include "json_text.hpp"
 #include "mcp.hpp"
 #include "stop_signals.hpp"
 #include "store.hpp"
@@ -46,10 +47,6 @@ using nlohmann::json;
 namespace wafer::cli {
 
 namespace {
-
-std::string dump(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 /// The PostgreSQL store and its queue, opened on `ioc` (which must outlive them).
 struct queue_store {
@@ -172,7 +169,7 @@ asio::awaitable<int> work(
     std::optional<wafer::worker> w;
     o.on_claim = [&flags](const store::run_claim& c) {
         if (flags.json) {
-            std::cout << dump(
+            std::cout << json_text(
                              {{"type", "claim"},
                               {"id", c.run_id},
                               {"owner", c.owner},
@@ -187,7 +184,7 @@ asio::awaitable<int> work(
     };
     o.on_report = [&flags, &left_worker, &w](const worker_report& r) {
         if (flags.json) {
-            std::cout << dump(report_json(r)) << "\n" << std::flush;
+            std::cout << json_text(report_json(r)) << "\n" << std::flush;
         } else {
             std::cout << visible(r.run_id) << " " << to_string(r.outcome);
             if (r.result) {
@@ -327,7 +324,7 @@ asio::awaitable<int> await_runs(
                 if (!e->reason.empty()) {
                     j["reason"] = e->reason;
                 }
-                std::cout << dump(j) << "\n" << std::flush;
+                std::cout << json_text(j) << "\n" << std::flush;
             } else {
                 std::cout << visible(*it) << " " << (ok ? "completed" : visible(stop))
                           << (e->reason.empty() ? "" : ": " + visible(e->reason)) << "\n"
@@ -425,7 +422,7 @@ int submit(const submit_flags& flags) {
         }
         ids.push_back(id);
         if (flags.json) {
-            std::cout << dump({{"type", "submitted"}, {"id", id}}) << "\n";
+            std::cout << json_text({{"type", "submitted"}, {"id", id}}) << "\n";
         } else {
             std::cout << id << "\n";
         }
