@@ -615,9 +615,17 @@ int mcp_call(const mcp_flags& flags) {
     }
     const configured server = *it;
     const fs::path workspace = fs::absolute(flags.workspace).lexically_normal();
+    // On a terminal the server may ask for input (elicitation), as in `wafer run`; elsewhere
+    // the capability is not declared.
+    const std::shared_ptr<terminal_elicitor> elicitor =
+        can_prompt() ? std::make_shared<terminal_elicitor>() : nullptr;
     try {
         const mcp::call_result r = run_here([&]() -> asio::awaitable<mcp::call_result> {
             mcp::client_options o = client_options_for(server.name, workspace, flags.verbose);
+            if (elicitor) {
+                o.session.elicitation = true;
+                o.on_server_request = elicitor->handler(server.name);
+            }
             const std::chrono::milliseconds startup =
                 server.startup_timeout.value_or(std::chrono::seconds(flags.startup_timeout_s));
             o.session.initialize_limits = mcp::request_limits{startup, startup};

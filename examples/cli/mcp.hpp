@@ -91,7 +91,8 @@ struct mcp_flags {
 /// `wafer mcp list`: each server, its protocol version and its tools with their annotations.
 int mcp_list(const mcp_flags& flags);
 /// `wafer mcp call SERVER TOOL [JSON]`: one call; the result's text on standard output. Exit
-/// status 1 when the tool reports an error.
+/// status 1 when the tool reports an error. On a terminal the server may ask for input
+/// (elicitation), answered on the terminal as in `wafer run`.
 int mcp_call(const mcp_flags& flags);
 
 } // namespace wafer::cli

@@ -1,7 +1,8 @@
 // MCP elicitation in the wafer CLI, end to end: `wafer run` in a real terminal (a tmux pane of a
 // private tmux server, driven with send-keys) against the fake model endpoint, whose scripted
 // model calls the `elicit` tool of wafer's fault server; the form is answered on the terminal and
-// the server's log shows what it got. Without a terminal the capability is not declared.
+// the server's log shows what it got; `wafer mcp call` answers it the same way. Without a
+// terminal the capability is not declared.
 // Skipped (with a message) where tmux is missing.
 #include "cli_harness.hpp"
 
@@ -158,6 +159,53 @@ TEST_SUITE("mcp/cli/elicitation") {
         CHECK(contains(shown, "wafer: cancelled; \"asker\" is told so"));
         CHECK(elicitation_answer(log)["result"] == json::parse(R"({"action":"cancel"})"));
         CHECK(contains(tool_text(s), R"(elicited: {"action":"cancel"})"));
+    }
+
+    TEST_CASE("wafer mcp call on a terminal answers the server's form; without one the "
+              "capability is not declared") {
+        sample_workspace ws;
+        const fs::path log = ws.dir / "asker.log";
+        const fs::path config = write_config(ws, log);
+        const std::vector<std::string> args{
+            "mcp", "call", "asker", "elicit", "{}", "--mcp-config", config.string()};
+        if (tmux_available()) {
+            tmux_pane pane;
+            const auto step = [&](const std::string& wait, const std::string& answer) {
+                if (!pane.wait_for(wait)) {
+                    FAIL_CHECK("never shown: " << wait << "\n" << pane.screen());
+                    return false;
+                }
+                pane.type(answer);
+                return true;
+            };
+            REQUIRE(pane.start(ws.dir, args));
+            const bool asked = step("age (integer, required): ", "41") &&
+                               step("color (one of 1 red, 2 green, 3 blue) [green]: ", "3") &&
+                               step("email (email): ", "") && step("(text, required): ", "Bo") &&
+                               step("subscribe (yes/no) [yes]: ", "no") &&
+                               step("[a]ccept, [d]ecline, [c]ancel", "a");
+            CHECK(asked);
+            CHECK(pane.wait_for("wafer exited 0"));
+            const std::string shown = pane.screen();
+            INFO("terminal:\n" << shown);
+            CHECK(contains(shown, R"(elicited: {"action":"accept","content":{"age":41,)"));
+            CHECK(
+                elicitation_answer(log)["result"] ==
+                json::parse(R"({"action":"accept","content":{"age":41,"color":"blue",
+                    "name":"Bo","subscribe":false}})")
+            );
+        } else {
+            MESSAGE("tmux is not installed: the terminal part is skipped");
+        }
+        // No terminal: not declared; the server says it cannot ask (a failed tool: status 1).
+        fs::remove(log);
+        const auto r = run_wafer(args);
+        INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+        CHECK(r.status == 1);
+        CHECK(contains(r.out, "no elicitation: the client did not declare it"));
+        const auto lines = log_lines(log);
+        REQUIRE_FALSE(lines.empty());
+        CHECK_FALSE(contains(lines[0], "elicitation"));
     }
 
     TEST_CASE("without a terminal elicitation is not declared, so the server cannot ask") {

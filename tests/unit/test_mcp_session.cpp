@@ -357,6 +357,53 @@ TEST_SUITE("unit/mcp_session") {
         );
     }
 
+    TEST_CASE("while a person answers an elicitation no request times out for silence; the "
+              "hard maximum holds; the answer starts the wait again") {
+        session_config cfg;
+        cfg.elicitation = true;
+        session s = ready_session(cfg);
+        request_options o;
+        o.limits = request_limits{10s, 120s};
+        const auto id = s.request("tools/call", {{"name", "asks"}}, t0, o);
+        (void)s.take_output();
+        CHECK(*s.next_deadline() == t0 + 10s);
+        s.receive(
+            line(
+                {{"jsonrpc", "2.0"},
+                 {"id", "q1"},
+                 {"method", "elicitation/create"},
+                 {"params", {{"message", "which branch?"}}}}
+            ),
+            t0 + 2s
+        );
+        const auto asks = only<server_request_event>(s.take_events());
+        REQUIRE(asks.size() == 1);
+        CHECK(*s.next_deadline() == t0 + 120s); // only the hard maximum while the form is open
+        s.on_time(t0 + 90s);                    // the person takes their time
+        CHECK(s.awaiting(id));
+        CHECK(only<response_event>(s.take_events()).empty());
+        s.respond(asks[0].id, {{"action", "accept"}, {"content", {{"branch", "main"}}}}, t0 + 90s);
+        CHECK(*s.next_deadline() == t0 + 100s); // the wait starts again from the answer
+        s.on_time(t0 + 99s);
+        CHECK(s.awaiting(id));
+        s.on_time(t0 + 100s);
+        const auto done = only<response_event>(s.take_events());
+        REQUIRE(done.size() == 1);
+        CHECK(done[0].failure == errc::timeout);
+
+        // A form left open past the hard maximum still ends the call.
+        const auto id2 = s.request("tools/call", {{"name", "asks"}}, t0 + 200s, o);
+        s.receive(
+            line({{"jsonrpc", "2.0"}, {"id", "q2"}, {"method", "elicitation/create"}}), t0 + 201s
+        );
+        (void)s.take_events();
+        s.on_time(t0 + 320s);
+        CHECK_FALSE(s.awaiting(id2));
+        const auto late = only<response_event>(s.take_events());
+        REQUIRE(late.size() == 1);
+        CHECK(late[0].detail.find("maximum") != std::string::npos);
+    }
+
     TEST_CASE("progress restarts the timeout but not the hard maximum") {
         session s = ready_session();
         request_options o;

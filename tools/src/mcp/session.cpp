@@ -158,15 +158,31 @@ void session::cancel(std::int64_t id, std::string_view reason) {
     finish(id, std::move(ev));
 }
 
-void session::respond(const rpc_id& id, json result) {
+void session::respond(const rpc_id& id, json result, session_clock::time_point now) {
+    answered(id, now);
     if (state_ != state::closed) {
         send(write_result(id, std::move(result)));
     }
 }
 
-void session::respond_error(const rpc_id& id, rpc_error error) {
+void session::respond_error(const rpc_id& id, rpc_error error, session_clock::time_point now) {
+    answered(id, now);
     if (state_ != state::closed) {
         send(write_error(id, std::move(error)));
+    }
+}
+
+void session::answered(const rpc_id& id, session_clock::time_point now) {
+    const auto it = std::find(asking_.begin(), asking_.end(), id);
+    if (it == asking_.end()) {
+        return;
+    }
+    asking_.erase(it);
+    if (asking_.empty()) {
+        // The person answered: the requests they held up wait afresh.
+        for (auto& [_, p] : pending_) {
+            p.last_sign = std::max(p.last_sign, now);
+        }
     }
 }
 
@@ -457,6 +473,7 @@ void session::on_server_request(rpc_message m) {
         return;
     }
     if (m.method == "elicitation/create" && config_.elicitation) {
+        asking_.push_back(id);
         events_.emplace_back(server_request_event{id, std::move(m.method), std::move(m.params)});
         return;
     }
@@ -542,8 +559,12 @@ void session::close(errc reason, std::string_view why) {
     events_.emplace_back(closed_event{reason, std::string(why)});
 }
 
-session_clock::time_point session::deadline_of(const pending& p) noexcept {
-    return std::min(p.last_sign + p.limits.timeout, p.sent + p.limits.max_total);
+session_clock::time_point session::deadline_of(const pending& p) const noexcept {
+    const auto hard = p.sent + p.limits.max_total;
+    if (!asking_.empty()) {
+        return hard; // a person is answering the server: silence is expected
+    }
+    return std::min(p.last_sign + p.limits.timeout, hard);
 }
 
 void session::on_time(session_clock::time_point now) {

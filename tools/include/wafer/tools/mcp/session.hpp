@@ -206,9 +206,18 @@ public:
     /// ends it with a cancelled response_event. A response that comes later is ignored. No
     /// effect on a request that already ended.
     void cancel(std::int64_t id, std::string_view reason);
-    /// Answers a server_request_event.
-    void respond(const rpc_id& id, nlohmann::json result);
-    void respond_error(const rpc_id& id, rpc_error error);
+    /// Answers a server_request_event. While one waits for its answer (an elicitation a
+    /// person fills in), no request times out for want of an answer or progress: only
+    /// request_limits::max_total holds. Once none waits, every open request's wait starts
+    /// again from `now`.
+    void respond(
+        const rpc_id& id,
+        nlohmann::json result,
+        session_clock::time_point now = session_clock::now()
+    );
+    void respond_error(
+        const rpc_id& id, rpc_error error, session_clock::time_point now = session_clock::now()
+    );
 
     /// Bytes the server wrote to its stdout.
     void receive(std::string_view bytes, session_clock::time_point now);
@@ -263,6 +272,7 @@ private:
     void on_line(std::string_view line, session_clock::time_point now);
     void on_response(rpc_message& m, session_clock::time_point now);
     void on_server_request(rpc_message m);
+    void answered(const rpc_id& id, session_clock::time_point now);
     void on_notification(const rpc_message& m, session_clock::time_point now);
     void on_initialized(const nlohmann::json& result);
     void on_discovered(const rpc_message& m, session_clock::time_point now);
@@ -273,7 +283,7 @@ private:
     void add_request_meta(nlohmann::json& params) const;
     void finish(std::int64_t id, response_event ev);
     void fail_all(errc reason, std::string_view why);
-    static session_clock::time_point deadline_of(const pending& p) noexcept;
+    session_clock::time_point deadline_of(const pending& p) const noexcept;
 
     session_config config_;
     request_limits limits_;
@@ -284,6 +294,8 @@ private:
     bool discover_retried_ = false;
     bool probe_lost_ = false;
     std::map<std::int64_t, pending> pending_;
+    /// Server requests handed to the embedder and not answered yet.
+    std::vector<rpc_id> asking_;
     server_info server_;
     std::string output_;
     std::vector<session_event> events_;
