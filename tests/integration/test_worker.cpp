@@ -197,6 +197,20 @@ void submit_to(
     r.agent = agent;
     run_coro(ioc, q.async_submit(wafer::make_submission(std::move(r))));
 }
+
+/// A worker of concurrency 1 that spreads its runs' children over the queue and keeps its
+/// reports in `reports`.
+wafer::worker_options spreading_worker(std::vector<wafer::worker_report>& reports) {
+    wafer::worker_options o;
+    o.concurrency = 1;
+    o.lease_ttl = 3s;
+    o.claim_wait = 200ms;
+    o.spread_children = true;
+    o.on_report = [&reports](const wafer::worker_report& r) {
+        reports.push_back(r);
+    };
+    return o;
+}
 } // namespace
 
 TEST_SUITE("unit/worker") {
@@ -511,6 +525,7 @@ TEST_SUITE("postgres/worker") {
         CHECK(row->stop_reason == "awaiting_approval");
         CHECK(gated.seen->runs.empty());
     }
+
     TEST_CASE("postgres/worker: spread_children: a pipeline's child runs go through the queue "
               "to any worker; parents waiting for them hold no slot (concurrency 1, no "
               "deadlock); each child's answer reaches its parent; each call ran once") {
@@ -526,14 +541,7 @@ TEST_SUITE("postgres/worker") {
         }
         std::vector<wafer::worker_report> reports;
         std::map<std::string, std::string> claimed_by; // run id -> worker
-        wafer::worker_options o;
-        o.concurrency = 1;
-        o.lease_ttl = 3s;
-        o.claim_wait = 200ms;
-        o.spread_children = true;
-        o.on_report = [&](const wafer::worker_report& r) {
-            reports.push_back(r);
-        };
+        wafer::worker_options o = spreading_worker(reports);
         o.on_claim = [&](const store::run_claim& c) {
             claimed_by[c.run_id] = c.owner.substr(0, c.owner.find('#'));
         };
@@ -597,14 +605,7 @@ TEST_SUITE("postgres/worker") {
         submit_to(ioc, *pq.queue, "s1", "planner");
         submit_to(ioc, *pq.queue, "nobody", "no-such-agent");
         std::vector<wafer::worker_report> reports;
-        wafer::worker_options o;
-        o.concurrency = 1;
-        o.lease_ttl = 3s;
-        o.claim_wait = 200ms;
-        o.spread_children = true;
-        o.on_report = [&](const wafer::worker_report& r) {
-            reports.push_back(r);
-        };
+        wafer::worker_options o = spreading_worker(reports);
         o.name = "first";
         auto w1 = std::make_unique<wafer::worker>(pq.st, pq.queue, p.driver(), o);
         auto s1 = start(ioc, *w1);
