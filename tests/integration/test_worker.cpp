@@ -4,6 +4,8 @@
 // a claim taken over is noticed and its run abandoned, failures and pauses are recorded. The
 // outcome mapping itself is tested without I/O (unit/worker).
 #include <wafer/agent.hpp>
+#include <wafer/child_queue.hpp>
+#include <wafer/fan_out.hpp>
 #include <wafer/scripted_model.hpp>
 #include <wafer/store/error.hpp>
 #include <wafer/store/postgres_queue.hpp>
@@ -651,5 +653,69 @@ TEST_SUITE("postgres/worker") {
         CHECK(nobody->outcome == wafer::worker_outcome::failed);
         CHECK(nobody->reason.find("no agent named 'no-such-agent'") != std::string::npos);
         CHECK(entry(ioc, *pq.queue, "nobody").state == store::queue_state::failed);
+    }
+    TEST_CASE("postgres/worker: a fan-out with fan_out_options::children sends its children "
+              "to the workers and gathers their results; run again, it reads them back") {
+        if (!wafer::testing::postgres_available()) {
+            return;
+        }
+        pg_queue pq;
+        asio::io_context ioc;
+        pipeline_agents p(20ms);
+        std::vector<wafer::worker_report> reports;
+        std::map<std::string, int> claims;
+        wafer::worker_options o = spreading_worker(reports);
+        o.on_claim = [&](const store::run_claim& c) {
+            ++claims[c.run_id];
+        };
+        o.name = "wa";
+        wafer::worker w1(pq.st, pq.queue, p.driver(), o);
+        o.name = "wb";
+        wafer::worker w2(pq.st, pq.queue, p.driver(), o);
+        auto s1 = start(ioc, w1);
+        auto s2 = start(ioc, w2);
+
+        auto fan_out = [&] {
+            std::vector<wafer::fan_out_job> jobs;
+            for (int i = 0; i < 4; ++i) {
+                jobs.push_back({&*p.helper, "part " + std::to_string(i), {}});
+            }
+            wafer::fan_out_options fo;
+            fo.run_id = "fan";
+            fo.store = pq.st;
+            auto q = std::make_shared<wafer::child_queue>();
+            q->queue = pq.queue;
+            fo.children = q;
+            return run_coro(ioc, wafer::async_fan_out(std::move(jobs), std::move(fo)));
+        };
+        const wafer::fan_out_result r = fan_out();
+        CHECK(r.satisfied);
+        CHECK(r.succeeded == 4);
+        REQUIRE(r.children.size() == 4);
+        for (int i = 0; i < 4; ++i) {
+            const auto& c = r.children[static_cast<std::size_t>(i)];
+            REQUIRE(c.result);
+            CHECK(c.result->final_text == "done");
+            CHECK(c.usage.total_tokens > 0);
+            CHECK(claims["fan/" + std::to_string(i)] == 1); // each went through the queue
+        }
+        CHECK(r.usage.total_tokens > 0);
+        REQUIRE(p.helper_side.seen->runs.size() == 4);
+
+        // The same fan-out again: every child is read back; nothing is queued or run again.
+        const wafer::fan_out_result again = fan_out();
+        CHECK(again.succeeded == 4);
+        CHECK(p.helper_side.seen->runs.size() == 4);
+        for (const auto& [key, n] : p.helper_side.seen->runs) {
+            CHECK_MESSAGE(n == 1, key);
+        }
+        for (const auto& [id, n] : claims) {
+            CHECK_MESSAGE(n == 1, id);
+        }
+        w1.drain();
+        w2.drain();
+        REQUIRE(run_until(
+            ioc, [&] { return s1->has_value() && s2->has_value(); }, 10s
+        ));
     }
 }

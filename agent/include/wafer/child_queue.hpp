@@ -27,7 +27,8 @@ class run_queue;
 /// without a queue is. A child whose claims all lapsed (poison, run_submission::max_attempts)
 /// is a failed call.
 ///
-/// wafer::worker sets this for the runs it drives when worker_options::spread_children is on.
+/// wafer::worker sets this for the runs it drives when worker_options::spread_children is on;
+/// fan_out_options::children sends a fan-out's children the same way.
 struct child_queue {
     std::shared_ptr<store::run_queue> queue;
     /// Claims of a child that may lapse before it is failed as poison.

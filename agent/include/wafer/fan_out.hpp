@@ -3,6 +3,7 @@
 #pragma once
 
 #include <wafer/agent.hpp>
+#include <wafer/child_queue.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -61,6 +62,13 @@ struct fan_out_options {
     std::shared_ptr<store::run_store> store;
     /// For resumed children: as resume_options::reconcile.
     std::function<reconcile_decision(const in_doubt_call&)> reconcile;
+    /// With `store`: each child is submitted to this queue for workers (wafer/child_queue.hpp;
+    /// run_info::agent is its runner's name) instead of run here, and waited for; a fan-out
+    /// called again with the same run_id waits for the children still queued or claimed. Such
+    /// a child's events stay with its worker, so `token_budget` counts it once it ended, and
+    /// `timeout` does not reach it; a child the fan-out cancels (it lost, or the caller
+    /// cancelled) is no longer waited for but runs to its end on its worker.
+    std::shared_ptr<const child_queue> children;
 };
 
 enum class fan_out_status {

@@ -207,6 +207,7 @@ asio::awaitable<fan_out_result> async_fan_out(std::vector<fan_out_job> jobs, fan
                 cj.store = opts.store;
                 cj.lease_ttl = ro.lease_ttl;
                 cj.reconcile = opts.reconcile;
+                cj.queue = opts.children;
                 asio::co_spawn(
                     ex,
                     detail::async_run_child(
