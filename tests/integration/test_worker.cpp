@@ -718,4 +718,49 @@ TEST_SUITE("postgres/worker") {
             ioc, [&] { return s1->has_value() && s2->has_value(); }, 10s
         ));
     }
+    TEST_CASE("postgres/worker: spread_children: a child its worker fails (the driver throws) "
+              "is a failed call of its parent with the queue's reason; the parent goes on") {
+        if (!wafer::testing::postgres_available()) {
+            return;
+        }
+        pg_queue pq;
+        asio::io_context ioc;
+        pipeline_agents p(20ms);
+        submit_to(ioc, *pq.queue, "f1", "planner");
+        std::vector<wafer::worker_report> reports;
+        wafer::worker_options o = spreading_worker(reports);
+        wafer::run_driver planner_only = [&p](const store::run_claim& c, wafer::resume_options ro) {
+            if (c.agent == "helper") {
+                throw std::runtime_error("the helper's machine is on fire");
+            }
+            return p.planner->async_resume(c.run_id, std::move(ro));
+        };
+        wafer::worker w(pq.st, pq.queue, planner_only, o);
+        auto s1 = start(ioc, w);
+        REQUIRE(run_until(ioc, [&] { return reports.size() == 2; }));
+        w.drain();
+        REQUIRE(run_until(
+            ioc, [&] { return s1->has_value(); }, 10s
+        ));
+        const wafer::worker_report* parent = nullptr;
+        for (const auto& r : reports) {
+            if (r.run_id == "f1") {
+                parent = &r;
+            } else {
+                CHECK(r.run_id == "f1/d1");
+                CHECK(r.outcome == wafer::worker_outcome::failed);
+            }
+        }
+        REQUIRE(parent != nullptr);
+        CHECK(parent->outcome == wafer::worker_outcome::completed);
+        REQUIRE(parent->result);
+        INFO(parent->result->final_text);
+        CHECK(parent->result->final_text.find("failed in the run queue") != std::string::npos);
+        CHECK(
+            parent->result->final_text.find("the helper's machine is on fire") != std::string::npos
+        );
+        REQUIRE(parent->result->children.size() == 1);
+        CHECK(parent->result->children[0].stop_reason == wafer::stop_reason::error);
+        CHECK(p.helper_side.seen->runs.empty());
+    }
 }

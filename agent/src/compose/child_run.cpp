@@ -69,10 +69,14 @@ wait_for(const child_queue& q, store::run_store& st, const std::string& id) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
         const std::optional<store::run_info> row = co_await st.async_find_run(id);
+        const std::optional<store::queue_entry> e = co_await q.queue->async_find(id);
         if (row && row->status == store::run_status::finished) {
+            // Finished, unless the queue failed it (as poison: its journal does not end).
+            if (e && e->state == store::queue_state::failed) {
+                co_return std::pair{child_end::failed, e->reason};
+            }
             co_return std::pair{child_end::finished, std::string()};
         }
-        const std::optional<store::queue_entry> e = co_await q.queue->async_find(id);
         if (e && e->state == store::queue_state::failed) {
             co_return std::pair{child_end::failed, e->reason};
         }
