@@ -28,6 +28,8 @@ std::optional<fs::path> absolute_env(const char* name) {
 
 /// How long a CLI command waits for the database (the library's default is for servers).
 constexpr std::chrono::milliseconds database_timeout{5'000};
+// A command that drives one run: a connection for the run and one for lease renewals beside it.
+constexpr std::size_t single_run_connections = 2;
 
 /// Where passwords are in a database URI, as libpq reads it: the user part ends at the first '@'
 /// before any '/', its password after its first ':'; then `password=` among the parameters.
@@ -274,8 +276,7 @@ std::shared_ptr<store::run_store>
 open_store(boost::asio::io_context& ioc, const store_flags& where) {
     check_schema_flag(where);
     if (is_database_url(where.store)) {
-        // One run per process: two connections cover the run and a lease renewal beside it.
-        return open_database(ioc, where, 2);
+        return open_database(ioc, where, single_run_connections);
     }
     return open_store(store_path(where.store));
 }
@@ -284,8 +285,7 @@ std::shared_ptr<store::run_store>
 existing_store(boost::asio::io_context& ioc, const store_flags& where) {
     check_schema_flag(where);
     if (is_database_url(where.store)) {
-        // One run per process: two connections cover the run and a lease renewal beside it.
-        return open_database(ioc, where, 2);
+        return open_database(ioc, where, single_run_connections);
     }
     const fs::path file = store_path(where.store);
     std::error_code ec;
@@ -299,8 +299,7 @@ std::shared_ptr<store::run_store>
 store_of_run(boost::asio::io_context& ioc, const store_flags& where, const std::string& run_id) {
     check_schema_flag(where);
     if (is_database_url(where.store)) {
-        // One run per process: two connections cover the run and a lease renewal beside it.
-        return open_database(ioc, where, 2);
+        return open_database(ioc, where, single_run_connections);
     }
     const fs::path file = store_path(where.store);
     std::error_code ec;

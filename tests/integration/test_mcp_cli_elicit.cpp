@@ -56,6 +56,16 @@ std::string tool_text(const served& s) {
     return bodies.back()["messages"].back().value("content", "");
 }
 
+// Waits for `wait` on the pane and types `answer`; a failed check (with the screen) if it
+// never shows.
+bool answer_when_shown(tmux_pane& pane, const std::string& wait, const std::string& answer) {
+    if (!pane.wait_for(wait)) {
+        FAIL_CHECK("never shown: " << wait << "\n" << pane.screen());
+        return false;
+    }
+    pane.type(answer);
+    return true;
+}
 } // namespace
 
 TEST_SUITE("mcp/cli/elicitation") {
@@ -86,13 +96,8 @@ TEST_SUITE("mcp/cli/elicitation") {
         // (No REQUIRE in while_serving's function: an exception would leave the server thread
         // unjoined.)
         s.while_serving([&] {
-            const auto step = [&](const std::string& wait, const std::string& answer) {
-                if (!pane.wait_for(wait)) {
-                    FAIL_CHECK("never shown: " << wait << "\n" << pane.screen());
-                    return false;
-                }
-                pane.type(answer);
-                return true;
+            const auto step = [&pane](const std::string& wait, const std::string& answer) {
+                return answer_when_shown(pane, wait, answer);
             };
             if (!pane.start(ws.dir, args)) {
                 FAIL_CHECK("tmux did not start");
@@ -170,13 +175,8 @@ TEST_SUITE("mcp/cli/elicitation") {
             "mcp", "call", "asker", "elicit", "{}", "--mcp-config", config.string()};
         if (tmux_available()) {
             tmux_pane pane;
-            const auto step = [&](const std::string& wait, const std::string& answer) {
-                if (!pane.wait_for(wait)) {
-                    FAIL_CHECK("never shown: " << wait << "\n" << pane.screen());
-                    return false;
-                }
-                pane.type(answer);
-                return true;
+            const auto step = [&pane](const std::string& wait, const std::string& answer) {
+                return answer_when_shown(pane, wait, answer);
             };
             REQUIRE(pane.start(ws.dir, args));
             const bool asked = step("age (integer, required): ", "41") &&

@@ -1,6 +1,6 @@
 #include <wafer/api/chat_request.hpp>
 #include <wafer/api/chat_response.hpp>
-#include <wafer/tools/detail/json_string.hpp>
+#include <wafer/tools/detail/json_write.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

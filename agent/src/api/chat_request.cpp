@@ -1,5 +1,5 @@
 #include <wafer/api/chat_request.hpp>
-#include <wafer/tools/detail/json_string.hpp>
+#include <wafer/tools/detail/json_write.hpp>
 
 #include <charconv>
 #include <cstdint>
@@ -323,7 +323,9 @@ void from_json(const json& j, chat_request& r) {
 
 namespace {
 
+using wafer::detail::put_int;
 using wafer::detail::put_string;
+using wafer::detail::put_value;
 
 // The request body is written straight into a string instead of building an nlohmann DOM and
 // dumping it: that was about 40% of the client's CPU per agent turn. The output parses to the
@@ -336,81 +338,12 @@ void put_key(std::string& out, bool& first, std::string_view key) {
     out += "\":";
 }
 
-template <class Int>
-void put_int(std::string& out, Int v) {
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
-}
-
 void put_double(std::string& out, double v) {
     out += json(v).dump(); // nlohmann's shortest round-trip form; rare fields only
 }
 
 void put_bool(std::string& out, bool v) {
     out += v ? "true" : "false";
-}
-
-// Any nlohmann value (tool schemas, response_format schemas). Objects keep nlohmann's sorted
-// key order, as dump() does.
-bool put_value(std::string& out, const json& v) {
-    switch (v.type()) {
-    case json::value_t::null:
-        out += "null";
-        return true;
-    case json::value_t::boolean:
-        put_bool(out, v.get<bool>());
-        return true;
-    case json::value_t::number_integer:
-        put_int(out, v.get<std::int64_t>());
-        return true;
-    case json::value_t::number_unsigned:
-        put_int(out, v.get<std::uint64_t>());
-        return true;
-    case json::value_t::number_float:
-        put_double(out, v.get<double>());
-        return true;
-    case json::value_t::string:
-        return put_string(out, v.get_ref<const std::string&>());
-    case json::value_t::array: {
-        out += '[';
-        bool first = true;
-        for (const auto& e : v) {
-            if (!first) {
-                out += ',';
-            }
-            first = false;
-            if (!put_value(out, e)) {
-                return false;
-            }
-        }
-        out += ']';
-        return true;
-    }
-    case json::value_t::object: {
-        out += '{';
-        bool first = true;
-        for (const auto& [key, e] : v.items()) {
-            if (!first) {
-                out += ',';
-            }
-            first = false;
-            if (!put_string(out, key)) {
-                return false;
-            }
-            out += ':';
-            if (!put_value(out, e)) {
-                return false;
-            }
-        }
-        out += '}';
-        return true;
-    }
-    case json::value_t::binary:
-    case json::value_t::discarded:
-        return false;
-    }
-    return false;
 }
 
 bool put_message(std::string& out, const message& m) {

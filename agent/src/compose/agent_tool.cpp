@@ -122,10 +122,7 @@ run_child(std::shared_ptr<const agent_tool_spec> spec, json args, tools::call_co
     try {
         if (host && host->journal) {
             // A journaled parent: the child is a run in the same store, under its owner.
-            const auto& d = *host->journal;
-            detail::child_journal j{
-                d.store, d.owner, d.previous_owner, d.lease_ttl, d.reconcile, d.queue};
-            r = co_await detail::async_run_child(spec->child, input, std::move(ro), std::move(j));
+            r = co_await detail::async_run_child(spec->child, input, std::move(ro), *host->journal);
         } else {
             r = co_await spec->child.async_run(input, std::move(ro));
         }

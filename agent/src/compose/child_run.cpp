@@ -150,8 +150,9 @@ async_run_child(const agent& runner, std::string input, run_options ro, child_jo
     if (j.queue && j.queue->queue) {
         // Queued before (or never started): wait for it in the queue. A child that started in
         // a process without a queue goes on as it began, below.
+        // (A finished one too: the queue may have failed it, and then its journal does not end.)
         bool queued = !row;
-        if (row && row->status != store::run_status::finished) {
+        if (row) {
             queued = (co_await j.queue->queue->async_find(ro.run_id)).has_value();
         }
         if (queued) {

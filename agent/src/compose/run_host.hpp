@@ -4,7 +4,6 @@
 #pragma once
 
 #include <wafer/agent_config.hpp>
-#include <wafer/child_queue.hpp>
 #include <wafer/resume.hpp>
 #include <wafer/run_result.hpp>
 #include <wafer/tools/tool.hpp>
@@ -16,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "compose/child_run.hpp"
 
 namespace wafer::detail {
 
@@ -41,18 +42,8 @@ public:
     std::vector<child_run> children;
 
     /// Set when the run is journaled: its children are journaled in the same store, under
-    /// its lease owner (compose/child_run.hpp).
-    struct durable {
-        std::shared_ptr<store::run_store> store;
-        std::string owner;
-        /// The owner before a resume: a child still leased to it is taken over.
-        std::string previous_owner;
-        std::chrono::milliseconds lease_ttl{30'000};
-        std::function<reconcile_decision(const in_doubt_call&)> reconcile;
-        /// Where the children run when they spread over workers (null: in this process).
-        std::shared_ptr<const child_queue> queue;
-    };
-    std::optional<durable> journal;
+    /// its lease owner, and go to its child queue if it has one (compose/child_run.hpp).
+    std::optional<child_journal> journal;
     /// Children that stopped awaiting approval, by call id: the calls they wait for (with the
     /// child's run id), taken by the driver with the call's result.
     std::map<std::string, std::vector<pending_approval>> paused;

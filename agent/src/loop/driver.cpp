@@ -90,7 +90,7 @@ public:
         host_ = std::make_shared<run_host>();
         if (plan_) {
             // Children are journaled in the same store, under this run's owner.
-            host_->journal = run_host::durable{
+            host_->journal = child_journal{
                 plan_->store,
                 plan_->owner,
                 plan_->previous_owner,

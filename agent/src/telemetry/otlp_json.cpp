@@ -1,7 +1,7 @@
 // The OTLP JSON encoding (opentelemetry-proto's JSON mapping), written by hand: the exporter
 // thread builds one body per batch without a DOM.
 #include <wafer/telemetry/otlp_exporter.hpp>
-#include <wafer/tools/detail/json_string.hpp>
+#include <wafer/tools/detail/json_write.hpp>
 
 #include <charconv>
 #include <cmath>
@@ -12,6 +12,8 @@
 namespace wafer::telemetry {
 
 namespace {
+
+using wafer::detail::put_int;
 
 // The request writer's escaper; text that is not valid UTF-8 (a model-named tool, an error text)
 // has its bad bytes replaced with U+FFFD, so one span cannot make a batch's body invalid JSON.
@@ -35,12 +37,6 @@ void put_escaped(std::string& out, std::string_view s) {
         }
     }
     wafer::detail::put_string(out, clean);
-}
-
-void put_int(std::string& out, std::int64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
 }
 
 // int64 / uint64 / fixed64 fields are JSON strings in the mapping.

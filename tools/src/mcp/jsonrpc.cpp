@@ -1,4 +1,4 @@
-#include <wafer/tools/detail/json_string.hpp>
+#include <wafer/tools/detail/json_write.hpp>
 #include <wafer/tools/mcp/jsonrpc.hpp>
 
 #include <simdjson.h>
@@ -269,8 +269,8 @@ fast_parse convert(simdjson::dom::element e, json& out, std::size_t depth) {
             return fast_parse::declined;
         }
         for (const simdjson::dom::key_value_pair kv : o) {
+            // A duplicate key: convert overwrites the slot, so the last one wins.
             json& slot = obj[std::string(kv.key)];
-            slot = json(); // a duplicate key: the last one wins
             if (const auto r = convert(kv.value, slot, depth); r != fast_parse::ok) {
                 return r;
             }
@@ -318,85 +318,14 @@ fast_parse parse_fast(std::string_view text, json& out) {
     if (parser.parse(padded.data(), text.size(), false).get(root) != simdjson::SUCCESS) {
         return fast_parse::declined;
     }
-    const fast_parse r = convert(root, out, 0);
-    if (r == fast_parse::declined) {
-        out = json();
-    }
-    return r;
+    return convert(root, out, 0);
 }
 
-// nlohmann's dump(-1) of `j`, appended to `out`, with strings through the word-at-a-time
-// writer. False if a string is not valid UTF-8 (or `j` holds what JSON text cannot): the
-// caller then takes nlohmann's own dump, which replaces bad bytes with U+FFFD.
-bool dump_fast(const json& j, std::string& out) {
-    using nlohmann::detail::value_t;
-    switch (j.type()) {
-    case value_t::object: {
-        out += '{';
-        bool first = true;
-        for (auto it = j.begin(); it != j.end(); ++it) {
-            if (!first) {
-                out += ',';
-            }
-            first = false;
-            if (!detail::put_string(out, it.key())) {
-                return false;
-            }
-            out += ':';
-            if (!dump_fast(*it, out)) {
-                return false;
-            }
-        }
-        out += '}';
-        return true;
-    }
-    case value_t::array: {
-        out += '[';
-        bool first = true;
-        for (const json& v : j) {
-            if (!first) {
-                out += ',';
-            }
-            first = false;
-            if (!dump_fast(v, out)) {
-                return false;
-            }
-        }
-        out += ']';
-        return true;
-    }
-    case value_t::string:
-        return detail::put_string(out, j.get_ref<const std::string&>());
-    case value_t::boolean:
-        out += j.get<bool>() ? "true" : "false";
-        return true;
-    case value_t::null:
-        out += "null";
-        return true;
-    case value_t::number_integer:
-    case value_t::number_unsigned: {
-        char digits[24];
-        const auto r =
-            j.is_number_unsigned()
-                ? std::to_chars(std::begin(digits), std::end(digits), j.get<std::uint64_t>())
-                : std::to_chars(std::begin(digits), std::end(digits), j.get<std::int64_t>());
-        out.append(digits, r.ptr);
-        return true;
-    }
-    case value_t::number_float:
-        out += j.dump(); // nlohmann's shortest round-trip form (and null for NaN, infinity)
-        return true;
-    case value_t::binary:
-    case value_t::discarded:
-        return false;
-    }
-    return false;
-}
-
-// Appends the dump of `j`, nlohmann's with replacement where the fast one declines.
+// Appends the dump of `j`: the shared DOM-free writer, or nlohmann's dump with replacement
+// where that declines (bad UTF-8).
 void append_dump(const json& j, std::string& out) {
     const std::size_t mark = out.size();
-    if (!dump_fast(j, out)) {
+    if (!detail::put_value(out, j)) {
         out.resize(mark);
         out += j.dump(-1, ' ', false, json::error_handler_t::replace);
     }
@@ -568,13 +497,7 @@ std::string write_request(const rpc_id& id, std::string_view method, json params
     // The envelope written directly, its members in the order nlohmann would sort them; only
     // the params go through the serializer.
     std::string out = "{\"id\":";
-    if (const auto* n = std::get_if<std::int64_t>(&id)) {
-        char digits[24];
-        const auto r = std::to_chars(std::begin(digits), std::end(digits), *n);
-        out.append(digits, r.ptr);
-    } else {
-        append_dump(json(std::get<std::string>(id)), out);
-    }
+    append_dump(id_json(id), out);
     out += ",\"jsonrpc\":\"2.0\",\"method\":";
     append_dump(json(method), out);
     if (!params.is_null()) {

@@ -1,7 +1,10 @@
-// JSON string writing without a DOM, shared by the chat request writer, the OTLP exporter and
-// the MCP request writer. Internal to wafer: not an API.
+// JSON writing without a DOM (strings, integers, any nlohmann value), shared by the chat
+// request writer, the OTLP exporter and the MCP request writer. Internal to wafer: not an API.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -123,6 +126,78 @@ inline bool put_string(std::string& out, std::string_view s) {
     out.append(s.data() + run, s.size() - run);
     out += '"';
     return true;
+}
+
+// Appends an integer in decimal.
+template <class Int>
+void put_int(std::string& out, Int v) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+// Appends any nlohmann value as dump(-1) writes it (objects in its sorted key order, floats in
+// its shortest round-trip form). False if a string is not valid UTF-8 or the value has no JSON
+// text (binary, discarded): the caller falls back to nlohmann's dump with replacement.
+inline bool put_value(std::string& out, const nlohmann::json& v) {
+    using value_t = nlohmann::json::value_t;
+    switch (v.type()) {
+    case value_t::null:
+        out += "null";
+        return true;
+    case value_t::boolean:
+        out += v.get<bool>() ? "true" : "false";
+        return true;
+    case value_t::number_integer:
+        put_int(out, v.get<std::int64_t>());
+        return true;
+    case value_t::number_unsigned:
+        put_int(out, v.get<std::uint64_t>());
+        return true;
+    case value_t::number_float:
+        out += v.dump();
+        return true;
+    case value_t::string:
+        return put_string(out, v.get_ref<const std::string&>());
+    case value_t::array: {
+        out += '[';
+        bool first = true;
+        for (const auto& e : v) {
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            if (!put_value(out, e)) {
+                return false;
+            }
+        }
+        out += ']';
+        return true;
+    }
+    case value_t::object: {
+        out += '{';
+        bool first = true;
+        for (auto it = v.begin(); it != v.end(); ++it) {
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            if (!put_string(out, it.key())) {
+                return false;
+            }
+            out += ':';
+            if (!put_value(out, *it)) {
+                return false;
+            }
+        }
+        out += '}';
+        return true;
+    }
+    case value_t::binary:
+    case value_t::discarded:
+        return false;
+    }
+    return false;
 }
 
 } // namespace wafer::detail
