@@ -30,6 +30,8 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <sqlite3.h>
+#include <stdexcept>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -185,6 +187,65 @@ figures measure(store::run_store& s, const std::string& prefix, int runs, int st
     return f;
 }
 
+/// The floor under any append: SQLite alone (no store, no codec, no thread), one transaction
+/// per step that inserts the step's bytes as one row of a one-table file, in WAL mode with the
+/// store's synchronous setting and the same counting VFS. What an append costs above it is the
+/// store's own work (two tables, the run's row, the journal's key, the lease check).
+figures sqlite_floor(const fs::path& file, bool full, int steps) {
+    sqlite3* db = nullptr;
+    const auto vfs = wafer::testing::counting_vfs::name;
+    if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) !=
+        SQLITE_OK) {
+        throw std::runtime_error("cannot open " + file.string());
+    }
+    const auto exec = [&](const char* sql) {
+        if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+            throw std::runtime_error(std::string(sql) + ": " + sqlite3_errmsg(db));
+        }
+    };
+    exec("PRAGMA journal_mode=WAL");
+    exec(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    exec("CREATE TABLE steps (k INTEGER PRIMARY KEY, body TEXT NOT NULL)");
+    sqlite3_stmt *begin = nullptr, *insert = nullptr, *commit = nullptr;
+    sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, nullptr);
+    sqlite3_prepare_v2(db, "INSERT INTO steps (body) VALUES (?1)", -1, &insert, nullptr);
+    sqlite3_prepare_v2(db, "COMMIT", -1, &commit, nullptr);
+    const auto& prepared = prepared_steps();
+    std::vector<std::string> bodies;
+    for (const auto& step : prepared) {
+        bodies.push_back(step[0].body + step[1].body);
+    }
+    auto& counter = wafer::testing::counting_vfs::instance();
+    const long syncs0 = counter.syncs();
+    const double cpu0 = process_cpu_us();
+    const auto wall0 = std::chrono::steady_clock::now();
+    for (int k = 0; k < steps; ++k) {
+        const auto& body = bodies[static_cast<std::size_t>(k) % bodies.size()];
+        sqlite3_step(begin);
+        sqlite3_reset(begin);
+        sqlite3_bind_text(insert, 1, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+        if (sqlite3_step(insert) != SQLITE_DONE) {
+            throw std::runtime_error(std::string("insert: ") + sqlite3_errmsg(db));
+        }
+        sqlite3_reset(insert);
+        if (sqlite3_step(commit) != SQLITE_DONE) {
+            throw std::runtime_error(std::string("commit: ") + sqlite3_errmsg(db));
+        }
+        sqlite3_reset(commit);
+    }
+    figures f;
+    f.appends = steps;
+    f.wall_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - wall0).count();
+    f.cpu_us = process_cpu_us() - cpu0;
+    f.syncs = counter.syncs() - syncs0;
+    sqlite3_finalize(begin);
+    sqlite3_finalize(insert);
+    sqlite3_finalize(commit);
+    sqlite3_close_v2(db);
+    return f;
+}
+
 void print(const char* store_name, const char* pattern, const figures& f) {
     std::printf(
         "%-14s %-22s %8d %14.1f %15.1f %14.3f\n",
@@ -271,12 +332,26 @@ int main(int argc, char** argv) {
                 work / c.file,
                 {.durability = c.durability, .threading = c.threading, .vfs = vfs_name}
             );
-            print(c.name, "sequential (1 run)", measure(s, "seq-", 1, steps));
+            const figures seq = measure(s, "seq-", 1, steps);
+            print(c.name, "sequential (1 run)", seq);
             print(
                 c.name,
                 "concurrent (64 runs)",
                 measure(s, "par-", concurrent_runs, concurrent_steps)
             );
+            if (c.threading == sqlite_threading::store_thread) {
+                const bool full = c.durability == sqlite_durability::full;
+                const figures floor =
+                    sqlite_floor(work / (std::string("floor-") + c.file), full, steps);
+                print(full ? "sqlite3 FULL" : "sqlite3 NORMAL", "floor: 1 row per commit", floor);
+                std::printf(
+                    "name=sqlite_append_over_floor durability=%s cpu_ratio=%.2f "
+                    "floor_cpu_us=%.1f\n",
+                    full ? "full" : "normal",
+                    (seq.cpu_us / seq.appends) / (floor.cpu_us / floor.appends),
+                    floor.cpu_us / floor.appends
+                );
+            }
         }
         if (!only || std::strstr("memory", only) != nullptr) {
             store::memory_store m;
