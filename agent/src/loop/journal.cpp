@@ -2,6 +2,7 @@
 
 #include <wafer/store/codec.hpp>
 #include <wafer/store/error.hpp>
+#include <wafer/tools/detail/json_write.hpp>
 
 #include <cerrno>
 #include <mutex>
@@ -46,6 +47,186 @@ store::journal_entry entry(std::string_view kind, const json& body) {
     store::journal_entry e;
     e.kind = std::string(kind);
     e.body = body.dump();
+    return e;
+}
+
+// ---- The entries of every turn, written without a JSON tree -----------------------------------
+// Byte for byte what entry() writes for the same body (nlohmann's dump: keys in sorted order,
+// floats in its shortest form): the body written is the codec's, only cheaper. Each put_* is
+// false where it does not apply (invalid UTF-8, content parts): the caller then builds the tree.
+
+// `,"key":` (or `"key":` first); keys are plain ASCII literals.
+void put_key(std::string& out, std::string_view key, bool& first) {
+    if (!first) {
+        out += ',';
+    }
+    first = false;
+    out += '"';
+    out += key;
+    out += "\":";
+}
+
+bool put_text(std::string& out, std::string_view key, std::string_view value, bool& first) {
+    put_key(out, key, first);
+    return put_string(out, value);
+}
+
+void put_double(std::string& out, double v) {
+    out += json(v).dump();
+}
+
+bool put_message(std::string& out, const api::message& m) {
+    if (!m.parts.empty()) {
+        return false;
+    }
+    bool first = true;
+    out += '{';
+    if ((m.content && !put_text(out, "content", *m.content, first)) ||
+        (m.name && !put_text(out, "name", *m.name, first)) ||
+        (m.reasoning && !put_text(out, "reasoning", *m.reasoning, first)) ||
+        !put_text(out, "role", api::to_string(m.role), first) ||
+        (m.tool_call_id && !put_text(out, "tool_call_id", *m.tool_call_id, first))) {
+        return false;
+    }
+    if (!m.tool_calls.empty()) {
+        put_key(out, "tool_calls", first);
+        out += '[';
+        for (std::size_t i = 0; i < m.tool_calls.size(); ++i) {
+            const auto& c = m.tool_calls[i];
+            out += i == 0 ? "{\"function\":{\"arguments\":" : ",{\"function\":{\"arguments\":";
+            if (!put_string(out, c.arguments)) {
+                return false;
+            }
+            out += ",\"name\":";
+            if (!put_string(out, c.name)) {
+                return false;
+            }
+            out += "},\"id\":";
+            if (!put_string(out, c.id)) {
+                return false;
+            }
+            out += ",\"type\":\"function\"}";
+        }
+        out += ']';
+    }
+    out += '}';
+    return true;
+}
+
+void put_usage(std::string& out, const api::usage& u) {
+    out += "{\"completion_tokens\":";
+    put_int(out, u.completion_tokens);
+    out += ",\"completion_tokens_details\":{\"accepted_prediction_tokens\":";
+    put_int(out, u.accepted_prediction_tokens);
+    out += ",\"reasoning_tokens\":";
+    put_int(out, u.reasoning_tokens);
+    out += ",\"rejected_prediction_tokens\":";
+    put_int(out, u.rejected_prediction_tokens);
+    out += "},\"prompt_tokens\":";
+    put_int(out, u.prompt_tokens);
+    out += ",\"prompt_tokens_details\":{\"cached_tokens\":";
+    put_int(out, u.cached_tokens);
+    out += "},\"total_tokens\":";
+    put_int(out, u.total_tokens);
+    out += '}';
+}
+
+void put_time_info(std::string& out, const api::time_info& t) {
+    out += "{\"completion_time\":";
+    put_double(out, t.completion_time);
+    out += ",\"created\":";
+    put_double(out, t.created);
+    out += ",\"prompt_time\":";
+    put_double(out, t.prompt_time);
+    out += ",\"queue_time\":";
+    put_double(out, t.queue_time);
+    out += ",\"total_time\":";
+    put_double(out, t.total_time);
+    out += '}';
+}
+
+bool put_reply(std::string& out, const model_reply& r) {
+    bool first = true;
+    out += '{';
+    if (!put_text(out, "finish_reason", api::to_string(r.finish_reason), first)) {
+        return false;
+    }
+    put_key(out, "message", first);
+    if (!put_message(out, r.message) || !put_text(out, "model_id", r.model_id, first) ||
+        !put_text(out, "response_id", r.response_id, first)) {
+        return false;
+    }
+    if (r.time_info) {
+        put_key(out, "time_info", first);
+        put_time_info(out, *r.time_info);
+    }
+    if (r.usage) {
+        put_key(out, "usage", first);
+        put_usage(out, *r.usage);
+    }
+    out += '}';
+    return true;
+}
+
+bool put_tool_result(std::string& out, const tools::tool_result& r) {
+    bool first = true;
+    out += '{';
+    if (!put_text(out, "content", r.content, first)) {
+        return false;
+    }
+    out += r.is_error ? ",\"is_error\":true" : ",\"is_error\":false";
+    if (!put_text(out, "name", r.name, first) ||
+        !put_text(out, "status", to_string(r.status), first) ||
+        !put_text(out, "tool_call_id", r.tool_call_id, first)) {
+        return false;
+    }
+    out += r.truncated ? ",\"truncated\":true}" : ",\"truncated\":false}";
+    return true;
+}
+
+// The body of a model_reply entry, or nullopt (then the tree writes it).
+std::optional<std::string> reply_body(const model_done& m) {
+    std::string out;
+    const auto size_of = [](const std::optional<std::string>& t) {
+        return t ? t->size() : 0;
+    };
+    out.reserve(256 + size_of(m.reply->message.content) + size_of(m.reply->message.reasoning));
+    out += "{\"op\":";
+    put_int(out, m.op);
+    if (m.summary) {
+        out += ",\"purpose\":\"summary\"";
+    }
+    out += ",\"reply\":";
+    if (!put_reply(out, *m.reply)) {
+        return std::nullopt;
+    }
+    out += ",\"took_us\":";
+    put_int(out, m.took.count());
+    out += '}';
+    return out;
+}
+
+std::optional<std::string> tool_result_body(const tool_finished& t) {
+    std::string out;
+    out.reserve(160 + t.result.content.size());
+    out += "{\"k\":";
+    put_int(out, t.k);
+    out += ",\"op\":";
+    put_int(out, t.op);
+    out += ",\"result\":";
+    if (!put_tool_result(out, t.result)) {
+        return std::nullopt;
+    }
+    out += ",\"took_us\":";
+    put_int(out, t.took.count());
+    out += '}';
+    return out;
+}
+
+store::journal_entry text_entry(std::string_view kind, std::string body) {
+    store::journal_entry e;
+    e.kind = std::string(kind);
+    e.body = std::move(body);
     return e;
 }
 
@@ -137,6 +318,9 @@ bool journaled(const report& r, bool cancelling) {
 store::journal_entry journal_entry_of(const report& r) {
     if (const auto* m = std::get_if<model_done>(&r)) {
         if (m->reply) {
+            if (auto text = reply_body(*m)) {
+                return text_entry(journal_kind::model_reply, std::move(*text));
+            }
             json body = {{"op", m->op}, {"reply", *m->reply}, {"took_us", m->took.count()}};
             if (m->summary) {
                 body["purpose"] = "summary";
@@ -153,6 +337,11 @@ store::journal_entry journal_entry_of(const report& r) {
         return entry(journal_kind::model_failed, body);
     }
     if (const auto* t = std::get_if<tool_finished>(&r)) {
+        if (!t->child) {
+            if (auto text = tool_result_body(*t)) {
+                return text_entry(journal_kind::tool_result, std::move(*text));
+            }
+        }
         json body = {
             {"op", t->op}, {"k", t->k}, {"result", t->result}, {"took_us", t->took.count()}};
         if (!t->child) {
@@ -169,6 +358,12 @@ store::journal_entry journal_entry_of(const report& r) {
         return entry(journal_kind::child_resumed, {{"call_id", c->call_id}});
     }
     if (const auto* d = std::get_if<dispatch_done>(&r)) {
+        if (!d->failure) {
+            std::string text = "{\"op\":";
+            put_int(text, d->op);
+            text += '}';
+            return text_entry(journal_kind::dispatch_done, std::move(text));
+        }
         json body = {{"op", d->op}};
         if (d->failure) {
             body["failure"] = *d->failure;
@@ -224,6 +419,24 @@ store::journal_entry dispatch_entry(
     const dispatch_job& job,
     const std::vector<std::pair<std::string, std::string>>& children
 ) {
+    if (children.empty()) {
+        std::string text = "{\"calls\":[";
+        bool ok = true;
+        for (std::size_t i = 0; i < job.requests.size() && ok; ++i) {
+            if (i > 0) {
+                text += ',';
+            }
+            ok = put_string(text, job.requests[i].id);
+        }
+        if (ok) {
+            text += "],\"op\":";
+            put_int(text, op);
+            text += ",\"turn\":";
+            put_int(text, job.turn);
+            text += '}';
+            return text_entry(journal_kind::dispatch, std::move(text));
+        }
+    }
     json ids = json::array();
     for (const auto& c : job.requests) {
         ids.push_back(c.id);
@@ -246,6 +459,12 @@ store::journal_entry follow_up_entry(const std::string& message) {
 }
 
 store::journal_entry stopped_entry(stop_reason why, const std::vector<pending_approval>& pending) {
+    if (pending.empty()) {
+        std::string text = "{\"stop_reason\":";
+        put_string(text, to_string(why)); // an ASCII name
+        text += '}';
+        return text_entry(journal_kind::stopped, std::move(text));
+    }
     json body = {{"stop_reason", to_string(why)}};
     if (!pending.empty()) {
         body["pending"] = pending_list(pending);
