@@ -779,6 +779,16 @@ int bench_memory(
 // loop's own CPU per turn varies from one measurement to the next by more than the target, so
 // untraced and traced runs alternate for `rounds` rounds and the medians are compared (the
 // smallest paired difference is printed too).
+// A sink that drops every span on the thread that ended it: what building spans costs alone.
+struct dropping_sink final : wafer::telemetry::span_sink {
+    void on_span(wafer::telemetry::span_data&& span) noexcept override {
+        const wafer::telemetry::span_data gone = std::move(span);
+        ++spans;
+    }
+    void on_chat(const wafer::telemetry::chat_measurement&) noexcept override {}
+    std::size_t spans = 0;
+};
+
 int bench_tracing(int runs) {
     constexpr int rounds = 7;
     wafer::telemetry::otlp_config oc;
@@ -813,6 +823,15 @@ int bench_tracing(int runs) {
     }
     exporter->shutdown();
     const auto st = exporter->stats();
+    // The same rounds with spans built and dropped on the run thread (no exporter).
+    auto dropping = std::make_shared<dropping_sink>();
+    wafer::telemetry::tracer_config dc = tc;
+    auto drop_tracer = std::make_shared<const wafer::telemetry::tracer>(dc, dropping);
+    std::vector<double> built;
+    for (int r = 0; r < rounds; ++r) {
+        const double base = loop_only_cpu_us_per_turn(runs);
+        built.push_back(loop_only_cpu_us_per_turn(runs, drop_tracer) - base);
+    }
     const auto median = [](std::vector<double> v) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
@@ -826,7 +845,7 @@ int bench_tracing(int runs) {
         "name=tracing_per_turn runs=%d rounds=%d turns=%zu tracing_off_cpu_us_per_turn=%.2f "
         "tracing_on_cpu_us_per_turn=%.2f run_thread_extra_us_per_turn=%.2f "
         "smallest_paired_extra_us=%.2f ratio=%.2f exporter_thread_cpu_us_per_turn=%.2f "
-        "spans=%llu dropped_full=%llu target_us=3\n",
+        "spans=%llu dropped_full=%llu building_spans_only_extra_us=%.2f target_us=3\n",
         runs,
         rounds,
         turns,
@@ -837,7 +856,8 @@ int bench_tracing(int runs) {
         on_median / off_median,
         exporter_cpu / traced_turns,
         static_cast<unsigned long long>(st.spans_queued),
-        static_cast<unsigned long long>(st.spans_dropped_full)
+        static_cast<unsigned long long>(st.spans_dropped_full),
+        median(built)
     );
     return 0;
 }
