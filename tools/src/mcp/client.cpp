@@ -161,6 +161,8 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
             opts.on_list_changed(ev);
         }
     }
+    // The client does not open a subscriptions/listen yet (the session can: session::listen).
+    void on_event(subscriptions_acknowledged_event&) {}
     void on_event(server_request_event& ev) {
         if (!opts.on_server_request) {
             s.respond_error(

@@ -15,6 +15,20 @@ using nlohmann::json;
 
 namespace {
 
+// The subscriptions/listen a 2026 notification names (`_meta`
+// "io.modelcontextprotocol/subscriptionId"); 0 if none or not an integer.
+std::int64_t subscription_of(const json& params) {
+    if (!params.is_object()) {
+        return 0;
+    }
+    const auto meta = params.find("_meta");
+    if (meta == params.end() || !meta->is_object()) {
+        return 0;
+    }
+    const auto id = meta->find("io.modelcontextprotocol/subscriptionId");
+    return id != meta->end() && id->is_number_integer() ? id->get<std::int64_t>() : 0;
+}
+
 using detail::escaped;
 using detail::text_of;
 
@@ -134,6 +148,43 @@ std::int64_t session::request(
     send(write_request(id, method, std::move(params)));
     pending_[id] = {std::string(method), now, now, options.limits.value_or(limits_)};
     return id;
+}
+
+std::int64_t session::listen(const subscriptions& wanted, session_clock::time_point now) {
+    if (config_.era != protocol_era::stateless && state_ != state::closed) {
+        const std::int64_t id = next_id_++;
+        response_event ev;
+        ev.id = id;
+        ev.failure = errc::protocol;
+        ev.detail = "subscriptions/listen is a 2026-07-28 request; this connection speaks " +
+                    server_.protocol_version + " (its server sends list_changed unasked)";
+        events_.emplace_back(std::move(ev));
+        return id;
+    }
+    json notifications = json::object();
+    if (wanted.tools_list_changed) {
+        notifications["toolsListChanged"] = true;
+    }
+    if (wanted.prompts_list_changed) {
+        notifications["promptsListChanged"] = true;
+    }
+    if (wanted.resources_list_changed) {
+        notifications["resourcesListChanged"] = true;
+    }
+    if (!wanted.resources.empty()) {
+        notifications["resourceSubscriptions"] = wanted.resources;
+    }
+    const std::int64_t id =
+        request("subscriptions/listen", json{{"notifications", std::move(notifications)}}, now);
+    if (const auto it = pending_.find(id); it != pending_.end()) {
+        it->second.open_ended = true;
+    }
+    return id;
+}
+
+bool session::listening(std::int64_t id) const noexcept {
+    const auto it = pending_.find(id);
+    return it != pending_.end() && it->second.open_ended;
 }
 
 void session::notify(std::string_view method, json params) {
@@ -521,9 +572,36 @@ void session::on_notification(const rpc_message& m, session_clock::time_point no
         events_.emplace_back(std::move(ev));
         return;
     }
+    if (m.method == "notifications/subscriptions/acknowledged") {
+        const std::int64_t id = subscription_of(m.params);
+        if (!listening(id)) {
+            events_.emplace_back(noise_event{"an acknowledgment for no open subscriptions/listen"});
+            return;
+        }
+        subscriptions_acknowledged_event ev;
+        ev.id = id;
+        if (const auto n = m.params.find("notifications"); n != m.params.end() && n->is_object()) {
+            const auto flag = [&](const char* key) {
+                const auto it = n->find(key);
+                return it != n->end() && it->is_boolean() && it->get<bool>();
+            };
+            ev.granted.tools_list_changed = flag("toolsListChanged");
+            ev.granted.prompts_list_changed = flag("promptsListChanged");
+            ev.granted.resources_list_changed = flag("resourcesListChanged");
+            if (const auto r = n->find("resourceSubscriptions"); r != n->end() && r->is_array()) {
+                for (const auto& uri : *r) {
+                    if (uri.is_string()) {
+                        ev.granted.resources.push_back(uri.get<std::string>());
+                    }
+                }
+            }
+        }
+        events_.emplace_back(std::move(ev));
+        return;
+    }
     for (const char* list : {"tools", "prompts", "resources"}) {
         if (m.method == std::string("notifications/") + list + "/list_changed") {
-            events_.emplace_back(list_changed_event{list});
+            events_.emplace_back(list_changed_event{list, subscription_of(m.params)});
             return;
         }
     }
@@ -570,7 +648,7 @@ session_clock::time_point session::deadline_of(const pending& p) const noexcept 
 void session::on_time(session_clock::time_point now) {
     std::vector<std::int64_t> due;
     for (const auto& [id, p] : pending_) {
-        if (deadline_of(p) <= now) {
+        if (!p.open_ended && deadline_of(p) <= now) {
             due.push_back(id);
         }
     }
@@ -602,6 +680,9 @@ void session::on_time(session_clock::time_point now) {
 std::optional<session_clock::time_point> session::next_deadline() const {
     std::optional<session_clock::time_point> next;
     for (const auto& [id, p] : pending_) {
+        if (p.open_ended) {
+            continue;
+        }
         const auto d = deadline_of(p);
         if (!next || d < *next) {
             next = d;

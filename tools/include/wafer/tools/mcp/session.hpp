@@ -130,6 +130,26 @@ struct log_event {
 struct list_changed_event {
     /// "tools", "prompts" or "resources".
     std::string list;
+    /// 2026: the subscriptions/listen it came on (its `_meta` subscriptionId); 0: none named.
+    std::int64_t subscription = 0;
+};
+
+/// What a 2026 `subscriptions/listen` asks the server to send (mcp.md §2.3), or what the server
+/// acknowledged of it.
+struct subscriptions {
+    bool tools_list_changed = false;
+    bool prompts_list_changed = false;
+    bool resources_list_changed = false;
+    /// resources/updated for these URIs.
+    std::vector<std::string> resources;
+    friend bool operator==(const subscriptions&, const subscriptions&) = default;
+};
+
+/// notifications/subscriptions/acknowledged: the listen `id` is open, and the server will send
+/// `granted` (what it honours of what was asked: compare before relying on it).
+struct subscriptions_acknowledged_event {
+    std::int64_t id = 0;
+    subscriptions granted;
 };
 
 /// A request of the server the session cannot answer itself (elicitation/create when
@@ -162,6 +182,7 @@ using session_event = std::variant<
     log_event,
     list_changed_event,
     server_request_event,
+    subscriptions_acknowledged_event,
     ready_event,
     closed_event,
     noise_event>;
@@ -200,6 +221,16 @@ public:
         session_clock::time_point now,
         request_options options = {}
     );
+    /// 2026 (the stateless era) only: opens a `subscriptions/listen` for `wanted` and returns
+    /// its id. It has no timeout: it lasts until cancel(id) (notifications/cancelled on stdio;
+    /// on HTTP the transport closes its stream and abandon()s it), the server ends it (its
+    /// response_event: a result for a graceful end, or an error), or the connection closes. A
+    /// subscriptions_acknowledged_event comes first; list_changed_events name it. In another
+    /// era: a response_event with errc::protocol at once (those servers send list_changed
+    /// unasked). After a restart of the server, listen again.
+    std::int64_t listen(const subscriptions& wanted, session_clock::time_point now);
+    /// Whether `id` is an open listen.
+    bool listening(std::int64_t id) const noexcept;
     /// Queues a notification.
     void notify(std::string_view method, nlohmann::json params = nullptr);
     /// Gives up a request: tells the server (notifications/cancelled; never for initialize) and
@@ -265,6 +296,8 @@ private:
         session_clock::time_point sent;
         session_clock::time_point last_sign;
         request_limits limits;
+        /// A subscriptions/listen: no deadline.
+        bool open_ended = false;
     };
 
     void send(const std::string& line);
