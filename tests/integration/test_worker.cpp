@@ -131,7 +131,18 @@ void submit(asio::io_context& ioc, store::run_queue& q, const std::string& id, i
 std::shared_ptr<std::optional<wafer::worker_stats>> start(asio::io_context& ioc, wafer::worker& w) {
     auto out = std::make_shared<std::optional<wafer::worker_stats>>();
     asio::co_spawn(ioc, w.async_run(), [out](std::exception_ptr e, wafer::worker_stats s) {
-        REQUIRE_FALSE(e);
+        // Reported, not thrown: a throw out of ioc.run() would unwind the test while the other
+        // worker's claim is still in flight on the PostgreSQL thread, which then completes
+        // into a destroyed io_context (ASan: heap-use-after-free) and hides this message.
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                FAIL_CHECK("the worker threw: " << x.what());
+            } catch (...) {
+                FAIL_CHECK("the worker threw");
+            }
+        }
         *out = s;
     });
     return out;
