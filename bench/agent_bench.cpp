@@ -825,8 +825,7 @@ int bench_tracing(int runs) {
     const auto st = exporter->stats();
     // The same rounds with spans built and dropped on the run thread (no exporter).
     auto dropping = std::make_shared<dropping_sink>();
-    wafer::telemetry::tracer_config dc = tc;
-    auto drop_tracer = std::make_shared<const wafer::telemetry::tracer>(dc, dropping);
+    auto drop_tracer = std::make_shared<const wafer::telemetry::tracer>(tc, dropping);
     std::vector<double> built;
     for (int r = 0; r < rounds; ++r) {
         const double base = loop_only_cpu_us_per_turn(runs);

@@ -16,42 +16,18 @@
 #include <variant>
 #include <vector>
 
+#include "mcp_session_io.hpp"
+
 using namespace wafer::tools::mcp;
 using nlohmann::json;
+using wafer::testing::line;
+using wafer::testing::only;
+using wafer::testing::sent;
 using namespace std::chrono_literals;
 
 namespace {
 
 const session_clock::time_point t0{};
-
-// The JSON messages of a take_output() block.
-std::vector<json> sent(session& s) {
-    std::vector<json> out;
-    const std::string text = s.take_output();
-    std::size_t start = 0;
-    while (start < text.size()) {
-        const std::size_t nl = text.find('\n', start);
-        REQUIRE(nl != std::string::npos);
-        out.push_back(json::parse(text.substr(start, nl - start)));
-        start = nl + 1;
-    }
-    return out;
-}
-
-template <class Event>
-std::vector<Event> only(const std::vector<session_event>& events) {
-    std::vector<Event> out;
-    for (const auto& e : events) {
-        if (const auto* p = std::get_if<Event>(&e)) {
-            out.push_back(*p);
-        }
-    }
-    return out;
-}
-
-std::string line(const json& j) {
-    return j.dump() + "\n";
-}
 
 json init_result(std::string version = "2025-11-25") {
     return {
