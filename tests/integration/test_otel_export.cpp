@@ -266,7 +266,8 @@ TEST_SUITE("otel/collector") {
         ocfg.metrics_endpoint = col.url("/v1/metrics");
         ocfg.service_name = "otel-test";
         ocfg.resource_attributes = {{"deployment.environment", "test"}};
-        ocfg.schedule_delay = 60s; // only flush() sends
+        ocfg.schedule_delay = 60s;      // only flush() and a full batch send
+        ocfg.max_export_batch_size = 4; // 6 spans: a full batch of 4, then 2 at the flush
         auto exporter = std::make_shared<telemetry::otlp_exporter>(ocfg);
         telemetry::tracer_config tcfg;
         tcfg.provider = "openai";
@@ -306,10 +307,12 @@ TEST_SUITE("otel/collector") {
 
         std::vector<json> spans;
         std::set<std::string> metric_names;
+        int trace_requests = 0;
         for (const json& line : col.lines()) {
             REQUIRE_MESSAGE(!line.contains("error"), line.dump());
             const json& req = line["request"];
             if (line["signal"] == "traces") {
+                ++trace_requests;
                 for (const auto& rs : req["resourceSpans"]) {
                     CHECK(rs["resource"]["attributes"][0]["value"]["stringValue"] == "otel-test");
                     for (const auto& ss : rs["scopeSpans"]) {
@@ -332,6 +335,8 @@ TEST_SUITE("otel/collector") {
             }
         }
         REQUIRE(spans.size() == 6);
+        CHECK(trace_requests == 2);
+        CHECK(st.export_requests == 2);
         CHECK(
             metric_names ==
             std::set<std::string>{"gen_ai.client.operation.duration", "gen_ai.client.token.usage"}

@@ -20,6 +20,8 @@
 #include <mutex>
 #include <thread>
 
+#include "telemetry/otlp_encode.hpp"
+
 namespace wafer::telemetry {
 
 namespace asio = boost::asio;
@@ -154,6 +156,14 @@ std::vector<attribute> series_attributes(const series& s, std::string_view token
 
 } // namespace
 
+// Spans as they wait for the collector: already encoded, one span object after another
+// (comma-separated), so that a run's thread frees its own span and only one buffer per batch
+// crosses to the exporter's thread.
+struct encoded_batch {
+    std::string spans;
+    std::size_t count = 0;
+};
+
 struct otlp_exporter::impl {
     otlp_config cfg;
     std::optional<http_target> traces_target;
@@ -163,7 +173,15 @@ struct otlp_exporter::impl {
     mutable std::mutex mu;
     std::condition_variable wake;     // the worker: work, flush or stop
     std::condition_variable progress; // flush(): a batch ended
-    std::deque<span_data> queue;
+    // Batches of max_export_batch_size spans, then the one being filled; `queued` counts the
+    // spans of both (the queue's bound).
+    std::deque<encoded_batch> full;
+    encoded_batch open;
+    std::size_t queued = 0;
+    // Buffers of sent batches, kept for the next ones (no page faults on a run's thread).
+    std::vector<std::string> spare;
+    std::string traces_prefix;
+    std::string batch_body; // the worker's: one POST body at a time
     std::vector<series> metrics;
     bool metrics_dirty = false;
     std::size_t in_flight = 0;
@@ -226,25 +244,46 @@ struct otlp_exporter::impl {
         return b;
     }
 
-    void send_spans(std::vector<span_data>& batch, std::optional<steady::time_point> deadline) {
+    void send_spans(encoded_batch& batch, std::optional<steady::time_point> deadline) {
         post_result r;
         if (traces_target) {
-            const std::string body = otlp_traces_json(cfg, batch);
-            r = post(*traces_target, body, bound_for(deadline));
+            batch_body.clear();
+            batch_body.reserve(traces_prefix.size() + batch.spans.size() + 8);
+            batch_body.append(traces_prefix).append(batch.spans).append(detail::otlp_traces_suffix);
+            r = post(*traces_target, batch_body, bound_for(deadline));
         } else {
             r.error = "the traces endpoint is not an http:// URL";
         }
         std::lock_guard lock(mu);
         ++stats.export_requests;
         if (r.ok) {
-            stats.spans_exported += batch.size();
+            stats.spans_exported += batch.count;
         } else {
             ++stats.export_failures;
-            stats.spans_dropped_failed += batch.size();
+            stats.spans_dropped_failed += batch.count;
             stats.last_error = "POST " +
                                (traces_target ? traces_target->path : cfg.traces_endpoint) + ": " +
                                r.error;
         }
+        if (spare.size() < 2) {
+            batch.spans.clear();
+            spare.push_back(std::move(batch.spans));
+        }
+    }
+
+    // The next batch to send: a full one, else the one being filled. Under `mu`.
+    bool take_batch(encoded_batch& out) {
+        if (!full.empty()) {
+            out = std::move(full.front());
+            full.pop_front();
+        } else if (open.count > 0) {
+            out = std::move(open);
+            open = encoded_batch{};
+        } else {
+            return false;
+        }
+        queued -= out.count;
+        return true;
     }
 
     void send_metrics(std::optional<steady::time_point> deadline) {
@@ -303,8 +342,7 @@ struct otlp_exporter::impl {
         std::uint64_t flushes_seen = 0;
         for (;;) {
             wake.wait_for(lock, cfg.schedule_delay, [&] {
-                return stopping || queue.size() >= cfg.max_export_batch_size ||
-                       flush_requests != flushes_seen;
+                return stopping || !full.empty() || flush_requests != flushes_seen;
             });
             const bool flushing = flush_requests != flushes_seen;
             flushes_seen = flush_requests;
@@ -315,14 +353,8 @@ struct otlp_exporter::impl {
             }
             // Everything queued goes out in full batches (a stopping exporter until its
             // deadline); metrics when due.
-            while (!queue.empty() && (!deadline || steady::now() < *deadline)) {
-                const std::size_t n = std::min(queue.size(), cfg.max_export_batch_size);
-                std::vector<span_data> batch;
-                batch.reserve(n);
-                for (std::size_t k = 0; k < n; ++k) {
-                    batch.push_back(std::move(queue.front()));
-                    queue.pop_front();
-                }
+            encoded_batch batch;
+            while ((!deadline || steady::now() < *deadline) && take_batch(batch)) {
                 ++in_flight;
                 lock.unlock();
                 send_spans(batch, deadline);
@@ -345,8 +377,10 @@ struct otlp_exporter::impl {
                 progress.notify_all();
             }
             if (stopping) {
-                stats.spans_dropped_failed += queue.size(); // past the shutdown bound
-                queue.clear();
+                stats.spans_dropped_failed += queued; // past the shutdown bound
+                full.clear();
+                open = encoded_batch{};
+                queued = 0;
                 stopped = true;
                 progress.notify_all();
                 return;
@@ -359,6 +393,7 @@ otlp_exporter::otlp_exporter(otlp_config cfg) : impl_(std::make_unique<impl>()) 
     impl_->cfg = std::move(cfg);
     impl_->cfg.max_export_batch_size = std::max<std::size_t>(impl_->cfg.max_export_batch_size, 1);
     impl_->traces_target = parse_http_url(impl_->cfg.traces_endpoint);
+    impl_->traces_prefix = detail::otlp_traces_prefix(impl_->cfg);
     if (!impl_->cfg.metrics_endpoint.empty()) {
         impl_->metrics_target = parse_http_url(impl_->cfg.metrics_endpoint);
     }
@@ -370,15 +405,45 @@ otlp_exporter::~otlp_exporter() {
 }
 
 void otlp_exporter::on_span(span_data&& span) noexcept {
-    std::lock_guard lock(impl_->mu);
-    if (impl_->stopping || impl_->queue.size() >= impl_->cfg.max_queue_size) {
-        ++impl_->stats.spans_dropped_full;
+    // Encoded here, outside the lock, so that the span's memory is freed on the thread that
+    // allocated it (the caller destroys it) and the lock is held for a copy only.
+    thread_local std::string encoded;
+    impl& p = *impl_;
+    try {
+        encoded.clear();
+        detail::append_otlp_span(encoded, span);
+    } catch (...) { // allocation: the span is lost, the run goes on
+        std::lock_guard lock(p.mu);
+        ++p.stats.spans_dropped_full;
         return;
     }
-    impl_->queue.push_back(std::move(span));
-    ++impl_->stats.spans_queued;
-    if (impl_->queue.size() == impl_->cfg.max_export_batch_size) {
-        impl_->wake.notify_one();
+    std::lock_guard lock(p.mu);
+    if (p.stopping || p.queued >= p.cfg.max_queue_size) {
+        ++p.stats.spans_dropped_full;
+        return;
+    }
+    try {
+        std::string& out = p.open.spans;
+        if (p.open.count == 0 && out.capacity() == 0 && !p.spare.empty()) {
+            out = std::move(p.spare.back());
+            p.spare.pop_back();
+        }
+        out.reserve(out.size() + 1 + encoded.size()); // the only step that can throw
+        if (p.open.count > 0) {
+            out += ',';
+        }
+        out += encoded;
+    } catch (...) {
+        ++p.stats.spans_dropped_full;
+        return;
+    }
+    ++p.open.count;
+    ++p.queued;
+    ++p.stats.spans_queued;
+    if (p.open.count >= p.cfg.max_export_batch_size) {
+        p.full.push_back(std::move(p.open));
+        p.open = encoded_batch{};
+        p.wake.notify_one();
     }
 }
 
@@ -424,7 +489,7 @@ void otlp_exporter::on_chat(const chat_measurement& m) noexcept {
 bool otlp_exporter::flush(std::chrono::milliseconds bound) {
     std::unique_lock lock(impl_->mu);
     if (impl_->stopped) {
-        return impl_->queue.empty();
+        return impl_->queued == 0;
     }
     const std::uint64_t request = ++impl_->flush_requests;
     impl_->wake.notify_one();
@@ -434,7 +499,7 @@ bool otlp_exporter::flush(std::chrono::milliseconds bound) {
     const bool answered = impl_->progress.wait_for(lock, bound, [&] {
         return impl_->stopped || impl_->flushes_done >= request;
     });
-    return answered && impl_->queue.empty() && impl_->in_flight == 0 &&
+    return answered && impl_->queued == 0 && impl_->in_flight == 0 &&
            impl_->stats.export_failures + impl_->stats.metric_failures == failures;
 }
 

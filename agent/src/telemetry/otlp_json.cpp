@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "telemetry/hex.hpp"
+#include "telemetry/otlp_encode.hpp"
 
 namespace wafer::telemetry {
 
@@ -169,21 +170,34 @@ void put_span(std::string& out, const span_data& s) {
 
 } // namespace
 
-std::string otlp_traces_json(const otlp_config& cfg, const std::vector<span_data>& spans) {
+namespace detail {
+
+void append_otlp_span(std::string& out, const span_data& s) {
+    put_span(out, s);
+}
+
+std::string otlp_traces_prefix(const otlp_config& cfg) {
     std::string out;
-    out.reserve(512 + spans.size() * 1536); // a chat span is about 1.2 KB
     out += "{\"resourceSpans\":[{";
     put_resource(out, cfg);
     out += ",\"scopeSpans\":[{";
     put_scope(out);
     out += ",\"spans\":[";
+    return out;
+}
+
+} // namespace detail
+
+std::string otlp_traces_json(const otlp_config& cfg, const std::vector<span_data>& spans) {
+    std::string out = detail::otlp_traces_prefix(cfg);
+    out.reserve(out.size() + spans.size() * 1536 + 8); // a chat span is about 1.2 KB
     for (std::size_t k = 0; k < spans.size(); ++k) {
         if (k) {
             out += ',';
         }
         put_span(out, spans[k]);
     }
-    out += "]}]}]}";
+    out += detail::otlp_traces_suffix;
     return out;
 }
 
