@@ -38,13 +38,23 @@
 //   unauthorized   (HTTP) every POST answered 401 without WWW-Authenticate nor a body
 //   redirect       (HTTP) every POST answered --redirect-status (307) to --redirect-to
 //
+// --stateless: also the 2026-07-28 protocol (a dual-era server): server/discover is answered
+// with that version and tools.listChanged, every result carries resultType "complete", and
+// subscriptions/listen is acknowledged (toolsListChanged only) and held open: on stdio until
+// notifications/cancelled names it, on HTTP as an event stream until the client closes it (the
+// log then has "HTTP listen closed <id>"). Tool `change_tools` adds a tool `added` to the list,
+// sends notifications/tools/list_changed on every open listen (with its subscriptionId), then
+// answers. Tool `drop_listens` (HTTP) breaks every open listen's stream without a result.
+//
 // --init-delay MS (stdio): each process waits MS milliseconds before it answers initialize (a
 // server slow to start, so that a restart can be interrupted).
 // --log FILE appends what the server received: each message on a line (an HTTP request's line
 // first, "HTTP <method> <path>"), so tests can see what the client sent.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -61,6 +71,7 @@
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -69,6 +80,7 @@ using nlohmann::json;
 struct options {
     bool http = false;
     bool sse = false;
+    bool stateless = false;
     std::string fault = "none";
     std::string log;
     std::size_t size = 50U << 20U;
@@ -82,7 +94,12 @@ struct options {
 options opts;
 bool client_elicits = false; // the client declared elicitation in initialize
 std::mutex log_mutex;
-std::string http_port; // set once listening (--http)
+std::string http_port;                // set once listening (--http)
+std::atomic<bool> tools_added{false}; // change_tools was called
+// The open subscriptions/listen requests: their ids (stdio) or ids and streams (HTTP).
+std::mutex listen_mutex;
+std::vector<json> stdio_listens;
+std::vector<std::pair<json, int>> http_listens;
 
 void log_line(std::string_view line) {
     if (opts.log.empty()) {
@@ -156,7 +173,15 @@ json tool_list() {
         tools.push_back(tool("elicit", object_schema(), "Asks the user a few questions"));
     } else if (f == "garbage" && opts.http) {
         tools.push_back(tool("garbage", object_schema(), "Answers with a body that is not JSON"));
-    } else if (f == "collide") {
+    }
+    if (opts.stateless) {
+        tools.push_back(tool("change_tools", object_schema(), "Adds a tool to the list"));
+        tools.push_back(tool("drop_listens", object_schema(), "Breaks the listen streams"));
+        if (tools_added) {
+            tools.push_back(tool("added", object_schema(), "The tool change_tools added"));
+        }
+    }
+    if (f == "collide") {
         tools.push_back(tool("echo", object_schema(), "A second echo"));
         tools.push_back(tool("a.b", object_schema()));
         tools.push_back(tool("a_b", object_schema()));
@@ -168,6 +193,9 @@ json tool_list() {
 }
 
 std::string response(const json& id, json result) {
+    if (opts.stateless && result.is_object()) {
+        result["resultType"] = "complete";
+    }
     json r = json::object();
     r["jsonrpc"] = "2.0";
     r["id"] = id;
@@ -198,12 +226,65 @@ std::string huge(const json& id, std::string_view result_start, std::string_view
 
 // What the server does with one message.
 struct action {
-    enum class kind { none, answer, hang, crash, elicit } type = kind::none;
+    enum class kind { none, answer, hang, crash, elicit, listen } type = kind::none;
     std::string body; // the answer, one JSON text
 };
 
+// A notification on the listen `id`: list_changed, or (with `granted`) the acknowledgment.
+std::string listen_notification(const json& id, std::string_view method, const json* granted) {
+    json params = json::object();
+    params["_meta"] = json{{"io.modelcontextprotocol/subscriptionId", id}};
+    if (granted) {
+        params["notifications"] = *granted;
+    }
+    json m = json::object();
+    m["jsonrpc"] = "2.0";
+    m["method"] = method;
+    m["params"] = std::move(params);
+    return m.dump();
+}
+
+// What of a listen's request the server honours: toolsListChanged only.
+json granted_of(const json& params) {
+    json granted = json::object();
+    const json n = params.is_object() ? params.value("notifications", json::object()) : json();
+    if (n.is_object() && n.value("toolsListChanged", false)) {
+        granted["toolsListChanged"] = true;
+    }
+    return granted;
+}
+
+void write_out(std::string_view bytes);
+bool send_all(int fd, std::string_view bytes);
+
+// change_tools: the list changes, and every open listen hears of it.
+void change_tools() {
+    tools_added = true;
+    const std::lock_guard<std::mutex> lock(listen_mutex);
+    for (const json& id : stdio_listens) {
+        write_out(listen_notification(id, "notifications/tools/list_changed", nullptr) + "\n");
+    }
+    for (const auto& [id, fd] : http_listens) {
+        send_all(
+            fd,
+            "event: message\ndata: " +
+                listen_notification(id, "notifications/tools/list_changed", nullptr) + "\n\n"
+        );
+    }
+}
+
 action handle(const json& m) {
     action a;
+    if (opts.stateless && m.is_object() && !m.contains("id") &&
+        m.value("method", "") == "notifications/cancelled") {
+        const json p = m.value("params", json::object());
+        const json target = p.is_object() ? p.value("requestId", json()) : json();
+        const std::lock_guard<std::mutex> lock(listen_mutex);
+        stdio_listens.erase(
+            std::remove(stdio_listens.begin(), stdio_listens.end(), target), stdio_listens.end()
+        );
+        return a;
+    }
     if (!m.is_object() || !m.contains("method") || !m.contains("id")) {
         return a; // notifications and responses: nothing to answer
     }
@@ -220,6 +301,17 @@ action handle(const json& m) {
         a.type = action::kind::crash;
     } else if (method == "tools/call" && opts.fault == "exit-after" && calls_answered++ >= opts.calls) {
         a.type = action::kind::crash;
+    } else if (opts.stateless && method == "server/discover") {
+        json r = json::object();
+        r["supportedVersions"] = json::array({"2026-07-28"});
+        r["capabilities"] = json{{"tools", json{{"listChanged", true}}}};
+        r["_meta"] = json{
+            {"io.modelcontextprotocol/serverInfo", json{{"name", opts.name}, {"version", "1"}}}};
+        a.body = response(id, std::move(r));
+    } else if (opts.stateless && method == "subscriptions/listen") {
+        a.type = action::kind::listen;
+        const json granted = granted_of(params);
+        a.body = listen_notification(id, "notifications/subscriptions/acknowledged", &granted);
     } else if (method == "initialize") {
         const json caps =
             params.is_object() ? params.value("capabilities", json::object()) : json::object();
@@ -256,6 +348,15 @@ action handle(const json& m) {
                     ? args["message"].get<std::string>()
                     : "";
             a.body = response(id, text_result("Echo: " + msg));
+        } else if (name == "change_tools" && opts.stateless) {
+            change_tools();
+            a.body = response(id, text_result("the list changed"));
+        } else if (name == "drop_listens" && opts.stateless) {
+            const std::lock_guard<std::mutex> lock(listen_mutex);
+            for (const auto& l : http_listens) {
+                ::shutdown(l.second, SHUT_RDWR);
+            }
+            a.body = response(id, text_result("dropped"));
         } else if (name == "elicit" && opts.fault == "elicit") {
             if (client_elicits) {
                 a.type = action::kind::elicit;
@@ -371,6 +472,12 @@ int serve_stdio() {
         case action::kind::elicit:
             elicit(m["id"]);
             break;
+        case action::kind::listen: {
+            const std::lock_guard<std::mutex> lock(listen_mutex);
+            stdio_listens.push_back(m["id"]);
+            write_out(a.body + "\n");
+            break;
+        }
         case action::kind::answer:
             garbage();
             write_out(a.body);
@@ -482,6 +589,34 @@ void serve_connection(int fd) {
             response(m["id"], text_result("elicit: stdio only", true))
         );
         break;
+    case action::kind::listen: {
+        // An event stream that stays open: the acknowledgment now, list changes later.
+        {
+            const std::lock_guard<std::mutex> lock(listen_mutex);
+            send_all(
+                fd,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: "
+                "no-cache\r\nConnection: close\r\n\r\nevent: message\ndata: " +
+                    a.body + "\n\n"
+            );
+            http_listens.emplace_back(m["id"], fd);
+        }
+        while (::recv(fd, chunk, sizeof chunk, 0) > 0) {
+        }
+        {
+            const std::lock_guard<std::mutex> lock(listen_mutex);
+            http_listens.erase(
+                std::remove_if(
+                    http_listens.begin(),
+                    http_listens.end(),
+                    [fd](const auto& l) { return l.second == fd; }
+                ),
+                http_listens.end()
+            );
+        }
+        log_line("HTTP listen closed " + m["id"].dump());
+        break;
+    }
     case action::kind::hang:
         // Held open until the client gives up and closes it.
         while (::recv(fd, chunk, sizeof chunk, 0) > 0) {
@@ -554,6 +689,8 @@ int main(int argc, char** argv) {
             opts.http = true;
         } else if (a == "--sse") {
             opts.sse = true;
+        } else if (a == "--stateless") {
+            opts.stateless = true;
         } else if (a == "--fault") {
             opts.fault = value();
         } else if (a == "--log") {

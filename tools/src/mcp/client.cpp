@@ -79,6 +79,15 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     bool pumping = false;
     bool pump_again = false;
 
+    // 2026: the open subscriptions/listen (0: none), what the server granted of it, and the
+    // reopening of one the transport lost.
+    std::int64_t listen_id = 0;
+    std::optional<subscriptions> granted;
+    bool listen_reopened = false;
+    int listen_losses = 0; // in a row, without an acknowledgment between
+    static constexpr int max_listen_losses = 5;
+    std::optional<asio::steady_timer> listen_retry;
+
     [[noreturn]] void fail(errc code, std::string detail, std::optional<rpc_error> rpc = {}) const {
         throw error(code, name, std::move(detail), std::move(rpc));
     }
@@ -139,6 +148,10 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     }
 
     void on_event(response_event& ev) {
+        if (ev.id == listen_id && listen_id != 0) {
+            on_listen_end(ev);
+            return;
+        }
         const auto it = waiters.find(ev.id);
         if (it != waiters.end()) {
             it->second->done = std::move(ev);
@@ -161,8 +174,89 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
             opts.on_list_changed(ev);
         }
     }
-    // The client does not open a subscriptions/listen yet (the session can: session::listen).
-    void on_event(subscriptions_acknowledged_event&) {}
+    void on_event(subscriptions_acknowledged_event& ev) {
+        if (ev.id != listen_id || listen_id == 0) {
+            return;
+        }
+        granted = ev.granted;
+        listen_losses = 0;
+        if (std::exchange(listen_reopened, false) && opts.on_list_changed) {
+            for (const auto& [list, on] :
+                 {std::pair{"tools", ev.granted.tools_list_changed},
+                  std::pair{"prompts", ev.granted.prompts_list_changed},
+                  std::pair{"resources", ev.granted.resources_list_changed}}) {
+                if (on) {
+                    list_changed_event changed{list, ev.id};
+                    opts.on_list_changed(changed);
+                }
+            }
+        }
+    }
+
+    // After the session is ready (2026): a subscriptions/listen for what the server's
+    // capabilities say may change.
+    void open_listen() {
+        listen_id = 0;
+        granted.reset();
+        if (!opts.listen || s.era() != protocol_era::stateless || s.closed() || closing) {
+            return;
+        }
+        const json& caps = s.server().capabilities;
+        const auto changes = [&caps](const char* list) {
+            const auto c = caps.find(list);
+            if (c == caps.end() || !c->is_object()) {
+                return false;
+            }
+            const auto l = c->find("listChanged");
+            return l != c->end() && l->is_boolean() && l->get<bool>();
+        };
+        subscriptions wanted;
+        wanted.tools_list_changed = changes("tools");
+        wanted.prompts_list_changed = changes("prompts");
+        wanted.resources_list_changed = changes("resources");
+        if (!wanted.tools_list_changed && !wanted.prompts_list_changed &&
+            !wanted.resources_list_changed) {
+            return;
+        }
+        listen_id = s.listen(wanted, session_clock::now());
+    }
+
+    // The listen ended: the server's graceful end and a closed connection are final; a lost
+    // one is opened again a second later (a bounded number of times).
+    void on_listen_end(const response_event& ev) {
+        listen_id = 0;
+        granted.reset();
+        if (!ev.failure || closing || s.closed() || *ev.failure == errc::closed ||
+            *ev.failure == errc::cancelled || *ev.failure == errc::rpc_error) {
+            if (ev.failure && *ev.failure == errc::rpc_error && opts.on_noise) {
+                opts.on_noise(
+                    "subscriptions/listen was refused (" + std::to_string(ev.error.code) + " " +
+                    escaped(ev.error.message) + "): list changes are not heard of"
+                );
+            }
+            return;
+        }
+        if (++listen_losses > max_listen_losses) {
+            if (opts.on_noise) {
+                opts.on_noise(
+                    "subscriptions/listen was lost " + std::to_string(max_listen_losses) +
+                    " times in a row (" + ev.detail + "): not opened again"
+                );
+            }
+            return;
+        }
+        listen_retry.emplace(ex, std::chrono::seconds(1));
+        listen_retry->async_wait([weak = weak_from_this(),
+                                  gen = generation](const boost::system::error_code& ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->generation != gen || self->listen_id != 0) {
+                return;
+            }
+            self->listen_reopened = true;
+            self->open_listen();
+            self->pump();
+        });
+    }
     void on_event(server_request_event& ev) {
         if (!opts.on_server_request) {
             s.respond_error(
@@ -197,9 +291,17 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         if (wire) {
             wire->on_ready(s.server());
         }
+        listen_reopened = false;
+        listen_losses = 0;
+        open_listen();
     }
     void on_event(closed_event& ev) {
         const bool was_ready = handshake_done;
+        listen_id = 0;
+        granted.reset();
+        if (listen_retry) {
+            listen_retry->cancel();
+        }
         if (!closing) {
             restarts.ended(session_clock::now());
         }
@@ -542,6 +644,10 @@ const std::string& client::name() const noexcept {
 
 const server_info& client::server() const noexcept {
     return impl_->s.server();
+}
+
+const std::optional<subscriptions>& client::subscribed() const noexcept {
+    return impl_->granted;
 }
 
 bool client::connected() const noexcept {

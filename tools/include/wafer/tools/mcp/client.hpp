@@ -65,6 +65,15 @@ struct client_options {
     std::function<void(std::string_view)> on_stderr;
     /// notifications/*/list_changed.
     std::function<void(const list_changed_event&)> on_list_changed;
+    /// 2026 servers tell of list changes only on a subscriptions/listen: after each start of
+    /// the session (the first and every restart) the client opens one for the lists whose
+    /// capabilities say listChanged (tools, prompts, resources), so that on_list_changed hears
+    /// of them as it does from 2025 servers, unasked. A listen the transport loses (an HTTP
+    /// stream that broke) is opened again, after a second, up to 5 times in a row without an
+    /// acknowledgment; each reopened one is followed by an on_list_changed for every list it
+    /// covers (changes may have been missed meanwhile). The server's graceful end is final.
+    /// False: no listen is opened.
+    bool listen = true;
     /// What the server sent that was unusable (a non-JSON line on stdout, ...); the connection
     /// goes on.
     std::function<void(std::string_view)> on_noise;
@@ -127,6 +136,9 @@ public:
     const std::string& name() const noexcept;
     /// What the server said in its initialize result.
     const server_info& server() const noexcept;
+    /// What the server acknowledged of the open subscriptions/listen (2026); nullopt while none
+    /// is open (another era, client_options::listen off, or no list with listChanged).
+    const std::optional<subscriptions>& subscribed() const noexcept;
     /// False once the connection ended (the server exited, or close). A stdio server that
     /// exited may be started again by the next request (client_options::restart).
     bool connected() const noexcept;
