@@ -68,8 +68,12 @@ wait_for(const child_queue& q, store::run_store& st, const std::string& id) {
     auto delay = std::max(most / 10, std::chrono::milliseconds(1));
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
-        const std::optional<store::run_info> row = co_await st.async_find_run(id);
+        // The queue entry first: a worker finishes the run before it marks the entry done, so
+        // a done entry read first means the row read next shows the run finished if it did.
+        // (Read the other way round, a child that finished between the two reads looked
+        // paused, and was then resumed as if it had not finished.)
         const std::optional<store::queue_entry> e = co_await q.queue->async_find(id);
+        const std::optional<store::run_info> row = co_await st.async_find_run(id);
         if (row && row->status == store::run_status::finished) {
             // Finished, unless the queue failed it (as poison: its journal does not end).
             if (e && e->state == store::queue_state::failed) {
