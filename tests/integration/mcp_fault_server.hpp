@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace wafer::testing::mcp_faults {
 
 namespace fs = std::filesystem;
@@ -40,21 +42,7 @@ faulty(std::string name, std::string fault, std::vector<std::string> extra = {})
     return s;
 }
 
-// A fresh directory for the servers' logs, removed at the end of the test.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "wafer-mcp-faults-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using wafer::testing::temp_dir;
 
 // The lines of a fault server's --log.
 inline std::vector<std::string> log_lines(const fs::path& p) {

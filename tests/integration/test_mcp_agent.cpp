@@ -33,6 +33,7 @@
 
 #include "mcp_servers.hpp"
 #include "run_coro.hpp"
+#include "temp_dir.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -68,21 +69,7 @@ mcp::stdio_server filesystem(const fs::path& root) {
     return s;
 }
 
-// A fresh directory under the system's temp directory, removed at the end of the test.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "wafer-mcp-agent-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = fs::canonical(tmpl);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using wafer::testing::temp_dir;
 
 void write_file(const fs::path& p, const std::string& text) {
     std::ofstream out(p, std::ios::binary);

@@ -34,6 +34,7 @@
 #include "counting_vfs.hpp"
 #include "pg_env.hpp"
 #include "run_coro.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -102,20 +103,7 @@ int run_child(const fs::path& file, const std::string& run, const std::string& a
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "wafer-store-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
+using wafer::testing::temp_dir;
 
 std::string read_bytes(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
