@@ -63,9 +63,11 @@ struct otlp_stats {
     std::uint64_t dropped() const noexcept { return spans_dropped_full + spans_dropped_failed; }
 };
 
-/// The OTLP/HTTP JSON exporter: a span_sink for telemetry::tracer. on_span and on_chat take a
-/// mutex for a few hundred nanoseconds and never wait on the network: a collector that is down
-/// or slow costs the runs nothing; what cannot be sent is dropped and counted (stats()).
+/// The OTLP/HTTP JSON exporter: a span_sink for telemetry::tracer. on_span writes the span's
+/// OTLP JSON on the caller's thread (so the span's memory is freed where it was allocated) and
+/// appends it to the batch being filled under a mutex; on_chat takes the mutex too. Neither
+/// waits on the network: a collector that is down or slow costs the runs nothing; what cannot
+/// be sent is dropped and counted (stats()).
 ///
 /// The exporter thread wakes every schedule_delay (or when a batch is full), sends up to
 /// max_export_batch_size spans per POST, and sends the cumulative metric histograms when
