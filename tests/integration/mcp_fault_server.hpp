@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -99,6 +100,10 @@ bool eventually(P pred, std::chrono::milliseconds bound = 5000ms) {
         ::usleep(20'000);
     }
     return true;
+}
+
+inline bool has(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
 }
 
 // A fault server over HTTP as a child process; its port comes from its first line of stdout.

@@ -85,10 +85,6 @@ bool any_contains(const std::vector<std::string>& v, std::string_view part) {
     });
 }
 
-bool has(const std::vector<std::string>& v, const std::string& s) {
-    return std::find(v.begin(), v.end(), s) != v.end();
-}
-
 std::string joined(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& s : v) {

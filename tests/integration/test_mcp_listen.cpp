@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mcp_fault_server.hpp"
@@ -65,10 +66,6 @@ std::vector<json> listens(const fs::path& log) {
     return out;
 }
 
-bool named(const std::vector<std::string>& names, const std::string& n) {
-    return std::find(names.begin(), names.end(), n) != names.end();
-}
-
 // list_changed events as the client reported them, forwarded to a tool set when there is one.
 struct changes {
     std::vector<mcp::list_changed_event> seen;
@@ -88,6 +85,24 @@ struct changes {
         }));
     }
 };
+
+// Connects with `ch` hearing the list changes (stdio: the era the server picks; HTTP: 2026) and
+// waits for the listen's acknowledgment (up to 5 s: a test then finds subscribed() empty).
+template <class Server>
+asio::awaitable<std::shared_ptr<mcp::client>> connect_listening(const Server& server, changes& ch) {
+    mcp::client_options o;
+    o.on_list_changed = ch.handler();
+    std::shared_ptr<mcp::client> c;
+    if constexpr (std::is_same_v<Server, mcp::stdio_server>) {
+        o.session.era = mcp::protocol_era::automatic;
+        c = co_await mcp::client::async_connect(server, o);
+    } else {
+        o.session.era = mcp::protocol_era::stateless;
+        c = co_await wafer::mcp::async_connect_http(server, o);
+    }
+    co_await async_until([&] { return c->subscribed().has_value(); });
+    co_return c;
+}
 
 } // namespace
 
@@ -112,20 +127,16 @@ TEST_SUITE("mcp/listen") {
                 const mcp::tool_set_options so;
                 auto set = mcp::server_tool_set::create(ex, so);
                 ch.forward = set->list_changed_handler();
-                mcp::client_options o;
-                o.session.era = mcp::protocol_era::automatic;
-                o.on_list_changed = ch.handler();
                 const auto server = faulty("live", "none", {"--stateless", "--log", log.string()});
-                auto c = co_await mcp::client::async_connect(server, o);
+                auto c = co_await connect_listening(server, ch);
                 out.version = c->server().protocol_version;
-                co_await async_until([&] { return c->subscribed().has_value(); });
                 out.granted = c->subscribed();
                 static_cast<void>(co_await set->async_start(reg, c));
                 out.before = set->names();
                 static_cast<void>(co_await mcp::async_call_tool(*c, "change_tools", json::object())
                 );
                 const std::string added = "live__added";
-                out.refreshed = co_await async_until([&] { return named(set->names(), added); });
+                out.refreshed = co_await async_until([&] { return has(set->names(), added); });
                 out.after = set->names();
                 co_await c->async_close();
                 co_return out;
@@ -136,8 +147,8 @@ TEST_SUITE("mcp/listen") {
         REQUIRE(s.granted);
         CHECK(s.granted->tools_list_changed);
         CHECK_FALSE(s.granted->prompts_list_changed);
-        CHECK(named(s.before, "live__change_tools"));
-        CHECK_FALSE(named(s.before, "live__added"));
+        CHECK(has(s.before, "live__change_tools"));
+        CHECK_FALSE(has(s.before, "live__added"));
         CHECK(s.refreshed);
         CHECK(reg->find("live__added") != nullptr);
         // One listen, for what the server's capabilities say may change (tools only), with the
@@ -166,13 +177,9 @@ TEST_SUITE("mcp/listen") {
             ioc,
             [&]() -> asio::awaitable<seen> {
                 seen out;
-                mcp::client_options o;
-                o.session.era = mcp::protocol_era::automatic;
-                o.on_list_changed = ch.handler();
                 const auto server =
                     faulty("again", "exit-mid-call", {"--stateless", "--log", log.string()});
-                auto c = co_await mcp::client::async_connect(server, o);
-                co_await async_until([&] { return c->subscribed().has_value(); });
+                auto c = co_await connect_listening(server, ch);
                 out.crash = (co_await expect_error([&]() -> asio::awaitable<void> {
                                 co_await mcp::async_call_tool(*c, "crash", json::object());
                             })).code;
@@ -211,12 +218,8 @@ TEST_SUITE("mcp/listen") {
             ioc,
             [&]() -> asio::awaitable<seen> {
                 seen out;
-                mcp::client_options o;
-                o.session.era = mcp::protocol_era::stateless;
-                o.on_list_changed = ch.handler();
                 const auto server = http_at("web", http);
-                auto c = co_await wafer::mcp::async_connect_http(server, o);
-                co_await async_until([&] { return c->subscribed().has_value(); });
+                auto c = co_await connect_listening(server, ch);
                 out.granted = c->subscribed();
                 static_cast<void>(co_await mcp::async_call_tool(*c, "change_tools", json::object())
                 );
@@ -238,7 +241,7 @@ TEST_SUITE("mcp/listen") {
         REQUIRE(ls.size() == 1);
         // Closing the stream is the 2026 HTTP cancel: the server sees its end.
         const std::string closed = "HTTP listen closed " + ls[0]["id"].dump();
-        CHECK(eventually([&] { return named(log_lines(log), closed); }));
+        CHECK(eventually([&] { return has(log_lines(log), closed); }));
     }
 
     TEST_CASE("a listen stream that breaks is opened again, and its lists are listed again") {
@@ -250,12 +253,8 @@ TEST_SUITE("mcp/listen") {
         const bool reopened = run_coro(
             ioc,
             [&]() -> asio::awaitable<bool> {
-                mcp::client_options o;
-                o.session.era = mcp::protocol_era::stateless;
-                o.on_list_changed = ch.handler();
                 const auto server = http_at("web", http);
-                auto c = co_await wafer::mcp::async_connect_http(server, o);
-                co_await async_until([&] { return c->subscribed().has_value(); });
+                auto c = co_await connect_listening(server, ch);
                 static_cast<void>(co_await mcp::async_call_tool(*c, "drop_listens", json::object())
                 );
                 // A second later a new listen; its acknowledgment is followed by a "tools"
@@ -263,7 +262,7 @@ TEST_SUITE("mcp/listen") {
                 const bool ok = co_await async_until([&] { return ch.on_listen() == 1; });
                 const bool open = c->subscribed().has_value();
                 co_await c->async_close();
-                co_return ok && open;
+                co_return ok&& open;
             }(),
             30s
         );

@@ -148,7 +148,7 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     }
 
     void on_event(response_event& ev) {
-        if (ev.id == listen_id && listen_id != 0) {
+        if (listen_id != 0 && ev.id == listen_id) {
             on_listen_end(ev);
             return;
         }
@@ -226,14 +226,17 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
     void on_listen_end(const response_event& ev) {
         listen_id = 0;
         granted.reset();
-        if (!ev.failure || closing || s.closed() || *ev.failure == errc::closed ||
-            *ev.failure == errc::cancelled || *ev.failure == errc::rpc_error) {
-            if (ev.failure && *ev.failure == errc::rpc_error && opts.on_noise) {
+        if (ev.failure == errc::rpc_error) {
+            if (opts.on_noise) {
                 opts.on_noise(
                     "subscriptions/listen was refused (" + std::to_string(ev.error.code) + " " +
                     escaped(ev.error.message) + "): list changes are not heard of"
                 );
             }
+            return;
+        }
+        if (!ev.failure || ev.failure == errc::closed || ev.failure == errc::cancelled || closing ||
+            s.closed()) {
             return;
         }
         if (++listen_losses > max_listen_losses) {
