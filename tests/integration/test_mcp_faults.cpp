@@ -488,7 +488,6 @@ TEST_SUITE("mcp/faults") {
             std::vector<std::string> versions;
             std::vector<std::string> echoes;
             std::chrono::milliseconds mute_took{0};
-            failure http;
         };
         const seen s = run_coro(
             ioc,
@@ -513,12 +512,6 @@ TEST_SUITE("mcp/faults") {
                     out.echoes.push_back(r.text);
                     co_await c->async_close();
                 }
-                wafer::mcp::http_server h;
-                h.name = "web";
-                h.url = "http://127.0.0.1:9/mcp";
-                out.http = co_await expect_error([&]() -> asio::awaitable<void> {
-                    co_await wafer::mcp::async_connect_http(h, o);
-                });
                 co_return out;
             }(),
             60s
@@ -541,9 +534,7 @@ TEST_SUITE("mcp/faults") {
         CHECK(methods("none") == legacy);
         CHECK(methods("mute-discover") == legacy);
         CHECK(methods("exit-on-discover") == legacy);
-        // Over HTTP the era is chosen, not probed.
-        CHECK(s.http.code == mcp::errc::bad_config);
-        CHECK(s.http.what.find("automatic") != std::string::npos);
+        // Over HTTP: integration/test_mcp_era.cpp.
     }
 
     TEST_CASE("stdio: a call never answered times out (the server is told) or is cancelled; the "

@@ -246,6 +246,35 @@ TEST_SUITE("unit/mcp_session") {
             REQUIRE(closed.size() == 1);
             CHECK(closed[0].detail.find("server/discover probe") != std::string::npos);
         }
+        SUBCASE("refused without a JSON-RPC answer (an HTTP 400/404/405): the handshake") {
+            session s(cfg);
+            const auto id = probed(s);
+            s.refused(id, "server/discover: HTTP 400", t0);
+            CHECK_FALSE(s.closed());
+            answers_initialize(s);
+        }
+        SUBCASE("lost (an HTTP 401 or 5xx): no sign of the era, the connect ends") {
+            session s(cfg);
+            const auto id = probed(s);
+            s.abandon(id, errc::transport, "server/discover: HTTP 503");
+            CHECK(s.closed());
+            CHECK(sent(s).empty());
+        }
+    }
+
+    TEST_CASE("refused: outside the probe, a request ends as a transport failure") {
+        session_config cfg;
+        cfg.era = protocol_era::stateless;
+        session s(cfg);
+        s.start(t0);
+        const auto discover = sent(s);
+        REQUIRE(discover.size() == 1);
+        s.refused(discover[0]["id"].get<std::int64_t>(), "server/discover: HTTP 404", t0);
+        CHECK(s.closed()); // a server named 2026 that refuses the 2026 probe is unusable
+        const auto closed = only<closed_event>(s.take_events());
+        REQUIRE(closed.size() == 1);
+        CHECK(closed[0].reason == errc::transport);
+        CHECK(closed[0].detail == "server/discover: HTTP 404");
     }
 
     TEST_CASE("answers are matched by id in any order; the server's ids are its own") {

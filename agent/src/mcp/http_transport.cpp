@@ -149,7 +149,8 @@ struct http_state : std::enable_shared_from_this<http_state> {
     bool reinitializing = false;
     int session_generation = 0;
     asio::steady_timer reinit_signal;
-    // 2026-07-28: no session, no GET stream, no resumption; a cancel closes the stream.
+    // 2026-07-28: no session, no GET stream, no resumption; a cancel closes the stream. Known
+    // from the first request after server/discover, which both eras may send (the probe).
     bool stateless = false;
     // The Mcp-Param-* headers of each tool, from the tools/list answers this transport carried.
     std::map<std::string, std::vector<tools::mcp::param_header>> tool_headers;
@@ -214,6 +215,13 @@ struct http_state : std::enable_shared_from_this<http_state> {
         return ev && ev->awaiting(id);
     }
     // A failure of one message's exchange: its request ends; for other messages, a log line.
+    // Request `id` refused at the HTTP level without a JSON-RPC answer: the session decides
+    // what that means (for the server/discover probe: a server of the handshake).
+    void refused(std::int64_t id, std::string detail) const {
+        if (auto ev = sink()) {
+            ev->on_request_refused(id, std::move(detail));
+        }
+    }
     void failed(const detail::outgoing& out, tm::errc reason, const std::string& detail) const {
         if (out.type == detail::outgoing::kind::request) {
             lost(out.id, reason, lost_detail(out.method, detail));
@@ -609,7 +617,8 @@ struct http_state : std::enable_shared_from_this<http_state> {
     ) {
         const bool is_request = out.type == detail::outgoing::kind::request;
         const bool is_initialize = is_request && out.method == "initialize";
-        if (is_request && !is_initialize) {
+        const bool is_discover = is_request && out.method == "server/discover";
+        if (is_request && !is_initialize && !is_discover) {
             co_await wait_initialized(x);
         }
         int authorizations = 0;
@@ -776,6 +785,12 @@ struct http_state : std::enable_shared_from_this<http_state> {
                 );
                 co_return;
             }
+            if (is_request && (status == 400 || status == 404 || status == 405)) {
+                // A 2025 server's answer to a 2026 request (server-everything: 400 with an
+                // error for id null), or a wrong endpoint: the session tells which.
+                refused(out.id, lost_detail(out.method, detail::describe_status(status, answer)));
+                co_return;
+            }
             failed(out, tm::errc::transport, detail::describe_status(status, answer));
             co_return;
         }
@@ -887,8 +902,10 @@ public:
             if (out.type == detail::outgoing::kind::request && out.method == "initialize") {
                 st_->initialize_body = std::string(line);
             }
-            if (!out.protocol_version.empty() && !st_->stateless) {
-                // No handshake: nothing for requests to wait for.
+            if (!out.protocol_version.empty() && !st_->stateless &&
+                out.method != "server/discover") {
+                // No handshake: nothing for requests to wait for. (The probe of an era not yet
+                // known is a 2026 request too, and an initialize may follow it.)
                 st_->stateless = true;
                 st_->initialized_done = true;
             }
@@ -991,12 +1008,6 @@ asio::awaitable<std::shared_ptr<tm::client>>
 async_connect_http(http_server server, tm::client_options options) {
     auto ex = co_await asio::this_coro::executor;
     std::string name = server.name;
-    if (options.session.era == tm::protocol_era::automatic) {
-        // The transport takes a request's _meta version as the era: a probe would fix it.
-        throw tm::error(
-            tm::errc::bad_config, name, "protocol_era::automatic is for stdio; choose the era"
-        );
-    }
     auto wire = make_http_transport(ex, std::move(server));
     auto c =
         co_await tm::client::async_connect(std::move(name), std::move(wire), std::move(options));

@@ -37,6 +37,9 @@
 //   bad-version    initialize answers protocol version "2099-01-01"
 //   unauthorized   (HTTP) every POST answered 401 without WWW-Authenticate nor a body
 //   redirect       (HTTP) every POST answered --redirect-status (307) to --redirect-to
+//   unavailable    (HTTP) every POST answered 503 with a text body
+//   discover-404   (HTTP) server/discover answered 404 with an HTML body (an endpoint that
+//                  routes by method, as some 2025 gateways do)
 //
 // --stateless: also the 2026-07-28 protocol (a dual-era server): server/discover is answered
 // with that version and tools.listChanged, every result carries resultType "complete", and
@@ -574,7 +577,18 @@ void serve_connection(int fd) {
         ::close(fd);
         return;
     }
+    if (opts.fault == "unavailable") {
+        reply(fd, 503, "Service Unavailable", "Content-Type: text/plain\r\n", "down for now");
+        ::close(fd);
+        return;
+    }
     const json m = json::parse(body, nullptr, false);
+    if (opts.fault == "discover-404" && m.is_object() &&
+        m.value("method", "") == "server/discover") {
+        reply(fd, 404, "Not Found", "Content-Type: text/html\r\n", "<h1>Not Found</h1>");
+        ::close(fd);
+        return;
+    }
     action a = handle(m);
     switch (a.type) {
     case action::kind::none:

@@ -110,6 +110,10 @@ struct client::impl : transport_events, std::enable_shared_from_this<impl> {
         s.abandon(id, reason, detail);
         pump();
     }
+    void on_request_refused(std::int64_t id, std::string detail) override {
+        s.refused(id, detail, session_clock::now());
+        pump();
+    }
     bool awaiting(std::int64_t id) const override { return s.awaiting(id); }
     void on_end(std::string why) override {
         if (!s.closed()) {

@@ -302,6 +302,15 @@ void session::abandon(std::int64_t id, errc reason, std::string_view why) {
     finish(id, std::move(ev));
 }
 
+void session::refused(std::int64_t id, std::string_view why, session_clock::time_point now) {
+    if (id == initialize_id_ && pending_.contains(id) && config_.era == protocol_era::automatic) {
+        pending_.erase(id);
+        fall_back(now);
+        return;
+    }
+    abandon(id, errc::transport, why);
+}
+
 void session::end_of_stream(std::string_view why, session_clock::time_point now) {
     if (auto f = framer_.finish()) {
         on_frame(*f, now);

@@ -52,7 +52,12 @@ make_http_transport(const boost::asio::any_io_executor& ex, http_server server);
 
 /// Connects: the transport and the initialize handshake. Throws tools::mcp::error (bad_config,
 /// transport, unauthorized, timeout, protocol, rpc_error, cancelled). The era is chosen by
-/// session_config::era; protocol_era::automatic (a stdio probe) is refused (bad_config).
+/// session_config::era. protocol_era::automatic probes with a 2026 `server/discover` POST (with
+/// its headers): a DiscoverResult, or -32022 listing 2026-07-28, is a 2026 server; another
+/// JSON-RPC error, or a 400/404/405 without one (server-everything answers 400 with an error
+/// for id null), is a 2025 server, and `initialize` follows. A 401/403 is authorization (OAuth
+/// runs, under the 2026 rules, and the probe is sent again), a 5xx or no connection ends the
+/// connect: neither tells the era.
 ///
 /// What the transport does (2025-11-25 Streamable HTTP): every message a POST accepting JSON
 /// and SSE; `Mcp-Session-Id` kept from the initialize answer and sent on every later request

@@ -37,12 +37,13 @@ enum class protocol_era {
     /// 2026-07-28: every request carries its protocol version, capabilities and client info in
     /// `_meta`; `server/discover` replaces the handshake; results carry `resultType`.
     stateless,
-    /// Either, as the server speaks (stdio; mcp.md §2.5): `server/discover` first. A
-    /// DiscoverResult, or an UnsupportedProtocolVersion error listing 2026-07-28: stateless.
-    /// Any other error (legacy servers answer -32601, -32602, ...) or no answer within
-    /// session_config::probe_timeout: the initialize handshake. The server exiting on the probe
-    /// ends the session with probe_lost() set (the client starts it again for initialize).
-    /// session::era() says which it became.
+    /// Either, as the server speaks (mcp.md §2.5): `server/discover` first. A DiscoverResult,
+    /// or an UnsupportedProtocolVersion error listing 2026-07-28: stateless. Any other error
+    /// (legacy servers answer -32601, -32602, ...), an HTTP refusal without one (session::
+    /// refused) or no answer within session_config::probe_timeout: the initialize handshake.
+    /// A stdio server exiting on the probe ends the session with probe_lost() set (the client
+    /// starts it again for initialize); an HTTP 401/403 or 5xx is no evidence and ends the
+    /// connect. session::era() says which it became.
     automatic,
 };
 
@@ -259,6 +260,11 @@ public:
     /// server is not told. Initialize lost: the connection closes. No effect on a request that
     /// already ended.
     void abandon(std::int64_t id, errc reason, std::string_view why);
+    /// The server refused request `id` without a JSON-RPC answer to it (HTTP 400, 404 or 405
+    /// with another body, mcp.md §2.5). The server/discover probe of protocol_era::automatic:
+    /// a server of the initialize handshake, which comes next. Any other request: as
+    /// abandon(id, errc::transport, why).
+    void refused(std::int64_t id, std::string_view why, session_clock::time_point now);
     /// The server's stdout ended: a last unterminated line is read, then every open request
     /// ends with `closed`, and a closed_event follows.
     void end_of_stream(std::string_view why, session_clock::time_point now);

@@ -29,6 +29,11 @@ public:
     /// The answer to request `id` cannot come (its HTTP exchange failed): the request ends with
     /// `reason`. The server is not told.
     virtual void on_request_lost(std::int64_t id, errc reason, std::string detail) = 0;
+    /// The server refused request `id` without a JSON-RPC answer to it (HTTP 400, 404 or 405
+    /// with another body): for the server/discover probe, a server of the initialize
+    /// handshake (session::refused); for other requests, as on_request_lost with
+    /// errc::transport.
+    virtual void on_request_refused(std::int64_t id, std::string detail) = 0;
     /// Nothing more will come: the connection ended (`why` says how, for errors).
     virtual void on_end(std::string why) = 0;
     /// Whether request `id` still waits for its answer (a stream that ends before it may be
