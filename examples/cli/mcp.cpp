@@ -225,6 +225,8 @@ struct started {
 mcp::client_options
 client_options_for(const std::string& name, const fs::path& workspace, bool verbose) {
     mcp::client_options o;
+    // Either generation, as each server speaks (a server/discover probe first).
+    o.session.era = mcp::protocol_era::automatic;
     if (!workspace.empty()) {
         o.session.roots.push_back({file_uri(workspace), workspace.filename().string()});
     }

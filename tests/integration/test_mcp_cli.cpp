@@ -35,7 +35,10 @@ process_result run_with_mcp(
 // and answers the listing that follows with "added" alone before its own result.
 std::string dyn_server_script() {
     const std::string init =
-        R"({"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"sh","version":"1"}}})";
+        R"({"jsonrpc":"2.0","id":ID,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"sh","version":"1"}}})";
+    // A 2025 server: the CLI's era probe is an unknown method.
+    const std::string unknown =
+        R"({"jsonrpc":"2.0","id":ID,"error":{"code":-32601,"message":"Method not found"}})";
     const std::string schema = R"("inputSchema":{"type":"object","properties":{}})";
     const std::string list1 =
         R"({"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"slow","description":"Takes a while",)" +
@@ -56,9 +59,12 @@ std::string dyn_server_script() {
            "while IFS= read -r l; do\n"
            "  id=$(idof \"$l\")\n"
            "  case \"$l\" in\n"
-           "  *'\"method\":\"initialize\"'*) printf '%s\\n' '" +
+           "  *'\"method\":\"server/discover\"'*) reply '" +
+           unknown +
+           "' $id ;;\n"
+           "  *'\"method\":\"initialize\"'*) reply '" +
            init +
-           "' ;;\n"
+           "' $id ;;\n"
            "  *'\"method\":\"tools/list\"'*)\n"
            "    if [ $grown = 0 ]; then reply '" +
            list1 + "' $id; else reply '" + list2 +
