@@ -213,6 +213,7 @@ struct started {
     /// What the server said of itself (kept once the client is gone: wafer mcp list).
     mcp::server_info info;
     std::vector<mcp::tool_info> tools;
+    mcp::list_freshness freshness;
     std::vector<std::string> skipped;
     std::string failure;
     /// It missed its startup timeout (a server that does not answer is killed, not closed:
@@ -264,7 +265,7 @@ connect_and_list(configured server, mcp::client_options options, started& out) {
         auto c = co_await connect_server(server, options);
         out.client = c;
         mcp::list_limits limits;
-        out.tools = co_await mcp::async_list_tools(*c, limits, &out.skipped);
+        out.tools = co_await mcp::async_list_tools(*c, limits, &out.skipped, &out.freshness);
     } catch (const mcp::error& e) {
         out.failure = e.what();
     } catch (const std::exception& e) {
@@ -475,6 +476,7 @@ async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::too
         one.client = r.client;
         one.tools = r.set;
         one.listing = std::move(r.tools);
+        one.freshness = r.freshness;
         out.servers.push_back(std::move(one));
     }
     co_return out;
@@ -483,7 +485,7 @@ async_start_mcp(mcp_sources sources, bool verbose, std::function<void(tools::too
 void attach_mcp_tools(mcp_servers& servers, const std::shared_ptr<tools::registry>& reg) {
     for (auto& s : servers.servers) {
         // Prints what is left out (on_update); the first listing is not needed after this.
-        s.tools->start(reg, s.client, std::move(s.listing));
+        s.tools->start(reg, s.client, std::move(s.listing), s.freshness);
         s.listing.clear();
     }
 }
@@ -558,6 +560,11 @@ int mcp_list(const mcp_flags& flags) {
                     );
                 }
                 j["tools"] = std::move(tools);
+                if (r.freshness.ttl) {
+                    // 2026 caching hints of the listing (mcp.md §4.5).
+                    j["tools_ttl_ms"] = r.freshness.ttl->count();
+                    j["tools_cache_scope"] = r.freshness.cache_scope;
+                }
             }
             std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
             continue;
@@ -571,7 +578,12 @@ int mcp_list(const mcp_flags& flags) {
         std::cout << visible(names[i]) << "  " << transports[i] << "  " << visible(commands[i])
                   << "\n  server " << visible(info.name) << " " << visible(info.version)
                   << ", protocol " << visible(info.protocol_version) << ", " << r.tools.size()
-                  << " tools\n";
+                  << " tools";
+        if (r.freshness.ttl) {
+            std::cout << " (fresh for " << r.freshness.ttl->count() << " ms, "
+                      << r.freshness.cache_scope << ")";
+        }
+        std::cout << "\n";
         for (const auto& t : r.tools) {
             std::string line = "  " + visible(t.name);
             if (const std::string h = hints(t); !h.empty()) {

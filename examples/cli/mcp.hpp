@@ -46,8 +46,9 @@ struct mcp_server {
     /// Its tools in the run's registry once attach_mcp_tools ran, kept as the server lists them
     /// (notifications/tools/list_changed: the next turn offers the new list).
     std::shared_ptr<tools::mcp::server_tool_set> tools;
-    /// Its first tools/list.
+    /// Its first tools/list, and how long it is fresh (2026 ttlMs).
     std::vector<tools::mcp::tool_info> listing;
+    tools::mcp::list_freshness freshness;
 };
 
 /// The servers that started.

@@ -6,6 +6,11 @@
 #include <wafer/mcp/http_transport.hpp>
 #include <wafer/tools/mcp/client.hpp>
 
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <poll.h>
 #include <string>
@@ -100,6 +106,23 @@ bool eventually(P pred, std::chrono::milliseconds bound = 5000ms) {
         ::usleep(20'000);
     }
     return true;
+}
+
+// eventually() on the client's executor: waits until `pred` holds or `bound` passed; whether
+// it held.
+inline boost::asio::awaitable<bool>
+async_until(std::function<bool()> pred, std::chrono::milliseconds bound = 5000ms) {
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    const auto end = clock_type::now() + bound;
+    while (!pred()) {
+        if (clock_type::now() >= end) {
+            co_return false;
+        }
+        t.expires_after(10ms);
+        boost::system::error_code ec;
+        co_await t.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    }
+    co_return true;
 }
 
 inline bool has(const std::vector<std::string>& v, const std::string& s) {

@@ -1,7 +1,10 @@
 // `wafer run --mcp-config` end to end (the built binary, a fake model endpoint, an MCP server in
 // sh): the server's progress is printed, its text escaped, and its tools/list_changed changes the
 // tools the next request offers.
+#include <map>
+
 #include "cli_harness.hpp"
+#include "mcp_fault_server.hpp"
 #include "mcp_servers.hpp"
 
 #ifdef WAFER_CLI_PATH
@@ -309,6 +312,46 @@ TEST_SUITE("mcp/cli") {
         CHECK(contains(list.out, "  echo"));
         CHECK(call.status == 0);
         CHECK(contains(call.out, "over http"));
+    }
+
+    TEST_CASE("mcp list finds each server's era: 2026 over stdio and HTTP with the listing's "
+              "TTL, 2025 without one") {
+        wafer::testing::mcp_faults::http_fault web({"--stateless", "--ttl-ms", "2500"});
+        sample_workspace ws;
+        const fs::path config = ws.dir / "servers.json";
+        {
+            json modern = fault_entry("none");
+            for (const char* a : {"--stateless", "--ttl-ms", "5000"}) {
+                modern["args"].push_back(a);
+            }
+            std::ofstream out(config);
+            out << json{{"mcpServers",
+                         {{"modern", modern},
+                          {"legacy", fault_entry("none")},
+                          {"web", {{"url", web.url()}}}}}}
+                       .dump();
+        }
+        const auto text = run_wafer({"mcp", "list", "--mcp-config", config.string()});
+        const auto js = run_wafer({"mcp", "list", "--json", "--mcp-config", config.string()});
+        INFO("text:\n" << text.out << text.err << "\njson:\n" << js.out << js.err);
+        CHECK(text.status == 0);
+        CHECK(contains(text.out, "protocol 2026-07-28, 3 tools (fresh for 5000 ms, public)"));
+        CHECK(contains(text.out, "protocol 2026-07-28, 3 tools (fresh for 2500 ms, public)"));
+        CHECK(contains(text.out, "protocol 2025-11-25, 1 tools\n"));
+        REQUIRE(js.status == 0);
+        std::map<std::string, json> by_name;
+        std::istringstream lines(js.out);
+        for (std::string l; std::getline(lines, l);) {
+            const json j = json::parse(l);
+            by_name[j["name"].get<std::string>()] = j;
+        }
+        REQUIRE(by_name.size() == 3);
+        CHECK(by_name["modern"]["protocol_version"] == "2026-07-28");
+        CHECK(by_name["modern"]["tools_ttl_ms"] == 5000);
+        CHECK(by_name["modern"]["tools_cache_scope"] == "public");
+        CHECK(by_name["web"]["tools_ttl_ms"] == 2500);
+        CHECK(by_name["legacy"]["protocol_version"] == "2025-11-25");
+        CHECK_FALSE(by_name["legacy"].contains("tools_ttl_ms"));
     }
 }
 

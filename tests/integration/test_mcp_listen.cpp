@@ -39,22 +39,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Waits on the client's executor until `pred` holds or `bound` passed; whether it held.
-asio::awaitable<bool>
-async_until(std::function<bool()> pred, std::chrono::milliseconds bound = 5000ms) {
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    const auto end = clock_type::now() + bound;
-    while (!pred()) {
-        if (clock_type::now() >= end) {
-            co_return false;
-        }
-        t.expires_after(10ms);
-        boost::system::error_code ec;
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-    co_return true;
-}
-
 // The subscriptions/listen requests of a log.
 std::vector<json> listens(const fs::path& log) {
     std::vector<json> out;

@@ -704,6 +704,36 @@ TEST_SUITE("unit/mcp_tools") {
         CHECK(reg.names() == list{"read_file", "s__keep", "s__new"});
     }
 
+    TEST_CASE("list freshness: the shortest ttlMs of the pages, absent or negative is 0, one "
+              "private page makes the list private") {
+        list_freshness f;
+        add_page_freshness(f, json{{"ttlMs", 5000}, {"cacheScope", "public"}}, true);
+        REQUIRE(f.ttl.has_value());
+        CHECK(*f.ttl == 5000ms);
+        CHECK(f.cache_scope == "public");
+        add_page_freshness(f, json{{"ttlMs", 800}, {"cacheScope", "public"}}, false);
+        CHECK(*f.ttl == 800ms);
+        CHECK(f.cache_scope == "public");
+        add_page_freshness(f, json{{"ttlMs", 9000}, {"cacheScope", "private"}}, false);
+        CHECK(*f.ttl == 800ms);
+        CHECK(f.cache_scope == "private");
+        add_page_freshness(f, json{{"ttlMs", 9000}, {"cacheScope", "public"}}, false);
+        CHECK(f.cache_scope == "private"); // stays narrowed
+        for (const json& page :
+             {json::object(),
+              json{{"ttlMs", -5}},
+              json{{"ttlMs", "600"}},
+              json{{"ttlMs", 1.5}},
+              json{{"cacheScope", "everyone"}}}) {
+            CAPTURE(page.dump());
+            list_freshness g;
+            add_page_freshness(g, page, true);
+            REQUIRE(g.ttl.has_value());
+            CHECK(*g.ttl == 0ms);
+            CHECK(g.cache_scope == "private");
+        }
+    }
+
     TEST_CASE("tool entries: verbatim schemas, spec defaults for the hints, bad entries refused") {
         const json entry{
             {"name", "get-sum"},

@@ -583,6 +583,8 @@ struct registry::impl {
     // Registered names joined by ", ", rebuilt by add(); shared so a dispatch does not copy it.
     std::shared_ptr<const std::string> available = std::make_shared<const std::string>();
     std::uint64_t revision = next_revision();
+    std::vector<std::pair<std::uint64_t, turn_hook>> turn_hooks;
+    std::uint64_t next_hook = 0;
 
     static std::uint64_t next_revision() noexcept {
         static std::atomic<std::uint64_t> counter{0};
@@ -685,6 +687,21 @@ void registry::replace(const std::vector<std::string>& remove, std::vector<tool>
     // New objects rather than edits: running dispatches hold the old ones.
     impl_->available = std::make_shared<const std::string>(std::move(names));
     impl_->revision = impl::next_revision();
+}
+
+std::uint64_t registry::add_turn_hook(turn_hook hook) {
+    impl_->turn_hooks.emplace_back(++impl_->next_hook, std::move(hook));
+    return impl_->next_hook;
+}
+
+void registry::remove_turn_hook(std::uint64_t id) noexcept {
+    std::erase_if(impl_->turn_hooks, [id](const auto& h) { return h.first == id; });
+}
+
+void registry::turn_starting() const {
+    for (const auto& [id, hook] : impl_->turn_hooks) {
+        hook();
+    }
 }
 
 std::shared_ptr<const registry> registry::snapshot() const {

@@ -246,7 +246,9 @@ void run_machine::prepare_model_call() {
         req.messages.push_back(api::message::user(std::string(final_turn_note)));
     } else if (cfg_.tools) {
         // The registry may have changed since the last turn (an MCP server's list_changed):
-        // this turn offers, and runs, the tools as they are now.
+        // this turn offers, and runs, the tools as they are now. A tool set whose list went
+        // stale hears of the turn first (its new list comes for a later one).
+        cfg_.tools->turn_starting();
         if (!turn_tools_ || turn_tools_->revision() != cfg_.tools->revision()) {
             turn_tools_ = cfg_.tools->snapshot();
         }

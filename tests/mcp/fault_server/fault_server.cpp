@@ -38,6 +38,7 @@
 //   unauthorized   (HTTP) every POST answered 401 without WWW-Authenticate nor a body
 //   redirect       (HTTP) every POST answered --redirect-status (307) to --redirect-to
 //   unavailable    (HTTP) every POST answered 503 with a text body
+//   relist-fails   tools/list answered once; every later one is a -32603 error
 //   discover-404   (HTTP) server/discover answered 404 with an HTML body (an endpoint that
 //                  routes by method, as some 2025 gateways do)
 //
@@ -49,6 +50,9 @@
 // sends notifications/tools/list_changed on every open listen (with its subscriptionId), then
 // answers. Tool `drop_listens` (HTTP) breaks every open listen's stream without a result.
 //
+// --ttl-ms MS (with --stateless): tools/list results carry ttlMs MS and cacheScope "public"
+// (without it they carry neither: stale at once). Tool `change_tools` then also serves to
+// change the list for a client that does not listen.
 // --init-delay MS (stdio): each process waits MS milliseconds before it answers initialize (a
 // server slow to start, so that a restart can be interrupted).
 // --log FILE appends what the server received: each message on a line (an HTTP request's line
@@ -92,11 +96,13 @@ struct options {
     std::string name = "wafer-mcp-fault-server";
     long calls = 1;
     long init_delay_ms = 0;
+    long ttl_ms = -1; // none
 };
 
 options opts;
 bool client_elicits = false; // the client declared elicitation in initialize
 std::mutex log_mutex;
+std::atomic<long> listings{0};        // tools/list requests answered (relist-fails)
 std::string http_port;                // set once listening (--http)
 std::atomic<bool> tools_added{false}; // change_tools was called
 // The open subscriptions/listen requests: their ids (stdio) or ids and streams (HTTP).
@@ -340,7 +346,15 @@ action handle(const json& m) {
             if (opts.fault == "huge-list") {
                 r["nextCursor"] = "2";
             }
-            a.body = response(id, std::move(r));
+            if (opts.stateless && opts.ttl_ms >= 0) {
+                r["ttlMs"] = opts.ttl_ms;
+                r["cacheScope"] = "public";
+            }
+            if (opts.fault == "relist-fails" && listings++ > 0) {
+                a.body = error_response(id, -32603, "the tool list is unavailable");
+            } else {
+                a.body = response(id, std::move(r));
+            }
         }
     } else if (method == "tools/call") {
         const std::string name = params.value("name", "");
@@ -354,6 +368,8 @@ action handle(const json& m) {
         } else if (name == "change_tools" && opts.stateless) {
             change_tools();
             a.body = response(id, text_result("the list changed"));
+        } else if (name == "added" && tools_added) {
+            a.body = response(id, text_result("added ran"));
         } else if (name == "drop_listens" && opts.stateless) {
             const std::lock_guard<std::mutex> lock(listen_mutex);
             for (const auto& l : http_listens) {
@@ -719,6 +735,8 @@ int main(int argc, char** argv) {
             opts.name = value();
         } else if (a == "--calls") {
             opts.calls = std::atol(value().c_str());
+        } else if (a == "--ttl-ms") {
+            opts.ttl_ms = std::atol(value().c_str());
         } else if (a == "--init-delay") {
             opts.init_delay_ms = std::atol(value().c_str());
         } else {

@@ -2,8 +2,12 @@
 #include <wafer/tools/schema.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <exception>
+#include <limits>
 #include <set>
 #include <utility>
 
@@ -50,8 +54,96 @@ tool_set_plan plan_tool_set(
     return p;
 }
 
+namespace {
+using steady = std::chrono::steady_clock;
+constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
+constexpr std::chrono::seconds longest_retry{60};
+
+std::int64_t ticks(steady::time_point t) noexcept {
+    return t.time_since_epoch().count();
+}
+} // namespace
+
+// Shared with the registry's turn hook, which may run on another thread: it reads the
+// time the listing goes stale and, once, posts the refresh to the set's executor.
+struct server_tool_set::staleness {
+    boost::asio::any_io_executor ex;
+    std::weak_ptr<server_tool_set> owner;
+    std::atomic<std::int64_t> at{never};
+
+    void check() {
+        std::int64_t due = at.load(std::memory_order_relaxed);
+        if (due == never || ticks(steady::now()) < due) {
+            return;
+        }
+        if (!at.compare_exchange_strong(due, never)) {
+            return; // another turn took it
+        }
+        boost::asio::post(ex, [w = owner] {
+            if (auto self = w.lock()) {
+                self->on_expired();
+            }
+        });
+    }
+};
+
 server_tool_set::server_tool_set(boost::asio::any_io_executor ex, tool_set_options options)
-    : ex_(std::move(ex)), options_(std::move(options)) {}
+    : ex_(std::move(ex)), options_(std::move(options)), staleness_(std::make_shared<staleness>()) {
+    staleness_->ex = ex_;
+}
+
+server_tool_set::~server_tool_set() {
+    if (registry_ && hook_ != 0) {
+        registry_->remove_turn_hook(hook_);
+    }
+}
+
+void server_tool_set::stop() noexcept {
+    stopped_ = true;
+    staleness_->at = never;
+    if (registry_ && hook_ != 0) {
+        registry_->remove_turn_hook(hook_);
+        hook_ = 0;
+    }
+}
+
+bool server_tool_set::stale() const noexcept {
+    return freshness_.ttl && steady::now() >= fresh_until_;
+}
+
+// A listing came: it is offered as is until its TTL runs out.
+void server_tool_set::keep_fresh(const list_freshness& f) {
+    freshness_ = f;
+    if (f.ttl) {
+        fresh_until_ = steady::now() + *f.ttl;
+        stale_in(*f.ttl);
+    } else {
+        staleness_->at = never;
+    }
+}
+
+void server_tool_set::stale_in(std::chrono::milliseconds d) {
+    if (stopped_) {
+        return;
+    }
+    staleness_->at = ticks(steady::now() + d);
+    if (hook_ == 0) {
+        staleness_->owner = weak_from_this();
+        hook_ = registry_->add_turn_hook([st = staleness_] { st->check(); });
+    }
+}
+
+void server_tool_set::on_expired() {
+    if (stopped_ || !started_) {
+        return;
+    }
+    expired_ = true;
+    if (listing_) {
+        again_ = true; // the listing in flight may have begun before this turn
+        return;
+    }
+    spawn_refresh();
+}
 
 std::shared_ptr<server_tool_set>
 server_tool_set::create(boost::asio::any_io_executor ex, tool_set_options options) {
@@ -70,12 +162,17 @@ std::function<void(const list_changed_event&)> server_tool_set::list_changed_han
 }
 
 tool_set_update server_tool_set::start(
-    std::shared_ptr<registry> reg, std::shared_ptr<client> c, std::vector<tool_info> listing
+    std::shared_ptr<registry> reg,
+    std::shared_ptr<client> c,
+    std::vector<tool_info> listing,
+    list_freshness freshness
 ) {
     registry_ = std::move(reg);
     client_ = std::move(c);
     started_ = true;
     tool_set_update u = apply(std::move(listing), {});
+    keep_fresh(freshness);
+    u.freshness = freshness_;
     notify(u);
     if (changed_early_ && !stopped_) {
         changed_early_ = false;
@@ -88,8 +185,9 @@ boost::asio::awaitable<tool_set_update>
 server_tool_set::async_start(std::shared_ptr<registry> reg, std::shared_ptr<client> c) {
     std::vector<std::string> skipped;
     list_limits limits = options_.limits;
-    std::vector<tool_info> listing = co_await async_list_tools(*c, limits, &skipped);
-    tool_set_update u = start(std::move(reg), std::move(c), std::move(listing));
+    list_freshness freshness;
+    std::vector<tool_info> listing = co_await async_list_tools(*c, limits, &skipped, &freshness);
+    tool_set_update u = start(std::move(reg), std::move(c), std::move(listing), freshness);
     // What the listing itself left out comes first, as in a refresh.
     u.skipped.insert(u.skipped.begin(), skipped.begin(), skipped.end());
     co_return u;
@@ -99,16 +197,19 @@ boost::asio::awaitable<tool_set_update> server_tool_set::async_refresh() {
     const auto self = shared_from_this(); // alive until the listing ends
     tool_set_update u;
     u.refresh = true;
+    u.expired = std::exchange(expired_, false);
     u.count = names_.size();
+    u.freshness = freshness_;
     if (!started_ || stopped_) {
         co_return u;
     }
     std::vector<std::string> skipped;
     std::vector<tool_info> listing;
+    list_freshness freshness;
     const std::shared_ptr<client> c = client_;
     list_limits limits = options_.limits;
     try {
-        listing = co_await async_list_tools(*c, limits, &skipped);
+        listing = co_await async_list_tools(*c, limits, &skipped, &freshness);
     } catch (const std::exception& e) {
         u.failure = e.what();
     }
@@ -116,8 +217,17 @@ boost::asio::awaitable<tool_set_update> server_tool_set::async_refresh() {
         co_return u;
     }
     if (u.failure.empty()) {
+        const bool expired = u.expired;
         u = apply(std::move(listing), std::move(skipped));
         u.refresh = true;
+        u.expired = expired;
+        retry_after_ = std::chrono::seconds(0);
+        keep_fresh(freshness);
+        u.freshness = freshness_;
+    } else if (freshness_.ttl) {
+        // Stale tools are offered while the server cannot list them; tried again, less often.
+        retry_after_ = std::clamp(retry_after_ * 2, std::chrono::seconds(1), longest_retry);
+        stale_in(retry_after_);
     }
     notify(u);
     co_return u;

@@ -245,8 +245,29 @@ boost::asio::awaitable<call_result> async_call_tool(client& c, std::string name,
     return async_call_tool(c, std::move(name), std::move(arguments), call_options());
 }
 
-boost::asio::awaitable<std::vector<tool_info>>
-async_list_tools(client& c, list_limits limits, std::vector<std::string>* skipped) {
+void add_page_freshness(list_freshness& into, const json& page, bool first_page) {
+    std::chrono::milliseconds ttl{0};
+    if (const auto t = page.find("ttlMs");
+        t != page.end() && t->is_number_integer() && t->get<std::int64_t>() > 0) {
+        ttl = std::chrono::milliseconds(t->get<std::int64_t>());
+    }
+    into.ttl = first_page || !into.ttl ? ttl : std::min(*into.ttl, ttl);
+    const auto scope = page.find("cacheScope");
+    const bool is_public = scope != page.end() && scope->is_string() && *scope == "public";
+    if (first_page) {
+        into.cache_scope = is_public ? "public" : "private";
+    } else if (!is_public) {
+        into.cache_scope = "private";
+    }
+}
+
+boost::asio::awaitable<std::vector<tool_info>> async_list_tools(
+    client& c, list_limits limits, std::vector<std::string>* skipped, list_freshness* freshness
+) {
+    const bool cacheable = c.server().protocol_version == stateless_version;
+    if (freshness) {
+        *freshness = list_freshness{};
+    }
     std::vector<tool_info> tools;
     std::set<std::string> names;
     std::set<std::string> cursors_seen;
@@ -263,6 +284,9 @@ async_list_tools(client& c, list_limits limits, std::vector<std::string>* skippe
             co_await c.async_request(std::move(method), std::move(params), std::move(options));
         if (!result.is_object() || !result.contains("tools") || !result["tools"].is_array()) {
             throw error(errc::protocol, c.name(), "the tools/list result has no tools array");
+        }
+        if (freshness && cacheable) {
+            add_page_freshness(*freshness, result, page == 0);
         }
         for (const auto& entry : result["tools"]) {
             std::string why;

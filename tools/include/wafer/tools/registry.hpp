@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -72,6 +73,18 @@ public:
     /// blocking pool and limits (cheap: the tools themselves are shared). Its revision() is
     /// this registry's at the time.
     std::shared_ptr<const registry> snapshot() const;
+
+    /// Called by turn_starting(): the moment a turn wants the tools. A tool set whose list went
+    /// stale (an MCP server's 2026 list TTL) starts listing again there; the turn offers the
+    /// tools as they are. Hooks must be cheap, thread-safe (turns may run on several threads)
+    /// and must not throw. Snapshots and clone() do not carry them.
+    using turn_hook = std::function<void()>;
+    /// Adds a hook; the id removes it.
+    std::uint64_t add_turn_hook(turn_hook hook);
+    void remove_turn_hook(std::uint64_t id) noexcept;
+    /// Runs the turn hooks, on the caller's thread. The agent calls it before each turn that
+    /// offers this registry's tools (before it reads revision() or takes a snapshot).
+    void turn_starting() const;
 
     /// A registry with the same tools, blocking pool and limits that can be changed on its own
     /// (add more tools to a copy of an agent's set: a handoff_team's transfer tools). Its

@@ -10,7 +10,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -32,6 +34,10 @@ struct tool_set_update {
     std::size_t count = 0;
     /// False for the first listing (start), true for those after a list_changed.
     bool refresh = false;
+    /// A refresh because the last listing's TTL ran out (2026), not because of a list_changed.
+    bool expired = false;
+    /// The listing's caching hints (2026; for a failed listing, those of the one kept).
+    list_freshness freshness;
 };
 
 /// What a listing would change, decided without I/O: the registry tools built from the
@@ -85,6 +91,12 @@ struct tool_set_options {
 /// the tools it started with. Notifications that come while a listing runs lead to one more
 /// listing after it. A listing that fails leaves the tools as they were (on_update says why).
 ///
+/// A 2026 server's listing is fresh for its `ttlMs` (0 when absent: stale at once). The set
+/// does not poll: when a turn starts (registry::turn_starting, which the agent calls) and the
+/// listing is stale, it lists again in the background; that turn offers the tools as
+/// they were, the next one the new list. A listing that failed is tried again at the next
+/// turn after 1 s, then 2, 4, ... up to 60 s, the old tools offered meanwhile.
+///
 /// Thread safety: use it, its client and the registry on one single-threaded executor (the
 /// client's): the registry changes there, between the steps of whatever else uses it.
 ///
@@ -102,8 +114,14 @@ public:
 
     /// Registers `listing` (tools of `c`, e.g. from async_list_tools) in `reg` and follows
     /// list_changed from then on. Calls on_update and returns the same update.
-    tool_set_update
-    start(std::shared_ptr<registry> reg, std::shared_ptr<client> c, std::vector<tool_info> listing);
+    /// `freshness`: the listing's caching hints (async_list_tools gives them; the default,
+    /// without a TTL, holds until a list_changed).
+    tool_set_update start(
+        std::shared_ptr<registry> reg,
+        std::shared_ptr<client> c,
+        std::vector<tool_info> listing,
+        list_freshness freshness = {}
+    );
     /// Lists the tools of `c`, then start. Throws mcp::error when the listing fails (nothing
     /// is registered then).
     boost::asio::awaitable<tool_set_update>
@@ -116,17 +134,26 @@ public:
 
     /// The registry names of its tools, in the server's order.
     const std::vector<std::string>& names() const noexcept { return names_; }
-    /// Follows list_changed no more (the tools stay registered; a listing in flight changes
-    /// nothing when it ends).
-    void stop() noexcept { stopped_ = true; }
+    /// Follows list_changed and TTLs no more (the tools stay registered; a listing in flight
+    /// changes nothing when it ends).
+    void stop() noexcept;
+    /// Whether the tools offered are past their listing's TTL (a refresh is due, running or,
+    /// after a failure, waiting to be tried again).
+    bool stale() const noexcept;
 
     server_tool_set(boost::asio::any_io_executor ex, tool_set_options options);
+    ~server_tool_set();
+    server_tool_set(const server_tool_set&) = delete;
+    server_tool_set& operator=(const server_tool_set&) = delete;
 
 private:
     tool_set_update apply(std::vector<tool_info> listing, std::vector<std::string> skipped);
     void notify(const tool_set_update& u) const;
     void on_list_changed();
     void spawn_refresh();
+    void keep_fresh(const list_freshness& f);
+    void stale_in(std::chrono::milliseconds d);
+    void on_expired();
     static boost::asio::awaitable<void> refresh_loop(std::shared_ptr<server_tool_set> self);
 
     boost::asio::any_io_executor ex_;
@@ -139,6 +166,14 @@ private:
     bool changed_early_ = false; // a list_changed before start
     bool listing_ = false;       // a refresh runs
     bool again_ = false;         // a list_changed came while it ran
+    bool expired_ = false;       // the refresh due is for the TTL
+    // When the listing goes stale, read by the registry's turn hook on any thread.
+    struct staleness;
+    std::shared_ptr<staleness> staleness_;
+    std::uint64_t hook_ = 0;
+    list_freshness freshness_;
+    std::chrono::steady_clock::time_point fresh_until_;
+    std::chrono::seconds retry_after_{0}; // after a failed listing
 };
 
 } // namespace wafer::tools::mcp

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -59,6 +60,22 @@ struct list_limits {
     std::size_t max_tools = 10'000;
 };
 
+/// How long a listing may be offered before it is listed again: a 2026 server's caching hints
+/// (`ttlMs`, `cacheScope` on each page; mcp.md §4.5).
+struct list_freshness {
+    /// The shortest `ttlMs` of the pages (absent or negative: 0, stale at once: listed again
+    /// when next needed). nullopt: a 2025 server, whose lists hold until it says they changed.
+    std::optional<std::chrono::milliseconds> ttl;
+    /// "private" when a page said so or said nothing (the list may depend on the caller's
+    /// authorization), "public" when every page said "public". A client keeps its lists to
+    /// itself, so both are honoured; the scope matters to embedders that would share them.
+    std::string cache_scope = "private";
+};
+
+/// The caching hints of one page (a tools/list result) folded into `into`: its `ttlMs`
+/// lowers the TTL, its `cacheScope` narrows the scope. For a 2026 server's results.
+void add_page_freshness(list_freshness& into, const nlohmann::json& page, bool first_page);
+
 /// Reads one tool of a tools/list page; nullopt (with the reason in `why`) for an entry without
 /// a string name, with an inputSchema that is not an object, or with an invalid `x-mcp-header`.
 std::optional<tool_info> read_tool_info(const nlohmann::json& entry, std::string* why = nullptr);
@@ -67,8 +84,13 @@ std::optional<tool_info> read_tool_info(const nlohmann::json& entry, std::string
 /// string is a cursor), a cursor repeats, or a limit is reached. A name seen twice keeps its
 /// first entry. Entries that cannot be read, names seen twice and tools over the limit are
 /// skipped and reported to `skipped` ("name: reason"). Throws mcp::error.
-boost::asio::awaitable<std::vector<tool_info>>
-async_list_tools(client& c, list_limits limits, std::vector<std::string>* skipped = nullptr);
+/// `freshness`, when given, receives the listing's caching hints (2026; nullopt ttl for 2025).
+boost::asio::awaitable<std::vector<tool_info>> async_list_tools(
+    client& c,
+    list_limits limits,
+    std::vector<std::string>* skipped = nullptr,
+    list_freshness* freshness = nullptr
+);
 boost::asio::awaitable<std::vector<tool_info>> async_list_tools(client& c);
 
 /// A tools/call result as the model reads it.
