@@ -246,6 +246,13 @@ TEST_SUITE("unit/mcp_session") {
             REQUIRE(closed.size() == 1);
             CHECK(closed[0].detail.find("server/discover probe") != std::string::npos);
         }
+        SUBCASE("a result that is no DiscoverResult (no supportedVersions): the handshake") {
+            session s(cfg);
+            const auto id = probed(s);
+            s.receive(line(result_for(id, {{"content", json::array()}})), t0);
+            CHECK_FALSE(s.ready());
+            answers_initialize(s);
+        }
         SUBCASE("refused without a JSON-RPC answer (an HTTP 400/404/405): the handshake") {
             session s(cfg);
             const auto id = probed(s);

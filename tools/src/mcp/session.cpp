@@ -451,6 +451,14 @@ void session::on_discovered(const rpc_message& m, session_clock::time_point now)
         close(errc::protocol, "the server/discover result is not an object");
         return;
     }
+    if (config_.era == protocol_era::automatic) {
+        const auto v = r.find("supportedVersions");
+        if (v == r.end() || !v->is_array()) {
+            // Not a DiscoverResult: a legacy server that answers what it does not know.
+            fall_back(now);
+            return;
+        }
+    }
     config_.era = protocol_era::stateless;
     if (const auto v = r.find("supportedVersions"); v != r.end() && !speaks(*v)) {
         close(

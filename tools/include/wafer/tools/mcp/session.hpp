@@ -37,8 +37,9 @@ enum class protocol_era {
     /// 2026-07-28: every request carries its protocol version, capabilities and client info in
     /// `_meta`; `server/discover` replaces the handshake; results carry `resultType`.
     stateless,
-    /// Either, as the server speaks (mcp.md §2.5): `server/discover` first. A DiscoverResult,
-    /// or an UnsupportedProtocolVersion error listing 2026-07-28: stateless. Any other error
+    /// Either, as the server speaks (mcp.md §2.5): `server/discover` first. A DiscoverResult
+    /// (a result with `supportedVersions`), or an UnsupportedProtocolVersion error listing
+    /// 2026-07-28: stateless. A result without `supportedVersions` is no DiscoverResult. Any other error
     /// (legacy servers answer -32601, -32602, ...), an HTTP refusal without one (session::
     /// refused) or no answer within session_config::probe_timeout: the initialize handshake.
     /// A stdio server exiting on the probe ends the session with probe_lost() set (the client
