@@ -366,7 +366,7 @@ int main(int argc, char** argv) {
 
     wafer::cli::mcp_flags mcp;
     CLI::App* mcp_cmd =
-        app.add_subcommand("mcp", "MCP servers: list them and their tools, call one tool");
+        app.add_subcommand("mcp", "MCP servers: list them and their tools, call one tool, log in");
     mcp_cmd->require_subcommand(1);
     auto add_mcp_flags = [&mcp](CLI::App& cmd) {
         cmd.add_option("--mcp-config", mcp.configs, "An mcpServers JSON file (repeatable)");
@@ -393,6 +393,13 @@ int main(int argc, char** argv) {
     mcp_call_cmd->add_option("tool", mcp.tool, "The tool's name")->required();
     mcp_call_cmd->add_option("arguments", mcp.arguments, "The arguments, a JSON object")
         ->capture_default_str();
+    CLI::App* mcp_login_cmd = mcp_cmd->add_subcommand(
+        "login",
+        "Authorize wafer to an HTTP server with OAuth (a browser step); the tokens are kept"
+    );
+    add_mcp_flags(*mcp_login_cmd);
+    mcp_login_cmd->add_option("server", mcp.server, "The server's name in the configuration")
+        ->required();
 
     wafer::cli::worker_flags worker;
     CLI::App* worker_cmd = app.add_subcommand(
@@ -573,6 +580,10 @@ int main(int argc, char** argv) {
         if (*mcp_call_cmd) {
             wafer::cli::apply_user_config(user_config(), mcp);
             return wafer::cli::mcp_call(mcp);
+        }
+        if (*mcp_login_cmd) {
+            wafer::cli::apply_user_config(user_config(), mcp);
+            return wafer::cli::mcp_login(mcp);
         }
         wafer::cli::apply_user_config(user_config(), models, base_url_given(models_cmd));
         return wafer::cli::models(models);

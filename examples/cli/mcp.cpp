@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -27,6 +29,7 @@
 #include "config.hpp"
 #include "elicit.hpp"
 #include "failure.hpp"
+#include "mcp_oauth.hpp"
 #include "terminal.hpp"
 #include "visible.hpp"
 
@@ -81,6 +84,13 @@ std::string file_uri(const fs::path& dir) {
         }
     }
     return out;
+}
+
+bool ascii_iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
 }
 
 std::string command_line(const mcp::stdio_server& s) {
@@ -191,6 +201,15 @@ std::vector<configured> configured_servers(const mcp_sources& src) {
                 h.name = e.name;
                 h.url = e.http->url;
                 h.headers = e.http->headers;
+                const bool own_token =
+                    std::any_of(h.headers.begin(), h.headers.end(), [](const auto& kv) {
+                        return ascii_iequals(kv.first, "authorization");
+                    });
+                if (!own_token) {
+                    // A 401 is answered with kept tokens (refreshed when they expire); a new
+                    // authorization is `wafer mcp login`'s, which has the browser step.
+                    h.oauth = cli_oauth(h.name, h.url, false);
+                }
                 one.http = std::move(h);
                 out.push_back(std::move(one));
                 continue;
@@ -663,6 +682,63 @@ int mcp_call(const mcp_flags& flags) {
         return r.is_error ? exit_failure : exit_ok;
     } catch (const mcp::error& e) {
         print_failure(std::string("mcp call: ") + e.what());
+        return exit_failure;
+    }
+}
+
+int mcp_login(const mcp_flags& flags) {
+    std::vector<configured> servers = configured_servers(sources_of(flags));
+    auto it = std::find_if(servers.begin(), servers.end(), [&](const configured& s) {
+        return s.name == flags.server;
+    });
+    if (it == servers.end()) {
+        print_failure("mcp login: no MCP server \"" + flags.server + "\" in the configuration");
+        return exit_usage;
+    }
+    configured server = *it;
+    if (!server.http) {
+        print_failure(
+            "mcp login: \"" + server.name +
+            "\" is a stdio server: it takes its credentials from its \"env\", not from OAuth"
+        );
+        return exit_usage;
+    }
+    if (!server.http->oauth) {
+        print_failure(
+            "mcp login: \"" + server.name +
+            "\" sends its own Authorization header (its \"headers\"): nothing to log in to"
+        );
+        return exit_usage;
+    }
+    const auto store = mcp_token_store();
+    if (!store) {
+        print_failure("mcp login: no place for the tokens: neither XDG_STATE_HOME nor HOME is set");
+        return exit_usage;
+    }
+    auto browsed = std::make_shared<bool>(false);
+    wafer::mcp::oauth_config o = cli_oauth(server.name, server.http->url, true);
+    o.authorize = [step = std::move(o.authorize), browsed](std::string url) {
+        *browsed = true;
+        return step(std::move(url));
+    };
+    server.http->oauth = std::move(o);
+    const fs::path workspace = fs::absolute(flags.workspace).lexically_normal();
+    try {
+        const std::size_t tools = run_here([&]() -> asio::awaitable<std::size_t> {
+            mcp::client_options opts = client_options_for(server.name, workspace, flags.verbose);
+            auto c = co_await connect_server(server, opts);
+            const auto listed = co_await mcp::async_list_tools(*c);
+            co_await c->async_close();
+            co_return listed.size();
+        }());
+        std::cout << "mcp " << visible(server.name) << ": "
+                  << (*browsed ? "authorized; the tokens are kept in " + visible(store->string())
+                               : std::string("no new authorization was needed"))
+                  << " (" << tools << " tools)\n"
+                  << std::flush;
+        return exit_ok;
+    } catch (const mcp::error& e) {
+        print_failure(std::string("mcp login: ") + e.what());
         return exit_failure;
     }
 }

@@ -95,5 +95,9 @@ int mcp_list(const mcp_flags& flags);
 /// status 1 when the tool reports an error. On a terminal the server may ask for input
 /// (elicitation), answered on the terminal as in `wafer run`.
 int mcp_call(const mcp_flags& flags);
+/// `wafer mcp login SERVER`: authorizes wafer to an HTTP server with OAuth, the browser step
+/// included (the authorization URL on standard error; the browser comes back to 127.0.0.1),
+/// and keeps the tokens for the other commands, which refresh them but never ask again.
+int mcp_login(const mcp_flags& flags);
 
 } // namespace wafer::cli
