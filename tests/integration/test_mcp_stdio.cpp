@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -372,5 +373,44 @@ TEST_SUITE("mcp/stdio") {
         }());
         CHECK(took >= 400ms);
         CHECK(took < 5000ms);
+    }
+
+    TEST_CASE("a server that closed its stdin fails the write with EPIPE, never a SIGPIPE; the "
+              "thread's signal mask is left as it was") {
+        // The default action of SIGPIPE ends the process: the test dies if one is delivered.
+        struct sigaction was {};
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        REQUIRE(::sigaction(SIGPIPE, &dfl, &was) == 0);
+        for (const bool blocked : {false, true}) {
+            CAPTURE(blocked);
+            sigset_t pipe_set;
+            sigemptyset(&pipe_set);
+            sigaddset(&pipe_set, SIGPIPE);
+            sigset_t before;
+            REQUIRE(::pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &pipe_set, &before) == 0);
+            asio::io_context ioc;
+            // Answers the handshake, reads notifications/initialized, closes its stdin, waits.
+            const std::string script =
+                "read l; printf '%s\\n' '" + init_reply + "'; read l; exec 0<&-; sleep 3";
+            const failure f = run_coro(ioc, expect_error([&]() -> asio::awaitable<void> {
+                                           const auto server = script_server(script);
+                                           auto c = co_await mcp::client::async_connect(server);
+                                           asio::steady_timer t(ioc, 200ms);
+                                           co_await t.async_wait(asio::use_awaitable);
+                                           const json args = obj(R"({"message":"x"})");
+                                           co_await mcp::async_call_tool(*c, "echo", args);
+                                       }));
+            CHECK(f.code == mcp::errc::closed);
+            CHECK_MESSAGE(f.what.find("Broken pipe") != std::string::npos, f.what);
+            sigset_t now;
+            REQUIRE(::pthread_sigmask(SIG_BLOCK, nullptr, &now) == 0);
+            CHECK((sigismember(&now, SIGPIPE) == 1) == blocked);
+            sigset_t pending;
+            sigpending(&pending);
+            CHECK(sigismember(&pending, SIGPIPE) == 0); // the write's SIGPIPE was taken back
+            REQUIRE(::pthread_sigmask(SIG_SETMASK, &before, nullptr) == 0);
+        }
+        ::sigaction(SIGPIPE, &was, nullptr);
     }
 }

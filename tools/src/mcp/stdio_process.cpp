@@ -56,16 +56,22 @@ struct spawn_setup {
 
 // write(2) with SIGPIPE blocked on this thread: a server that closed its stdin gives EPIPE, not a
 // signal that ends wafer. A SIGPIPE this write raised is taken back unless one was already
-// pending for the thread.
+// pending for the thread. Three system calls (block, write, restore) on the usual path: a
+// thread that did not block SIGPIPE cannot have one pending (it would have been delivered), so
+// only a thread that blocks it already needs sigpending (and no restore).
 ssize_t write_without_sigpipe(int fd, const char* data, std::size_t size) noexcept {
     sigset_t pipe_set;
     sigset_t old_mask;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    const bool blocked_before = sigismember(&old_mask, SIGPIPE) == 1;
+    bool was_pending = false;
+    if (blocked_before) {
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending = sigismember(&pending, SIGPIPE) == 1;
+    }
     const ssize_t n = ::write(fd, data, size);
     const int saved = errno;
     if (n < 0 && saved == EPIPE && !was_pending) {
@@ -73,7 +79,9 @@ ssize_t write_without_sigpipe(int fd, const char* data, std::size_t size) noexce
         while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
         }
     }
-    pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    if (!blocked_before) {
+        pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    }
     errno = saved;
     return n;
 }

@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -87,6 +88,10 @@ struct stdio_transport::state {
     }
 
     static asio::awaitable<void> write_loop(std::shared_ptr<state> self) {
+        // co_spawn runs a coroutine inline up to its first suspension: wait for the running
+        // handler to end, so that what else it sends (the next calls of every request its
+        // read answered) goes out in the same write.
+        co_await asio::post(self->ex, asio::use_awaitable);
         while (!self->write_buf.empty()) {
             const std::string chunk = std::exchange(self->write_buf, {});
             try {
