@@ -369,6 +369,43 @@ TEST_SUITE("unit/mcp_session") {
         );
     }
 
+    TEST_CASE("sampling is declared and its requests reach the embedder only when enabled") {
+        session_config cfg;
+        cfg.sampling = true;
+        session fresh(cfg);
+        fresh.start(t0);
+        CHECK(sent(fresh)[0]["params"]["capabilities"]["sampling"] == json::object());
+        session plain;
+        plain.start(t0);
+        CHECK_FALSE(sent(plain)[0]["params"]["capabilities"].contains("sampling"));
+
+        session s = ready_session(cfg);
+        const json ask = {
+            {"messages",
+             json::array({{{"role", "user"}, {"content", {{"type", "text"}, {"text", "2+2?"}}}}})},
+            {"maxTokens", 20}};
+        s.receive(
+            line(
+                {{"jsonrpc", "2.0"},
+                 {"id", 5},
+                 {"method", "sampling/createMessage"},
+                 {"params", ask}}
+            ),
+            t0
+        );
+        const auto asks = only<server_request_event>(s.take_events());
+        REQUIRE(asks.size() == 1);
+        CHECK(asks[0].method == "sampling/createMessage");
+        CHECK(asks[0].params == ask);
+        const json answer = {
+            {"role", "assistant"},
+            {"content", {{"type", "text"}, {"text", "4"}}},
+            {"model", "zai-glm-4.7"},
+            {"stopReason", "endTurn"}};
+        s.respond(asks[0].id, answer);
+        CHECK(sent(s)[0] == json{{"jsonrpc", "2.0"}, {"id", 5}, {"result", answer}});
+    }
+
     TEST_CASE("while a person answers an elicitation no request times out for silence; the "
               "hard maximum holds; the answer starts the wait again") {
         session_config cfg;

@@ -69,6 +69,9 @@ json session::client_capabilities() const {
     if (config_.elicitation) {
         capabilities["elicitation"] = json{{"form", json::object()}};
     }
+    if (config_.sampling) {
+        capabilities["sampling"] = json::object();
+    }
     return capabilities;
 }
 
@@ -540,12 +543,13 @@ void session::on_server_request(rpc_message m) {
         respond(id, json{{"roots", std::move(roots)}});
         return;
     }
-    if (m.method == "elicitation/create" && config_.elicitation) {
+    if ((m.method == "elicitation/create" && config_.elicitation) ||
+        (m.method == "sampling/createMessage" && config_.sampling)) {
         asking_.push_back(id);
         events_.emplace_back(server_request_event{id, std::move(m.method), std::move(m.params)});
         return;
     }
-    // sampling/createMessage among them: this client does not declare sampling.
+    // sampling/createMessage among them unless session_config::sampling declares it.
     respond_error(
         id,
         rpc_error{

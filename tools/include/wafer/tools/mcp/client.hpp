@@ -46,7 +46,8 @@ struct stdio_server {
 using progress_handler = std::function<void(const progress_event&)>;
 
 /// Answers a request of the server the session leaves to the embedder (elicitation/create, when
-/// session_config::elicitation declares it): the result object. Throwing answers the server
+/// session_config::elicitation declares it; sampling/createMessage, when session_config::
+/// sampling does): the result object. Throwing answers the server
 /// with an error. Runs on the client's executor, beside the client's other work.
 using server_request_handler =
     std::function<boost::asio::awaitable<nlohmann::json>(const server_request_event&)>;
@@ -79,7 +80,8 @@ struct client_options {
     std::function<void(std::string_view)> on_noise;
     /// The connection ended (the server exited, or broke the handshake) outside close().
     std::function<void(const error&)> on_closed;
-    /// The server's requests for the embedder (elicitation). Unset: refused (method not found).
+    /// The server's requests for the embedder (elicitation, sampling). Unset: refused (method
+    /// not found).
     server_request_handler on_server_request;
     /// stdio servers: a server that exited is started again (a new process, initialize, and
     /// on_list_changed for "tools" so that its tools are listed again) by the next request,

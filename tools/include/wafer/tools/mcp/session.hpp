@@ -39,7 +39,8 @@ enum class protocol_era {
     stateless,
     /// Either, as the server speaks (mcp.md §2.5): `server/discover` first. A DiscoverResult
     /// (a result with `supportedVersions`), or an UnsupportedProtocolVersion error listing
-    /// 2026-07-28: stateless. A result without `supportedVersions` is no DiscoverResult. Any other error
+    /// 2026-07-28: stateless. A result without `supportedVersions` is no DiscoverResult. Any other
+    /// error
     /// (legacy servers answer -32601, -32602, ...), an HTTP refusal without one (session::
     /// refused) or no answer within session_config::probe_timeout: the initialize handshake.
     /// A stdio server exiting on the probe ends the session with probe_lost() set (the client
@@ -78,6 +79,11 @@ struct session_config {
     /// server_request events for the embedder to answer (respond()); without it they are
     /// refused.
     bool elicitation = false;
+    /// Declare sampling (2025; deprecated by 2026-07-28): the server's sampling/createMessage
+    /// requests then come out as server_request events for the embedder to answer with its
+    /// model (a CreateMessageResult: role, content, model, stopReason); without it they are
+    /// refused. While one waits for its answer, requests wait as for an elicitation.
+    bool sampling = false;
     /// protocol_era::automatic: how long the server/discover probe waits for an answer.
     std::chrono::milliseconds probe_timeout{3000};
     /// Limits of the initialize request.
