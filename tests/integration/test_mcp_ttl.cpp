@@ -80,6 +80,13 @@ struct ttl_rig {
         reg->turn_starting();
         return reg->snapshot();
     }
+    // `n` turns, one every 100 ms.
+    asio::awaitable<void> turns_every_100ms(int n) const {
+        for (int i = 0; i < n; ++i) {
+            co_await pause(100ms);
+            static_cast<void>(turn());
+        }
+    }
     asio::awaitable<void> change_tools() {
         co_await mcp::async_call_tool(*client, "change_tools", json::object());
     }
@@ -288,19 +295,13 @@ TEST_SUITE("mcp/ttl") {
                 co_await async_until([&] { return rig.updates.size() == 2; });
                 out.after_failure = listings(log);
                 // Turns keep coming; the retry waits its second.
-                for (int i = 0; i < 6; ++i) {
-                    co_await pause(100ms);
-                    static_cast<void>(rig.turn());
-                }
+                co_await rig.turns_every_100ms(6);
                 out.within_a_second = listings(log);
                 co_await pause(500ms);
                 static_cast<void>(rig.turn());
                 co_await async_until([&] { return rig.updates.size() == 3; });
                 out.after_a_second = listings(log);
-                for (int i = 0; i < 10; ++i) {
-                    co_await pause(100ms);
-                    static_cast<void>(rig.turn());
-                }
+                co_await rig.turns_every_100ms(10);
                 out.within_two_more = listings(log);
                 out.still_offered = offers(*rig.turn(), "shaky__echo");
                 co_await rig.client->async_close();
