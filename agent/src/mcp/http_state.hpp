@@ -300,15 +300,19 @@ struct http_state : std::enable_shared_from_this<http_state> {
     static asio::awaitable<error_code>
     read_body(http_connection& conn, const response_head& head, std::string& out, std::size_t cap);
 
-    asio::awaitable<void> read_events(
+    // How an event stream that read_events read ended.
+    struct stream_end {
+        bool answered = false;  // the answer of the request came
+        bool got_event = false; // a message came
+        bool clean = false;     // the body ended where its framing said
+        bool oversized = false; // an event over server.max_message
+        std::string why;        // what broke, if anything did
+    };
+    asio::awaitable<stream_end> read_events(
         exchange& x,
         const response_head& head,
         api::sse_parser& parser,
-        std::optional<std::int64_t> request,
-        bool& answered,
-        bool& got_event,
-        bool& clean,
-        std::string& why
+        std::optional<std::int64_t> request
     );
     asio::awaitable<void> follow_stream(
         exchange& x, response_head head, std::optional<std::int64_t> request, std::string_view what

@@ -45,18 +45,14 @@ asio::awaitable<error_code> http_state::read_body(
 }
 
 // Reads an event stream, handing each message to the session, until the stream ends or
-// (for a request) its answer came. `answered` tells which; `clean` that the body ended
-// where its framing said.
-asio::awaitable<void> http_state::read_events(
+// (for a request) its answer came.
+asio::awaitable<http_state::stream_end> http_state::read_events(
     exchange& x,
     const response_head& head,
     api::sse_parser& parser,
-    std::optional<std::int64_t> request,
-    bool& answered,
-    bool& got_event,
-    bool& clean,
-    std::string& why
+    std::optional<std::int64_t> request
 ) {
+    stream_end end;
     http_body_decoder body;
     body.reset(head.framing, head.content_length);
     http_connection& conn = *x.conn;
@@ -72,38 +68,40 @@ asio::awaitable<void> http_state::read_events(
                     if (ev->data.empty() || (ev->event != "message" && !ev->event.empty())) {
                         continue; // a priming event, or an event type MCP does not use
                     }
-                    got_event = true;
+                    end.got_event = true;
                     deliver(ev->data);
                     if (x.cancelled || aborted) {
-                        co_return;
+                        co_return end;
                     }
                     if (request && !awaiting(*request)) {
-                        answered = true;
-                        clean = body.done();
-                        co_return;
+                        end.answered = true;
+                        end.clean = body.done();
+                        co_return end;
                     }
                 }
             } catch (const std::length_error&) {
-                why = "an event over the limit of " + std::to_string(server.max_message) + " bytes";
-                co_return;
+                end.oversized = true;
+                end.why =
+                    "an event over the limit of " + std::to_string(server.max_message) + " bytes";
+                co_return end;
             }
             if (bec) {
-                why = "the event stream's framing broke";
-                co_return;
+                end.why = "the event stream's framing broke";
+                co_return end;
             }
         }
         if (body.done()) {
-            clean = true;
-            co_return;
+            end.clean = true;
+            co_return end;
         }
         const error_code ec = co_await conn.async_fill(answer_timeout);
         if (eof(ec)) {
-            clean = body.on_eof();
-            co_return;
+            end.clean = body.on_eof();
+            co_return end;
         }
         if (ec) {
-            why = "reading the event stream failed (" + ec.message() + ")";
-            co_return;
+            end.why = "reading the event stream failed (" + ec.message() + ")";
+            co_return end;
         }
     }
 }
@@ -117,15 +115,13 @@ asio::awaitable<void> http_state::follow_stream(
     parser.set_max_event_size(server.max_message);
     int quiet_rounds = 0;
     for (;;) {
-        bool answered = false;
-        bool got_event = false;
-        bool clean = false;
-        std::string why;
-        co_await read_events(x, head, parser, request, answered, got_event, clean, why);
+        const stream_end end = co_await read_events(x, head, parser, request);
+        const bool clean = end.clean;
+        const std::string& why = end.why;
         if (x.cancelled || aborted) {
             co_return;
         }
-        if (answered) {
+        if (end.answered) {
             if (clean && head.keep_alive) {
                 park(std::move(x.conn));
             }
@@ -136,7 +132,7 @@ asio::awaitable<void> http_state::follow_stream(
         } else {
             x.conn.reset();
         }
-        if (!why.empty() && why.starts_with("an event over")) {
+        if (end.oversized) {
             if (request) {
                 lost(*request, tm::errc::transport, lost_detail(what, why));
             } else {
@@ -147,7 +143,7 @@ asio::awaitable<void> http_state::follow_stream(
         if (request && !awaiting(*request)) {
             co_return; // answered on another stream
         }
-        quiet_rounds = got_event ? 0 : quiet_rounds + 1;
+        quiet_rounds = end.got_event ? 0 : quiet_rounds + 1;
         const std::string& last_id = parser.last_event_id();
         if (closing || stateless || quiet_rounds > max_resumes || (request && last_id.empty())) {
             if (request) {
