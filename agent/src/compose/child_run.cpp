@@ -79,7 +79,13 @@ wait_for(const child_queue& q, store::run_store& st, const std::string& id) {
             if (e && e->state == store::queue_state::failed) {
                 co_return std::pair{child_end::failed, e->reason};
             }
-            co_return std::pair{child_end::finished, std::string()};
+            if (!e || e->state == store::queue_state::done) {
+                co_return std::pair{child_end::finished, std::string()};
+            }
+            // Its entry still claimed: the worker marks it next, done or failed (a worker whose
+            // driver threw stops the run first, and that journal does not end). Read as
+            // finished now, such a child was read back and broke its parent (seen under load
+            // in postgres/worker spread_children).
         }
         if (e && e->state == store::queue_state::failed) {
             co_return std::pair{child_end::failed, e->reason};
