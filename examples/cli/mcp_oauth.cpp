@@ -11,11 +11,11 @@
 #include <boost/asio/write.hpp>
 
 #include <cstdint>
-#include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 #include <system_error>
 
+#include "store.hpp"
 #include "visible.hpp"
 
 namespace wafer::cli {
@@ -29,14 +29,6 @@ namespace {
 
 constexpr std::size_t max_request_head = 16U << 10U;
 constexpr std::chrono::seconds request_read_timeout{10};
-
-std::optional<fs::path> absolute_env(const char* name) {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0' || fs::path(v).is_relative()) {
-        return std::nullopt;
-    }
-    return fs::path(v);
-}
 
 // A page that says what happened and nothing the request carried (no reflected input).
 constexpr std::string_view done_page =
@@ -80,11 +72,8 @@ asio::awaitable<std::string> refuse_browser(std::string server) {
 } // namespace
 
 std::optional<fs::path> mcp_token_store() {
-    if (auto state = absolute_env("XDG_STATE_HOME")) {
-        return *state / "wafer" / "mcp-oauth.json";
-    }
-    if (auto home = absolute_env("HOME")) {
-        return *home / ".local" / "state" / "wafer" / "mcp-oauth.json";
+    if (auto dir = wafer_state_dir()) {
+        return *dir / "mcp-oauth.json";
     }
     return std::nullopt;
 }

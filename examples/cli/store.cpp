@@ -233,15 +233,22 @@ void hide_passwords_in_argv(int argc, char** argv) {
     }
 }
 
+std::optional<fs::path> wafer_state_dir() {
+    if (auto state = absolute_env("XDG_STATE_HOME")) {
+        return *state / "wafer";
+    }
+    if (auto home = absolute_env("HOME")) {
+        return *home / ".local" / "state" / "wafer";
+    }
+    return std::nullopt;
+}
+
 fs::path store_path(const std::string& flag) {
     if (!flag.empty()) {
         return fs::absolute(flag);
     }
-    if (auto state = absolute_env("XDG_STATE_HOME")) {
-        return *state / "wafer" / "runs.db";
-    }
-    if (auto home = absolute_env("HOME")) {
-        return *home / ".local" / "state" / "wafer" / "runs.db";
+    if (auto dir = wafer_state_dir()) {
+        return *dir / "runs.db";
     }
     throw cli_error(
         "no place for the run store: neither XDG_STATE_HOME nor HOME is set; give --store PATH or "

@@ -35,6 +35,10 @@ std::string without_password(const std::string& uri);
 /// so that /proc/PID/cmdline and ps no longer show them to the commands the agent runs.
 void hide_passwords_in_argv(int argc, char** argv);
 
+/// wafer's state directory: `$XDG_STATE_HOME/wafer` (when XDG_STATE_HOME is an absolute path),
+/// else `$HOME/.local/state/wafer`; nullopt when neither variable is usable.
+std::optional<std::filesystem::path> wafer_state_dir();
+
 /// The store file: `flag` if given, else `$XDG_STATE_HOME/wafer/runs.db` (when XDG_STATE_HOME is
 /// an absolute path), else `$HOME/.local/state/wafer/runs.db`. Throws cli_error (exit_usage)
 /// when neither variable is usable and no flag is given. Not for a database URI.

@@ -93,9 +93,7 @@ server_tool_set::server_tool_set(boost::asio::any_io_executor ex, tool_set_optio
 }
 
 server_tool_set::~server_tool_set() {
-    if (registry_ && hook_ != 0) {
-        registry_->remove_turn_hook(hook_);
-    }
+    stop(); // the registry outlives the set: its hook goes with it
 }
 
 void server_tool_set::stop() noexcept {
