@@ -254,11 +254,8 @@ void add_page_freshness(list_freshness& into, const json& page, bool first_page)
     into.ttl = first_page || !into.ttl ? ttl : std::min(*into.ttl, ttl);
     const auto scope = page.find("cacheScope");
     const bool is_public = scope != page.end() && scope->is_string() && *scope == "public";
-    if (first_page) {
-        into.cache_scope = is_public ? "public" : "private";
-    } else if (!is_public) {
-        into.cache_scope = "private";
-    }
+    const bool all_public_so_far = first_page || into.cache_scope == "public";
+    into.cache_scope = is_public && all_public_so_far ? "public" : "private";
 }
 
 boost::asio::awaitable<std::vector<tool_info>> async_list_tools(
